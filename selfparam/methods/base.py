@@ -1,0 +1,65 @@
+"""The protocol every knowledge method implements, so the evaluation harness never branches on names.
+
+A method is given knowledge with `inject` (one call per update: a list of several contexts is one batch
+update, repeated calls are sequential updates), is asked with `answer`, and can be scored
+teacher-forced with `score`. `reset` returns it to the unchanged base model. `save`/`load` persist
+whatever it learned or stored. `storage_bytes` is what it keeps beside the base model at inference
+(0 for methods that write the knowledge into the weights).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol, Sequence, runtime_checkable
+
+
+@dataclass(frozen=True)
+class Context:
+    """A piece of knowledge to inject: a document, a dialogue so far, or a single fact."""
+
+    id: str
+    text: str
+
+
+@dataclass(frozen=True)
+class Query:
+    """A question to answer. `context` is the gold context; only the in-context upper bound reads it."""
+
+    question: str
+    context: str | None = None
+
+
+@runtime_checkable
+class KnowledgeMethod(Protocol):
+    """What the harness needs from a method. Implementations live one per folder under `methods/`."""
+
+    name: str
+
+    def inject(self, contexts: Sequence[Context]) -> None:
+        """Add the knowledge in `contexts` as one update."""
+        ...
+
+    def answer(self, queries: Sequence[Query], max_new_tokens: int = 32) -> list[str]:
+        """Greedy answers, one per query, with the shared answer prompt."""
+        ...
+
+    def score(self, queries: Sequence[Query], targets: Sequence[str]) -> list[float]:
+        """Teacher-forced token accuracy of each target after its query's answer prompt (0..1)."""
+        ...
+
+    def reset(self) -> None:
+        """Forget everything injected: back to the base model."""
+        ...
+
+    def save(self, path: Path) -> None:
+        """Write what the method learned or stored to the folder `path` (atomically)."""
+        ...
+
+    def load(self, path: Path) -> None:
+        """Restore what `save` wrote."""
+        ...
+
+    def storage_bytes(self) -> int:
+        """Bytes kept beside the base model's weights at inference time."""
+        ...

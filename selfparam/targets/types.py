@@ -1,0 +1,39 @@
+"""The target sentence set of one injection: generated question-answer pairs plus unrelated text."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Protocol
+
+
+@dataclass(frozen=True)
+class QAPair:
+    """A question about the context and its answer, as written by the generator."""
+
+    question: str
+    answer: str
+
+
+@dataclass
+class TargetSet:
+    """Everything SELF-PARAM trains on for one context: related pairs and unrelated sentences.
+
+    `generator` describes where the pairs came from (for the manifest); `dropped` counts what the
+    filters removed, by reason, so a thin set can be explained.
+    """
+
+    context: str
+    pairs: list[QAPair]
+    unrelated: list[str] = field(default_factory=list)
+    generator: str = ""
+    dropped: dict[str, int] = field(default_factory=dict)
+
+
+class PairGenerator(Protocol):
+    """Writes question-answer pairs about a context (a local model, an HTTP endpoint, a file)."""
+
+    description: str
+
+    def generate(self, context: str, n: int, seed: int) -> list[QAPair]:
+        """Up to about `n` raw pairs (before de-duplication and filtering)."""
+        ...
