@@ -11,7 +11,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol, Sequence, runtime_checkable
+from typing import TYPE_CHECKING, Callable, Protocol, Sequence, runtime_checkable
+
+if TYPE_CHECKING:
+    from ..targets.types import TargetSet
 
 
 @dataclass(frozen=True)
@@ -28,6 +31,17 @@ class Query:
 
     question: str
     context: str | None = None
+
+
+@dataclass
+class Resources:
+    """What the harness shares between methods of one run.
+
+    `target_builder` turns a context into its target sentence set; sharing one (cached) builder is how
+    SELF-PARAM and FT(S) train on exactly the same generated set.
+    """
+
+    target_builder: Callable[[str], "TargetSet"] | None = None
 
 
 @runtime_checkable

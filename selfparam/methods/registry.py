@@ -1,8 +1,8 @@
 """The one table from method names (as the CLI and reports spell them) to their classes.
 
 Classes are imported lazily so that naming one method does not import every method's dependencies.
-Each class is built as `cls(lm, config)` where `config` is that method's own config dataclass (or None
-for its defaults).
+Each class is built as `cls(lm, config, resources)`: `config` is that method's own config dataclass
+(None for its defaults), `resources` what the harness shares between methods (see `Resources`).
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ import importlib
 from typing import Any
 
 from ..lm import LM
-from .base import KnowledgeMethod
+from .base import KnowledgeMethod, Resources
 
 METHODS: dict[str, str] = {
     "base": "selfparam.methods.incontext:BaseQ",
@@ -33,6 +33,6 @@ def method_class(name: str) -> type:
     return getattr(importlib.import_module(module), attr)
 
 
-def build_method(name: str, lm: LM, config: Any = None, **kwargs: Any) -> KnowledgeMethod:
+def build_method(name: str, lm: LM, config: Any = None, resources: Resources | None = None) -> KnowledgeMethod:
     """Instantiate the method `name` on `lm` with its config (None for the defaults)."""
-    return method_class(name)(lm, config, **kwargs)
+    return method_class(name)(lm, config, resources or Resources())
