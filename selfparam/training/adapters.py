@@ -1,0 +1,130 @@
+"""What an update trains (LoRA through peft, or the MLP weights in place) and how it is kept.
+
+Every update ends merged into the model, so the updated model has the base architecture and parameter
+count (zero extra storage at inference). Before merging, the update is captured as an `UpdateRecord`:
+for LoRA a genuine PEFT adapter (config + state dict, saved as a PEFT adapter folder), for MLP training
+the new values of the MLP weights. Replaying the records in order onto the base model rebuilds it.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Literal
+
+import torch
+from peft import LoraConfig, PeftModel, get_peft_model, get_peft_model_state_dict
+from safetensors.torch import load_file, save_file
+
+LORA_TARGETS = ("q_proj", "k_proj", "v_proj", "up_proj", "down_proj", "gate_proj")
+
+
+@dataclass
+class AdapterConfig:
+    """Which parameters an update trains. Paper defaults: LoRA r=8, alpha=32, dropout=0.1 on q,k,v and
+    the three MLP projections; the OpenLLaMA-3B setting trains the MLP layers instead (`kind="mlp"`)."""
+
+    kind: Literal["lora", "mlp"] = "lora"
+    r: int = 8
+    alpha: int = 32
+    dropout: float = 0.1
+    target_modules: tuple[str, ...] = LORA_TARGETS
+
+    def __post_init__(self) -> None:
+        if self.kind not in ("lora", "mlp"):
+            raise ValueError(f"adapter kind: {self.kind!r} is not one of 'lora', 'mlp'")
+        if self.r < 1:
+            raise ValueError(f"adapter r: must be >= 1, got {self.r}")
+        if not 0.0 <= self.dropout < 1.0:
+            raise ValueError(f"adapter dropout: must be in [0, 1), got {self.dropout}")
+        self.target_modules = tuple(self.target_modules)
+
+
+def _is_mlp_param(name: str) -> bool:
+    return ".mlp." in name
+
+
+def attach(model: torch.nn.Module, config: AdapterConfig) -> torch.nn.Module:
+    """Make the update's parameters trainable: wrap in a fresh LoRA, or unfreeze the MLP weights."""
+    if config.kind == "lora":
+        lora = LoraConfig(task_type="CAUSAL_LM", r=config.r, lora_alpha=config.alpha,
+                          lora_dropout=config.dropout, target_modules=list(config.target_modules))
+        return get_peft_model(model, lora)
+    model.requires_grad_(False)
+    for name, param in model.named_parameters():
+        if _is_mlp_param(name):
+            param.requires_grad_(True)
+    if not any(p.requires_grad for p in model.parameters()):
+        raise ValueError("adapter kind 'mlp': this model has no parameters under a '.mlp.' module")
+    return model
+
+
+@dataclass
+class UpdateRecord:
+    """One merged update: enough to replay it onto the model it was trained on, plus its manifest."""
+
+    kind: str
+    state: dict[str, torch.Tensor]
+    peft_config: dict | None = None
+    manifest: dict = field(default_factory=dict)
+
+    def save(self, folder: Path) -> None:
+        """Write a PEFT adapter folder (LoRA) or the new MLP weights, and `manifest.json`."""
+        folder.mkdir(parents=True, exist_ok=True)
+        if self.kind == "lora":
+            with open(folder / "adapter_config.json", "w") as f:
+                json.dump(self.peft_config, f, indent=2)
+            save_file(self.state, str(folder / "adapter_model.safetensors"))
+        else:
+            save_file(self.state, str(folder / "mlp_weights.safetensors"))
+        with open(folder / "manifest.json", "w") as f:
+            json.dump(self.manifest, f, indent=2, default=str)
+
+    @classmethod
+    def read(cls, folder: Path) -> "UpdateRecord":
+        manifest = json.loads((folder / "manifest.json").read_text())
+        if (folder / "adapter_config.json").is_file():
+            return cls("lora", load_file(str(folder / "adapter_model.safetensors")),
+                       json.loads((folder / "adapter_config.json").read_text()), manifest)
+        if (folder / "mlp_weights.safetensors").is_file():
+            return cls("mlp", load_file(str(folder / "mlp_weights.safetensors")), None, manifest)
+        raise ValueError(f"{folder} holds neither a PEFT adapter nor MLP weights")
+
+
+def finalize(model: torch.nn.Module, config: AdapterConfig) -> tuple[torch.nn.Module, UpdateRecord]:
+    """Capture the trained update and merge it: returns the plain model (base architecture) and the record."""
+    if config.kind == "lora":
+        assert isinstance(model, PeftModel)
+        state = {k: v.detach().cpu().clone() for k, v in get_peft_model_state_dict(model).items()}
+        peft_config = model.peft_config["default"].to_dict()
+        peft_config = json.loads(json.dumps(peft_config, default=lambda o: sorted(o) if isinstance(o, set) else str(o)))
+        merged = model.merge_and_unload()
+        merged.requires_grad_(False)
+        return merged, UpdateRecord("lora", state, peft_config)
+    state = {n: p.detach().cpu().clone() for n, p in model.named_parameters() if _is_mlp_param(n)}
+    model.requires_grad_(False)
+    return model, UpdateRecord("mlp", state)
+
+
+def replay(model: torch.nn.Module, record: UpdateRecord, folder: Path | None = None) -> torch.nn.Module:
+    """Apply a saved update to `model` (which must be the model it was trained on) and merge it."""
+    if record.kind == "lora":
+        if folder is None:
+            raise ValueError("replaying a LoRA update needs its adapter folder")
+        peft_model = PeftModel.from_pretrained(model, str(folder))
+        merged = peft_model.merge_and_unload()
+        merged.requires_grad_(False)
+        return merged
+    missing = [n for n in record.state if n not in dict(model.named_parameters())]
+    if missing:
+        raise ValueError(f"MLP update does not fit this model: unknown parameters {missing[:3]}")
+    with torch.no_grad():
+        params = dict(model.named_parameters())
+        for name, value in record.state.items():
+            params[name].copy_(value.to(params[name].device, params[name].dtype))
+    return model
+
+
+def config_dict(config: AdapterConfig) -> dict:
+    return asdict(config)

@@ -1,0 +1,93 @@
+"""Training sequences: what the student reads, what the teacher reads, and which tokens are scored.
+
+An `Example` is a piece of text to learn (`text`) after a prefix. For distillation the teacher reads
+`teacher_prefix + text` (the context before the sentence) and the student `student_prefix + text`; the
+loss compares their next-token distributions at each token of `text`. For plain next-token fine-tuning
+(the FT baselines) there is no teacher and the loss is the text's negative log-likelihood.
+
+`text` is tokenized apart from the prefixes, so its token ids are identical in both sequences and the
+two distributions line up position by position.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from transformers import PreTrainedTokenizerBase
+
+from ..prompts import answer_prompt
+from ..targets.types import TargetSet
+
+
+@dataclass(frozen=True)
+class Example:
+    """One training sequence. `teacher_prefix` None means next-token training on `text`."""
+
+    student_prefix: str
+    text: str
+    teacher_prefix: str | None = None
+
+
+@dataclass
+class Encoded:
+    """Token ids of one example and the scored span.
+
+    The scored tokens are the last `n_scored` ids of `student_ids` (and of `teacher_ids`): the text
+    tokens that have at least one token before them in the student's sequence.
+    """
+
+    student_ids: list[int]
+    teacher_ids: list[int] | None
+    n_scored: int
+
+
+def encode(tokenizer: PreTrainedTokenizerBase, example: Example, max_length: int) -> Encoded:
+    """Tokenize an example; raises ValueError when it does not fit `max_length` tokens."""
+    text_ids = tokenizer(example.text, add_special_tokens=False)["input_ids"]
+    student_prefix = tokenizer(example.student_prefix, add_special_tokens=False)["input_ids"] \
+        if example.student_prefix else []
+    n_scored = len(text_ids) if student_prefix else len(text_ids) - 1
+    if n_scored < 1:
+        raise ValueError(f"nothing to score in example text {example.text[:60]!r}")
+    teacher_ids = None
+    if example.teacher_prefix is not None:
+        teacher_ids = tokenizer(example.teacher_prefix, add_special_tokens=False)["input_ids"] + text_ids
+    student_ids = student_prefix + text_ids
+    longest = max(len(student_ids), len(teacher_ids or []))
+    if longest > max_length:
+        raise ValueError(f"a training sequence has {longest} tokens, more than the model's window of "
+                         f"{max_length}: shorten the context or split it into several contexts")
+    return Encoded(student_ids, teacher_ids, n_scored)
+
+
+def context_block(context: str) -> str:
+    """How a bare context stands before unrelated text in the teacher's input."""
+    return context.strip() + "\n\n"
+
+
+def distillation_examples(tokenizer: PreTrainedTokenizerBase, targets: TargetSet) -> list[Example]:
+    """SELF-PARAM's examples for one context: every pair asked with and without the context in view,
+    and every unrelated sentence read with and without the context before it."""
+    eos = tokenizer.eos_token or ""
+    examples = [Example(student_prefix=answer_prompt(tokenizer, p.question),
+                        teacher_prefix=answer_prompt(tokenizer, p.question, targets.context),
+                        text=p.answer.strip() + eos) for p in targets.pairs]
+    examples += [Example(student_prefix="", teacher_prefix=context_block(targets.context), text=s)
+                 for s in targets.unrelated]
+    return examples
+
+
+def target_nwp_examples(tokenizer: PreTrainedTokenizerBase, targets: TargetSet) -> list[Example]:
+    """FT(S): next-token training on the same target set, answers after their questions, no teacher."""
+    eos = tokenizer.eos_token or ""
+    examples = [Example(student_prefix=answer_prompt(tokenizer, p.question), text=p.answer.strip() + eos)
+                for p in targets.pairs]
+    examples += [Example(student_prefix="", text=s) for s in targets.unrelated]
+    return examples
+
+
+def context_nwp_examples(tokenizer: PreTrainedTokenizerBase, context: str, chunk_tokens: int) -> list[Example]:
+    """FT(C): next-token training on the context itself, split into chunks of about `chunk_tokens`."""
+    ids = tokenizer(context.strip(), add_special_tokens=False)["input_ids"]
+    chunks = [tokenizer.decode(ids[i:i + chunk_tokens]) for i in range(0, len(ids), chunk_tokens)]
+    return [Example(student_prefix="", text=c) for c in chunks if c.strip()]

@@ -1,0 +1,86 @@
+"""Loss functions of the trainers, pure and tested on hand-made tensors.
+
+SELF-PARAM minimises, over the tokens of each target sentence s,
+
+    KL( P_theta(. | x, s_<t) || P_theta'(. | s_<t) )      (paper, eq. 3)
+
+with the teacher theta shown the context x and the student theta' not. The teacher never changes
+during one update, so its distributions are computed once and kept compactly: the top-k
+log-probabilities at each position plus the log of the mass left over. The KL between the two
+distributions collapsed onto {top-k tokens, "everything else"} is a lower bound of the full KL (the
+log-sum inequality) and equals it as the left-over mass goes to zero; `tests/test_losses.py` bounds the
+gap on real-shaped distributions.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+
+@dataclass
+class CompactTeacher:
+    """A teacher's distributions at the scored positions of one sequence, in k+1 numbers per token.
+
+    topk_logp:  (n, k) log-probabilities of the teacher's k most likely tokens
+    topk_ids:   (n, k) their vocabulary ids
+    rest_logp:  (n,)   log of the probability mass outside the top k
+    """
+
+    topk_logp: torch.Tensor
+    topk_ids: torch.Tensor
+    rest_logp: torch.Tensor
+
+    def __len__(self) -> int:
+        return self.topk_logp.shape[0]
+
+
+def _log1mexp(log_p: torch.Tensor) -> torch.Tensor:
+    """log(1 - exp(log_p)) for log_p <= 0, stable near both ends."""
+    log_p = log_p.clamp(max=-1e-7)
+    return torch.where(log_p > -0.6931, torch.log(-torch.expm1(log_p)), torch.log1p(-torch.exp(log_p)))
+
+
+def compact_teacher(teacher_logp: torch.Tensor, k: int) -> CompactTeacher:
+    """Keep the top-k of full-vocabulary teacher log-probabilities (..., V) and the left-over mass."""
+    k = min(k, teacher_logp.shape[-1])
+    topk_logp, topk_ids = teacher_logp.topk(k, dim=-1)
+    rest_logp = _log1mexp(torch.logsumexp(topk_logp, dim=-1))
+    return CompactTeacher(topk_logp, topk_ids, rest_logp)
+
+
+def kl_full(teacher_logp: torch.Tensor, student_logp: torch.Tensor) -> torch.Tensor:
+    """Exact KL(teacher || student) per position: (..., V), (..., V) -> (...)."""
+    return (teacher_logp.exp() * (teacher_logp - student_logp)).sum(-1)
+
+
+def kl_compact(topk_logp: torch.Tensor, topk_ids: torch.Tensor, rest_logp: torch.Tensor,
+               student_logp: torch.Tensor) -> torch.Tensor:
+    """KL(teacher || student) per position on the collapsed support {top-k, rest}.
+
+    topk_logp, topk_ids: (..., k); rest_logp: (...); student_logp: (..., V) full log-softmax.
+    Returns (...). Never exceeds `kl_full` of the uncollapsed distributions.
+    """
+    student_topk = student_logp.gather(-1, topk_ids)                          # (..., k)
+    student_rest = _log1mexp(torch.logsumexp(student_topk, dim=-1))           # (...)
+    kl_top = (topk_logp.exp() * (topk_logp - student_topk)).sum(-1)
+    kl_rest = rest_logp.exp() * (rest_logp - student_rest)
+    return kl_top + kl_rest
+
+
+def masked_mean(values: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Mean of `values` over the positions where `mask` is true (0 when nothing is masked in)."""
+    mask = mask.to(values.dtype)
+    return (values * mask).sum() / mask.sum().clamp(min=1.0)
+
+
+def next_token_nll(student_logp: torch.Tensor, target_ids: torch.Tensor) -> torch.Tensor:
+    """Negative log-likelihood of the gold next tokens per position: (..., V), (...) -> (...)."""
+    return -student_logp.gather(-1, target_ids.unsqueeze(-1)).squeeze(-1)
+
+
+def log_softmax_fp32(logits: torch.Tensor) -> torch.Tensor:
+    """log-softmax in fp32 whatever the logits' dtype: bf16 log-probabilities are too coarse for a KL."""
+    return F.log_softmax(logits.float(), dim=-1)

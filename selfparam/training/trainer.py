@@ -1,0 +1,172 @@
+"""One weight update: encode the examples, run the teacher once, train the adapter, merge it.
+
+Written on `accelerate`, so the same code runs in one process or data-parallel under
+`accelerate launch --num_processes N` (each process takes every N-th example, computes the teacher for
+its own share only, and gradients are averaged across processes by DDP). Mixed precision is the LM's
+own autocast (bf16 on CPUs that support it), with fp32 master weights.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Sequence
+
+import torch
+from accelerate import Accelerator
+from accelerate.utils import set_seed
+from tqdm.auto import tqdm
+
+from ..lm import LM
+from .adapters import AdapterConfig, UpdateRecord, attach, finalize
+from .batching import scored_logprobs, scored_targets
+from .examples import Encoded, Example, encode
+from .losses import CompactTeacher, kl_compact, masked_mean, next_token_nll
+from .teacher import stack_right_aligned, teacher_pass
+
+
+@dataclass
+class TrainConfig:
+    """Optimisation settings of one update."""
+
+    lr: float = field(default=1e-3, metadata={"help": "AdamW learning rate (paper: 2e-5 on 3-8B models)"})
+    epochs: int = field(default=3, metadata={"help": "passes over the target set"})
+    batch_size: int = field(default=8, metadata={"help": "sequences per step and process"})
+    max_grad_norm: float = field(default=1.0, metadata={"help": "gradient clipping norm"})
+    warmup_ratio: float = field(default=0.1, metadata={"help": "share of steps with linear warm-up"})
+    weight_decay: float = 0.0
+    top_k: int = field(default=64, metadata={"help": "teacher log-probabilities kept per token"})
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.lr <= 0:
+            raise ValueError(f"lr: must be > 0, got {self.lr}")
+        if self.epochs < 1:
+            raise ValueError(f"epochs: must be >= 1, got {self.epochs}")
+        if self.batch_size < 1:
+            raise ValueError(f"batch_size: must be >= 1, got {self.batch_size}")
+        if self.top_k < 1:
+            raise ValueError(f"top_k: must be >= 1, got {self.top_k}")
+
+
+@dataclass
+class UpdateStats:
+    """What one update cost and how its loss went."""
+
+    examples: int
+    steps: int
+    train_tokens: int
+    seconds_teacher: float
+    seconds_train: float
+    first_loss: float
+    last_loss: float
+
+    @property
+    def train_tokens_per_s(self) -> float:
+        return self.train_tokens / self.seconds_train if self.seconds_train > 0 else 0.0
+
+    def to_dict(self) -> dict:
+        return {**asdict(self), "train_tokens_per_s": self.train_tokens_per_s}
+
+
+def shard(items: Sequence, rank: int, world: int) -> list:
+    """Every `world`-th item from `rank`, padded by wrapping so every process gets as many (DDP needs
+    the same number of steps everywhere)."""
+    per_rank = math.ceil(len(items) / world)
+    padded = list(items) + list(items)[: per_rank * world - len(items)]
+    return padded[rank::world]
+
+
+def _lr_lambda(total: int, warmup: int):
+    def f(step: int) -> float:
+        if step < warmup:
+            return (step + 1) / warmup
+        return max(0.0, (total - step) / max(1, total - warmup))
+    return f
+
+
+def batch_loss(model: torch.nn.Module, lm: LM, batch: Sequence[Encoded],
+               teachers: Sequence[CompactTeacher] | None) -> torch.Tensor:
+    """Mean per-token loss of a batch: the compact KL to the teacher, or the next-token NLL."""
+    sequences = [e.student_ids for e in batch]
+    n_scored = [e.n_scored for e in batch]
+    student_logp, mask = scored_logprobs(model, lm, sequences, n_scored)          # (B, N, V), (B, N)
+    if teachers is None:
+        gold = scored_targets(sequences, n_scored).to(lm.device)
+        return masked_mean(next_token_nll(student_logp, gold), mask)
+    t_logp, t_ids, t_rest = (x.to(lm.device) for x in stack_right_aligned(teachers))
+    return masked_mean(kl_compact(t_logp, t_ids, t_rest, student_logp), mask)
+
+
+def run_update(lm: LM, examples: Sequence[Example], adapter: AdapterConfig, train: TrainConfig,
+               progress: bool = True) -> tuple[UpdateRecord, UpdateStats]:
+    """Train one update on `examples` and merge it into `lm.model` (replaced in place on the LM).
+
+    Distils when the examples carry a teacher prefix, else trains next-token prediction. The teacher is
+    `lm.model` as it is when called (for sequential injection: the model after the previous update).
+    """
+    if not examples:
+        raise ValueError("an update needs at least one training example")
+    distill = examples[0].teacher_prefix is not None
+    if any((e.teacher_prefix is not None) != distill for e in examples):
+        raise ValueError("an update's examples must all have a teacher prefix or none")
+    accelerator = Accelerator(cpu=lm.device.type == "cpu")
+    set_seed(train.seed)
+    encoded = [encode(lm.tokenizer, e, lm.max_length) for e in examples]
+    mine = shard(list(range(len(encoded))), accelerator.process_index, accelerator.num_processes)
+    encoded = [encoded[i] for i in mine]
+    show = progress and accelerator.is_local_main_process
+
+    t0 = time.perf_counter()
+    teachers = teacher_pass(lm, encoded, train.top_k, batch_size=train.batch_size, progress=show) if distill else None
+    seconds_teacher = time.perf_counter() - t0
+
+    model = attach(lm.model, adapter)
+    model.train()
+    params = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(params, lr=train.lr, weight_decay=train.weight_decay)
+    steps_per_epoch = math.ceil(len(encoded) / train.batch_size)
+    total = steps_per_epoch * train.epochs
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, _lr_lambda(total, max(1, int(train.warmup_ratio * total))))
+    model, optimizer = accelerator.prepare(model, optimizer)
+    generator = torch.Generator().manual_seed(train.seed)
+
+    losses: list[float] = []
+    tokens = 0
+    t0 = time.perf_counter()
+    try:
+        with tqdm(total=total, desc="train", unit="step", disable=not show, leave=False) as bar:
+            for _ in range(train.epochs):
+                order = torch.randperm(len(encoded), generator=generator).tolist()
+                for start in range(0, len(order), train.batch_size):
+                    idx = order[start:start + train.batch_size]
+                    loss = batch_loss(model, lm, [encoded[i] for i in idx],
+                                      [teachers[i] for i in idx] if teachers is not None else None)
+                    accelerator.backward(loss)
+                    accelerator.clip_grad_norm_(params, train.max_grad_norm)
+                    optimizer.step()
+                    scheduler.step()
+                    optimizer.zero_grad(set_to_none=True)
+                    losses.append(loss.item())
+                    tokens += sum(encoded[i].n_scored for i in idx)
+                    bar.set_postfix(loss=f"{losses[-1]:.4f}")
+                    bar.update(1)
+    except BaseException:
+        # An interrupted update leaves no half-trained adapter on the model.
+        _discard(accelerator.unwrap_model(model), adapter)
+        raise
+    seconds_train = time.perf_counter() - t0
+    model = accelerator.unwrap_model(model)
+    model.eval()
+    merged, record = finalize(model, adapter)
+    lm.model = merged
+    stats = UpdateStats(examples=len(examples), steps=total, train_tokens=tokens, seconds_teacher=seconds_teacher,
+                        seconds_train=seconds_train, first_loss=losses[0], last_loss=losses[-1])
+    return record, stats
+
+
+def _discard(model: torch.nn.Module, adapter: AdapterConfig) -> None:
+    """Remove an unfinished LoRA (MLP training changed weights in place: the caller must reset)."""
+    if adapter.kind == "lora" and hasattr(model, "unload"):
+        model.unload()
