@@ -29,10 +29,15 @@ class TargetSet:
     dropped: dict[str, int] = field(default_factory=dict)
 
 
+class GeneratorError(ValueError):
+    """A generator could not produce pairs (server down, junk output, a bad pairs file); the message
+    names the endpoint or file and what to do about it."""
+
+
 class PairGenerator(Protocol):
     """Writes question-answer pairs about a context (a local model, an HTTP endpoint, a file)."""
 
-    description: str
+    description: str  # where the pairs come from, written into the target set and the manifest
 
     def generate(self, context: str, n: int, seed: int) -> list[QAPair]:
         """Up to about `n` raw pairs (before de-duplication and filtering)."""
