@@ -1,0 +1,103 @@
+"""The trainable part of RECIPE: knowledge and query heads, the knowledge sentinel, the prompt generator.
+
+    r_k = normalize(MLP_K(f_enc(k)))          knowledge representation   (repr_dim,)
+    r_q = normalize(MLP_Q(f_enc(q)))          query representation       (repr_dim,)
+    r_Θ = normalize(Θ)                        the knowledge sentinel     (repr_dim,)
+    p_k = scale * MLP_P(MLP_K(f_enc(k)))      continuous prompt          (n_prompt_tokens, llm_hidden)
+
+Retrieval: k* = argmax_k cos(r_q, r_k); k* is used only when cos(r_q, r_k*) > cos(r_q, r_Θ), so the
+sentinel acts as a per-query threshold. `scale` is the standard deviation of the LLM's input embedding
+matrix, so fresh prompts start at the size of real token embeddings.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from dataclasses import asdict
+from pathlib import Path
+
+import torch
+from safetensors.torch import load_file, save_file
+from torch import nn
+from torch.nn import functional as F
+
+from .config import EditorConfig
+
+EDITOR_WEIGHTS = "editor.safetensors"
+EDITOR_META = "editor.json"
+
+
+def _mlp(d_in: int, hidden: int, d_out: int) -> nn.Sequential:
+    return nn.Sequential(nn.Linear(d_in, hidden), nn.GELU(), nn.Linear(hidden, d_out))
+
+
+class RecipeEditor(nn.Module):
+    """Heads, sentinel and prompt generator for one LLM hidden size and one encoder width."""
+
+    def __init__(self, config: EditorConfig, encoder_dim: int, llm_hidden: int, prompt_scale: float = 1.0,
+                 llm_name: str = ""):
+        super().__init__()
+        self.config = config
+        self.encoder_dim = encoder_dim
+        self.llm_hidden = llm_hidden
+        self.llm_name = llm_name
+        self.knowledge_head = _mlp(encoder_dim, config.head_hidden, config.repr_dim)
+        self.query_head = _mlp(encoder_dim, config.head_hidden, config.repr_dim)
+        self.sentinel = nn.Parameter(torch.randn(config.repr_dim) * 0.02)
+        self.prompt_generator = _mlp(config.repr_dim, config.prompt_hidden, config.n_prompt_tokens * llm_hidden)
+        self.register_buffer("prompt_scale", torch.tensor(float(prompt_scale)))
+
+    # --- representations -------------------------------------------------------------------------
+    def knowledge(self, enc: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(N, encoder_dim) -> (unit keys (N, repr_dim), prompts (N, n_prompt_tokens, llm_hidden))."""
+        raw = self.knowledge_head(enc)  # (N, R)
+        prompts = self.prompt_generator(raw) * self.prompt_scale  # (N, n * H)
+        return F.normalize(raw, dim=-1), prompts.view(enc.shape[0], self.config.n_prompt_tokens, self.llm_hidden)
+
+    def query(self, enc: torch.Tensor) -> torch.Tensor:
+        """(N, encoder_dim) -> unit query representations (N, repr_dim)."""
+        return F.normalize(self.query_head(enc), dim=-1)
+
+    def sentinel_repr(self) -> torch.Tensor:
+        """The knowledge sentinel as a unit vector (repr_dim,)."""
+        return F.normalize(self.sentinel, dim=-1)
+
+    # --- persistence -----------------------------------------------------------------------------
+    def meta(self) -> dict:
+        return {"config": asdict(self.config), "encoder_dim": self.encoder_dim, "llm_hidden": self.llm_hidden,
+                "llm_name": self.llm_name}
+
+    def save(self, folder: Path, extra: dict | None = None) -> None:
+        """Write weights and metadata to `folder` atomically (a temporary folder, then a rename)."""
+        folder = Path(folder)
+        folder.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=folder.name + ".", dir=folder.parent))
+        try:
+            save_file({k: v.detach().cpu().contiguous() for k, v in self.state_dict().items()}, tmp / EDITOR_WEIGHTS)
+            (tmp / EDITOR_META).write_text(json.dumps({**self.meta(), **(extra or {})}, indent=2))
+            if folder.exists():
+                old = Path(tempfile.mkdtemp(prefix=folder.name + ".old.", dir=folder.parent))
+                os.replace(folder, old / "x")
+                os.replace(tmp, folder)
+                shutil.rmtree(old, ignore_errors=True)
+            else:
+                os.replace(tmp, folder)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+
+    @classmethod
+    def load(cls, folder: Path, device: str | torch.device = "cpu") -> "RecipeEditor":
+        folder = Path(folder)
+        if not (folder / EDITOR_META).is_file() or not (folder / EDITOR_WEIGHTS).is_file():
+            raise FileNotFoundError(
+                f"no trained RECIPE editor in {folder} (expected {EDITOR_META} and {EDITOR_WEIGHTS}); "
+                f"train one with `selfparam recipe train --out {folder}`")
+        meta = json.loads((folder / EDITOR_META).read_text())
+        editor = cls(EditorConfig(**meta["config"]), meta["encoder_dim"], meta["llm_hidden"],
+                     llm_name=meta.get("llm_name", ""))
+        editor.load_state_dict(load_file(folder / EDITOR_WEIGHTS), strict=True)
+        return editor.to(device).eval()

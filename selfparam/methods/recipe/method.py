@@ -1,0 +1,160 @@
+"""`Recipe`: RECIPE as a `KnowledgeMethod`: edits go into the prompt repository, queries retrieve with the
+knowledge sentinel and the frozen LLM answers with the retrieved prompt in front of its input embeddings.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from pathlib import Path
+from typing import Sequence
+
+import torch
+
+from ...lm import LM
+from ...prompts import answer_prompt
+from ..base import Context, Query, Resources
+from .config import RecipeConfig, default_checkpoint
+from .editor import RecipeEditor
+from .encoder import TextEncoder, load_encoder
+from .prompting import prompted_generate, prompted_token_accuracy
+from .repository import KnowledgeRepository
+
+REPOSITORY_DIR = "repository"
+
+
+def llm_hidden_size(lm: LM) -> int:
+    return int(lm.model.get_input_embeddings().weight.shape[1])
+
+
+def fact_text(prompt: str, target: str) -> str:
+    """The knowledge sentence of an edit ("The mother tongue of X is" + "English"), rejecting empty parts."""
+    if not isinstance(prompt, str) or not prompt.strip():
+        raise ValueError(f"edit prompt: must be non-empty, got {prompt!r}")
+    if not isinstance(target, str) or not target.strip():
+        raise ValueError(f"edit target: must be non-empty, got {target!r} (for prompt {prompt!r})")
+    return f"{prompt.strip()} {target.strip()}"
+
+
+class Recipe:
+    """RECIPE (retrieval-augmented continuous prompt learning) over a frozen LM.
+
+    >>> recipe = Recipe(lm, RecipeConfig(checkpoint="runs/recipe/editor"))
+    >>> recipe.inject([Context("e1", "The mother tongue of Danielle Darrieux is English")])
+    >>> recipe.answer([Query("The mother tongue of Danielle Darrieux is")])
+    """
+
+    name = "recipe"
+
+    def __init__(self, lm: LM, config: RecipeConfig | dict | None = None, resources: Resources | None = None,
+                 *, editor: RecipeEditor | None = None, encoder: TextEncoder | None = None):
+        self.lm = lm
+        self.config = RecipeConfig.from_dict(config) if isinstance(config, dict) else (config or RecipeConfig())
+        if editor is None:
+            path = Path(self.config.checkpoint) if self.config.checkpoint else default_checkpoint(lm.name)
+            try:
+                editor = RecipeEditor.load(path, device="cpu")
+            except FileNotFoundError as e:
+                raise ValueError(f"RECIPE needs a trained editor: {e}. Or point RecipeConfig(checkpoint=...) "
+                                 f"(or $SELFPARAM_RECIPE_CHECKPOINT) at one.") from None
+        hidden = llm_hidden_size(lm)
+        if editor.llm_hidden != hidden:
+            raise ValueError(f"the RECIPE editor was trained for an LLM of hidden size {editor.llm_hidden} "
+                             f"({editor.llm_name or 'unknown model'}); {lm.name} has hidden size {hidden}")
+        self.editor = editor.eval()
+        self.encoder = encoder if encoder is not None else load_encoder(editor.config.encoder)
+        if self.encoder.dim != editor.encoder_dim:
+            raise ValueError(f"encoder {self.encoder.name!r} gives {self.encoder.dim}-d embeddings; the editor "
+                             f"expects {editor.encoder_dim}-d ({editor.config.encoder!r})")
+        self.repository = self._empty_repository()
+
+    def _empty_repository(self) -> KnowledgeRepository:
+        return KnowledgeRepository(self.editor.llm_hidden, self.editor.config.n_prompt_tokens, self.editor.config.repr_dim)
+
+    # --- editing ----------------------------------------------------------------------------------
+    def inject(self, contexts: Sequence[Context]) -> None:
+        """Encode each context (a fact sentence) and store its key and prompt: no gradient step.
+        All or nothing: an empty or duplicate context raises ValueError and stores none of them."""
+        ids, texts = [c.id for c in contexts], [c.text for c in contexts]
+        for i, t in zip(ids, texts):
+            if not isinstance(t, str) or not t.strip():
+                raise ValueError(f"context {i!r}: empty text")
+        if not contexts:
+            return
+        with torch.no_grad():
+            keys, prompts = self.editor.knowledge(self.encoder.encode([t.strip() for t in texts]))
+        self.repository.add(ids, [t.strip() for t in texts], keys, prompts)
+
+    def edit(self, prompt: str, target: str, edit_id: str | None = None) -> str:
+        """Store the edit "`prompt` `target`" and return its id."""
+        edit_id = edit_id or uuid.uuid4().hex[:12]
+        self.inject([Context(edit_id, fact_text(prompt, target))])
+        return edit_id
+
+    def delete(self, edit_id: str) -> None:
+        self.repository.delete(edit_id)
+
+    def rollback(self, steps: int = 1) -> None:
+        self.repository.rollback(steps)
+
+    # --- answering --------------------------------------------------------------------------------
+    def retrieve(self, questions: Sequence[str]) -> tuple[torch.Tensor, torch.Tensor]:
+        """prompts (Q, n, H) and index (Q,) of the retrieved edit (-1: the sentinel won, no prompt)."""
+        with torch.no_grad():
+            reprs = self.editor.query(self.encoder.encode(list(questions)))
+            return self.repository.retrieve(reprs, self.editor.sentinel_repr())
+
+    def retrieved_ids(self, questions: Sequence[str]) -> list[str | None]:
+        _, index = self.retrieve(questions)
+        return [self.repository.ids[i] if i >= 0 else None for i in index.tolist()]
+
+    def answer(self, queries: Sequence[Query], max_new_tokens: int = 32) -> list[str]:
+        if not queries:
+            return []
+        prompts, index = self.retrieve([q.question for q in queries])
+        texts = [answer_prompt(self.lm.tokenizer, q.question) for q in queries]
+        return prompted_generate(self.lm, texts, prompts, index >= 0, max_new_tokens=max_new_tokens,
+                                 batch_size=self.config.batch_size)
+
+    def score(self, queries: Sequence[Query], targets: Sequence[str]) -> list[float]:
+        if len(queries) != len(targets):
+            raise ValueError(f"{len(queries)} queries but {len(targets)} targets")
+        if not queries:
+            return []
+        prompts, index = self.retrieve([q.question for q in queries])
+        texts = [answer_prompt(self.lm.tokenizer, q.question) for q in queries]
+        return prompted_token_accuracy(self.lm, texts, [t.strip() for t in targets], prompts, index >= 0,
+                                       batch_size=self.config.batch_size)
+
+    # --- state ------------------------------------------------------------------------------------
+    def reset(self) -> None:
+        self.repository = self._empty_repository()
+
+    def save(self, path: Path) -> None:
+        """Write the repository (safetensors + JSON, with its operation log) under `path`."""
+        path = Path(path)
+        path.mkdir(parents=True, exist_ok=True)
+        self.repository.save(path / REPOSITORY_DIR)
+        meta = {"method": self.name, "llm": self.lm.name, "llm_hidden": self.editor.llm_hidden,
+                "editor": self.editor.meta(), "checkpoint": self.config.checkpoint}
+        tmp = path / "recipe.json.tmp"
+        tmp.write_text(json.dumps(meta, indent=2))
+        tmp.replace(path / "recipe.json")
+
+    def load(self, path: Path) -> None:
+        """Restore a saved repository; one built for another hidden size or prompt shape is refused and
+        the current repository is kept."""
+        repo = KnowledgeRepository.load(Path(path) / REPOSITORY_DIR)
+        want = (self.editor.llm_hidden, self.editor.config.n_prompt_tokens, self.editor.config.repr_dim)
+        got = (repo.hidden_size, repo.n_prompt_tokens, repo.repr_dim)
+        if got[0] != want[0]:
+            raise ValueError(f"repository {path} was built for an LLM of hidden size {got[0]}; "
+                             f"{self.lm.name} has hidden size {want[0]}")
+        if got != want:
+            raise ValueError(f"repository {path} has (hidden, prompt tokens, repr dim) = {got}; this editor "
+                             f"needs {want}")
+        self.repository = repo
+
+    def storage_bytes(self) -> int:
+        """The prompt repository (keys and prompts); the editor's own weights are fixed-size."""
+        return self.repository.nbytes()

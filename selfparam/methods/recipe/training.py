@@ -1,0 +1,235 @@
+"""Training the RECIPE editor with the LLM frozen: L_edit + L_pl (see losses.py), checkpointed and resumable.
+
+    >>> train_recipe(lm, encoder, records, EditorConfig(), TrainConfig(data=..., out="runs/recipe"))
+
+Layout of `out`: `encodings.safetensors` (the frozen encoder's outputs for every training text, computed
+once), `checkpoint/` (editor + optimizer + step, replaced atomically every `save_every` steps: a killed
+run resumes from it), `editor/` (the final editor, what `Recipe` loads), `train_log.jsonl` (losses per
+step), `train_config.json` (resolved configs, versions, git revision) and `validation.json`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import shutil
+import subprocess
+import tempfile
+import time
+from dataclasses import asdict
+from pathlib import Path
+from typing import Sequence
+
+import torch
+from safetensors.torch import load_file, save_file
+from tqdm.auto import tqdm
+
+from ...eval.editing_data import EditRecord
+from ...generation import encode_with_target
+from ...lm import LM
+from ...prompts import answer_prompt
+from .config import EditorConfig, TrainConfig
+from .editor import RecipeEditor
+from .encoder import TextEncoder
+from .losses import IGNORE, masked_kl, sentinel_info_nce, target_cross_entropy
+from .method import llm_hidden_size
+from .prompting import pad_right, prompted_logits
+from .repository import sentinel_retrieve
+
+FIELDS = ("fact", "prompt", "rephrase", "locality_prompt")
+
+
+def encode_records(encoder: TextEncoder, records: Sequence[EditRecord], cache: Path | None = None,
+                   progress: bool = True) -> dict[str, torch.Tensor]:
+    """Encoder outputs (N, D) for the fact, reliability, generality and locality text of every record,
+    cached in `cache` (keyed by encoder name and record ids) so a resumed run skips this."""
+    key = {"encoder": encoder.name, "n": len(records), "first": records[0].id, "last": records[-1].id}
+    if cache is not None and cache.is_file():
+        tensors = load_file(cache)
+        meta = json.loads(cache.with_suffix(".json").read_text()) if cache.with_suffix(".json").is_file() else {}
+        if meta == key:
+            return tensors
+    out = {}
+    for name in tqdm(FIELDS, desc="encoding training texts", disable=not progress):
+        texts = [getattr(r, name) for r in records]
+        chunks = [encoder.encode(texts[s:s + 512]) for s in range(0, len(texts), 512)]
+        out[name] = torch.cat(chunks)
+    if cache is not None:
+        tmp = cache.with_name(cache.name + ".tmp")
+        save_file(out, tmp)
+        os.replace(tmp, cache)
+        cache.with_suffix(".json").write_text(json.dumps(key))
+    return out
+
+
+def build_edit_batch(lm: LM, records: Sequence[EditRecord]) -> dict[str, torch.Tensor]:
+    """Token batches for one training step over B records.
+
+    Returns `ids`, `mask`, `labels` (3B, T), right-padded: rows 0..B-1 reliability (prompt -> target + EOS),
+    B..2B-1 generality (rephrase -> target + EOS), 2B..3B-1 locality (locality prompt -> its gold answer,
+    labels IGNORE); and `kl_mask` (3B, T): the locality rows' positions whose logits predict answer tokens.
+    """
+    tok = lm.tokenizer
+    eos = tok.eos_token or ""
+    rows, labels_start, kl_spans = [], [], []
+    for question_of in ("prompt", "rephrase"):
+        for r in records:
+            ids, start = encode_with_target(lm, answer_prompt(tok, getattr(r, question_of)), r.target.strip() + eos)
+            rows.append(ids)
+            labels_start.append(start)
+    for r in records:
+        ids, start = encode_with_target(lm, answer_prompt(tok, r.locality_prompt), r.locality_target.strip())
+        rows.append(ids)
+        labels_start.append(None)
+        kl_spans.append((len(rows) - 1, start - 1, len(ids) - 1))
+    ids, mask = pad_right(rows, tok.pad_token_id)
+    labels = torch.full_like(ids, IGNORE)
+    for row, start in enumerate(labels_start):
+        if start is not None:
+            labels[row, start:len(rows[row])] = ids[row, start:len(rows[row])]
+    kl_mask = torch.zeros_like(ids)
+    for row, a, b in kl_spans:
+        kl_mask[row, a:b] = 1
+    return {"ids": ids, "mask": mask, "labels": labels, "kl_mask": kl_mask}
+
+
+def retrieval_accuracy(editor: RecipeEditor, enc: dict[str, torch.Tensor]) -> dict[str, float]:
+    """With all of `enc`'s facts stored: the share of reliability/generality queries that retrieve their own
+    fact, and of locality queries that retrieve nothing (the sentinel wins)."""
+    with torch.no_grad():
+        keys, _ = editor.knowledge(enc["fact"])
+        sentinel = editor.sentinel_repr()
+        own = torch.arange(keys.shape[0])
+        out = {}
+        for name, field in (("reliability", "prompt"), ("generality", "rephrase")):
+            index, _, _ = sentinel_retrieve(editor.query(enc[field]), keys, sentinel)
+            out[name] = (index == own).float().mean().item()
+        index, _, _ = sentinel_retrieve(editor.query(enc["locality_prompt"]), keys, sentinel)
+        out["locality"] = (index == -1).float().mean().item()
+    return out
+
+
+def run_metadata() -> dict:
+    import transformers
+
+    try:
+        rev = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=10,
+                             cwd=Path(__file__).parent).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        rev = ""
+    return {"torch": torch.__version__, "transformers": transformers.__version__, "git_revision": rev}
+
+
+def _save_checkpoint(out: Path, editor: RecipeEditor, optimizer: torch.optim.Optimizer, step: int, seconds: float) -> None:
+    tmp = Path(tempfile.mkdtemp(prefix="checkpoint.", dir=out))
+    try:
+        editor.save(tmp / "editor")
+        torch.save({"optimizer": optimizer.state_dict(), "step": step, "seconds": seconds,
+                    "rng": torch.get_rng_state(), "py_rng": random.getstate()}, tmp / "state.pt")
+        final = out / "checkpoint"
+        if final.exists():
+            old = Path(tempfile.mkdtemp(prefix="checkpoint.old.", dir=out))
+            os.replace(final, old / "x")
+            os.replace(tmp, final)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.replace(tmp, final)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
+def train_recipe(lm: LM, encoder: TextEncoder, records: Sequence[EditRecord], editor_config: EditorConfig,
+                 config: TrainConfig, validation: Sequence[EditRecord] = (), progress: bool = True) -> RecipeEditor:
+    """Train (or resume training) the editor on `records` with the LLM frozen; returns the trained editor,
+    also written to `config.out/editor`."""
+    if not config.out:
+        raise ValueError("out: an output folder is needed for checkpoints")
+    if len(records) < config.contrastive_batch:
+        raise ValueError(f"contrastive_batch: {config.contrastive_batch} is more than the {len(records)} records")
+    out = Path(config.out)
+    out.mkdir(parents=True, exist_ok=True)
+    torch.manual_seed(config.seed)
+    random.seed(config.seed)
+    device = torch.device(config.device)
+    enc = encode_records(encoder, records, out / "encodings.safetensors", progress)
+
+    embed_std = lm.model.get_input_embeddings().weight.detach().float().std().item()
+    editor = RecipeEditor(editor_config, encoder.dim, llm_hidden_size(lm), prompt_scale=embed_std, llm_name=lm.name)
+    optimizer = torch.optim.AdamW(editor.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    step, seconds = 0, 0.0
+    if (out / "checkpoint" / "state.pt").is_file():
+        resumed = RecipeEditor.load(out / "checkpoint" / "editor")
+        if resumed.meta() != editor.meta():
+            raise ValueError(f"{out}/checkpoint was trained with another editor config or model: "
+                             f"{resumed.meta()} vs {editor.meta()}; use another --out")
+        editor.load_state_dict(resumed.state_dict())
+        state = torch.load(out / "checkpoint" / "state.pt", weights_only=False)
+        optimizer.load_state_dict(state["optimizer"])
+        step, seconds = state["step"], state["seconds"]
+        torch.set_rng_state(state["rng"])
+        random.setstate(state["py_rng"])
+    (out / "train_config.json").write_text(json.dumps(
+        {"editor": asdict(editor_config), "train": asdict(config), "llm": lm.name, "encoder": encoder.name,
+         "records": len(records), "validation_records": len(validation), **run_metadata()}, indent=2))
+
+    editor.to(device).train()
+    frozen = [p.requires_grad for p in lm.model.parameters()]
+    for p in lm.model.parameters():
+        p.requires_grad_(False)
+    lm.model.eval()
+    log = open(out / "train_log.jsonl", "a")
+    bar = tqdm(total=config.steps, initial=step, desc="training RECIPE", disable=not progress)
+    started = time.perf_counter() - seconds
+    try:
+        while step < config.steps:
+            picked = random.sample(range(len(records)), config.contrastive_batch)  # first batch_size go through the LLM
+            idx = torch.tensor(picked)
+            keys, prompts = editor.knowledge(enc["fact"][idx].to(device))  # (C, R), (C, n, H)
+            c = len(picked)
+            queries = torch.cat([editor.query(enc[f][idx].to(device)) for f in ("prompt", "rephrase", "locality_prompt")])
+            positives = torch.cat([torch.arange(c), torch.arange(c), torch.full((c,), -1)]).to(device)
+            l_pl = sentinel_info_nce(queries, keys, editor.sentinel_repr(), positives, editor_config.temperature)
+
+            b = config.batch_size
+            batch = {k: v.to(lm.device) for k, v in build_edit_batch(lm, [records[i] for i in picked[:b]]).items()}
+            row_prompts = prompts[:b].repeat(3, 1, 1).to(lm.device)  # (3B, n, H): each row gets its record's prompt
+            with lm.autocast():
+                logits = prompted_logits(lm, batch["ids"], batch["mask"], row_prompts,
+                                         torch.ones(3 * b, dtype=torch.bool, device=lm.device))
+                with torch.no_grad():
+                    base = lm.model(input_ids=batch["ids"][2 * b:], attention_mask=batch["mask"][2 * b:]).logits
+            l_edit = target_cross_entropy(logits[:2 * b], batch["labels"][:2 * b])
+            l_loc = masked_kl(base, logits[2 * b:], batch["kl_mask"][2 * b:])
+            loss = l_edit + config.locality_weight * l_loc + config.contrastive_weight * l_pl
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(editor.parameters(), 1.0)
+            optimizer.step()
+            step += 1
+            seconds = time.perf_counter() - started
+            row = {"step": step, "loss": loss.item(), "edit": l_edit.item(), "locality_kl": l_loc.item(),
+                   "contrastive": l_pl.item(), "seconds": round(seconds, 1)}
+            log.write(json.dumps(row) + "\n")
+            log.flush()
+            bar.update(1)
+            bar.set_postfix(edit=f"{row['edit']:.2f}", kl=f"{row['locality_kl']:.3f}", nce=f"{row['contrastive']:.2f}")
+            out_of_time = config.max_seconds and seconds >= config.max_seconds
+            if step % config.save_every == 0 or step == config.steps or out_of_time:
+                _save_checkpoint(out, editor, optimizer, step, seconds)
+            if out_of_time:
+                break
+    finally:
+        bar.close()
+        log.close()
+        for p, flag in zip(lm.model.parameters(), frozen):
+            p.requires_grad_(flag)
+    editor.eval()
+    editor.save(out / "editor", extra={"trained_steps": step, "train_seconds": round(seconds, 1),
+                                       "train_records": len(records)})
+    if validation:
+        val_enc = encode_records(encoder, validation, None, progress=False)
+        report = {"steps": step, "seconds": round(seconds, 1), "retrieval": retrieval_accuracy(editor, val_enc)}
+        (out / "validation.json").write_text(json.dumps(report, indent=2))
+    return editor

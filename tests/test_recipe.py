@@ -1,0 +1,327 @@
+"""RECIPE fast tier: a tiny random Llama and a tiny random sentence encoder built in code (no weights)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+from torch.nn import functional as F
+
+from selfparam.eval.editing_data import EditRecord, load_edits
+from selfparam.generation import generate, target_token_accuracy
+from selfparam.methods.base import Context, Query
+from selfparam.methods.recipe import (EditorConfig, KnowledgeRepository, Recipe, RecipeConfig, RecipeEditor,
+                                      TrainConfig, fact_text, sentinel_retrieve)
+from selfparam.methods.recipe.encoder import MeanPoolEncoder
+from selfparam.methods.recipe.losses import IGNORE, masked_kl, sentinel_info_nce, target_cross_entropy
+from selfparam.methods.recipe.prompting import insert_prompts, prompted_generate, prompted_logits
+from selfparam.prompts import answer_prompt
+
+
+def tiny_encoder(seed: int = 0) -> MeanPoolEncoder:
+    from transformers import BertConfig, BertModel
+
+    from selfparam.testing import byte_tokenizer
+
+    tok = byte_tokenizer()
+    tok.padding_side = "right"
+    torch.manual_seed(seed)
+    cfg = BertConfig(vocab_size=len(tok), hidden_size=32, num_hidden_layers=1, num_attention_heads=2,
+                     intermediate_size=64, max_position_embeddings=256, pad_token_id=tok.pad_token_id)
+    return MeanPoolEncoder(BertModel(cfg), tok, name="tiny-bert")
+
+
+def tiny_editor(lm, encoder, seed: int = 0, **overrides) -> RecipeEditor:
+    torch.manual_seed(seed)
+    cfg = EditorConfig(encoder="tiny-bert", repr_dim=16, head_hidden=32, prompt_hidden=32, **overrides)
+    return RecipeEditor(cfg, encoder.dim, lm.model.config.hidden_size, prompt_scale=1.0, llm_name=lm.name).eval()
+
+
+@pytest.fixture
+def recipe(tiny):
+    enc = tiny_encoder()
+    return Recipe(tiny, RecipeConfig(batch_size=4), editor=tiny_editor(tiny, enc), encoder=enc)
+
+
+# --- the sentinel rule ------------------------------------------------------------------------------------
+
+def test_sentinel_rule_on_hand_made_vectors():
+    keys = torch.tensor([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]])
+    sentinel = F.normalize(torch.tensor([1.0, 1.0, 1.0]), dim=0)
+    queries = F.normalize(torch.tensor([
+        [0.9, 0.1, 0.0],   # close to key 0 -> 0
+        [0.1, 0.9, 0.1],   # close to key 1 -> 1
+        [0.3, 0.3, 0.9],   # closer to the sentinel than to any key -> nothing
+    ]), dim=1)
+    index, best, sent = sentinel_retrieve(queries, keys, sentinel)
+    assert index.tolist() == [0, 1, -1]
+    assert best[2] < sent[2] and best[0] > sent[0]
+    empty, _, _ = sentinel_retrieve(queries, torch.zeros(0, 3), sentinel)
+    assert empty.tolist() == [-1, -1, -1]
+
+
+def test_repository_retrieve_returns_zero_prompts_for_misses():
+    repo = KnowledgeRepository(hidden_size=4, n_prompt_tokens=2, repr_dim=2)
+    repo.add(["a"], ["fact a"], torch.tensor([[1.0, 0.0]]), torch.ones(1, 2, 4))
+    prompts, index = repo.retrieve(torch.tensor([[1.0, 0.0], [-1.0, 0.0]]), torch.tensor([0.0, 1.0]))
+    assert index.tolist() == [0, -1]
+    assert torch.equal(prompts[0], torch.ones(2, 4)) and torch.equal(prompts[1], torch.zeros(2, 4))
+
+
+# --- losses on hand-made tensors --------------------------------------------------------------------------
+
+def test_masked_kl_zero_for_identical_and_matches_kl_div():
+    torch.manual_seed(0)
+    a, b = torch.randn(2, 5, 7), torch.randn(2, 5, 7)
+    mask = torch.tensor([[0, 1, 1, 0, 0], [1, 0, 0, 0, 0]])
+    assert masked_kl(a, a, mask).item() == pytest.approx(0.0, abs=1e-6)
+    want = F.kl_div(F.log_softmax(b, -1), F.log_softmax(a, -1), log_target=True, reduction="none").sum(-1)
+    assert masked_kl(a, b, mask).item() == pytest.approx((want * mask).sum().item() / 3, rel=1e-5)
+
+
+def test_sentinel_info_nce_is_cross_entropy_with_sentinel_first():
+    q = F.normalize(torch.randn(3, 4), dim=1)
+    k = F.normalize(torch.randn(2, 4), dim=1)
+    s = F.normalize(torch.randn(4), dim=0)
+    pos = torch.tensor([0, 1, -1])
+    logits = torch.stack([torch.cat([(qi @ s)[None], k @ qi]) for qi in q]) / 0.1
+    assert sentinel_info_nce(q, k, s, pos, 0.1).item() == pytest.approx(F.cross_entropy(logits, torch.tensor([1, 2, 0])).item())
+    # perfect separation -> loss near 0
+    q2 = torch.tensor([[1.0, 0, 0], [0, 1.0, 0], [0, 0, 1.0]])
+    k2 = torch.tensor([[1.0, 0, 0], [0, 1.0, 0]])
+    assert sentinel_info_nce(q2, k2, torch.tensor([0, 0, 1.0]), pos, 0.01).item() < 1e-6
+
+
+def test_target_cross_entropy_counts_only_labelled_positions():
+    logits = torch.zeros(1, 4, 5)
+    logits[0, 1, 3] = 100.0  # position 1 predicts token 3 at position 2
+    labels = torch.tensor([[IGNORE, IGNORE, 3, IGNORE]])
+    assert target_cross_entropy(logits, labels).item() == pytest.approx(0.0, abs=1e-6)
+    labels_wrong = torch.tensor([[IGNORE, IGNORE, 2, IGNORE]])
+    assert target_cross_entropy(logits, labels_wrong).item() > 50
+
+
+# --- the prompt changes the logits only when something is retrieved ---------------------------------------
+
+def test_insert_prompts_left_and_right_padding():
+    emb = torch.arange(2 * 4 * 1, dtype=torch.float).view(2, 4, 1) + 1
+    mask = torch.tensor([[0, 0, 1, 1], [1, 1, 1, 0]])  # a left-padded and a right-padded row
+    prompts = torch.full((2, 2, 1), -1.0)
+    out, m, pos, index = insert_prompts(emb, mask, prompts, torch.tensor([True, False]))
+    assert out[0, :, 0].tolist() == [1, 2, -1, -1, 3, 4]
+    assert m[0].tolist() == [0, 0, 1, 1, 1, 1] and pos[0].tolist()[2:] == [0, 1, 2, 3]
+    assert out[1, :, 0].tolist() == [-1, -1, 5, 6, 7, 8]
+    assert m[1].tolist() == [0, 0, 1, 1, 1, 0] and pos[1].tolist()[2:5] == [0, 1, 2]
+    assert torch.equal(out.gather(1, index.unsqueeze(-1)), emb)
+
+
+def test_prompt_changes_logits_only_for_rows_with_a_prompt(tiny):
+    tok = tiny.tokenizer
+    enc = tok(["what is up", "hi"], return_tensors="pt", padding=True, add_special_tokens=False)
+    plain = tiny.model(**enc).logits
+    prompts = torch.randn(2, 3, tiny.model.config.hidden_size)
+    with torch.no_grad():
+        none = prompted_logits(tiny, enc["input_ids"], enc["attention_mask"], prompts, torch.tensor([False, False]))
+        one = prompted_logits(tiny, enc["input_ids"], enc["attention_mask"], prompts, torch.tensor([True, False]))
+    real = enc["attention_mask"].bool()
+    assert torch.allclose(none[real], plain[real], atol=1e-5)
+    assert torch.allclose(one[1][real[1]], plain[1][real[1]], atol=1e-5)
+    assert not torch.allclose(one[0][real[0]], plain[0][real[0]], atol=1e-3)
+
+
+def test_recipe_scores_like_the_base_model_until_something_is_retrieved(recipe, tiny):
+    queries = [Query("Where is the Eiffel Tower?"), Query("Who wrote Hamlet?")]
+    targets = ["Rome", "Bacon"]
+    prompts = [answer_prompt(tiny.tokenizer, q.question) for q in queries]
+    base_scores = target_token_accuracy(tiny, prompts, targets)
+    base_answers = generate(tiny, prompts, max_new_tokens=6)
+    assert recipe.score(queries, targets) == base_scores  # empty repository
+    assert recipe.answer(queries, max_new_tokens=6) == base_answers
+    recipe.inject([Context("e1", "The Eiffel Tower is in Rome")])
+    with torch.no_grad():  # the sentinel wins for every query: still the base model
+        both = recipe.editor.query(recipe.encoder.encode([q.question for q in queries])).sum(0)
+        recipe.editor.sentinel.copy_(both)
+        recipe.repository._keys[0] = -F.normalize(both, dim=0)
+    assert recipe.retrieved_ids([q.question for q in queries]) == [None, None]
+    assert recipe.answer(queries, max_new_tokens=6) == base_answers
+    # now the first query retrieves e1: its logits change, the other's stay
+    qrepr = recipe.editor.query(recipe.encoder.encode([queries[0].question]))[0].detach()
+    with torch.no_grad():
+        recipe.repository._keys[0] = qrepr
+        recipe.editor.sentinel.copy_(-qrepr)
+        recipe.repository._prompts[0] *= 50  # a loud prompt so the argmax surely moves
+    assert recipe.retrieved_ids([queries[0].question]) == ["e1"]
+    ids = recipe.retrieved_ids([q.question for q in queries])
+    got_prompts, index = recipe.retrieve([q.question for q in queries])
+    enc = tiny.tokenizer(prompts, return_tensors="pt", padding=True, add_special_tokens=False)
+    with torch.no_grad():
+        plain = tiny.model(**enc).logits
+        edited = prompted_logits(tiny, enc["input_ids"], enc["attention_mask"], got_prompts, index >= 0)
+    real = enc["attention_mask"].bool()
+    for row, rid in enumerate(ids):
+        same = torch.allclose(edited[row][real[row]], plain[row][real[row]], atol=1e-5)
+        assert same == (rid is None)
+
+
+def test_generation_with_kv_cache_matches_a_no_cache_greedy_loop(tiny):
+    torch.manual_seed(1)
+    texts = ["abc", "hello there"]
+    prompts = torch.randn(2, 3, tiny.model.config.hidden_size)
+    has = torch.tensor([True, False])
+    got = prompted_generate(tiny, texts, prompts, has, max_new_tokens=5)
+    tok = tiny.tokenizer
+    for row, text in enumerate(texts):
+        ids = tok([text], return_tensors="pt", add_special_tokens=False)["input_ids"]
+        new = []
+        for _ in range(5):
+            with torch.no_grad():
+                logits = prompted_logits(tiny, ids, torch.ones_like(ids), prompts[row:row + 1], has[row:row + 1])
+            nxt = int(logits[0, -1].argmax())
+            if nxt == tok.eos_token_id:
+                break
+            new.append(nxt)
+            ids = torch.cat([ids, torch.tensor([[nxt]])], dim=1)
+        assert got[row] == tok.decode(new, skip_special_tokens=True).strip()
+
+
+# --- repository persistence, deletion, rollback ----------------------------------------------------------
+
+def test_repository_save_load_roundtrip_delete_and_rollback(tmp_path):
+    repo = KnowledgeRepository(hidden_size=4, n_prompt_tokens=2, repr_dim=3)
+    keys = F.normalize(torch.randn(3, 3), dim=1)
+    prompts = torch.randn(3, 2, 4)
+    repo.add(["a", "b", "c"], ["fact a", "fact b", "fact c"], keys, prompts)
+    repo.delete("b")
+    assert repo.ids == ["a", "c"]
+    repo.save(tmp_path / "repo")
+    loaded = KnowledgeRepository.load(tmp_path / "repo")
+    assert loaded.ids == ["a", "c"] and loaded.version == repo.version == 4
+    assert torch.equal(loaded.keys, repo.keys) and torch.equal(loaded.prompts, repo.prompts)
+    loaded.rollback(1)  # undo the delete: b is back in its place with its exact vectors
+    assert loaded.ids == ["a", "b", "c"]
+    assert torch.equal(loaded.keys, keys) and torch.equal(loaded.prompts, prompts)
+    loaded.rollback_to(1)
+    assert loaded.ids == ["a"]
+    with pytest.raises(ValueError, match="steps"):
+        loaded.rollback(5)
+    with pytest.raises(KeyError, match="zzz"):
+        loaded.delete("zzz")
+
+
+def test_repository_grows_past_its_buffer():
+    repo = KnowledgeRepository(hidden_size=2, n_prompt_tokens=1, repr_dim=2)
+    for i in range(40):
+        repo.add([f"e{i}"], [f"fact {i}"], torch.tensor([[float(i), 1.0]]), torch.full((1, 1, 2), float(i)))
+    assert len(repo) == 40 and repo.prompts[37, 0, 0].item() == 37.0 and repo.keys.shape == (40, 2)
+
+
+def test_recipe_save_load_roundtrip(recipe, tiny, tmp_path):
+    recipe.inject([Context("e1", "The Eiffel Tower is in Rome"), Context("e2", "Hamlet was written by Bacon")])
+    q = [Query("Where is the Eiffel Tower?")]
+    before = recipe.score(q, ["Rome"]), recipe.retrieved_ids([q[0].question])
+    recipe.save(tmp_path / "r")
+    other = Recipe(tiny, RecipeConfig(batch_size=4), editor=recipe.editor, encoder=recipe.encoder)
+    other.load(tmp_path / "r")
+    assert other.repository.ids == ["e1", "e2"]
+    assert (other.score(q, ["Rome"]), other.retrieved_ids([q[0].question])) == before
+    assert other.storage_bytes() == recipe.storage_bytes() > 0
+    recipe.reset()
+    assert len(recipe.repository) == 0 and recipe.storage_bytes() == 0
+
+
+# --- bad input: a clear error, nothing changed ----------------------------------------------------------
+
+def test_empty_target_is_refused(recipe):
+    with pytest.raises(ValueError, match="target"):
+        recipe.edit("The mother tongue of Danielle Darrieux is", "  ")
+    with pytest.raises(ValueError, match="empty"):
+        recipe.inject([Context("x", "")])
+    with pytest.raises(ValueError, match="target"):
+        fact_text("The capital of France is", "")
+    with pytest.raises(ValueError, match="target"):
+        EditRecord("x", "p", "", "r", "lp", "lt")
+    assert len(recipe.repository) == 0
+
+
+def test_duplicate_edit_is_refused_and_nothing_changes(recipe):
+    recipe.inject([Context("e1", "The Eiffel Tower is in Rome")])
+    keys = recipe.repository.keys.clone()
+    with pytest.raises(ValueError, match="duplicate"):
+        recipe.inject([Context("e2", "Hamlet was written by Bacon"), Context("e3", "the eiffel tower is  in Rome")])
+    with pytest.raises(ValueError, match="already stored"):
+        recipe.inject([Context("e1", "Something new")])
+    with pytest.raises(ValueError, match="duplicate"):
+        recipe.inject([Context("a", "Same fact"), Context("b", "same fact")])
+    assert recipe.repository.ids == ["e1"] and torch.equal(recipe.repository.keys, keys)
+    assert recipe.repository.version == 1
+
+
+def test_repository_for_another_hidden_size_is_refused(recipe, tiny, tmp_path):
+    from selfparam.testing import tiny_lm
+
+    wide = tiny_lm(seed=0, hidden_size=64, intermediate_size=128)
+    enc = tiny_encoder()
+    other = Recipe(wide, RecipeConfig(), editor=tiny_editor(wide, enc), encoder=enc)
+    other.inject([Context("w", "A wide fact")])
+    other.save(tmp_path / "wide")
+    recipe.inject([Context("e1", "The Eiffel Tower is in Rome")])
+    with pytest.raises(ValueError, match="hidden size 64"):
+        recipe.load(tmp_path / "wide")
+    assert recipe.repository.ids == ["e1"]
+    with pytest.raises(ValueError, match="hidden size 32"):
+        Recipe(wide, RecipeConfig(), editor=tiny_editor(tiny, enc), encoder=enc)
+
+
+def test_untrained_default_is_a_clear_error(tiny, tmp_path):
+    with pytest.raises(ValueError, match="trained editor"):
+        Recipe(tiny, RecipeConfig(checkpoint=str(tmp_path / "nothing")))
+
+
+@pytest.mark.parametrize("bad", [dict(repr_dim=0), dict(n_prompt_tokens=-1), dict(temperature=0.0), dict(encoder=""),
+                                 dict(repr_dim=2.5)])
+def test_editor_config_rejects_bad_values(bad):
+    field = next(iter(bad))
+    with pytest.raises(ValueError, match=field):
+        EditorConfig(**bad)
+
+
+def test_train_and_recipe_config_reject_bad_values():
+    with pytest.raises(ValueError, match="lr"):
+        TrainConfig(lr=-1)
+    with pytest.raises(ValueError, match="contrastive_batch"):
+        TrainConfig(batch_size=8, contrastive_batch=4)
+    with pytest.raises(ValueError, match="batch_size"):
+        RecipeConfig(batch_size=0)
+    with pytest.raises(ValueError, match="unknown fields"):
+        RecipeConfig.from_dict({"chekpoint": "x"})
+
+
+# --- editing data ----------------------------------------------------------------------------------------
+
+def test_load_edits_both_formats_and_bad_files(tmp_path):
+    cf = [{"case_id": 7, "prompt": "The capital of X is", "target_new": "Paris", "subject": "X", "ground_truth": "Y",
+           "rephrase_prompt": "X's capital city is", "locality_prompt": "The capital of Z is",
+           "locality_ground_truth": "Berlin"}]
+    zs = [{"subject": "S", "target_new": "T", "prompt": "What is S?", "ground_truth": ["G"], "rephrase_prompt": "S is?",
+           "locality": {"Relation_Specificity": [{"prompt": "S rank", "ground_truth": ["genus"]}]}}]
+    (tmp_path / "cf.json").write_text(json.dumps(cf))
+    (tmp_path / "zs.json").write_text(json.dumps(zs))
+    a = load_edits(tmp_path / "cf.json")[0]
+    assert (a.id, a.fact, a.locality_target) == ("cf-7", "The capital of X is Paris", "Berlin")
+    b = load_edits(tmp_path / "zs.json")[0]
+    assert (b.fact, b.locality_prompt, b.locality_target) == ("What is S? T", "S rank", "genus")
+    (tmp_path / "bad.json").write_bytes(b"\xff\xfe{")
+    with pytest.raises(ValueError, match="not a JSON"):
+        load_edits(tmp_path / "bad.json")
+    cf[0]["target_new"] = ""
+    (tmp_path / "empty.json").write_text(json.dumps(cf))
+    with pytest.raises(ValueError, match="record 0.*target"):
+        load_edits(tmp_path / "empty.json")
+
+
+def test_load_shared_edit_sets(shared_data):
+    cf = load_edits(shared_data / "counterfact_recipe" / "counterfact-edit-public.json", limit=1000)
+    assert len(cf) == 1000 and cf[0].fact == "The mother tongue of Danielle Darrieux is English"
+    zs = load_edits(shared_data / "zsre_knowedit" / "ZsRE-test-public.json")
+    assert len(zs) == 1000 and all(r.locality_target for r in zs)
