@@ -1,0 +1,206 @@
+"""Readers for the evaluation data: SQuAD JSON, PwC-style JSONL and the INSPIRED / ReDial test sets.
+
+Every QA reader returns the same shape, a list of `ContextQA` (a context and its questions with their gold
+answers), so the tasks never care which file format a run came from. Malformed input raises a
+`DataError` naming the file and the record, before any model is loaded.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ..methods.base import Context
+from .metrics import catalogue_name
+
+
+class DataError(ValueError):
+    """An evaluation file is missing or not in the expected format; the message names it."""
+
+
+@dataclass(frozen=True)
+class QuestionAnswers:
+    """A question and every gold answer accepted for it."""
+
+    question: str
+    answers: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class ContextQA:
+    """A context to inject and the questions asked about it afterwards."""
+
+    context: Context
+    questions: tuple[QuestionAnswers, ...]
+
+
+def _read_text(path: Path) -> str:
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"data file {path} does not exist")
+    try:
+        return path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as e:
+        raise DataError(f"data file {path} is not UTF-8 text ({e})") from None
+
+
+def load_squad(path: Path) -> list[ContextQA]:
+    """SQuAD v1.1 JSON: every paragraph is one context (id `<title>/<paragraph index>`)."""
+    path = Path(path)
+    try:
+        doc = json.loads(_read_text(path))
+    except json.JSONDecodeError as e:
+        raise DataError(f"{path}: not valid JSON ({e})") from None
+    if not isinstance(doc, dict) or not isinstance(doc.get("data"), list):
+        raise DataError(f"{path}: not SQuAD JSON (expected an object with a 'data' list of articles)")
+    out: list[ContextQA] = []
+    for a, article in enumerate(doc["data"]):
+        title = article.get("title", f"article{a}")
+        for p, paragraph in enumerate(article.get("paragraphs", [])):
+            where = f"{path}: article {title!r} paragraph {p}"
+            if "context" not in paragraph or "qas" not in paragraph:
+                raise DataError(f"{where}: missing 'context' or 'qas'")
+            questions = []
+            for qa in paragraph["qas"]:
+                answers = tuple(dict.fromkeys(ans["text"] for ans in qa.get("answers", [])))
+                if not answers:
+                    continue  # SQuAD 2.0 unanswerable questions: nothing to score against
+                questions.append(QuestionAnswers(qa["question"], answers))
+            if questions:
+                out.append(ContextQA(Context(f"{title}/{p}", paragraph["context"]), tuple(questions)))
+    if not out:
+        raise DataError(f"{path}: no paragraphs with answerable questions")
+    return out
+
+
+def load_pwc_jsonl(path: Path) -> list[ContextQA]:
+    """JSONL with one `{context, question, answer}` per line (the PwC set); rows sharing a context are
+    grouped into one context, in order of first appearance. `answer` may be a string or a list."""
+    path = Path(path)
+    grouped: dict[str, list[QuestionAnswers]] = {}
+    for n, line in enumerate(_read_text(path).splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as e:
+            raise DataError(f"{path}:{n}: not valid JSON ({e})") from None
+        if not isinstance(row, dict) or not all(k in row for k in ("context", "question", "answer")):
+            raise DataError(f"{path}:{n}: expected an object with 'context', 'question' and 'answer'")
+        answers = row["answer"] if isinstance(row["answer"], list) else [row["answer"]]
+        answers = tuple(str(a) for a in answers if str(a).strip())
+        if not answers or not str(row["context"]).strip() or not str(row["question"]).strip():
+            raise DataError(f"{path}:{n}: empty context, question or answer")
+        grouped.setdefault(row["context"], []).append(QuestionAnswers(row["question"], answers))
+    if not grouped:
+        raise DataError(f"{path}: no rows")
+    return [ContextQA(Context(f"{path.stem}/{i}", text), tuple(qs)) for i, (text, qs) in enumerate(grouped.items())]
+
+
+def load_qa(path: Path) -> list[ContextQA]:
+    """SQuAD JSON (`.json`) or PwC JSONL (`.jsonl`), chosen by the file's suffix."""
+    path = Path(path)
+    if not path.exists():
+        raise DataError(f"data file {path} does not exist")
+    if path.suffix == ".json":
+        return load_squad(path)
+    if path.suffix == ".jsonl":
+        return load_pwc_jsonl(path)
+    raise DataError(f"{path}: unknown data format {path.suffix!r}; give SQuAD JSON (.json) or PwC JSONL (.jsonl)")
+
+
+def sample_contexts(contexts: list[ContextQA], n: int, seed: int, questions_per_context: int) -> list[ContextQA]:
+    """Draw `n` contexts with `seed` among those with at least `questions_per_context` questions, and
+    keep their first `questions_per_context` questions, so every context weighs the same."""
+    if n < 1 or questions_per_context < 1:
+        raise ValueError(f"n and questions_per_context must be >= 1, got n={n}, "
+                         f"questions_per_context={questions_per_context}")
+    eligible = [c for c in contexts if len(c.questions) >= questions_per_context]
+    if len(eligible) < n:
+        raise DataError(f"asked for {n} contexts with >= {questions_per_context} questions each, "
+                        f"but the data has only {len(eligible)}")
+    drawn = random.Random(seed).sample(eligible, n)
+    return [ContextQA(c.context, c.questions[:questions_per_context]) for c in drawn]
+
+
+# ---------------------------------------------------------------- conversational recommendation
+
+
+@dataclass(frozen=True)
+class RecTurn:
+    """One system turn to recommend at: the dialogue so far, the gold titles, titles already mentioned."""
+
+    id: str
+    dialogue: str
+    gold: tuple[str, ...]
+    seen: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class RecData:
+    """A recommendation test set with its item catalogue (readable titles)."""
+
+    name: str
+    turns: tuple[RecTurn, ...]
+    catalogue: tuple[str, ...]
+
+
+CRS_DATASETS = ("inspired", "redial")
+
+
+def load_crs(folder: Path) -> RecData:
+    """A SELF-PARAM CRS folder (`test.jsonl`, `item_ids.json`, `entity2id.json`).
+
+    Titles come from the DBpedia URIs as He et al. derive them; the catalogue is the item set (movies),
+    and `seen` keeps the previously mentioned entities that are catalogue items. The dialogue is the
+    `input` field without its trailing open "System:" turn.
+    """
+    folder = Path(folder)
+    for name in ("test.jsonl", "item_ids.json", "entity2id.json"):
+        if not (folder / name).is_file():
+            raise DataError(f"{folder}: missing {name} (expected a SELF-PARAM CRS folder such as "
+                            f"crs_selfparam/inspired)")
+    try:
+        entity2id: dict[str, int] = json.loads(_read_text(folder / "entity2id.json"))
+        item_ids: list[int] = json.loads(_read_text(folder / "item_ids.json"))
+    except json.JSONDecodeError as e:
+        raise DataError(f"{folder}: entity2id.json or item_ids.json is not valid JSON ({e})") from None
+    id2name = {i: catalogue_name(uri) for uri, i in entity2id.items()}
+    items = set(item_ids)
+    missing = [i for i in item_ids if i not in id2name]
+    if missing:
+        raise DataError(f"{folder}: item ids {missing[:5]} have no entry in entity2id.json")
+    catalogue = tuple(dict.fromkeys(id2name[i] for i in item_ids))
+    turns = []
+    for n, line in enumerate(_read_text(folder / "test.jsonl").splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            row: dict[str, Any] = json.loads(line)
+        except json.JSONDecodeError as e:
+            raise DataError(f"{folder / 'test.jsonl'}:{n}: not valid JSON ({e})") from None
+        if not all(k in row for k in ("input", "rec", "prev_entity")):
+            raise DataError(f"{folder / 'test.jsonl'}:{n}: expected fields 'input', 'rec' and 'prev_entity'")
+        gold = tuple(dict.fromkeys(id2name[i] for i in row["rec"] if i in id2name))
+        if not gold:
+            continue
+        seen = tuple(dict.fromkeys(id2name[i] for i in row["prev_entity"] if i in items))
+        dialogue = row["input"].strip()
+        if dialogue.endswith("System:"):
+            dialogue = dialogue[: -len("System:")].rstrip()
+        turns.append(RecTurn(str(row.get("turn_id", n)), dialogue, gold, seen))
+    if not turns:
+        raise DataError(f"{folder / 'test.jsonl'}: no turns with a gold recommendation")
+    return RecData(folder.name, tuple(turns), catalogue)
+
+
+def sample_turns(data: RecData, n: int, seed: int) -> list[RecTurn]:
+    """Draw `n` turns with `seed`; asking for more turns than the set holds is an error, not a silent cap."""
+    if n < 1:
+        raise ValueError(f"n must be >= 1, got {n}")
+    if n > len(data.turns):
+        raise DataError(f"asked for {n} turns but {data.name} has only {len(data.turns)}")
+    return random.Random(seed).sample(list(data.turns), n)
