@@ -1,0 +1,171 @@
+"""General ability before and after injection: MMLU accuracy and WikiText-2 perplexity.
+
+Injection should change what a model knows about the injected contexts and nothing else; these two
+numbers, measured on the base model and again on each method's model after its last injection, show
+whether it did (the SELF-PARAM paper's appendix B.2 sees general ability collapse without unrelated
+regularization sentences).
+
+MMLU is scored the usual lm-eval way: the log-likelihood of the four answer letters as the next token
+after "Answer:", the best one is the prediction. Perplexity is exp(mean token NLL) over non-overlapping
+windows of the start of the text, up to a token budget.
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+import random
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Sequence
+
+import torch
+
+from ..lm import LM, inference_mode
+
+LETTERS = ("A", "B", "C", "D")
+DEFAULT_SUBJECTS = ("high_school_geography", "high_school_us_history", "college_biology",
+                    "miscellaneous", "nutrition")
+
+
+@dataclass
+class GeneralConfig:
+    """Which general-ability checks to run and how big they are."""
+
+    mmlu_dir: Path | None = field(default=None, metadata={"help": "folder with MMLU test/ and dev/ CSVs"})
+    subjects: tuple[str, ...] = field(default=DEFAULT_SUBJECTS, metadata={"help": "MMLU subjects to use"})
+    per_subject: int = field(default=20, metadata={"help": "questions drawn per subject (seeded)"})
+    shots: int = field(default=0, metadata={"help": "dev examples shown before each question"})
+    wikitext: Path | None = field(default=None, metadata={"help": "raw WikiText-2 text for perplexity"})
+    ppl_tokens: int = field(default=4096, metadata={"help": "token budget for perplexity"})
+    ppl_window: int = field(default=512, metadata={"help": "tokens per perplexity window"})
+    seed: int = 0
+
+    def __post_init__(self):
+        if self.per_subject < 1 or self.shots < 0 or self.ppl_tokens < 2 or self.ppl_window < 2:
+            raise ValueError(f"general: per_subject >= 1, shots >= 0, ppl_tokens and ppl_window >= 2 required, "
+                             f"got {self.per_subject}, {self.shots}, {self.ppl_tokens}, {self.ppl_window}")
+        if self.mmlu_dir is None and self.wikitext is None:
+            raise ValueError("general: give an MMLU folder, a WikiText file, or both")
+
+
+@dataclass(frozen=True)
+class MCQuestion:
+    subject: str
+    question: str
+    choices: tuple[str, str, str, str]
+    answer: int  # 0-based index into choices
+
+
+def load_mmlu(folder: Path, subject: str, split: str = "test") -> list[MCQuestion]:
+    """One subject's questions from `<folder>/<split>/<subject>_<split>.csv` (header question,choice0..3,answer)."""
+    path = Path(folder) / split / f"{subject}_{split}.csv"
+    if not path.is_file():
+        known = sorted(p.name[: -len(f"_{split}.csv")] for p in (Path(folder) / split).glob(f"*_{split}.csv"))
+        raise ValueError(f"MMLU subject {subject!r} not found at {path}; known subjects: {', '.join(known) or 'none'}")
+    with open(path, newline="", encoding="utf-8") as f:
+        rows = list(csv.DictReader(f))
+    out = []
+    for n, row in enumerate(rows, 2):
+        try:
+            choices = tuple(row[f"choice{i}"] for i in range(4))
+            answer = int(row["answer"])
+        except (KeyError, ValueError, TypeError):
+            raise ValueError(f"{path}:{n}: expected columns question,choice0..choice3,answer (0-3)") from None
+        if not 0 <= answer <= 3:
+            raise ValueError(f"{path}:{n}: answer {answer} is not in 0..3")
+        out.append(MCQuestion(subject, row["question"], choices, answer))  # type: ignore[arg-type]
+    return out
+
+
+def mmlu_prompt(q: MCQuestion, shots: Sequence[MCQuestion] = ()) -> str:
+    """The standard MMLU prompt (Hendrycks et al.), with solved dev examples first when `shots` are given."""
+    subject = q.subject.replace("_", " ")
+
+    def block(item: MCQuestion, solved: bool) -> str:
+        lines = [item.question.strip()] + [f"{l}. {c}" for l, c in zip(LETTERS, item.choices)]
+        return "\n".join(lines) + "\nAnswer:" + (f" {LETTERS[item.answer]}\n\n" if solved else "")
+
+    head = f"The following are multiple choice questions (with answers) about {subject}.\n\n"
+    return head + "".join(block(s, True) for s in shots) + block(q, False)
+
+
+def letter_token_ids(lm: LM) -> list[int]:
+    """The token id of " A" .. " D" (the letter as it follows "Answer:"), one token each."""
+    ids = []
+    for letter in LETTERS:
+        tokens = lm.tokenizer(f" {letter}", add_special_tokens=False)["input_ids"]
+        ids.append(tokens[-1])  # a tokenizer that splits the space off still ends with the letter
+    if len(set(ids)) != 4:
+        raise ValueError(f"the tokenizer does not give the four answer letters distinct tokens: {ids}")
+    return ids
+
+
+def mmlu_accuracy(lm: LM, folder: Path, subjects: Sequence[str], per_subject: int = 20, shots: int = 0,
+                  seed: int = 0, batch_size: int = 8) -> dict[str, float]:
+    """Accuracy per subject and overall (`"all"`, over questions) on `per_subject` seeded questions each."""
+    letters = letter_token_ids(lm)
+    tok = lm.tokenizer
+    per: dict[str, float] = {}
+    hits_all: list[float] = []
+    for subject in subjects:
+        questions = load_mmlu(folder, subject, "test")
+        drawn = random.Random(seed).sample(questions, min(per_subject, len(questions)))
+        examples = load_mmlu(folder, subject, "dev")[:shots] if shots else []
+        prompts = [mmlu_prompt(q, examples) for q in drawn]
+        hits = []
+        with inference_mode(lm):
+            for start in range(0, len(prompts), batch_size):
+                batch = prompts[start:start + batch_size]
+                enc = tok(batch, return_tensors="pt", padding=True).to(lm.device)  # left padding: last = next
+                # positions count real tokens only, so a left-padded row reads as if unpadded
+                positions = (enc["attention_mask"].cumsum(-1) - 1).clamp(min=0)
+                logits = lm.model(**enc, position_ids=positions).logits[:, -1, :]  # (B, V) next-token logits
+                predicted = logits[:, letters].argmax(-1).tolist()
+                hits += [float(p == q.answer) for p, q in zip(predicted, drawn[start:start + batch_size])]
+        per[subject] = sum(hits) / len(hits)
+        hits_all += hits
+    per["all"] = sum(hits_all) / len(hits_all)
+    return per
+
+
+def perplexity(lm: LM, text: str, max_tokens: int = 4096, window: int = 512) -> float:
+    """exp(mean NLL) of the first `max_tokens` tokens of `text`, in non-overlapping windows of `window`."""
+    # tokenize only a prefix that surely holds the budget (no tokenizer averages > 12 chars per token)
+    prefix = text[: max_tokens * 12]
+    ids = lm.tokenizer(prefix, add_special_tokens=False, return_tensors="pt")["input_ids"][0][:max_tokens]
+    window = min(window, lm.max_length)
+    if len(ids) < 2:
+        raise ValueError("perplexity: the text has fewer than 2 tokens")
+    total_nll, total_tokens = 0.0, 0
+    with inference_mode(lm):
+        for start in range(0, len(ids), window):
+            chunk = ids[start:start + window].unsqueeze(0).to(lm.device)  # (1, T)
+            if chunk.shape[1] < 2:
+                break
+            logits = lm.model(input_ids=chunk).logits.float()  # (1, T, V)
+            nll = torch.nn.functional.cross_entropy(logits[0, :-1], chunk[0, 1:], reduction="sum")
+            total_nll += nll.item()
+            total_tokens += chunk.shape[1] - 1
+    return math.exp(total_nll / total_tokens)
+
+
+def wikitext_perplexity(lm: LM, path: Path, max_tokens: int = 4096, window: int = 512) -> float:
+    """Perplexity on a WikiText-2 raw file (lines joined as they stand)."""
+    path = Path(path)
+    if not path.is_file():
+        raise ValueError(f"WikiText file {path} does not exist")
+    text = "\n".join(line.strip() for line in path.read_text(encoding="utf-8").splitlines() if line.strip())
+    return perplexity(lm, text, max_tokens, window)
+
+
+def general_ability(lm: LM, config: GeneralConfig) -> dict[str, float]:
+    """`mmlu_acc` (+ per subject) and/or `wikitext_ppl` of `lm`'s current weights."""
+    out: dict[str, float] = {}
+    if config.mmlu_dir is not None:
+        acc = mmlu_accuracy(lm, config.mmlu_dir, config.subjects, config.per_subject, config.shots, config.seed)
+        out["mmlu_acc"] = acc.pop("all")
+        out.update({f"mmlu/{s}": v for s, v in acc.items()})
+    if config.wikitext is not None:
+        out["wikitext_ppl"] = wikitext_perplexity(lm, config.wikitext, config.ppl_tokens, config.ppl_window)
+    return out

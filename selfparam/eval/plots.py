@@ -1,0 +1,98 @@
+"""PNG plots of a run (matplotlib, Agg backend: no display needed): bars per method for single, batch and
+recommendation runs; for sequential runs a retention heatmap per method and F1 versus injections."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+from .tasks import TaskResult  # noqa: E402
+
+
+def _save(fig, path: Path) -> Path:
+    """Save atomically (temporary file + rename) and close the figure."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".png", dir=path.parent)
+    os.close(fd)
+    try:
+        fig.savefig(tmp, dpi=120, bbox_inches="tight")
+        os.replace(tmp, path)
+    finally:
+        plt.close(fig)
+        Path(tmp).unlink(missing_ok=True)
+    return path
+
+
+def plot_bars(result: TaskResult, keys: tuple[str, ...], path: Path, ylabel: str) -> Path:
+    """Grouped bars: one group per method that finished, one bar per metric key."""
+    ok = [o for o in result.outcomes if o.status == "ok"]
+    fig, ax = plt.subplots(figsize=(max(5.0, 1.1 * len(ok) * max(1, len(keys)) / 2 + 2), 3.6))
+    width = 0.8 / len(keys)
+    x = np.arange(len(ok))
+    for j, key in enumerate(keys):
+        values = [o.metrics.get(key) or 0.0 for o in ok]
+        bars = ax.bar(x + (j - (len(keys) - 1) / 2) * width, values, width, label=key)
+        ax.bar_label(bars, fmt="%.2f", fontsize=7)
+    ax.set_xticks(x, [o.name for o in ok], rotation=20)
+    ax.set_ylabel(ylabel)
+    ax.set_ylim(0, 1.05)
+    ax.set_title(f"{result.task}: {result.extra.get('n_contexts', result.extra.get('n_turns', ''))} "
+                 f"{'turns' if result.task == 'recommendation' else 'contexts'}")
+    ax.legend(fontsize=8)
+    return _save(fig, path)
+
+
+def plot_retention(result: TaskResult, path: Path) -> Path:
+    """One heatmap per method: row t = after injection t, column i = context i (upper triangle blank)."""
+    rows = [o for o in result.outcomes if o.retention is not None]
+    fig, axes = plt.subplots(1, max(1, len(rows)), figsize=(3.4 * max(1, len(rows)), 3.3), squeeze=False)
+    image = None
+    for ax, o in zip(axes[0], rows):
+        m = np.array([[np.nan if v is None else v for v in row] for row in o.retention], dtype=float)
+        image = ax.imshow(m, vmin=0, vmax=1, cmap="viridis")
+        ax.set_title(o.name + ("" if o.status == "ok" else " (failed)"), fontsize=9)
+        ax.set_xlabel("context i")
+        ax.set_ylabel("after step t")
+        ticks = np.arange(len(m))
+        ax.set_xticks(ticks, ticks + 1, fontsize=6)
+        ax.set_yticks(ticks, ticks + 1, fontsize=6)
+    if image is not None:
+        fig.colorbar(image, ax=axes[0].tolist(), shrink=0.8, label="QA-F1")
+    return _save(fig, path)
+
+
+def plot_curve(result: TaskResult, path: Path) -> Path:
+    """Mean F1 over contexts 1..t after each injection t, and the first context's F1, per method."""
+    fig, ax = plt.subplots(figsize=(5.5, 3.6))
+    for o in result.outcomes:
+        curve = o.extra.get("curve")
+        if not curve:
+            continue
+        steps = np.arange(1, len(curve) + 1)
+        line, = ax.plot(steps, [np.nan if v is None else v for v in curve], marker="o", ms=3, label=o.name)
+        first = o.extra.get("first_context")
+        if first:
+            ax.plot(steps, [np.nan if v is None else v for v in first], ls=":", color=line.get_color(), alpha=0.7)
+    ax.set_xlabel("number of injections")
+    ax.set_ylabel("QA-F1 (solid: contexts so far; dotted: first context)")
+    ax.set_ylim(0, 1.05)
+    ax.legend(fontsize=8)
+    return _save(fig, path)
+
+
+def plot_result(result: TaskResult, out: Path) -> dict[str, Path]:
+    """The plots that fit the task, written into `out`."""
+    out = Path(out)
+    if result.task == "sequential":
+        return {"retention_png": plot_retention(result, out / "retention.png"),
+                "curve_png": plot_curve(result, out / "f1_vs_injections.png")}
+    if result.task == "recommendation":
+        return {"bars_png": plot_bars(result, ("r1", "r2", "r3", "r4"), out / "recall.png", "Recall@1")}
+    return {"bars_png": plot_bars(result, ("f1", "em"), out / "scores.png", "score")}

@@ -1,0 +1,142 @@
+"""A run's folder: the resolved config, per-example predictions, the summary table and the plots.
+
+Layout of `--out DIR`:
+    config.json         the resolved settings, library versions and git revision
+    predictions.jsonl   one record per (method, question) (per step for sequential runs)
+    summary.json        per method: status, metrics (f1/em or r1-r4), storage, timings, retention matrix
+    summary.md          the same as tables, plus every failure's error
+    *.png               bars (single, batch, recommendation); retention heatmap and F1 curve (sequential)
+Every file is written to a temporary name and renamed into place, so a crash never leaves half a file.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from ..provenance import provenance
+from .tasks import MethodOutcome, TaskResult
+
+QA_COLUMNS = ("f1", "em")
+REC_COLUMNS = ("r1", "r2", "r3", "r4", "r1@5", "r2@5", "r3@5", "r4@5")
+
+
+def write_text_atomic(path: Path, text: str) -> None:
+    """Write `text` to `path` via a temporary file in the same folder and `os.replace`."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_json(path: Path, obj: Any) -> None:
+    write_text_atomic(path, json.dumps(obj, indent=2, default=str) + "\n")
+
+
+def write_jsonl(path: Path, rows: list[dict]) -> None:
+    write_text_atomic(path, "".join(json.dumps(r, default=str) + "\n" for r in rows))
+
+
+def write_config(out: Path, config: dict[str, Any]) -> None:
+    """`config.json`: what was asked, resolved, plus versions and the git revision (written before the run)."""
+    write_json(Path(out) / "config.json", {**config, **provenance()})
+
+
+def outcome_dict(o: MethodOutcome) -> dict[str, Any]:
+    """A method's summary entry: metrics flattened beside its costs, so `summary["methods"][m]["f1"]` works."""
+    row: dict[str, Any] = {"status": o.status, **o.metrics, "storage_bytes": o.storage_bytes,
+                           "inject_seconds": o.inject_seconds, "answer_latency": o.answer_latency,
+                           "n_injections": o.n_injections, "n_questions": o.n_questions}
+    if o.retention is not None:
+        row["retention"] = o.retention
+    row.update(o.extra)
+    if o.status != "ok":
+        row["error"] = o.error
+        row["traceback"] = o.traceback
+    return row
+
+
+def summary_dict(result: TaskResult) -> dict[str, Any]:
+    return {"task": result.task, **result.extra, "methods": {o.name: outcome_dict(o) for o in result.outcomes}}
+
+
+def _fmt(value: Any, digits: int = 3) -> str:
+    if value is None:
+        return "–"
+    if isinstance(value, float):
+        return f"{value:.{digits}f}"
+    return str(value)
+
+
+def _bytes(n: int | None) -> str:
+    if n is None:
+        return "–"
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if n < 1024 or unit == "GiB":
+            return f"{n} B" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return str(n)
+
+
+def summary_markdown(result: TaskResult, title: str | None = None) -> str:
+    """The summary as Markdown tables: one row per method, then retention matrices and failures."""
+    columns = REC_COLUMNS if result.task == "recommendation" else QA_COLUMNS
+    if result.task == "sequential":
+        columns = ("f1", "em", "f1_diagonal", "f1_all")
+    general_keys = sorted({k for o in result.outcomes for k in o.extra if k in ("mmlu_acc", "wikitext_ppl")})
+    lines = [f"# {title or result.task}", ""]
+    lines += [f"- {k}: {v}" for k, v in result.extra.items() if not isinstance(v, (dict, list))]
+    lines.append("")
+    header = ["method", "status", *columns, *general_keys, "storage at inference", "inject s/update",
+              "answer s/question"]
+    lines += ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for o in result.outcomes:
+        cells = [o.name, o.status, *(_fmt(o.metrics.get(c)) for c in columns),
+                 *(_fmt(o.extra.get(k), 2) for k in general_keys), _bytes(o.storage_bytes),
+                 _fmt(o.inject_seconds, 2), _fmt(o.answer_latency, 2)]
+        lines.append("| " + " | ".join(cells) + " |")
+    before = result.extra.get("general_before")
+    if isinstance(before, dict):
+        lines += ["", "General ability of the base model before any injection: "
+                  + ", ".join(f"{k} {_fmt(v, 3)}" for k, v in before.items() if "/" not in k)]
+    if result.task == "sequential":
+        lines += ["", "Columns: `f1`/`em` after the last injection over all contexts; `f1_diagonal` each context "
+                  "right after its own injection; `f1_all` every cell of the retention matrix."]
+        for o in result.outcomes:
+            if o.retention is None:
+                continue
+            t = len(o.retention)
+            lines += ["", f"## Retention F1[t][i]: {o.name}", "",
+                      "| after step | " + " | ".join(f"c{i + 1}" for i in range(t)) + " |",
+                      "|" + "---|" * (t + 1)]
+            for s, row in enumerate(o.retention):
+                lines.append(f"| {s + 1} | " + " | ".join(_fmt(v, 2) if v is not None else "" for v in row) + " |")
+    failed = [o for o in result.outcomes if o.status != "ok"]
+    if failed:
+        lines += ["", "## Failures", ""]
+        lines += [f"- `{o.name}`: {o.error}" for o in failed]
+    return "\n".join(lines) + "\n"
+
+
+def write_report(out: Path, result: TaskResult, title: str | None = None, plots: bool = True) -> dict[str, Path]:
+    """Write predictions, summaries and plots into `out`; returns the paths written by name."""
+    out = Path(out)
+    paths = {"predictions": out / "predictions.jsonl", "summary_json": out / "summary.json",
+             "summary_md": out / "summary.md"}
+    write_jsonl(paths["predictions"], result.records)
+    write_json(paths["summary_json"], summary_dict(result))
+    write_text_atomic(paths["summary_md"], summary_markdown(result, title))
+    if plots:
+        from .plots import plot_result
+
+        paths.update(plot_result(result, out))
+    return paths

@@ -1,0 +1,286 @@
+"""The papers' four tasks, run the same way for every method through the `KnowledgeMethod` protocol.
+
+A task takes method names and a `build(name) -> method` callable (the CLI passes `build_method` on a
+loaded model; tests pass a fake), so nothing here branches on a method's name. Methods run one after the
+other on the same data; one that raises (while being built, injecting or answering) is reported as
+failed with its error and the run goes on with the others. Every method is `reset()` when its turn ends,
+so the next one starts from the unchanged base model.
+
+Protocol use per task:
+- single: per context, reset, inject([c]), answer that context's questions.
+- batch: per group of K contexts, reset, inject(group) as one update, answer all their questions.
+- sequential: reset once, then for t = 1..T inject([c_t]) and answer the questions of contexts 1..t,
+  giving the retention matrix F1[t][i] (row t: after step t; column i: context i <= t).
+- recommendation: per dialogue turn, reset, inject([dialogue so far]), ask for movies without it
+  (Base(C+Q) gets the dialogue in the prompt), Recall@k under r1-r4.
+"""
+
+from __future__ import annotations
+
+import time
+import traceback
+from dataclasses import dataclass, field
+from typing import Any, Callable, Iterable, Sequence
+
+import torch
+from tqdm.auto import tqdm
+
+from ..methods.base import Context, KnowledgeMethod, Query
+from .loaders import ContextQA, RecData, RecTurn
+from .metrics import best_em, best_f1, mean, nearest_title, parse_titles, recall_at_k
+
+Builder = Callable[[str], KnowledgeMethod]
+# called after a method's last injection, before its reset: extra figures for the summary (general ability)
+AfterHook = Callable[[str, KnowledgeMethod], dict[str, Any]]
+
+REC_QUESTION = ("In the conversation between the user and the movie recommender system, which movies should "
+                "the system recommend to the user next? Reply with 5 movie titles, one per line.")
+REC_KS = (1, 5)
+
+
+@dataclass
+class MethodOutcome:
+    """One method's row of a report: its scores, costs, and whether it finished."""
+
+    name: str
+    status: str = "ok"  # "ok" or "failed"
+    error: str | None = None
+    traceback: str | None = None
+    metrics: dict[str, float | None] = field(default_factory=dict)
+    storage_bytes: int | None = None  # the most it kept beside the base model at inference
+    inject_seconds: float | None = None  # mean wall seconds per inject() call
+    answer_latency: float | None = None  # mean wall seconds per question answered
+    n_injections: int = 0
+    n_questions: int = 0
+    retention: list[list[float | None]] | None = None  # sequential only: F1[t][i], None above the diagonal
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class TaskResult:
+    """Everything a report needs: per-method outcomes and per-example records."""
+
+    task: str
+    outcomes: list[MethodOutcome]
+    records: list[dict[str, Any]]
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def outcome(self, name: str) -> MethodOutcome:
+        for o in self.outcomes:
+            if o.name == name:
+                return o
+        raise KeyError(f"no method {name!r} in this result; have {[o.name for o in self.outcomes]}")
+
+
+class Meter:
+    """Times injections and answers and keeps the largest storage seen, for one method."""
+
+    def __init__(self) -> None:
+        self.inject_time = 0.0
+        self.n_injections = 0
+        self.answer_time = 0.0
+        self.n_questions = 0
+        self.storage = 0
+
+    def inject(self, method: KnowledgeMethod, contexts: Sequence[Context]) -> None:
+        start = time.perf_counter()
+        method.inject(list(contexts))
+        self.inject_time += time.perf_counter() - start
+        self.n_injections += 1
+        self.storage = max(self.storage, int(method.storage_bytes()))
+
+    def answer(self, method: KnowledgeMethod, queries: Sequence[Query], max_new_tokens: int) -> list[str]:
+        start = time.perf_counter()
+        answers = method.answer(list(queries), max_new_tokens=max_new_tokens)
+        self.answer_time += time.perf_counter() - start
+        self.n_questions += len(queries)
+        if len(answers) != len(queries):
+            raise RuntimeError(f"answer() returned {len(answers)} answers for {len(queries)} questions")
+        return answers
+
+    def fill(self, outcome: MethodOutcome) -> None:
+        outcome.storage_bytes = self.storage
+        outcome.inject_seconds = self.inject_time / self.n_injections if self.n_injections else None
+        outcome.answer_latency = self.answer_time / self.n_questions if self.n_questions else None
+        outcome.n_injections, outcome.n_questions = self.n_injections, self.n_questions
+
+
+def run_methods(task: str, names: Sequence[str], build: Builder,
+                body: Callable[[str, KnowledgeMethod, Meter, list[dict], MethodOutcome], None],
+                seed: int = 0, after: AfterHook | None = None) -> TaskResult:
+    """Run `body` once per method, isolating failures: a failed method keeps its partial records and error."""
+    outcomes, records = [], []
+    for name in names:
+        outcome, meter, method_records = MethodOutcome(name), Meter(), []
+        method = None
+        torch.manual_seed(seed)  # each method sees the same random stream (LoRA init, dropout, sampling)
+        try:
+            method = build(name)
+            body(name, method, meter, method_records, outcome)
+            if after is not None:
+                outcome.extra.update(after(name, method))
+        except Exception as e:  # noqa: BLE001 - reported per method, the run goes on
+            outcome.status = "failed"
+            outcome.error = f"{type(e).__name__}: {e}"
+            outcome.traceback = traceback.format_exc(limit=8)
+            tqdm.write(f"[{task}] method {name!r} failed: {outcome.error}")
+        finally:
+            if method is not None:
+                try:
+                    method.reset()
+                except Exception as e:  # noqa: BLE001
+                    tqdm.write(f"[{task}] method {name!r} could not be reset: {type(e).__name__}: {e}")
+        meter.fill(outcome)
+        outcomes.append(outcome)
+        records.extend(method_records)
+    return TaskResult(task, outcomes, records)
+
+
+def _queries(items: Iterable[ContextQA]) -> tuple[list[Query], list[tuple[ContextQA, int]]]:
+    """All questions of `items` (with their gold context) and where each came from."""
+    queries, origin = [], []
+    for item in items:
+        for j, qa in enumerate(item.questions):
+            queries.append(Query(qa.question, item.context.text))
+            origin.append((item, j))
+    return queries, origin
+
+
+def _score(name: str, answers: Sequence[str], origin: Sequence[tuple[ContextQA, int]], step: int | None,
+           records: list[dict]) -> None:
+    for answer, (item, j) in zip(answers, origin):
+        qa = item.questions[j]
+        records.append({"method": name, "step": step, "context_id": item.context.id, "question": qa.question,
+                        "golds": list(qa.answers), "prediction": answer,
+                        "f1": best_f1(answer, qa.answers), "em": best_em(answer, qa.answers)})
+
+
+def _qa_metrics(records: Sequence[dict]) -> dict[str, float | None]:
+    return {"f1": mean(r["f1"] for r in records), "em": mean(r["em"] for r in records)}
+
+
+def _progress(items: Sequence, name: str, task: str, progress: bool):
+    return tqdm(items, desc=f"{task} {name}", unit="ctx", disable=not progress, leave=False)
+
+
+def run_single(names: Sequence[str], build: Builder, contexts: Sequence[ContextQA], max_new_tokens: int = 32,
+               seed: int = 0, progress: bool = True, after: AfterHook | None = None) -> TaskResult:
+    """Single-context injection: each context injected alone into a fresh model, then its questions."""
+
+    def body(name, method, meter, records, outcome):
+        for item in _progress(contexts, name, "single", progress):
+            method.reset()
+            meter.inject(method, [item.context])
+            queries, origin = _queries([item])
+            _score(name, meter.answer(method, queries, max_new_tokens), origin, None, records)
+        outcome.metrics = _qa_metrics(records)
+
+    result = run_methods("single", names, build, body, seed, after)
+    result.extra["n_contexts"] = len(contexts)
+    return result
+
+
+def run_batch(names: Sequence[str], build: Builder, contexts: Sequence[ContextQA], k: int,
+              max_new_tokens: int = 32, seed: int = 0, progress: bool = True,
+              after: AfterHook | None = None) -> TaskResult:
+    """Batch injection: the contexts in groups of `k`, each group one update on a fresh model."""
+    if k < 1 or len(contexts) % k:
+        raise ValueError(f"batch: k={k} must be >= 1 and divide the number of contexts ({len(contexts)})")
+    groups = [list(contexts[i:i + k]) for i in range(0, len(contexts), k)]
+
+    def body(name, method, meter, records, outcome):
+        for g, group in enumerate(_progress(groups, name, f"batch(K={k})", progress)):
+            method.reset()
+            meter.inject(method, [item.context for item in group])
+            queries, origin = _queries(group)
+            _score(name, meter.answer(method, queries, max_new_tokens), origin, g, records)
+        outcome.metrics = _qa_metrics(records)
+
+    result = run_methods("batch", names, build, body, seed, after)
+    result.extra.update(n_contexts=len(contexts), k=k)
+    return result
+
+
+def retention_summary(matrix: Sequence[Sequence[float | None]]) -> dict[str, Any]:
+    """Averages of a retention matrix F1[t][i] (defined for i <= t).
+
+    - `f1_final`: mean over all contexts after the last step (what the model keeps in the end);
+    - `f1_diagonal`: mean of F1[t][t], each context right after its own injection (efficacy);
+    - `f1_first`: the first context after each step (how the oldest knowledge decays);
+    - `curve`: per step t, the mean over contexts 1..t (F1 versus number of injections);
+    - `f1_all`: the mean of every defined cell.
+    """
+    rows = [[v for v in row[: t + 1]] for t, row in enumerate(matrix)]
+    return {
+        "f1_final": mean(rows[-1]) if rows else None,
+        "f1_diagonal": mean(row[t] for t, row in enumerate(rows)),
+        "f1_all": mean(v for row in rows for v in row),
+        "curve": [mean(row) for row in rows],
+        "first_context": [row[0] for row in rows],
+    }
+
+
+def run_sequential(names: Sequence[str], build: Builder, contexts: Sequence[ContextQA], max_new_tokens: int = 32,
+                   seed: int = 0, progress: bool = True, after: AfterHook | None = None) -> TaskResult:
+    """Sequential injection of T contexts with the retention matrix (T x T, lower triangle filled)."""
+    t_total = len(contexts)
+
+    def body(name, method, meter, records, outcome):
+        matrix: list[list[float | None]] = [[None] * t_total for _ in range(t_total)]
+        outcome.retention = matrix  # partial rows stay visible if a later step fails
+        method.reset()
+        for t, item in enumerate(_progress(contexts, name, "sequential", progress)):
+            meter.inject(method, [item.context])
+            seen = list(contexts[: t + 1])
+            queries, origin = _queries(seen)
+            step_records: list[dict] = []
+            _score(name, meter.answer(method, queries, max_new_tokens), origin, t, step_records)
+            for i, old in enumerate(seen):
+                matrix[t][i] = mean(r["f1"] for r in step_records if r["context_id"] == old.context.id)
+            records.extend(step_records)
+        final = [r for r in records if r["step"] == t_total - 1]
+        summary = retention_summary(matrix)
+        outcome.metrics = {**_qa_metrics(final), "f1_diagonal": summary["f1_diagonal"],
+                           "f1_all": summary["f1_all"]}
+        outcome.extra.update(curve=summary["curve"], first_context=summary["first_context"])
+
+    result = run_methods("sequential", names, build, body, seed, after)
+    result.extra["n_contexts"] = t_total
+    return result
+
+
+def run_recommendation(names: Sequence[str], build: Builder, data: RecData, turns: Sequence[RecTurn],
+                       max_new_tokens: int = 64, seed: int = 0, progress: bool = True, threshold: int = 2,
+                       question: str = REC_QUESTION, after: AfterHook | None = None) -> TaskResult:
+    """Conversational recommendation: inject the dialogue so far, ask for movies without it."""
+    matched_cache: dict[str, Any] = {}
+
+    def match(title: str):
+        if title not in matched_cache:
+            matched_cache[title] = nearest_title(title, data.catalogue)
+        return matched_cache[title]
+
+    def body(name, method, meter, records, outcome):
+        per_turn = []
+        for turn in _progress(turns, name, f"recommendation({data.name})", progress):
+            method.reset()
+            meter.inject(method, [Context(turn.id, turn.dialogue)])
+            answer = meter.answer(method, [Query(question, turn.dialogue)], max_new_tokens)[0]
+            matches = [match(t) for t in parse_titles(answer)]
+            per_turn.append((matches, turn.gold, turn.seen))
+            records.append({"method": name, "turn_id": turn.id, "prediction": answer,
+                            "titles": [{"predicted": m.predicted, "nearest": m.nearest, "distance": m.distance}
+                                       for m in matches],
+                            "gold": list(turn.gold), "seen": list(turn.seen)})
+        metrics: dict[str, float | None] = {}
+        for k in REC_KS:
+            scores = recall_at_k([p[0] for p in per_turn], [p[1] for p in per_turn], [p[2] for p in per_turn],
+                                 k=k, threshold=threshold)
+            for filt, value in scores.items():
+                metrics[filt if k == 1 else f"{filt}@{k}"] = value
+        outcome.metrics = metrics
+
+    result = run_methods("recommendation", names, build, body, seed, after)
+    result.extra.update(dataset=data.name, n_turns=len(turns), catalogue_size=len(data.catalogue),
+                        question=question, edit_distance_threshold=threshold)
+    return result
