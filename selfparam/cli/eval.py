@@ -1,0 +1,127 @@
+"""`selfparam eval TASK ...`: one command per task of the papers, each a thin shell over `selfparam.eval.run`.
+
+    selfparam eval single --data ../shared/data/squad_v1.1/dev-v1.1-public.json \\
+        --methods base,base-cq,rag-bm25,selfparam --n 20 --seed 0 --out runs/single
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+eval_app = typer.Typer(help="Evaluate knowledge methods on the papers' tasks; one folder of results per run.",
+                       no_args_is_help=True)
+
+Data = Annotated[Path, typer.Option("--data", help="SQuAD JSON or PwC JSONL (recommendation: the crs_selfparam folder)")]
+Methods = Annotated[str, typer.Option("--methods", help="comma list: base, base-cq, ft-c, ft-s, selfparam, rag-bm25, "
+                                                        "rag-dense")]
+N = Annotated[int, typer.Option("--n", help="contexts (recommendation: dialogue turns) drawn with --seed")]
+Seed = Annotated[int, typer.Option("--seed", help="draws the contexts and seeds every method")]
+Out = Annotated[Path, typer.Option("--out", help="run folder: config, predictions, summary.md/json, plots")]
+Model = Annotated[str, typer.Option("--model", help="embedded name, .gguf file, HF folder or cached hub id")]
+Device = Annotated[str, typer.Option("--device", help="auto, cpu, cuda, cuda:1 ...")]
+Dtype = Annotated[str, typer.Option("--dtype", help="compute dtype: auto, fp32, bf16, fp16")]
+QPC = Annotated[int, typer.Option("--questions-per-context", help="questions asked per context")]
+MaxNew = Annotated[Optional[int], typer.Option("--max-new-tokens", help="answer length (default 32; recommendation 64)")]
+NPairs = Annotated[Optional[int], typer.Option("--n-pairs", help="generated QA pairs per context for SELF-PARAM/FT(S)")]
+Unrelated = Annotated[Optional[Path], typer.Option("--unrelated", help="text file of unrelated sentences for the "
+                                                                       "target sets (e.g. wikitext2/wiki.test.raw)")]
+TargetsDir = Annotated[Optional[Path], typer.Option("--targets-dir", help="target-set cache (default OUT/targets); "
+                                                                          "share it between runs on the same data")]
+MethodConfig = Annotated[Optional[Path], typer.Option("--method-config", help='JSON {"method": {setting: value}}')]
+General = Annotated[bool, typer.Option("--general/--no-general", help="MMLU and WikiText-2 perplexity before and "
+                                                                     "after injection")]
+MMLU = Annotated[Optional[Path], typer.Option("--mmlu", help="MMLU folder (test/ and dev/ CSVs)")]
+Subjects = Annotated[Optional[str], typer.Option("--mmlu-subjects", help="comma list of MMLU subjects")]
+PerSubject = Annotated[int, typer.Option("--mmlu-per-subject", help="questions per MMLU subject")]
+Wikitext = Annotated[Optional[Path], typer.Option("--wikitext", help="WikiText-2 raw file for perplexity")]
+PplTokens = Annotated[int, typer.Option("--ppl-tokens", help="token budget for perplexity")]
+Progress = Annotated[bool, typer.Option("--progress/--no-progress", help="progress bars over contexts")]
+
+
+def _run(task: str, data: Path, methods: str, n: int, seed: int, out: Path, model: str, device: str, dtype: str,
+         questions_per_context: int, max_new_tokens: int | None, n_pairs: int | None, unrelated: Path | None,
+         targets_dir: Path | None, method_config: Path | None, general: bool, mmlu: Path | None,
+         mmlu_subjects: str | None, mmlu_per_subject: int, wikitext: Path | None, ppl_tokens: int, progress: bool,
+         **task_options) -> None:
+    from ..eval.general import DEFAULT_SUBJECTS, GeneralConfig
+    from ..eval.run import EvalSettings, evaluate
+
+    try:
+        general_config = None
+        if general:
+            general_config = GeneralConfig(
+                mmlu_dir=mmlu, wikitext=wikitext, per_subject=mmlu_per_subject, ppl_tokens=ppl_tokens, seed=seed,
+                subjects=tuple(s.strip() for s in mmlu_subjects.split(",") if s.strip()) if mmlu_subjects
+                else DEFAULT_SUBJECTS)
+        settings = EvalSettings(
+            task=task, data=data, out=out, methods=tuple(m.strip() for m in methods.split(",") if m.strip()), n=n,
+            seed=seed, model=model, device=device, dtype=dtype, questions_per_context=questions_per_context,
+            max_new_tokens=max_new_tokens, n_pairs=n_pairs, unrelated=unrelated, targets_dir=targets_dir,
+            method_config=method_config, general=general_config, progress=progress, **task_options)
+        result, paths = evaluate(settings)
+    except ValueError as e:  # bad input (DataError, unknown names, bad sizes): say why, no traceback
+        typer.secho(f"error: {e}", fg=typer.colors.RED, err=True)
+        raise typer.Exit(2) from None
+    typer.echo(paths["summary_md"].read_text())
+    failed = [o.name for o in result.outcomes if o.status != "ok"]
+    typer.echo(f"results in {out}" + (f"; failed methods: {', '.join(failed)}" if failed else ""))
+    if failed:
+        raise typer.Exit(1)
+
+
+_QA_DEFAULT_METHODS = "base,base-cq,ft-c,ft-s,selfparam,rag-bm25,rag-dense"
+
+
+@eval_app.command()
+def single(data: Data, out: Out, methods: Methods = _QA_DEFAULT_METHODS, n: N = 20, seed: Seed = 0,
+           model: Model = "smollm2-135m", device: Device = "auto", dtype: Dtype = "auto",
+           questions_per_context: QPC = 3, max_new_tokens: MaxNew = None, n_pairs: NPairs = None,
+           unrelated: Unrelated = None, targets_dir: TargetsDir = None, method_config: MethodConfig = None,
+           general: General = False, mmlu: MMLU = None, mmlu_subjects: Subjects = None, mmlu_per_subject: PerSubject = 20,
+           wikitext: Wikitext = None, ppl_tokens: PplTokens = 4096, progress: Progress = True) -> None:
+    """Single-context injection: each context alone into a fresh model, then its questions (QA-F1, EM)."""
+    _run("single", **locals())
+
+
+@eval_app.command()
+def batch(data: Data, out: Out, methods: Methods = _QA_DEFAULT_METHODS, n: N = 20,
+          k: Annotated[Optional[int], typer.Option("--k", help="contexts per update (default: all n)")] = None,
+          seed: Seed = 0, model: Model = "smollm2-135m", device: Device = "auto", dtype: Dtype = "auto",
+          questions_per_context: QPC = 3, max_new_tokens: MaxNew = None, n_pairs: NPairs = None,
+          unrelated: Unrelated = None, targets_dir: TargetsDir = None, method_config: MethodConfig = None,
+          general: General = False, mmlu: MMLU = None, mmlu_subjects: Subjects = None, mmlu_per_subject: PerSubject = 20,
+          wikitext: Wikitext = None, ppl_tokens: PplTokens = 4096, progress: Progress = True) -> None:
+    """Batch injection: K contexts in one update, then all their questions."""
+    _run("batch", **locals())
+
+
+@eval_app.command()
+def sequential(data: Data, out: Out, methods: Methods = "selfparam,ft-s,ft-c",
+               t: Annotated[int, typer.Option("--t", help="contexts injected one after another")] = 10,
+               seed: Seed = 0, model: Model = "smollm2-135m", device: Device = "auto", dtype: Dtype = "auto",
+               questions_per_context: QPC = 3, max_new_tokens: MaxNew = None, n_pairs: NPairs = None,
+               unrelated: Unrelated = None, targets_dir: TargetsDir = None, method_config: MethodConfig = None,
+               general: General = False, mmlu: MMLU = None, mmlu_subjects: Subjects = None,
+               mmlu_per_subject: PerSubject = 20, wikitext: Wikitext = None, ppl_tokens: PplTokens = 4096,
+               progress: Progress = True) -> None:
+    """Sequential injection of T contexts; after each step every earlier context is asked (retention matrix)."""
+    options = locals()
+    options["n"] = options.pop("t")
+    _run("sequential", **options)
+
+
+@eval_app.command()
+def recommendation(data: Data, out: Out, methods: Methods = "base,base-cq,ft-c,ft-s,selfparam,rag-bm25,rag-dense",
+                   dataset: Annotated[str, typer.Option("--dataset", help="inspired or redial (subfolder of --data)")]
+                   = "inspired",
+                   n: N = 20, seed: Seed = 0, model: Model = "smollm2-135m", device: Device = "auto",
+                   dtype: Dtype = "auto", max_new_tokens: MaxNew = None, n_pairs: NPairs = None,
+                   unrelated: Unrelated = None, targets_dir: TargetsDir = None, method_config: MethodConfig = None,
+                   general: General = False, mmlu: MMLU = None, mmlu_subjects: Subjects = None,
+                   mmlu_per_subject: PerSubject = 20, wikitext: Wikitext = None, ppl_tokens: PplTokens = 4096,
+                   progress: Progress = True) -> None:
+    """Conversational recommendation: inject the dialogue so far, recommend without it (Recall@1, r1-r4)."""
+    _run("recommendation", questions_per_context=1, **locals())

@@ -1,0 +1,177 @@
+"""One evaluation run end to end: check the inputs, load data and model, run the task, write the report.
+
+The CLI commands are thin shells over `evaluate`. Everything that can be checked without the model
+(task, method names, data file, sizes) is checked first, so bad input fails in a second and leaves no
+run folder behind.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+from ..lm import DEFAULT_MODEL, LM, load_lm
+from ..methods.base import KnowledgeMethod, Resources
+from ..methods.registry import METHODS, build_method
+from . import tasks
+from .configs import method_configs
+from .general import GeneralConfig, general_ability
+from .loaders import CRS_DATASETS, DataError, load_crs, load_qa, sample_contexts, sample_turns
+from .report import write_config, write_report
+
+TASKS = ("single", "batch", "sequential", "recommendation")
+QA_METHODS = ("base", "base-cq", "ft-c", "ft-s", "selfparam", "rag-bm25", "rag-dense")
+DEFAULT_MAX_NEW_TOKENS = {"single": 32, "batch": 32, "sequential": 32, "recommendation": 64}
+
+
+@dataclass
+class EvalSettings:
+    """Everything a run depends on; written to `config.json` as resolved."""
+
+    task: str
+    data: Path
+    out: Path
+    methods: tuple[str, ...] = QA_METHODS
+    n: int = 20
+    seed: int = 0
+    model: str = DEFAULT_MODEL
+    device: str = "auto"
+    dtype: str = "auto"
+    questions_per_context: int = 3
+    max_new_tokens: int | None = None  # None: the task's default
+    k: int | None = None  # batch: contexts per update (None: all n at once)
+    dataset: str | None = None  # recommendation: inspired | redial (a subfolder of `data`)
+    n_pairs: int | None = None  # generated pairs per context (None: the target builder's default)
+    unrelated: Path | None = None  # unrelated sentences for the target sets (None: none)
+    targets_dir: Path | None = None  # cache of target sets (None: <out>/targets)
+    method_config: Path | None = None  # JSON of per-method settings
+    general: GeneralConfig | None = None
+    progress: bool = True
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self):
+        if self.task not in TASKS:
+            raise ValueError(f"unknown task {self.task!r}; known tasks: {', '.join(TASKS)}")
+        self.methods = tuple(self.methods)
+        if not self.methods:
+            raise ValueError("no methods given")
+        unknown = [m for m in self.methods if m not in METHODS]
+        if unknown:
+            raise ValueError(f"unknown method(s) {', '.join(map(repr, unknown))}; known methods: {', '.join(METHODS)}")
+        if len(set(self.methods)) != len(self.methods):
+            raise ValueError(f"methods listed twice: {', '.join(self.methods)}")
+        if self.n < 1 or self.questions_per_context < 1:
+            raise ValueError(f"n and questions_per_context must be >= 1, got {self.n} and {self.questions_per_context}")
+        if self.max_new_tokens is None:
+            self.max_new_tokens = DEFAULT_MAX_NEW_TOKENS[self.task]
+        if self.max_new_tokens < 1:
+            raise ValueError(f"max_new_tokens must be >= 1, got {self.max_new_tokens}")
+        if self.task == "batch":
+            self.k = self.k or self.n
+            if self.k < 1 or self.n % self.k:
+                raise ValueError(f"batch: k={self.k} must be >= 1 and divide n={self.n}")
+        if self.task == "recommendation":
+            if self.dataset is not None and self.dataset not in CRS_DATASETS:
+                raise ValueError(f"unknown dataset {self.dataset!r}; known: {', '.join(CRS_DATASETS)}")
+        self.data, self.out = Path(self.data), Path(self.out)
+        if self.unrelated is not None and not Path(self.unrelated).is_file():
+            raise ValueError(f"unrelated corpus {self.unrelated} does not exist")
+        if self.targets_dir is None:
+            self.targets_dir = self.out / "targets"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {k: (dataclasses.asdict(v) if dataclasses.is_dataclass(v) else v)
+                for k, v in vars(self).items()}
+
+
+def load_task_data(settings: EvalSettings):
+    """The contexts (QA tasks) or dialogue turns (recommendation) of the run, drawn with the seed."""
+    if settings.task == "recommendation":
+        folder = settings.data / settings.dataset if settings.dataset else settings.data
+        if not folder.exists():
+            raise DataError(f"recommendation data folder {folder} does not exist")
+        data = load_crs(folder)
+        return data, sample_turns(data, settings.n, settings.seed)
+    contexts = load_qa(settings.data)
+    return None, sample_contexts(contexts, settings.n, settings.seed, settings.questions_per_context)
+
+
+def make_resources(settings: EvalSettings, lm: LM) -> Resources:
+    """The shared, cached target builder: SELF-PARAM and FT(S) train on the very same generated sets,
+    written by the unchanged base model."""
+    from ..methods.selfparam.config import TargetConfig
+    from ..methods.selfparam.method import make_target_builder
+
+    fields: dict[str, Any] = {"seed": settings.seed,
+                              "unrelated_path": str(settings.unrelated) if settings.unrelated else None}
+    if settings.n_pairs is not None:
+        fields["n_pairs"] = settings.n_pairs
+    return Resources(target_builder=make_target_builder(TargetConfig(**fields), lambda: lm,
+                                                        cache_dir=str(settings.targets_dir)))
+
+
+def evaluate(settings: EvalSettings, lm: LM | None = None,
+             build: Callable[[str], KnowledgeMethod] | None = None) -> tuple[tasks.TaskResult, dict[str, Path]]:
+    """Run the task for every method and write the report into `settings.out`.
+
+    `lm` and `build` default to loading `settings.model` and building methods from the registry on it;
+    tests pass a tiny model or a fake builder.
+    """
+    data, items = load_task_data(settings)  # bad data fails here, before the model loads
+    configs = method_configs(settings.method_config, list(settings.methods))
+    settings.out.mkdir(parents=True, exist_ok=True)
+    write_config(settings.out, {"settings": settings.to_dict(),
+                                "method_configs": {k: dataclasses.asdict(v) for k, v in configs.items()},
+                                "items": [getattr(getattr(i, "context", None), "id", None) or getattr(i, "id", None)
+                                          for i in items]})
+    started = time.time()
+    if build is None:
+        lm = lm or load_lm(settings.model, settings.device, settings.dtype)
+        resources = make_resources(settings, lm)
+
+        def build(name: str) -> KnowledgeMethod:
+            return build_method(name, lm, configs.get(name), resources)
+
+    after = None
+    general_before = None
+    if settings.general is not None:
+        if lm is None:
+            raise ValueError("general ability needs the model: pass `lm` along with a custom `build`")
+        general_before = general_ability(lm, settings.general)
+        after = _general_after(settings.general)
+
+    common = dict(max_new_tokens=settings.max_new_tokens, seed=settings.seed, progress=settings.progress, after=after)
+    if settings.task == "single":
+        result = tasks.run_single(settings.methods, build, items, **common)
+    elif settings.task == "batch":
+        result = tasks.run_batch(settings.methods, build, items, settings.k, **common)
+    elif settings.task == "sequential":
+        result = tasks.run_sequential(settings.methods, build, items, **common)
+    else:
+        result = tasks.run_recommendation(settings.methods, build, data, items, **common)
+    if general_before is not None:
+        result.extra["general_before"] = general_before
+    result.extra["wall_seconds"] = round(time.time() - started, 1)
+    result.extra["model"] = settings.model
+    title = f"{settings.task} injection: {settings.data.name}" if settings.task != "recommendation" \
+        else f"conversational recommendation: {result.extra.get('dataset')}"
+    return result, write_report(settings.out, result, title)
+
+
+def _general_after(config: GeneralConfig):
+    """General ability of the model a method answers with (`method.lm`), measured before its reset.
+
+    Weight-editing methods answer with their own updated copy; retrieval and in-context methods with the
+    base model, so theirs equals the base figures. A method without an `lm` gets an error entry instead.
+    """
+
+    def after(name: str, method: KnowledgeMethod) -> dict[str, Any]:
+        lm = getattr(method, "lm", None)
+        if lm is None:
+            return {"general_error": f"method {name!r} exposes no `lm` to measure"}
+        return general_ability(lm, config)
+
+    return after

@@ -1,0 +1,117 @@
+"""`selfparam eval ...` end to end on the tiny model saved as a folder, and its bad-input errors."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from typer.testing import CliRunner
+
+from selfparam.cli.eval import eval_app
+from selfparam.eval.run import EvalSettings, evaluate
+
+runner = CliRunner()
+
+
+@pytest.fixture(scope="module")
+def tiny_folder(tmp_path_factory):
+    from selfparam.testing import tiny_lm
+
+    lm = tiny_lm(seed=0)
+    folder = tmp_path_factory.mktemp("tiny-model")
+    lm.model.save_pretrained(folder)
+    lm.tokenizer.save_pretrained(folder)
+    return folder
+
+
+@pytest.fixture
+def squad(shared_data):
+    return shared_data / "squad_v1.1/dev-v1.1-public.json"
+
+
+def test_single_run_writes_the_report(tiny_folder, squad, tmp_path):
+    out = tmp_path / "run"
+    result = runner.invoke(eval_app, ["single", "--data", str(squad), "--methods", "base,base-cq,rag-bm25",
+                                      "--n", "2", "--seed", "0", "--out", str(out), "--model", str(tiny_folder),
+                                      "--device", "cpu", "--max-new-tokens", "4", "--no-progress"])
+    assert result.exit_code == 0, result.output
+    summary = json.loads((out / "summary.json").read_text())
+    assert list(summary["methods"]) == ["base", "base-cq", "rag-bm25"]
+    for entry in summary["methods"].values():
+        assert entry["status"] == "ok" and entry["n_questions"] == 6 and 0 <= entry["f1"] <= 1
+    assert summary["methods"]["base"]["storage_bytes"] == 0
+    assert summary["methods"]["rag-bm25"]["storage_bytes"] > 0
+    config = json.loads((out / "config.json").read_text())
+    assert config["settings"]["n"] == 2 and "git_revision" in config and "versions" in config
+    assert len(config["items"]) == 2
+    assert (out / "scores.png").is_file() and (out / "summary.md").is_file()
+    assert len((out / "predictions.jsonl").read_text().splitlines()) == 18
+
+
+@pytest.mark.parametrize("args, message", [
+    (["nonsense", "--data", "x"], "No such command"),
+    (["single", "--data", "{squad}", "--methods", "base,magic", "--out", "{out}"], "unknown method(s) 'magic'"),
+    (["single", "--data", "{tmp}/missing.json", "--methods", "base", "--out", "{out}"], "does not exist"),
+    (["batch", "--data", "{squad}", "--methods", "base", "--n", "5", "--k", "2", "--out", "{out}"], "divide"),
+    (["recommendation", "--data", "{tmp}", "--dataset", "netflix", "--methods", "base", "--out", "{out}"],
+     "unknown dataset"),
+])
+def test_bad_input_fails_fast_and_writes_nothing(args, message, squad, tmp_path):
+    out = tmp_path / "out"
+    args = [a.format(squad=squad, out=out, tmp=tmp_path) for a in args]
+    result = runner.invoke(eval_app, args)
+    assert result.exit_code != 0
+    assert message in result.output
+    assert not out.exists()
+
+
+def test_unknown_task_in_the_library():
+    with pytest.raises(ValueError, match="unknown task 'joint'"):
+        EvalSettings("joint", "x.json", "out")
+
+
+def test_failing_method_through_evaluate(squad, tmp_path):
+    """A method that raises mid-run: reported as failed in every file, the others' results kept."""
+    class Constant:
+        """Answers every question with the same word; injects nothing."""
+
+        def __init__(self, name, explode=False):
+            self.name, self.explode = name, explode
+
+        def inject(self, contexts):
+            pass
+
+        def answer(self, queries, max_new_tokens=32):
+            if self.explode:
+                raise RuntimeError("generation blew up")
+            return ["1989"] * len(queries)
+
+        def reset(self):
+            pass
+
+        def storage_bytes(self):
+            return 0
+
+    made = {"base": Constant("base"), "rag-bm25": Constant("rag-bm25", explode=True)}
+    settings = EvalSettings("single", squad, tmp_path / "run", methods=("rag-bm25", "base"), n=2, progress=False)
+    result, paths = evaluate(settings, build=lambda name: made[name])
+    summary = json.loads(paths["summary_json"].read_text())
+    assert summary["methods"]["rag-bm25"]["status"] == "failed"
+    assert "generation blew up" in summary["methods"]["rag-bm25"]["error"]
+    assert summary["methods"]["base"]["status"] == "ok" and summary["methods"]["base"]["n_questions"] == 6
+    assert "generation blew up" in paths["summary_md"].read_text()
+
+
+def test_method_config_file(tmp_path):
+    from selfparam.eval.configs import method_configs
+    from selfparam.methods.rag import RAGConfig
+
+    path = tmp_path / "m.json"
+    path.write_text(json.dumps({"rag-bm25": {"top_k": 2}}))
+    assert method_configs(path, ["rag-bm25"]) == {"rag-bm25": RAGConfig(top_k=2)}
+    path.write_text(json.dumps({"rag-bm25": {"topk": 2}}))
+    with pytest.raises(ValueError, match="unknown setting 'topk'"):
+        method_configs(path, ["rag-bm25"])
+    path.write_text(json.dumps({"base": {}}))
+    with pytest.raises(ValueError, match="takes no settings"):
+        method_configs(path, ["base"])
