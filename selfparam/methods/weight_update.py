@@ -55,7 +55,7 @@ class WeightUpdateMethod(PromptedMethod):
 
     # -- the protocol -------------------------------------------------------------------------
     def inject(self, contexts: Sequence[Context]) -> None:
-        validate_contexts(contexts)
+        validate_contexts(contexts, self.lm)
         examples, about = self.examples_for(contexts)
         self._own_model()
         record, stats = run_update(self.lm, examples, self.adapter, self.train, progress=self.progress)
@@ -125,13 +125,23 @@ def saved_updates(path: Path) -> list[Path]:
     return folders
 
 
-def validate_contexts(contexts: Sequence[Context]) -> None:
-    """Empty updates and empty contexts are errors before any work starts."""
+# Room left in the window after the context for the answer prompt, a question and its answer.
+PROMPT_MARGIN_TOKENS = 192
+
+
+def validate_contexts(contexts: Sequence[Context], lm: LM) -> None:
+    """Empty updates, empty contexts and contexts too long for the teacher's window are errors before
+    any work (pair generation takes minutes) starts."""
     if not contexts:
         raise ValueError("inject: no contexts given")
     for c in contexts:
         if not c.text or not c.text.strip():
             raise ValueError(f"inject: context {c.id!r} is empty")
+        n_tokens = len(lm.tokenizer(c.text, add_special_tokens=False)["input_ids"])
+        if n_tokens + PROMPT_MARGIN_TOKENS > lm.max_length:
+            raise ValueError(f"inject: context {c.id!r} has {n_tokens} tokens; with the prompt it must fit the "
+                             f"model's window of {lm.max_length} tokens (at most {lm.max_length - PROMPT_MARGIN_TOKENS}"
+                             f" for the context): split it into several contexts")
 
 
 def _sha256(text: str) -> str:

@@ -1,0 +1,149 @@
+"""`selfparam inject | ask | export | demo | bench`: thin shells over the library."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from ..lm import DEFAULT_MODEL, load_lm
+from ..methods.base import Context, Query
+from ..methods.selfparam import SelfParam, SelfParamConfig, TargetConfig
+from ..training.adapters import AdapterConfig
+from ..training.trainer import TrainConfig
+from .errors import read_text_file, user_errors
+
+console = Console()
+
+ModelOpt = Annotated[str, typer.Option(help="embedded name (smollm2-135m), .gguf file, HF folder or hub id")]
+DeviceOpt = Annotated[str, typer.Option(help="auto (CUDA when present, else CPU), cpu, cuda, cuda:1 ...")]
+DtypeOpt = Annotated[str, typer.Option(help="compute dtype: auto (bf16 where supported), fp32, bf16, fp16")]
+
+
+def register(app: typer.Typer) -> None:
+    app.command()(inject)
+    app.command()(ask)
+    app.command()(export)
+    app.command()(demo)
+    app.command()(bench)
+
+
+@user_errors
+def inject(
+    contexts: Annotated[list[str], typer.Argument(help="text files, one context each")],
+    out: Annotated[Path, typer.Option(help="folder to write the injection to (PEFT adapters + manifests)")],
+    model: ModelOpt = DEFAULT_MODEL,
+    mode: Annotated[str, typer.Option(help="batch: all contexts in one update; sequential: one update each")] = "batch",
+    resume: Annotated[Optional[Path], typer.Option("--from", help="a saved injection to continue from")] = None,
+    n_pairs: Annotated[int, typer.Option(help="question-answer pairs per context")] = 50,
+    pairs_file: Annotated[Optional[str], typer.Option(help="JSONL of {question, answer[, context]} instead of generating")] = None,
+    generator_url: Annotated[Optional[str], typer.Option(help="OpenAI-compatible base URL that writes the pairs")] = None,
+    generator_model: Annotated[Optional[str], typer.Option(help="model name at --generator-url")] = None,
+    unrelated: Annotated[Optional[str], typer.Option(help="text/JSONL corpus of unrelated sentences")] = None,
+    unrelated_ratio: Annotated[float, typer.Option(help="unrelated sentences per pair")] = 0.5,
+    adapter: Annotated[str, typer.Option(help="lora or mlp")] = "lora",
+    lr: Annotated[float, typer.Option()] = TrainConfig.lr,
+    epochs: Annotated[int, typer.Option()] = TrainConfig.epochs,
+    batch_size: Annotated[int, typer.Option()] = TrainConfig.batch_size,
+    seed: Annotated[int, typer.Option()] = 0,
+    device: DeviceOpt = "auto",
+    dtype: DtypeOpt = "auto",
+) -> None:
+    """Inject context files into the model's weights with SELF-PARAM and save the result to --out."""
+    if mode not in ("batch", "sequential"):
+        raise ValueError(f"--mode: {mode!r} is not batch or sequential")
+    if out.exists():
+        raise FileExistsError(f"--out {out} already exists; choose a new folder")
+    texts = [Context(Path(p).stem, read_text_file(p)) for p in contexts]
+    config = SelfParamConfig(
+        targets=TargetConfig(n_pairs=n_pairs, unrelated_ratio=unrelated_ratio, unrelated_path=unrelated,
+                             pairs_file=pairs_file, generator_url=generator_url, generator_model=generator_model,
+                             seed=seed),
+        adapter=AdapterConfig(kind=adapter),
+        train=TrainConfig(lr=lr, epochs=epochs, batch_size=batch_size, seed=seed),
+    )
+    lm = load_lm(model, device=device, dtype=dtype)
+    method = SelfParam(lm, config)
+    if resume is not None:
+        method.load(resume)
+    for batch in ([texts] if mode == "batch" else [[c] for c in texts]):
+        method.inject(batch)
+        stats = method.last_stats
+        console.print(f"update {len(method.records)}: {len(batch)} context(s), {stats.examples} sentences, "
+                      f"loss {stats.first_loss:.4f} -> {stats.last_loss:.4f}, teacher {stats.seconds_teacher:.1f}s, "
+                      f"train {stats.seconds_train:.1f}s")
+    method.save(out)
+    console.print(f"[green]saved[/] {out}  (ask with: selfparam ask {out} \"your question\")")
+
+
+@user_errors
+def ask(
+    injection: Annotated[Path, typer.Argument(help="a folder written by `selfparam inject`")],
+    questions: Annotated[list[str], typer.Argument(help="one or more questions")],
+    max_new_tokens: Annotated[int, typer.Option()] = 48,
+    device: DeviceOpt = "auto",
+    dtype: DtypeOpt = "auto",
+) -> None:
+    """Answer questions with and without the injected knowledge, side by side."""
+    from ..injections import load_injection
+
+    base, method = load_injection(injection, device=device, dtype=dtype)
+    queries = [Query(q) for q in questions]
+    before = SelfParam(base).answer(queries, max_new_tokens)  # a method with nothing injected: the base model
+    after = method.answer(queries, max_new_tokens)
+    table = Table(title=f"{base.name}: without / with {injection}", show_lines=True)
+    table.add_column("question")
+    table.add_column("base model")
+    table.add_column("with injection")
+    for q, b, a in zip(questions, before, after):
+        table.add_row(q, b, a)
+    console.print(table)
+
+
+@user_errors
+def export(
+    injection: Annotated[Path, typer.Argument(help="a folder written by `selfparam inject`")],
+    out: Annotated[Path, typer.Option(help="new folder for the merged Hugging Face model")],
+) -> None:
+    """Write the injected model as a plain Hugging Face folder (loads with transformers alone)."""
+    from ..injections import export_merged
+
+    export_merged(injection, out)
+    console.print(f"[green]exported[/] {out}: AutoModelForCausalLM.from_pretrained({str(out)!r})")
+
+
+@user_errors
+def demo(
+    unrelated: Annotated[str, typer.Option(help="corpus of unrelated sentences ('none' for no regularisation)")]
+    = "../shared/data/wikitext2/wiki.test.raw",
+    n_pairs: Annotated[int, typer.Option(help="question-answer pairs to generate")] = 50,
+    out: Annotated[Optional[Path], typer.Option(help="also save the injection here")] = None,
+    device: DeviceOpt = "auto",
+    dtype: DtypeOpt = "auto",
+    seed: Annotated[int, typer.Option()] = 0,
+) -> None:
+    """Inject a short bundled context into the embedded model and show its answers before and after."""
+    from ..demo import run_demo
+
+    run_demo(console, unrelated=None if unrelated == "none" else unrelated, n_pairs=n_pairs, out=out,
+             device=device, dtype=dtype, seed=seed)
+
+
+@user_errors
+def bench(
+    model: ModelOpt = DEFAULT_MODEL,
+    n_pairs: Annotated[int, typer.Option(help="pairs for the one context")] = 50,
+    unrelated: Annotated[str, typer.Option(help="corpus of unrelated sentences")] = "../shared/data/wikitext2/wiki.test.raw",
+    epochs: Annotated[int, typer.Option()] = TrainConfig.epochs,
+    skip_naive: Annotated[bool, typer.Option(help="skip the naive reference run")] = False,
+    device: DeviceOpt = "auto",
+    dtype: DtypeOpt = "auto",
+) -> None:
+    """Time pair generation, the teacher pass and training against the naive path; ends with one JSON line."""
+    from ..bench import run_bench
+
+    run_bench(console, model=model, n_pairs=n_pairs, unrelated=unrelated, epochs=epochs, naive=not skip_naive,
+              device=device, dtype=dtype)

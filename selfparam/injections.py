@@ -1,0 +1,61 @@
+"""Saved injections: read them back onto their base model, and export them as plain HF models.
+
+A saved injection is a folder written by a weight-update method's `save`: `injection.json` (method,
+base model, resolved config, versions, git revision) and `updates/NNNN/` (a PEFT adapter folder or MLP
+weights, `manifest.json` with the contexts' digests, the target sets and the timings).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+import torch
+
+from .lm import LM, load_lm
+from .methods.registry import build_method
+from .methods.weight_update import WeightUpdateMethod, saved_updates
+
+
+def read_index(path: Path) -> dict:
+    """`injection.json` of a saved injection, checked."""
+    saved_updates(Path(path))  # raises a clear error when the folder is not a complete injection
+    return json.loads((Path(path) / "injection.json").read_text())
+
+
+def load_injection(path: str | Path, lm: LM | None = None, device: str | torch.device = "auto",
+                   dtype: str | torch.dtype = "auto") -> tuple[LM, WeightUpdateMethod]:
+    """The base LM (loaded from the name the injection records, unless given) and the method with the
+    injection replayed onto its own copy of the model."""
+    path = Path(path)
+    index = read_index(path)
+    base = lm or load_lm(index["base_model"], device=device, dtype=dtype)
+    method = build_method(index["method"], base)
+    if not isinstance(method, WeightUpdateMethod):
+        raise ValueError(f"{path}: method {index['method']!r} does not store its knowledge in the weights")
+    method.progress = False
+    method.load(path)
+    return base, method
+
+
+def export_merged(path: str | Path, out: str | Path, lm: LM | None = None, device: str | torch.device = "cpu") -> Path:
+    """Write the injected model as a Hugging Face folder that plain `transformers` loads (no selfparam
+    code needed), with the injection's index beside the weights. Atomic: all or nothing at `out`."""
+    out = Path(out)
+    if out.exists():
+        raise FileExistsError(f"export: {out} already exists; choose a new folder")
+    _, method = load_injection(path, lm=lm, device=device, dtype="fp32")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    try:
+        method.lm.model.save_pretrained(tmp)
+        method.lm.tokenizer.save_pretrained(tmp)
+        shutil.copy(Path(path) / "injection.json", tmp / "selfparam_injection.json")
+        os.replace(tmp, out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return out
