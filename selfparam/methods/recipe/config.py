@@ -92,6 +92,9 @@ class TrainConfig:
     batch_size: int = field(default=8, metadata={"help": "edit records per step through the LLM (x3 sequences)"})
     contrastive_batch: int = field(default=128, metadata={
         "help": "records per step in the InfoNCE losses (cheap: encoder outputs are cached)"})
+    retrieval_steps: int = field(default=10, metadata={
+        "help": "extra InfoNCE-only updates per step (no LLM pass: milliseconds each), so the retrieval heads "
+                "see many more examples than the LLM-bound prompt generator"})
     lr: float = field(default=1e-3, metadata={"help": "AdamW learning rate"})
     weight_decay: float = field(default=0.0, metadata={"help": "AdamW weight decay"})
     locality_weight: float = field(default=1.0, metadata={"help": "weight of the locality KL in the edit loss"})
@@ -103,6 +106,8 @@ class TrainConfig:
 
     def __post_init__(self):
         _positive(self, "max_records", "steps", "batch_size", "contrastive_batch", "lr", "save_every")
+        if not isinstance(self.retrieval_steps, int) or self.retrieval_steps < 0:
+            raise ValueError(f"retrieval_steps: must be an integer >= 0, got {self.retrieval_steps!r}")
         for name in ("weight_decay", "locality_weight", "contrastive_weight", "max_seconds"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name}: must be >= 0, got {getattr(self, name)!r}")

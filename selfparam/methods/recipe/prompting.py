@@ -44,16 +44,23 @@ def insert_prompts(embeds: torch.Tensor, mask: torch.Tensor, prompts: torch.Tens
 
 
 def prompted_logits(lm: LM, input_ids: torch.Tensor, mask: torch.Tensor, prompts: torch.Tensor | None,
-                    has_prompt: torch.Tensor | None) -> torch.Tensor:
+                    has_prompt: torch.Tensor | None, keep_last: int = 0) -> torch.Tensor:
     """Logits (B, T, V) of the frozen LLM on `input_ids` with prompts inserted, laid out like `input_ids`.
 
-    prompts (B, n, H) or None (no row has one); gradients flow into `prompts`.
+    prompts (B, n, H) or None (no row has one); gradients flow into `prompts`. With `keep_last` = K > 0
+    (left-padded input) only the last K positions' logits are computed and returned, (B, K, V): the
+    LM head and the softmax over 49k tokens then cost nothing for the prompt positions.
     """
     if prompts is None:
-        return lm.model(input_ids=input_ids, attention_mask=mask).logits
+        position_ids = (mask.long().cumsum(1) - 1).clamp(min=0)
+        return lm.model(input_ids=input_ids, attention_mask=mask, position_ids=position_ids,
+                        logits_to_keep=keep_last).logits
     embeds = lm.model.get_input_embeddings()(input_ids)  # (B, T, H)
     full, full_mask, position_ids, index = insert_prompts(embeds, mask, prompts, has_prompt)
-    logits = lm.model(inputs_embeds=full, attention_mask=full_mask, position_ids=position_ids).logits
+    logits = lm.model(inputs_embeds=full, attention_mask=full_mask, position_ids=position_ids,
+                      logits_to_keep=keep_last).logits
+    if keep_last:
+        return logits  # the prompt sits before the first attended token, so the tail is unmoved
     return logits.gather(1, index.unsqueeze(-1).expand(*index.shape, logits.shape[-1]))  # (B, T, V)
 
 

@@ -66,32 +66,40 @@ def encode_records(encoder: TextEncoder, records: Sequence[EditRecord], cache: P
 def build_edit_batch(lm: LM, records: Sequence[EditRecord]) -> dict[str, torch.Tensor]:
     """Token batches for one training step over B records.
 
-    Returns `ids`, `mask`, `labels` (3B, T), right-padded: rows 0..B-1 reliability (prompt -> target + EOS),
+    Returns `ids`, `mask`, `labels` (3B, T), left-padded so every answer sits at the end (`keep` (1,): how
+    many final positions hold all logits the losses need): rows 0..B-1 reliability (prompt -> target + EOS),
     B..2B-1 generality (rephrase -> target + EOS), 2B..3B-1 locality (locality prompt -> its gold answer,
     labels IGNORE); and `kl_mask` (3B, T): the locality rows' positions whose logits predict answer tokens.
     """
     tok = lm.tokenizer
     eos = tok.eos_token or ""
-    rows, labels_start, kl_spans = [], [], []
+    rows, labels_start, kl_spans, needs = [], [], [], []
     for question_of in ("prompt", "rephrase"):
         for r in records:
             ids, start = encode_with_target(lm, answer_prompt(tok, getattr(r, question_of)), r.target.strip() + eos)
             rows.append(ids)
             labels_start.append(start)
+            needs.append(len(ids) - start + 1)  # the logit before the answer predicts its first token
     for r in records:
         ids, start = encode_with_target(lm, answer_prompt(tok, r.locality_prompt), r.locality_target.strip())
         rows.append(ids)
         labels_start.append(None)
         kl_spans.append((len(rows) - 1, start - 1, len(ids) - 1))
-    ids, mask = pad_right(rows, tok.pad_token_id)
+        needs.append(len(ids) - start + 1)
+    ids, mask = pad_right([r[::-1] for r in rows], tok.pad_token_id)
+    ids, mask = ids.flip(1), mask.flip(1)  # left padding
+    width = ids.shape[1]
     labels = torch.full_like(ids, IGNORE)
     for row, start in enumerate(labels_start):
         if start is not None:
-            labels[row, start:len(rows[row])] = ids[row, start:len(rows[row])]
+            offset = width - len(rows[row])
+            labels[row, offset + start:] = ids[row, offset + start:]
     kl_mask = torch.zeros_like(ids)
     for row, a, b in kl_spans:
-        kl_mask[row, a:b] = 1
-    return {"ids": ids, "mask": mask, "labels": labels, "kl_mask": kl_mask}
+        offset = width - len(rows[row])
+        kl_mask[row, offset + a:offset + b] = 1
+    keep = torch.tensor([min(width, max(needs))])
+    return {"ids": ids, "mask": mask, "labels": labels, "kl_mask": kl_mask, "keep": keep}
 
 
 def retrieval_accuracy(editor: RecipeEditor, enc: dict[str, torch.Tensor]) -> dict[str, float]:
@@ -183,25 +191,33 @@ def train_recipe(lm: LM, encoder: TextEncoder, records: Sequence[EditRecord], ed
     bar = tqdm(total=config.steps, initial=step, desc="training RECIPE", disable=not progress)
     started = time.perf_counter() - seconds
     try:
-        while step < config.steps:
-            picked = random.sample(range(len(records)), config.contrastive_batch)  # first batch_size go through the LLM
-            idx = torch.tensor(picked)
+        def contrastive(idx: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
             keys, prompts = editor.knowledge(enc["fact"][idx].to(device))  # (C, R), (C, n, H)
-            c = len(picked)
+            c = idx.shape[0]
             queries = torch.cat([editor.query(enc[f][idx].to(device)) for f in ("prompt", "rephrase", "locality_prompt")])
             positives = torch.cat([torch.arange(c), torch.arange(c), torch.full((c,), -1)]).to(device)
-            l_pl = sentinel_info_nce(queries, keys, editor.sentinel_repr(), positives, editor_config.temperature)
+            return sentinel_info_nce(queries, keys, editor.sentinel_repr(), positives, editor_config.temperature), prompts
+
+        while step < config.steps:
+            for _ in range(config.retrieval_steps):
+                l_extra, _ = contrastive(torch.tensor(random.sample(range(len(records)), config.contrastive_batch)))
+                optimizer.zero_grad(set_to_none=True)
+                (config.contrastive_weight * l_extra).backward()
+                optimizer.step()
+            picked = random.sample(range(len(records)), config.contrastive_batch)  # first batch_size go through the LLM
+            l_pl, prompts = contrastive(torch.tensor(picked))
 
             b = config.batch_size
             batch = {k: v.to(lm.device) for k, v in build_edit_batch(lm, [records[i] for i in picked[:b]]).items()}
             row_prompts = prompts[:b].repeat(3, 1, 1).to(lm.device)  # (3B, n, H): each row gets its record's prompt
+            keep = int(batch["keep"][0])
             with lm.autocast():
                 logits = prompted_logits(lm, batch["ids"], batch["mask"], row_prompts,
-                                         torch.ones(3 * b, dtype=torch.bool, device=lm.device))
+                                         torch.ones(3 * b, dtype=torch.bool, device=lm.device), keep_last=keep)
                 with torch.no_grad():
-                    base = lm.model(input_ids=batch["ids"][2 * b:], attention_mask=batch["mask"][2 * b:]).logits
-            l_edit = target_cross_entropy(logits[:2 * b], batch["labels"][:2 * b])
-            l_loc = masked_kl(base, logits[2 * b:], batch["kl_mask"][2 * b:])
+                    base = prompted_logits(lm, batch["ids"][2 * b:], batch["mask"][2 * b:], None, None, keep_last=keep)
+            l_edit = target_cross_entropy(logits[:2 * b], batch["labels"][:2 * b, -keep:])
+            l_loc = masked_kl(base, logits[2 * b:], batch["kl_mask"][2 * b:, -keep:])
             loss = l_edit + config.locality_weight * l_loc + config.contrastive_weight * l_pl
             optimizer.zero_grad(set_to_none=True)
             loss.backward()

@@ -1,0 +1,62 @@
+"""`selfparam eval lifelong`: sequential editing with every named method on the same edits (mounted by the
+eval sub-app as a plain function)."""
+
+from __future__ import annotations
+
+import shlex
+import sys
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+
+def _ints(text: str, what: str) -> list[int]:
+    try:
+        return [int(x) for x in text.split(",") if x.strip()]
+    except ValueError:
+        raise typer.BadParameter(f"{what}: expected comma-separated integers, got {text!r}") from None
+
+
+def lifelong(
+    data: Annotated[Path, typer.Option(help="CounterFact (RECIPE release) or zsRE (KnowEdit) JSON")],
+    methods: Annotated[str, typer.Option(help="comma-separated method names, e.g. recipe,rag-bm25,selfparam")] = "recipe",
+    edits: Annotated[str, typer.Option(help="edit counts to score at")] = "1,10,100,1000",
+    out: Annotated[Path, typer.Option(help="report folder: summary.json, summary.md, lifelong.png")] = Path("runs/lifelong"),
+    model: Annotated[str, typer.Option(help="the LLM")] = "smollm2-135m",
+    max_edits: Annotated[Optional[str], typer.Option(help="per-method caps, e.g. selfparam=100,ft-s=100")] = None,
+    method_config: Annotated[Optional[Path], typer.Option(help="JSON of per-method settings keyed by name")] = None,
+    eval_sample: Annotated[int, typer.Option(help="score at most this many of the edits so far")] = 200,
+    gen_sample: Annotated[int, typer.Option(help="of those, this many by greedy generation too")] = 100,
+    max_new_tokens: Annotated[int, typer.Option(help="greedy answer length")] = 8,
+    mmlu: Annotated[Optional[Path], typer.Option(help="MMLU folder: accuracy before and after the last count")] = None,
+    mmlu_questions: Annotated[int, typer.Option(help="MMLU questions")] = 50,
+    seed: Annotated[int, typer.Option()] = 0,
+    device: Annotated[str, typer.Option()] = "auto",
+    dtype: Annotated[str, typer.Option()] = "auto",
+) -> None:
+    """Lifelong knowledge editing: reliability, generality, locality and edit time after each edit count."""
+    from ..eval.configs import method_configs
+    from ..eval.editing_data import load_edits
+    from ..eval.lifelong import LifelongConfig, run_lifelong
+    from ..lm import load_lm
+    from ..methods.registry import method_class
+
+    names = [m.strip() for m in methods.split(",") if m.strip()]
+    for name in names:
+        method_class(name)  # unknown names fail before the model loads
+    caps = {}
+    for item in (max_edits.split(",") if max_edits else []):
+        key, _, value = item.partition("=")
+        if key.strip() not in names:
+            raise typer.BadParameter(f"max-edits: {key!r} is not among the methods run ({', '.join(names)})")
+        caps[key.strip()] = _ints(value, "max-edits")[0] if value.strip() else 0
+    cfg = LifelongConfig(edits=tuple(_ints(edits, "edits")), max_edits=caps, eval_sample=eval_sample,
+                         gen_sample=gen_sample, max_new_tokens=max_new_tokens,
+                         mmlu_dir=str(mmlu) if mmlu else None, mmlu_questions=mmlu_questions, seed=seed)
+    configs = method_configs(method_config, names)
+    records = load_edits(data, limit=max(cfg.edits))
+    lm = load_lm(model, device=device, dtype=dtype)
+    summary = run_lifelong(lm, {n: configs.get(n) for n in names}, records, cfg, out, data_name=str(data),
+                           command="selfparam eval lifelong " + shlex.join(sys.argv[3:] if len(sys.argv) > 3 else []))
+    typer.echo((Path(out) / "summary.md").read_text())

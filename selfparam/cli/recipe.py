@@ -1,0 +1,95 @@
+"""`selfparam recipe train` and `selfparam recipe edit`: thin shells over `selfparam.methods.recipe`."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+recipe_app = typer.Typer(help="RECIPE: lifelong editing with retrieved continuous prompts.", no_args_is_help=True)
+
+
+@recipe_app.command("train")
+def train(
+    data: Annotated[Path, typer.Option(help="CounterFact-style training JSON")] = Path("../shared/data/counterfact_recipe/counterfact-train.json"),
+    out: Annotated[Optional[Path], typer.Option(help="output folder (default: the model's default editor location's parent)")] = None,
+    model: Annotated[str, typer.Option(help="LLM to edit (kept frozen)")] = "smollm2-135m",
+    encoder: Annotated[str, typer.Option(help="sentence encoder name or folder")] = "all-minilm-l6-v2",
+    steps: Annotated[int, typer.Option(help="optimizer steps")] = 300,
+    batch_size: Annotated[int, typer.Option(help="records per step through the LLM")] = 8,
+    contrastive_batch: Annotated[int, typer.Option(help="records per step in the InfoNCE losses")] = 128,
+    lr: Annotated[float, typer.Option(help="learning rate")] = 1e-3,
+    retrieval_steps: Annotated[int, typer.Option(help="extra InfoNCE-only updates per step")] = 10,
+    max_records: Annotated[int, typer.Option(help="training records used")] = 10000,
+    validation: Annotated[int, typer.Option(help="records held out from the end of the data for validation")] = 500,
+    n_prompt_tokens: Annotated[int, typer.Option(help="prompt vectors per edit")] = 3,
+    max_seconds: Annotated[float, typer.Option(help="stop after this much training time (0: no limit)")] = 0.0,
+    save_every: Annotated[int, typer.Option(help="checkpoint every N steps")] = 25,
+    seed: Annotated[int, typer.Option()] = 0,
+    device: Annotated[str, typer.Option()] = "cpu",
+    dtype: Annotated[str, typer.Option(help="compute dtype: auto, bf16, fp32")] = "auto",
+) -> None:
+    """Train the editor (heads, sentinel, prompt MLP) with the LLM frozen; resumes from OUT/checkpoint."""
+    from ..eval.editing_data import load_edits
+    from ..lm import load_lm
+    from ..methods.recipe import EditorConfig, TrainConfig, default_checkpoint
+    from ..methods.recipe.encoder import load_encoder
+    from ..methods.recipe.training import train_recipe
+
+    records = load_edits(data)
+    if validation >= len(records):
+        raise typer.BadParameter(f"validation: {validation} held-out records leave none of {len(records)} to train on")
+    held_out = records[len(records) - validation:] if validation else []
+    train_records = records[:len(records) - validation][:max_records]
+    out = out or default_checkpoint(model).parent
+    config = TrainConfig(data=str(data), out=str(out), max_records=max_records, steps=steps, batch_size=batch_size,
+                         contrastive_batch=contrastive_batch, lr=lr, retrieval_steps=retrieval_steps, max_seconds=max_seconds, save_every=save_every,
+                         seed=seed, device=device)
+    lm = load_lm(model, device=device, dtype=dtype)
+    editor_config = EditorConfig(encoder=encoder, n_prompt_tokens=n_prompt_tokens)
+    train_recipe(lm, load_encoder(encoder, device=device), train_records, editor_config, config, validation=held_out)
+    typer.echo(f"editor written to {out / 'editor'}")
+    if (out / "validation.json").is_file():
+        typer.echo((out / "validation.json").read_text())
+
+
+@recipe_app.command("edit")
+def edit(
+    repo: Annotated[Path, typer.Option(help="repository folder (created if missing, updated atomically)")],
+    prompt: Annotated[Optional[str], typer.Option(help="the edit's prompt, e.g. 'The CEO of Amazon is'")] = None,
+    target: Annotated[Optional[str], typer.Option(help="the new target, e.g. 'Andy Jassy'")] = None,
+    edit_id: Annotated[Optional[str], typer.Option("--id", help="id of the new edit (default: random)")] = None,
+    delete: Annotated[Optional[str], typer.Option(help="delete the edit with this id")] = None,
+    rollback: Annotated[int, typer.Option(help="undo the last N operations")] = 0,
+    ask: Annotated[Optional[str], typer.Option(help="then answer this question with the edited model")] = None,
+    model: Annotated[str, typer.Option(help="the LLM the editor was trained for")] = "smollm2-135m",
+    checkpoint: Annotated[Optional[Path], typer.Option(help="trained editor folder (default location if omitted)")] = None,
+    device: Annotated[str, typer.Option()] = "cpu",
+) -> None:
+    """Add, delete or roll back edits in a RECIPE repository, and optionally ask a question."""
+    from ..lm import load_lm
+    from ..methods.base import Query
+    from ..methods.recipe import Recipe, RecipeConfig
+
+    if (prompt is None) != (target is None):
+        raise typer.BadParameter("give both --prompt and --target for an edit")
+    lm = load_lm(model, device=device)
+    recipe = Recipe(lm, RecipeConfig(checkpoint=str(checkpoint) if checkpoint else None))
+    if (repo / "recipe.json").is_file():
+        recipe.load(repo)
+    if rollback:
+        recipe.rollback(rollback)
+    if delete:
+        recipe.delete(delete)
+    if prompt is not None:
+        started = time.perf_counter()
+        new_id = recipe.edit(prompt, target, edit_id)
+        typer.echo(f"stored edit {new_id} in {(time.perf_counter() - started) * 1000:.1f} ms")
+    recipe.save(repo)
+    typer.echo(json.dumps({"edits": len(recipe.repository), "version": recipe.repository.version}))
+    if ask:
+        typer.echo(f"retrieved: {recipe.retrieved_ids([ask])[0]}")
+        typer.echo(recipe.answer([Query(ask)], max_new_tokens=16)[0])

@@ -1,0 +1,79 @@
+"""The lifelong task on the tiny model: every method through the registry and the protocol."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import typer
+from typer.testing import CliRunner
+
+from selfparam.eval.lifelong import LifelongConfig, contains_answer, run_lifelong
+from selfparam.methods.recipe import EditorConfig, RecipeEditor
+
+from test_recipe import tiny_encoder
+
+
+def _write_data(path, n=12):
+    rows = [{"case_id": i, "prompt": f"Person {i} lives in", "target_new": f"City{i}", "subject": f"P{i}",
+             "ground_truth": "X", "rephrase_prompt": f"The home of person {i} is",
+             "locality_prompt": f"Person {i + 100} works as a", "locality_ground_truth": "baker"} for i in range(n)]
+    path.write_text(json.dumps(rows))
+
+
+@pytest.fixture
+def recipe_ready(tiny, tmp_path, monkeypatch):
+    from selfparam.methods.recipe import method as method_module
+
+    enc = tiny_encoder()
+    cfg = EditorConfig(encoder="tiny-bert", repr_dim=16, head_hidden=32, prompt_hidden=32)
+    RecipeEditor(cfg, enc.dim, tiny.model.config.hidden_size, llm_name=tiny.name).save(tmp_path / "editor")
+    monkeypatch.setattr(method_module, "load_encoder", lambda name: enc)
+    monkeypatch.setenv("SELFPARAM_RECIPE_CHECKPOINT", str(tmp_path / "editor"))
+    return tmp_path / "editor"
+
+
+def test_contains_answer():
+    assert contains_answer("The mother tongue is English.", "English")
+    assert not contains_answer("Englishman", "English")
+    assert not contains_answer("anything", "")
+
+
+def test_lifelong_summary_per_method_and_count(tiny, tmp_path, recipe_ready):
+    from selfparam.eval.editing_data import load_edits
+
+    _write_data(tmp_path / "cf.json")
+    records = load_edits(tmp_path / "cf.json")
+    cfg = LifelongConfig(edits=(1, 4, 10), max_edits={"base": 4}, eval_sample=5, gen_sample=3, max_new_tokens=4,
+                         latency_queries=2)
+    summary = run_lifelong(tiny, {"recipe": None, "base": None}, records, cfg, tmp_path / "out", progress=False)
+    saved = json.loads((tmp_path / "out" / "summary.json").read_text())
+    assert set(saved["methods"]) == {"recipe", "base"}
+    assert sorted(k for k in saved["methods"]["recipe"] if k.isdigit()) == ["1", "10", "4"]
+    assert sorted(k for k in saved["methods"]["base"] if k.isdigit()) == ["1", "4"]  # capped
+    for res in summary["methods"].values():
+        for t in (k for k in res if k.isdigit()):
+            m = res[t]
+            for key in ("reliability", "generality", "locality"):
+                assert 0.0 <= m[key] <= 1.0
+            assert m["edit_ms"] >= 0 and m["scored"] == min(int(t), 5)
+    # the base model never changes: its locality against its own answers is (about) perfect
+    assert saved["methods"]["base"]["4"]["locality_gen"] == 1.0
+    assert saved["methods"]["recipe"]["10"]["storage_bytes"] > saved["methods"]["recipe"]["1"]["storage_bytes"]
+    assert (tmp_path / "out" / "summary.md").is_file() and (tmp_path / "out" / "lifelong.png").is_file()
+
+
+def test_lifelong_cli(tiny, tmp_path, recipe_ready, monkeypatch):
+    from selfparam.cli.lifelong import lifelong
+
+    monkeypatch.setattr("selfparam.lm.load_lm", lambda *a, **k: tiny)
+    _write_data(tmp_path / "cf.json", n=3)
+    app = typer.Typer()
+    app.command("lifelong")(lifelong)
+    app.command("noop")(lambda: None)
+    r = CliRunner().invoke(app, ["lifelong", "--data", str(tmp_path / "cf.json"), "--methods", "recipe",
+                                 "--edits", "1,3", "--out", str(tmp_path / "o"), "--max-new-tokens", "3"])
+    assert r.exit_code == 0, r.output
+    assert "| recipe | 3 |" in r.output
+    r = CliRunner().invoke(app, ["lifelong", "--data", str(tmp_path / "cf.json"), "--methods", "recipe,nope"])
+    assert r.exit_code != 0 and "unknown method" in str(r.exception)

@@ -1,0 +1,115 @@
+"""RECIPE training end to end on the tiny random Llama and encoder: it runs, checkpoints, resumes, learns."""
+
+from __future__ import annotations
+
+import json
+
+import torch
+from typer.testing import CliRunner
+
+from selfparam.eval.editing_data import EditRecord
+from selfparam.methods.base import Context, Query
+from selfparam.methods.recipe import EditorConfig, Recipe, RecipeConfig, RecipeEditor, TrainConfig
+from selfparam.methods.recipe.training import build_edit_batch, encode_records, retrieval_accuracy, train_recipe
+
+from test_recipe import tiny_encoder
+
+
+class HashingEncoder:
+    """Bag of hashed words, normalised: distinct sentences get distinct vectors (a random tiny BERT maps
+    all short sentences to nearly one point, which would test the optimiser's patience, not the code)."""
+
+    name, dim = "hashing", 64
+
+    def encode(self, texts):
+        import zlib
+
+        out = torch.zeros(len(texts), self.dim)
+        for i, t in enumerate(texts):
+            for w in t.lower().split():
+                out[i, zlib.crc32(w.encode()) % self.dim] += 1.0
+        return torch.nn.functional.normalize(out, dim=1)
+
+NAMES = ["Alice", "Bob", "Carol", "Dave", "Erin", "Frank", "Grace", "Heidi", "Ivan", "Judy", "Mallory", "Niaj"]
+CITIES = ["Paris", "Rome", "Oslo", "Lima", "Cairo", "Tokyo"]
+
+
+def records() -> list[EditRecord]:
+    out = []
+    for i, n in enumerate(NAMES):
+        city = CITIES[i % len(CITIES)]
+        out.append(EditRecord(f"r{i}", f"{n} lives in", city, f"The home town of {n} is",
+                              f"{NAMES[(i + 5) % len(NAMES)]} likes the colour", "blue"))
+    return out
+
+
+def test_edit_batch_layout(tiny):
+    recs = records()[:2]
+    batch = build_edit_batch(tiny, recs)
+    assert batch["ids"].shape[0] == 6 and bool(batch["mask"][:, -1].all())  # left padded
+    keep = int(batch["keep"][0])
+    labelled = batch["labels"] != -100
+    assert not labelled[:, :-keep].any() and not labelled[4:].any()
+    first = tiny.tokenizer.decode(batch["ids"][0][labelled[0]])
+    assert first == "Paris" + tiny.tokenizer.eos_token
+    assert batch["kl_mask"][4:].sum() > 0 and batch["kl_mask"][:4].sum() == 0
+
+
+def test_tiny_training_runs_resumes_and_learns_retrieval(tiny, tmp_path):
+    enc = HashingEncoder()
+    recs = records()
+    cfg = EditorConfig(encoder="tiny-bert", repr_dim=16, head_hidden=32, prompt_hidden=32, temperature=0.1)
+    train = TrainConfig(out=str(tmp_path / "run"), steps=4, batch_size=2, contrastive_batch=8, lr=3e-3,
+                        retrieval_steps=20, save_every=2, seed=0)
+    encoded = encode_records(enc, recs, None, progress=False)
+    torch.manual_seed(0)
+    untrained = RecipeEditor(cfg, enc.dim, tiny.model.config.hidden_size)
+    before = retrieval_accuracy(untrained, encoded)
+    editor = train_recipe(tiny, enc, recs, cfg, train, validation=recs[:4], progress=False)
+    log = [json.loads(line) for line in (tmp_path / "run" / "train_log.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in log] == [1, 2, 3, 4]
+    assert all(torch.isfinite(torch.tensor(r["loss"])) for r in log)
+    assert (tmp_path / "run" / "checkpoint" / "state.pt").is_file() and (tmp_path / "run" / "validation.json").is_file()
+    after = retrieval_accuracy(editor, encoded)
+    assert after["reliability"] > before["reliability"] and after["reliability"] >= 0.75
+    # the frozen LLM stayed frozen
+    assert all(p.requires_grad for p in tiny.model.parameters())
+    # resume: 2 more steps continue the log from step 5
+    train.steps = 6
+    train_recipe(tiny, enc, recs, cfg, train, progress=False)
+    log = [json.loads(line) for line in (tmp_path / "run" / "train_log.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in log] == [1, 2, 3, 4, 5, 6]
+    # the written editor serves the method
+    recipe = Recipe(tiny, RecipeConfig(checkpoint=str(tmp_path / "run" / "editor")), encoder=enc)
+    recipe.inject([Context(r.id, r.fact) for r in recs])
+    hits = recipe.retrieved_ids([r.prompt for r in recs])
+    assert sum(h == r.id for h, r in zip(hits, recs)) >= 0.75 * len(recs)
+    assert len(recipe.score([Query(recs[0].prompt)], [recs[0].target])) == 1
+
+
+def test_edit_cli_adds_deletes_and_rolls_back(tiny, tmp_path, monkeypatch):
+    import typer
+
+    from selfparam.cli.recipe import recipe_app
+    from selfparam.methods.recipe import method as method_module
+
+    enc = tiny_encoder()
+    cfg = EditorConfig(encoder="tiny-bert", repr_dim=16, head_hidden=32, prompt_hidden=32)
+    RecipeEditor(cfg, enc.dim, tiny.model.config.hidden_size, llm_name=tiny.name).save(tmp_path / "editor")
+    monkeypatch.setattr("selfparam.lm.load_lm", lambda *a, **k: tiny)
+    monkeypatch.setattr(method_module, "load_encoder", lambda name: enc)
+    app = typer.Typer()
+    app.add_typer(recipe_app, name="recipe")
+    runner = CliRunner()
+    common = ["--repo", str(tmp_path / "repo"), "--checkpoint", str(tmp_path / "editor")]
+    r = runner.invoke(app, ["recipe", "edit", *common, "--prompt", "Alice lives in", "--target", "Paris", "--id", "a"])
+    assert r.exit_code == 0, r.output
+    assert '"edits": 1' in r.output and "ms" in r.output
+    r = runner.invoke(app, ["recipe", "edit", *common, "--prompt", "Alice lives in", "--target", "Paris"])
+    assert r.exit_code != 0 and "duplicate" in str(r.exception)
+    r = runner.invoke(app, ["recipe", "edit", *common, "--prompt", "Bob lives in", "--target", ""])
+    assert r.exit_code != 0 and "target" in str(r.exception)
+    r = runner.invoke(app, ["recipe", "edit", *common, "--delete", "a"])
+    assert '"edits": 0' in r.output
+    r = runner.invoke(app, ["recipe", "edit", *common, "--rollback", "1"])
+    assert '"edits": 1' in r.output
