@@ -29,6 +29,8 @@ def test_sampling_is_seeded_and_even(shared_data):
     assert [x.context.id for x in a] == [x.context.id for x in b]
     assert [x.context.id for x in a] != [x.context.id for x in c]
     assert all(len(x.questions) == 3 for x in a)
+    ten = sample_contexts(contexts, 10, seed=0, questions_per_context=3)
+    assert [x.context.id for x in ten] == [x.context.id for x in a[:10]]  # runs of different n share contexts
     with pytest.raises(DataError, match="only"):
         sample_contexts(contexts, 10_000, seed=0, questions_per_context=3)
 

@@ -114,7 +114,8 @@ def load_qa(path: Path) -> list[ContextQA]:
 
 def sample_contexts(contexts: list[ContextQA], n: int, seed: int, questions_per_context: int) -> list[ContextQA]:
     """Draw `n` contexts with `seed` among those with at least `questions_per_context` questions, and
-    keep their first `questions_per_context` questions, so every context weighs the same."""
+    keep their first `questions_per_context` questions, so every context weighs the same. Draws are
+    prefixes of one seeded order: a smaller `n` gives the first contexts of a larger one."""
     if n < 1 or questions_per_context < 1:
         raise ValueError(f"n and questions_per_context must be >= 1, got n={n}, "
                          f"questions_per_context={questions_per_context}")
@@ -122,8 +123,15 @@ def sample_contexts(contexts: list[ContextQA], n: int, seed: int, questions_per_
     if len(eligible) < n:
         raise DataError(f"asked for {n} contexts with >= {questions_per_context} questions each, "
                         f"but the data has only {len(eligible)}")
-    drawn = random.Random(seed).sample(eligible, n)
-    return [ContextQA(c.context, c.questions[:questions_per_context]) for c in drawn]
+    return [ContextQA(c.context, c.questions[:questions_per_context]) for c in _seeded_prefix(eligible, n, seed)]
+
+
+def _seeded_prefix(items: list, n: int, seed: int) -> list:
+    """The first `n` of a seeded shuffle: `--n 10` draws the first ten of what `--n 20` draws with the same
+    seed, so runs of different sizes share contexts (and their cached target sets)."""
+    order = list(range(len(items)))
+    random.Random(seed).shuffle(order)
+    return [items[i] for i in order[:n]]
 
 
 # ---------------------------------------------------------------- conversational recommendation
@@ -203,4 +211,4 @@ def sample_turns(data: RecData, n: int, seed: int) -> list[RecTurn]:
         raise ValueError(f"n must be >= 1, got {n}")
     if n > len(data.turns):
         raise DataError(f"asked for {n} turns but {data.name} has only {len(data.turns)}")
-    return random.Random(seed).sample(list(data.turns), n)
+    return _seeded_prefix(list(data.turns), n, seed)
