@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
+from accelerate import PartialState
 from rich.console import Console
 from rich.table import Table
 
@@ -75,8 +76,9 @@ def inject(
         console.print(f"update {len(method.records)}: {len(batch)} context(s), {stats.examples} sentences, "
                       f"loss {stats.first_loss:.4f} -> {stats.last_loss:.4f}, teacher {stats.seconds_teacher:.1f}s, "
                       f"train {stats.seconds_train:.1f}s")
-    method.save(out)
-    console.print(f"[green]saved[/] {out}  (ask with: selfparam ask {out} \"your question\")")
+    if PartialState().is_main_process:  # under `accelerate launch`, one process writes
+        method.save(out)
+        console.print(f"[green]saved[/] {out}  (ask with: selfparam ask {out} \"your question\")")
 
 
 @user_errors
