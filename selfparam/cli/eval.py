@@ -125,3 +125,7 @@ def recommendation(data: Data, out: Out, methods: Methods = "base,base-cq,ft-c,f
                    progress: Progress = True) -> None:
     """Conversational recommendation: inject the dialogue so far, recommend without it (Recall@1, r1-r4)."""
     _run("recommendation", questions_per_context=1, **locals())
+
+
+if __name__ == "__main__":  # `python -m selfparam.cli.eval TASK ...`, the same as `selfparam eval TASK ...`
+    eval_app()
