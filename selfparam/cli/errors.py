@@ -8,7 +8,7 @@ from typing import Callable, TypeVar
 import typer
 from rich.console import Console
 
-err = Console(stderr=True)
+err = Console(stderr=True, soft_wrap=True)  # one line per error, for logs and greps
 F = TypeVar("F", bound=Callable)
 
 # Errors the user can act on; anything else is a bug and keeps its traceback.
