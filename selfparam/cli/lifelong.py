@@ -18,6 +18,11 @@ def _ints(text: str, what: str) -> list[int]:
         raise typer.BadParameter(f"{what}: expected comma-separated integers, got {text!r}") from None
 
 
+def _own_args(argv: list[str]) -> list[str]:
+    """The arguments after the `lifelong` command word, for the report's command line."""
+    return argv[argv.index("lifelong") + 1:] if "lifelong" in argv else argv[1:]
+
+
 def lifelong(
     data: Annotated[Path, typer.Option(help="CounterFact (RECIPE release) or zsRE (KnowEdit) JSON")],
     methods: Annotated[str, typer.Option(help="comma-separated method names, e.g. recipe,rag-bm25,selfparam")] = "recipe",
@@ -58,5 +63,5 @@ def lifelong(
     records = load_edits(data, limit=max(cfg.edits))
     lm = load_lm(model, device=device, dtype=dtype)
     summary = run_lifelong(lm, {n: configs.get(n) for n in names}, records, cfg, out, data_name=str(data),
-                           command="selfparam eval lifelong " + shlex.join(sys.argv[3:] if len(sys.argv) > 3 else []))
+                           command="selfparam eval lifelong " + shlex.join(_own_args(sys.argv)))
     typer.echo((Path(out) / "summary.md").read_text())

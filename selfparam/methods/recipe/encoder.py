@@ -40,7 +40,8 @@ class SentenceTransformerEncoder:
             raise ValueError(f"encoder: {name!r} could not be loaded as a sentence-transformers model "
                              f"(offline: only the local cache is searched): {e}") from None
         self.name = name
-        self.dim = int(self.model.get_sentence_embedding_dimension())
+        get_dim = getattr(self.model, "get_embedding_dimension", None) or self.model.get_sentence_embedding_dimension
+        self.dim = int(get_dim())
         self.batch_size = batch_size
 
     def encode(self, texts: Sequence[str]) -> torch.Tensor:
