@@ -1,0 +1,33 @@
+"""RECIPE on the real embedded model and encoder (slow tier): the plumbing holds at full size."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from selfparam.generation import generate
+from selfparam.methods.base import Context, Query
+from selfparam.methods.recipe import EditorConfig, Recipe, RecipeConfig, RecipeEditor
+from selfparam.methods.recipe.encoder import load_encoder
+from selfparam.prompts import answer_prompt
+
+
+@pytest.mark.slow
+def test_recipe_on_smollm2_matches_base_until_retrieval(embedded_lm):
+    encoder = load_encoder("all-minilm-l6-v2")
+    torch.manual_seed(0)
+    editor = RecipeEditor(EditorConfig(), encoder.dim, 576, prompt_scale=0.5, llm_name=embedded_lm.name).eval()
+    recipe = Recipe(embedded_lm, RecipeConfig(), editor=editor, encoder=encoder)
+    q = [Query("The mother tongue of Danielle Darrieux is")]
+    base = generate(embedded_lm, [answer_prompt(embedded_lm.tokenizer, q[0].question)], max_new_tokens=6)
+    assert recipe.answer(q, max_new_tokens=6) == base
+    recipe.inject([Context("e1", "The mother tongue of Danielle Darrieux is English")])
+    with torch.no_grad():  # make the sentinel lose for this query: its prompt is used
+        r = recipe.editor.query(encoder.encode([q[0].question]))[0]
+        recipe.editor.sentinel.copy_(-r)
+    assert recipe.retrieved_ids([q[0].question]) == ["e1"]
+    edited = recipe.score(q, ["English"])
+    assert len(edited) == 1 and 0.0 <= edited[0] <= 1.0
+    assert isinstance(recipe.answer(q, max_new_tokens=6)[0], str)
+    with pytest.raises(ValueError, match="hidden size 576"):
+        Recipe(embedded_lm, RecipeConfig(), editor=RecipeEditor(EditorConfig(), encoder.dim, 32), encoder=encoder)
