@@ -124,3 +124,21 @@ def test_cached_builder_builds_once_per_context(tmp_path):
     assert builder.path_for(CTX).name == f"{context_key(CTX)}.json"
     rerun = CachedTargetBuilder(lambda c: pytest.fail("should reuse the stored set"), tmp_path / "cache")
     assert rerun(CTX) == first
+
+
+def test_answer_in_context_reanswers_every_question_with_the_context():
+    from selfparam.targets import answer_in_context
+
+    ts = TargetSet(context="Quenby hosts the Zorblat festival.", pairs=[QAPair("Where?", "wrong"), QAPair("What?", "x")],
+                   unrelated=["Rivers flow."], generator="g", dropped={"duplicate": 1})
+    seen = []
+
+    def answer(questions, context):
+        seen.append((questions, context))
+        return ["In Quenby.", "  "]
+
+    out = answer_in_context(ts, answer)
+    assert seen == [(["Where?", "What?"], ts.context)]
+    assert out.pairs == [QAPair("Where?", "In Quenby.")]
+    assert out.dropped == {"duplicate": 1, "empty_teacher_answer": 1}
+    assert out.unrelated == ts.unrelated and "teacher" in out.generator

@@ -45,6 +45,8 @@ def inject(
     generator_model: Annotated[Optional[str], typer.Option(help="model name at --generator-url")] = None,
     unrelated: Annotated[Optional[str], typer.Option(help="text/JSONL corpus of unrelated sentences")] = None,
     unrelated_ratio: Annotated[float, typer.Option(help="unrelated sentences per pair")] = 0.5,
+    answers: Annotated[str, typer.Option(help="generator: the generator's answers; teacher: re-answered with the context")]
+    = TargetConfig.answers,
     adapter: Annotated[str, typer.Option(help="lora or mlp")] = "lora",
     lr: Annotated[float, typer.Option()] = TrainConfig.lr,
     epochs: Annotated[int, typer.Option()] = TrainConfig.epochs,
@@ -62,7 +64,7 @@ def inject(
     config = SelfParamConfig(
         targets=TargetConfig(n_pairs=n_pairs, unrelated_ratio=unrelated_ratio, unrelated_path=unrelated,
                              pairs_file=pairs_file, generator_url=generator_url, generator_model=generator_model,
-                             seed=seed),
+                             answers=answers, seed=seed),
         adapter=AdapterConfig(kind=adapter),
         train=TrainConfig(lr=lr, epochs=epochs, batch_size=batch_size, seed=seed),
     )

@@ -4,7 +4,8 @@
 >>> ts = build_target_set(context, LocalGenerator(lm), UnrelatedCorpus.from_path("wiki.test.raw"))
 """
 
-from .build import (DEFAULT_N_PAIRS, DEFAULT_UNRELATED_RATIO, CachedTargetBuilder, build_target_set, context_key,
+from .build import (DEFAULT_N_PAIRS, DEFAULT_UNRELATED_RATIO, CachedTargetBuilder, answer_in_context, build_target_set,
+                    context_key,
                     load_target_set, save_target_set, target_set_from_dict, target_set_to_dict)
 from .corpus import UnrelatedCorpus, detokenize, split_sentences
 from .generators import JsonlGenerator, LocalGenerator, OpenAIGenerator, read_pairs_file
@@ -13,7 +14,8 @@ from .qa import (EXAMPLE_CONTEXT, EXAMPLE_PAIRS, GENERATION_INSTRUCTION, FilterC
 from .types import GeneratorError, PairGenerator, QAPair, TargetSet
 
 __all__ = [
-    "DEFAULT_N_PAIRS", "DEFAULT_UNRELATED_RATIO", "CachedTargetBuilder", "build_target_set", "context_key",
+    "DEFAULT_N_PAIRS", "DEFAULT_UNRELATED_RATIO", "CachedTargetBuilder", "answer_in_context", "build_target_set",
+    "context_key",
     "load_target_set", "save_target_set", "target_set_from_dict", "target_set_to_dict",
     "UnrelatedCorpus", "detokenize", "split_sentences",
     "JsonlGenerator", "LocalGenerator", "OpenAIGenerator", "read_pairs_file",

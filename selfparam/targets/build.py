@@ -66,6 +66,25 @@ def build_target_set(context: str, generator: PairGenerator, corpus: UnrelatedCo
                      dropped=dropped)
 
 
+def answer_in_context(ts: TargetSet, answer: Callable[[list[str], str], list[str]]) -> TargetSet:
+    """The same questions, each answered anew by `answer(questions, context)` with the context in view.
+
+    With `answer` the teacher itself (the model being updated, shown the context), every target sentence
+    lies on the teacher's own likely path: the KL then teaches the student what the teacher would say,
+    rather than matching the teacher's distributions along another model's (possibly wrong) wording.
+    Empty answers are dropped and counted.
+    """
+    answers = answer([p.question for p in ts.pairs], ts.context)
+    if len(answers) != len(ts.pairs):
+        raise ValueError(f"answer_in_context: {len(answers)} answers for {len(ts.pairs)} questions")
+    pairs = [QAPair(p.question, a.strip()) for p, a in zip(ts.pairs, answers) if a.strip()]
+    dropped = dict(ts.dropped)
+    if len(pairs) < len(ts.pairs):
+        dropped["empty_teacher_answer"] = len(ts.pairs) - len(pairs)
+    return TargetSet(context=ts.context, pairs=pairs, unrelated=list(ts.unrelated),
+                     generator=f"{ts.generator} + answers by the teacher in context", dropped=dropped)
+
+
 def target_set_to_dict(ts: TargetSet) -> dict:
     """The JSON form of a target set (also what the knowledge registry stores)."""
     return {"format_version": FORMAT_VERSION, "context": ts.context, "generator": ts.generator,

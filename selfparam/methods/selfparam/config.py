@@ -24,6 +24,9 @@ class TargetConfig:
     generator_url: str | None = field(default=None, metadata={"help": "OpenAI-compatible base URL for pair generation"})
     generator_model: str | None = field(default=None, metadata={"help": "model name at generator_url"})
     generator_api_key_env: str = field(default="OPENAI_API_KEY", metadata={"help": "env var holding the API key"})
+    answers: str = field(default="generator", metadata={
+        "help": "generator: keep the generator's answers (paper); teacher: the model answers each generated "
+                "question with the context in view (see docs/tuning.md)"})
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -33,6 +36,8 @@ class TargetConfig:
             raise ValueError(f"unrelated_ratio: must be >= 0, got {self.unrelated_ratio}")
         if self.pairs_file and self.generator_url:
             raise ValueError("pairs_file and generator_url: give one source of pairs, not both")
+        if self.answers not in ("generator", "teacher"):
+            raise ValueError(f"answers: {self.answers!r} is not 'generator' or 'teacher'")
         if bool(self.generator_url) != bool(self.generator_model):
             raise ValueError("generator_url and generator_model go together")
 

@@ -13,8 +13,10 @@ import dataclasses
 from typing import Any, Callable, Sequence
 
 from ...lm import LM
+from ...generation import generate
+from ...prompts import answer_prompt
 from ...targets import (CachedTargetBuilder, JsonlGenerator, LocalGenerator, OpenAIGenerator, UnrelatedCorpus,
-                        build_target_set, target_set_to_dict)
+                        answer_in_context, build_target_set, target_set_to_dict)
 from ...targets.types import PairGenerator, TargetSet
 from ...training.examples import Example, distillation_examples
 from ..base import Context, Resources
@@ -69,8 +71,13 @@ def make_target_builder(config: TargetConfig, current_lm: Callable[[], LM],
     """context -> TargetSet from a `TargetConfig`; cached on disk when `cache_dir` is given."""
     corpus = UnrelatedCorpus.from_path(config.unrelated_path) if config.unrelated_path else None
 
+    def teacher_answer(questions: list[str], context: str) -> list[str]:
+        lm = current_lm()
+        return generate(lm, [answer_prompt(lm.tokenizer, q, context) for q in questions], max_new_tokens=48)
+
     def build(context: str) -> TargetSet:
-        return build_target_set(context, make_generator(config, current_lm), corpus, n_pairs=config.n_pairs,
-                                unrelated_ratio=config.unrelated_ratio if corpus else 0.0, seed=config.seed)
+        ts = build_target_set(context, make_generator(config, current_lm), corpus, n_pairs=config.n_pairs,
+                              unrelated_ratio=config.unrelated_ratio if corpus else 0.0, seed=config.seed)
+        return answer_in_context(ts, teacher_answer) if config.answers == "teacher" else ts
 
     return CachedTargetBuilder(build, cache_dir) if cache_dir else build
