@@ -52,7 +52,7 @@ class TableMethod:
             raise RuntimeError(f"out of memory at injection {self.injections}")
         self.known += [c.text for c in contexts]
         if self.memory is not None:
-            self.known = self.known[len(self.known) - self.memory:]
+            self.known = self.known[max(0, len(self.known) - self.memory):]
 
     def answer(self, queries: Sequence[Query], max_new_tokens: int = 32) -> list[str]:
         out = []
