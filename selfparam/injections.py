@@ -8,13 +8,12 @@ weights, `manifest.json` with the contexts' digests, the target sets and the tim
 from __future__ import annotations
 
 import json
-import os
 import shutil
-import tempfile
 from pathlib import Path
 
 import torch
 
+from .atomic import atomic_folder
 from .lm import LM, load_lm
 from .methods.registry import build_method
 from .methods.weight_update import WeightUpdateMethod, saved_updates
@@ -48,14 +47,8 @@ def export_merged(path: str | Path, out: str | Path, lm: LM | None = None, devic
     if out.exists():
         raise FileExistsError(f"export: {out} already exists; choose a new folder")
     _, method = load_injection(path, lm=lm, device=device, dtype="fp32")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
-    try:
+    with atomic_folder(out, overwrite=False) as tmp:
         method.lm.model.save_pretrained(tmp)
         method.lm.tokenizer.save_pretrained(tmp)
         shutil.copy(Path(path) / "injection.json", tmp / "selfparam_injection.json")
-        os.replace(tmp, out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return out

@@ -20,14 +20,14 @@ import contextlib
 import hashlib
 import importlib.util
 import os
-import shutil
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
 
 import torch
 from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
+
+from .atomic import atomic_folder
 
 EMBEDDED_MODELS = {
     # name -> (python package holding the file, file name inside it)
@@ -144,17 +144,12 @@ def convert_gguf(gguf: Path, out_dir: Path) -> Path:
         delattr(config, "quantization_config")
     model = AutoModelForCausalLM.from_config(config, dtype=torch.float32)
     model.load_state_dict(loaded.state_dict(), strict=True)
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=out_dir.name + ".", dir=out_dir.parent))
     try:
-        model.save_pretrained(tmp)
-        tokenizer.save_pretrained(tmp)
-        os.replace(tmp, out_dir)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        if out_dir.is_dir() and (out_dir / "config.json").is_file():
-            return out_dir  # another process finished the same conversion first
-        raise
+        with atomic_folder(out_dir, overwrite=False) as tmp:
+            model.save_pretrained(tmp)
+            tokenizer.save_pretrained(tmp)
+    except FileExistsError:
+        pass  # another process finished the same conversion first
     return out_dir
 
 

@@ -14,12 +14,10 @@ from __future__ import annotations
 import copy
 import dataclasses
 import json
-import os
-import shutil
-import tempfile
 from pathlib import Path
 from typing import Any, Sequence
 
+from ..atomic import atomic_folder
 from ..lm import LM
 from ..training.adapters import AdapterConfig, UpdateRecord, replay
 from ..training.examples import Example
@@ -82,21 +80,12 @@ class WeightUpdateMethod(PromptedMethod):
 
     def save(self, path: Path) -> None:
         """Write every update as `updates/NNNN/` (a PEFT adapter folder + manifest), atomically."""
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
-        try:
+        with atomic_folder(path) as tmp:
             for i, record in enumerate(self.records, start=1):
                 record.save(tmp / "updates" / f"{i:04d}")
             index = {"method": self.name, "base_model": self.base_lm.name, "updates": len(self.records),
                      "config": self.config_dict(), **provenance()}
             (tmp / "injection.json").write_text(json.dumps(index, indent=2, default=str))
-            if path.exists():
-                shutil.rmtree(path)
-            os.replace(tmp, path)
-        except BaseException:
-            shutil.rmtree(tmp, ignore_errors=True)
-            raise
 
     def load(self, path: Path) -> None:
         """Replay the saved updates, in order, onto a fresh copy of the base model."""
