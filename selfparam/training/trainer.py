@@ -30,9 +30,9 @@ from .teacher import stack_right_aligned, teacher_pass
 class TrainConfig:
     """Optimisation settings of one update."""
 
-    lr: float = field(default=1e-3, metadata={"help": "AdamW learning rate (paper: 2e-5 on 3-8B models)"})
+    lr: float = field(default=2e-3, metadata={"help": "AdamW learning rate (paper: 2e-5 on 3-8B models)"})
     epochs: int = field(default=3, metadata={"help": "passes over the target set"})
-    batch_size: int = field(default=8, metadata={"help": "sequences per step and process"})
+    batch_size: int = field(default=4, metadata={"help": "sequences per step and process"})
     max_grad_norm: float = field(default=1.0, metadata={"help": "gradient clipping norm"})
     warmup_ratio: float = field(default=0.1, metadata={"help": "share of steps with linear warm-up"})
     weight_decay: float = 0.0

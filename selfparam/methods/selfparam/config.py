@@ -24,7 +24,7 @@ class TargetConfig:
     generator_url: str | None = field(default=None, metadata={"help": "OpenAI-compatible base URL for pair generation"})
     generator_model: str | None = field(default=None, metadata={"help": "model name at generator_url"})
     generator_api_key_env: str = field(default="OPENAI_API_KEY", metadata={"help": "env var holding the API key"})
-    answers: str = field(default="generator", metadata={
+    answers: str = field(default="teacher", metadata={
         "help": "generator: keep the generator's answers (paper); teacher: the model answers each generated "
                 "question with the context in view (see docs/tuning.md)"})
     seed: int = 0
