@@ -43,7 +43,8 @@ def run(*args: str):
 
 def inject_args(tiny_dir, pairs_file, out, *contexts):
     return ["inject", *contexts, "--out", out, "--model", tiny_dir, "--pairs-file", pairs_file, "--epochs", "1",
-            "--batch-size", "4", "--n-pairs", "4", "--device", "cpu", "--dtype", "fp32"]
+            "--batch-size", "4", "--n-pairs", "4", "--device", "cpu", "--dtype", "fp32",
+            "--answers", "generator"]  # a random tiny model is no teacher to answer with
 
 
 def test_inject_ask_export_round_trip(tiny_dir, pairs_file, context_file, tmp_path):

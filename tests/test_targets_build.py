@@ -142,3 +142,11 @@ def test_answer_in_context_reanswers_every_question_with_the_context():
     assert out.pairs == [QAPair("Where?", "In Quenby.")]
     assert out.dropped == {"duplicate": 1, "empty_teacher_answer": 1}
     assert out.unrelated == ts.unrelated and "teacher" in out.generator
+
+
+def test_answer_in_context_with_no_answer_at_all_is_an_error():
+    from selfparam.targets import answer_in_context
+
+    ts = TargetSet(context="c", pairs=[QAPair("Where?", "x")])
+    with pytest.raises(ValueError, match="empty answer to all 1"):
+        answer_in_context(ts, lambda questions, context: [""])

@@ -78,6 +78,9 @@ def answer_in_context(ts: TargetSet, answer: Callable[[list[str], str], list[str
     if len(answers) != len(ts.pairs):
         raise ValueError(f"answer_in_context: {len(answers)} answers for {len(ts.pairs)} questions")
     pairs = [QAPair(p.question, a.strip()) for p, a in zip(ts.pairs, answers) if a.strip()]
+    if not pairs:
+        raise ValueError(f"the teacher gave an empty answer to all {len(ts.pairs)} questions; keep the "
+                         f"generator's answers instead (answers='generator', CLI --answers generator)")
     dropped = dict(ts.dropped)
     if len(pairs) < len(ts.pairs):
         dropped["empty_teacher_answer"] = len(ts.pairs) - len(pairs)
