@@ -2,8 +2,8 @@
 
 The context describes a town and a festival that do not exist, so the base model cannot know the
 answers; the in-context answers show what the model makes of the text when it can see it (the upper
-bound), and the injected answers what it kept in its weights. A prompt unrelated to the context checks
-that the rest of the model did not move (KL of its next-token distribution, before vs after).
+bound), and the injected answers what it kept in its weights. Prompts unrelated to the context check
+that the rest of the model did not move (mean KL of their next-token distributions, before vs after).
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from .generation import generate
 
 
 def demo_data() -> dict:
-    """The bundled context, its questions with gold answers, and an unrelated probe prompt."""
+    """The bundled context, its questions with gold answers, and unrelated probe prompts."""
     return json.loads(files("selfparam").joinpath("assets/demo_context.json").read_text())
 
 
@@ -38,10 +38,13 @@ def next_token_logprobs(lm: LM, text: str) -> torch.Tensor:
     return torch.log_softmax(logits.float(), -1)
 
 
-def probe_kl(before: LM, after: LM, text: str) -> float:
-    """KL(before || after) of the next-token distribution after `text`."""
-    p, q = next_token_logprobs(before, text), next_token_logprobs(after, text)
-    return float((p.exp() * (p - q)).sum())
+def probe_kl(before: LM, after: LM, texts: list[str]) -> float:
+    """Mean KL(before || after) of the next-token distribution after each of `texts`."""
+    kls = []
+    for text in texts:
+        p, q = next_token_logprobs(before, text), next_token_logprobs(after, text)
+        kls.append(float((p.exp() * (p - q)).sum()))
+    return sum(kls) / len(kls)
 
 
 def run_demo(console: Console, unrelated: str | None, n_pairs: int = 50, out: Path | None = None,
@@ -86,13 +89,13 @@ def run_demo(console: Console, unrelated: str | None, n_pairs: int = 50, out: Pa
     for q, g, b, a, c, fb, fa in zip(questions, golds, before, after, with_context, f1_before, f1_after):
         table.add_row(q, g[0], f"{b}  [dim](F1 {fb:.2f})[/]", f"{a}  [dim](F1 {fa:.2f})[/]", c)
     console.print(table)
-    kl = probe_kl(lm, method.lm, data["unrelated_probe"])
+    kl = probe_kl(lm, method.lm, data["unrelated_probes"])
     summary = {"f1_before": sum(f1_before) / len(f1_before), "f1_after": sum(f1_after) / len(f1_after),
                "f1_with_context": sum(f1_context) / len(f1_context), "unrelated_probe_kl": kl,
                "seconds_inject": seconds_inject}
     console.print(f"QA-F1 without the context: before {summary['f1_before']:.2f} -> after {summary['f1_after']:.2f} "
                   f"(with the context in the prompt: {summary['f1_with_context']:.2f}); "
-                  f"unrelated prompt {data['unrelated_probe']!r}: next-token KL before/after = {kl:.4f}")
+                  f"unrelated prompts (e.g. {data['unrelated_probes'][0]!r}): mean next-token KL before/after = {kl:.4f}")
     if out is not None:
         method.save(out)
         console.print(f"[green]saved[/] {out}")
