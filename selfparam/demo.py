@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import time
-from importlib.resources import files
 from pathlib import Path
 
 import torch
@@ -27,7 +26,7 @@ from .generation import generate
 
 def demo_data() -> dict:
     """The bundled context, its questions with gold answers, and unrelated probe prompts."""
-    return json.loads(files("selfparam").joinpath("assets/demo_context.json").read_text())
+    return json.loads((Path(__file__).parent / "assets" / "demo_context.json").read_text(encoding="utf-8"))
 
 
 def next_token_logprobs(lm: LM, text: str) -> torch.Tensor:
