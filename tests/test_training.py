@@ -1,6 +1,5 @@
 """The trainer and the weight-update methods on the tiny random model: batching, persistence, merging."""
 
-from pathlib import Path
 
 import pytest
 import torch
@@ -16,7 +15,7 @@ from selfparam.testing import tiny_lm
 from selfparam.training import AdapterConfig, TrainConfig
 from selfparam.training.batching import scored_logprobs
 from selfparam.training.examples import Example, distillation_examples, encode
-from selfparam.training.losses import compact_teacher, kl_compact
+from selfparam.training.losses import kl_compact
 from selfparam.training.teacher import teacher_pass
 
 CONTEXT = "Quenby hosts the Zorblat festival every May."

@@ -62,6 +62,6 @@ def lifelong(
     configs = method_configs(method_config, names)
     records = load_edits(data, limit=max(cfg.edits))
     lm = load_lm(model, device=device, dtype=dtype)
-    summary = run_lifelong(lm, {n: configs.get(n) for n in names}, records, cfg, out, data_name=str(data),
-                           command="selfparam eval lifelong " + shlex.join(_own_args(sys.argv)))
+    run_lifelong(lm, {n: configs.get(n) for n in names}, records, cfg, out, data_name=str(data),
+                 command="selfparam eval lifelong " + shlex.join(_own_args(sys.argv)))
     typer.echo((Path(out) / "summary.md").read_text())

@@ -4,7 +4,6 @@ of the tiny model, data-parallel, then each process writes a digest of its weigh
 import json
 import sys
 
-import torch
 from accelerate import PartialState
 
 from selfparam.methods.base import Context, Resources

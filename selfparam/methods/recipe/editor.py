@@ -13,13 +13,12 @@ matrix, so fresh prompts start at the size of real token embeddings.
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import tempfile
 from dataclasses import asdict
 from pathlib import Path
 
 import torch
+
+from ...atomic import atomic_folder
 from safetensors.torch import load_file, save_file
 from torch import nn
 from torch.nn import functional as F
@@ -73,21 +72,9 @@ class RecipeEditor(nn.Module):
     def save(self, folder: Path, extra: dict | None = None) -> None:
         """Write weights and metadata to `folder` atomically (a temporary folder, then a rename)."""
         folder = Path(folder)
-        folder.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=folder.name + ".", dir=folder.parent))
-        try:
+        with atomic_folder(folder) as tmp:
             save_file({k: v.detach().cpu().contiguous() for k, v in self.state_dict().items()}, tmp / EDITOR_WEIGHTS)
             (tmp / EDITOR_META).write_text(json.dumps({**self.meta(), **(extra or {})}, indent=2))
-            if folder.exists():
-                old = Path(tempfile.mkdtemp(prefix=folder.name + ".old.", dir=folder.parent))
-                os.replace(folder, old / "x")
-                os.replace(tmp, folder)
-                shutil.rmtree(old, ignore_errors=True)
-            else:
-                os.replace(tmp, folder)
-        except BaseException:
-            shutil.rmtree(tmp, ignore_errors=True)
-            raise
 
     @classmethod
     def load(cls, folder: Path, device: str | torch.device = "cpu") -> "RecipeEditor":

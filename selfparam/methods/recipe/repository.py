@@ -9,13 +9,12 @@ so a deleted edit comes back with its exact key and prompt. Retrieval is a matri
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
+
+from ...atomic import atomic_folder
 from safetensors.torch import load_file, save_file
 
 REPO_TENSORS = "repository.safetensors"
@@ -194,20 +193,9 @@ class KnowledgeRepository:
             tensors[f"log.{n}.prompt"] = e.prompt.contiguous()
         meta = {"hidden_size": self.hidden_size, "n_prompt_tokens": self.n_prompt_tokens, "repr_dim": self.repr_dim,
                 "ids": self.ids, "texts": self.texts, "log": log}
-        tmp = Path(tempfile.mkdtemp(prefix=folder.name + ".", dir=folder.parent))
-        try:
+        with atomic_folder(folder) as tmp:
             save_file(tensors, tmp / REPO_TENSORS)
             (tmp / REPO_META).write_text(json.dumps(meta, ensure_ascii=False))
-            if folder.exists():
-                old = Path(tempfile.mkdtemp(prefix=folder.name + ".old.", dir=folder.parent))
-                os.replace(folder, old / "x")
-                os.replace(tmp, folder)
-                shutil.rmtree(old, ignore_errors=True)
-            else:
-                os.replace(tmp, folder)
-        except BaseException:
-            shutil.rmtree(tmp, ignore_errors=True)
-            raise
 
     @classmethod
     def load(cls, folder: Path) -> "KnowledgeRepository":
