@@ -15,7 +15,7 @@ from typing import Any, Callable, Sequence
 from ...lm import LM
 from ...generation import generate
 from ...prompts import answer_prompt
-from ...targets import (CachedTargetBuilder, JsonlGenerator, LocalGenerator, OpenAIGenerator, UnrelatedCorpus,
+from ...targets import (CachedTargetBuilder, FilterConfig, JsonlGenerator, LocalGenerator, OpenAIGenerator, UnrelatedCorpus,
                         answer_in_context, build_target_set, target_set_to_dict)
 from ...targets.types import PairGenerator, TargetSet
 from ...training.examples import Example, distillation_examples
@@ -57,13 +57,22 @@ class SelfParam(WeightUpdateMethod):
         return examples, {"targets": [target_set_to_dict(ts) for ts in target_sets]}
 
 
+def pair_filter(config: TargetConfig) -> FilterConfig:
+    """The §3.3.3 filters, minus the checks on the generator's answers when the teacher re-answers every
+    question anyway: more questions survive each sampling round, so fewer rounds are needed."""
+    if config.answers == "teacher":
+        return FilterConfig(min_support=0.0, max_answer_words=10_000, drop_yes_no=False)
+    return FilterConfig()
+
+
 def make_generator(config: TargetConfig, current_lm: Callable[[], LM]) -> PairGenerator:
     """The pair generator the config names: a file, an HTTP endpoint, or the model being updated."""
     if config.pairs_file:
         return JsonlGenerator(config.pairs_file)
     if config.generator_url:
-        return OpenAIGenerator(config.generator_url, config.generator_model, api_key_env=config.generator_api_key_env)
-    return LocalGenerator(current_lm())
+        return OpenAIGenerator(config.generator_url, config.generator_model, api_key_env=config.generator_api_key_env,
+                               filter_config=pair_filter(config))
+    return LocalGenerator(current_lm(), filter_config=pair_filter(config))
 
 
 def make_target_builder(config: TargetConfig, current_lm: Callable[[], LM],
@@ -77,7 +86,8 @@ def make_target_builder(config: TargetConfig, current_lm: Callable[[], LM],
 
     def build(context: str) -> TargetSet:
         ts = build_target_set(context, make_generator(config, current_lm), corpus, n_pairs=config.n_pairs,
-                              unrelated_ratio=config.unrelated_ratio if corpus else 0.0, seed=config.seed)
+                              unrelated_ratio=config.unrelated_ratio if corpus else 0.0, seed=config.seed,
+                              filter_config=pair_filter(config))
         return answer_in_context(ts, teacher_answer) if config.answers == "teacher" else ts
 
     return CachedTargetBuilder(build, cache_dir) if cache_dir else build
