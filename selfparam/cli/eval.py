@@ -46,6 +46,9 @@ def _run(task: str, data: Path, methods: str, n: int, seed: int, out: Path, mode
          targets_dir: Path | None, method_config: Path | None, general: bool, mmlu: Path | None,
          mmlu_subjects: str | None, mmlu_per_subject: int, wikitext: Path | None, ppl_tokens: int, progress: bool,
          **task_options) -> None:
+    import shlex
+    import sys
+
     from ..eval.general import DEFAULT_SUBJECTS, GeneralConfig
     from ..eval.run import EvalSettings, evaluate
 
@@ -60,7 +63,9 @@ def _run(task: str, data: Path, methods: str, n: int, seed: int, out: Path, mode
             task=task, data=data, out=out, methods=tuple(m.strip() for m in methods.split(",") if m.strip()), n=n,
             seed=seed, model=model, device=device, dtype=dtype, questions_per_context=questions_per_context,
             max_new_tokens=max_new_tokens, n_pairs=n_pairs, unrelated=unrelated, targets_dir=targets_dir,
-            method_config=method_config, general=general_config, progress=progress, **task_options)
+            method_config=method_config, general=general_config, progress=progress,
+            command=shlex.join(["selfparam", "eval", *sys.argv[sys.argv.index(task):]]) if task in sys.argv
+            else shlex.join(sys.argv), **task_options)
         result, paths = evaluate(settings)
     except ValueError as e:  # bad input (DataError, unknown names, bad sizes): say why, no traceback
         typer.secho(f"error: {e}", fg=typer.colors.RED, err=True)

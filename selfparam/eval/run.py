@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
@@ -50,7 +50,7 @@ class EvalSettings:
     method_config: Path | None = None  # JSON of per-method settings
     general: GeneralConfig | None = None
     progress: bool = True
-    extra: dict[str, Any] = field(default_factory=dict)
+    command: str | None = None  # the command line that asked for the run, recorded in config.json
 
     def __post_init__(self):
         if self.task not in TASKS:
