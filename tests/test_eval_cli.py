@@ -115,3 +115,44 @@ def test_method_config_file(tmp_path):
     path.write_text(json.dumps({"base": {}}))
     with pytest.raises(ValueError, match="takes no settings"):
         method_configs(path, ["base"])
+
+
+def test_merge_runs_of_the_same_draw(squad, tmp_path):
+    """Baselines and another method run apart become one table; runs of another draw are refused."""
+
+    class Constant:
+        def __init__(self, name, word):
+            self.name, self.word = name, word
+
+        def inject(self, contexts):
+            pass
+
+        def answer(self, queries, max_new_tokens=32):
+            return [self.word] * len(queries)
+
+        def reset(self):
+            pass
+
+        def storage_bytes(self):
+            return 0
+
+    def run(out, methods, seed=0):
+        made = {m: Constant(m, "1989" if m == "base" else "Denver Broncos") for m in methods}
+        settings = EvalSettings("single", squad, out, methods=methods, n=2, seed=seed, progress=False)
+        return evaluate(settings, build=lambda name: made[name])[0]
+
+    a = run(tmp_path / "a", ("base",))
+    b = run(tmp_path / "b", ("base-cq", "rag-bm25"))
+    result = runner.invoke(eval_app, ["merge", str(tmp_path / "a"), str(tmp_path / "b"), "--out",
+                                      str(tmp_path / "merged")])
+    assert result.exit_code == 0, result.output
+    summary = json.loads((tmp_path / "merged/summary.json").read_text())
+    assert list(summary["methods"]) == ["base", "base-cq", "rag-bm25"]
+    assert summary["methods"]["base-cq"]["f1"] == b.outcome("base-cq").metrics["f1"]
+    assert summary["methods"]["base"]["f1"] == a.outcome("base").metrics["f1"]
+    assert len((tmp_path / "merged/predictions.jsonl").read_text().splitlines()) == 18
+    run(tmp_path / "c", ("rag-dense",), seed=1)
+    bad = runner.invoke(eval_app, ["merge", str(tmp_path / "a"), str(tmp_path / "c"), "--out", str(tmp_path / "m2")])
+    assert bad.exit_code == 2 and "differs" in bad.output and "seed" in bad.output
+    twice = runner.invoke(eval_app, ["merge", str(tmp_path / "a"), str(tmp_path / "a"), "--out", str(tmp_path / "m3")])
+    assert twice.exit_code == 2 and "more than one run" in twice.output

@@ -132,5 +132,19 @@ def recommendation(data: Data, out: Out, methods: Methods = "base,base-cq,ft-c,f
     _run("recommendation", questions_per_context=1, **locals())
 
 
+@eval_app.command()
+def merge(folders: Annotated[list[Path], typer.Argument(help="run folders of the same task, data and draw")],
+          out: Out) -> None:
+    """One summary table (and plots) from runs of the same task and draw, e.g. baselines and SELF-PARAM run apart."""
+    from ..eval.report import merge_runs
+
+    try:
+        paths = merge_runs(folders, out)
+    except ValueError as e:
+        typer.secho(f"error: {e}", fg=typer.colors.RED, err=True)
+        raise typer.Exit(2) from None
+    typer.echo(paths["summary_md"].read_text())
+
+
 if __name__ == "__main__":  # `python -m selfparam.cli.eval TASK ...`, the same as `selfparam eval TASK ...`
     eval_app()

@@ -140,3 +140,60 @@ def write_report(out: Path, result: TaskResult, title: str | None = None, plots:
 
         paths.update(plot_result(result, out))
     return paths
+
+
+# ---------------------------------------------------------------- merging runs
+
+METRIC_KEYS = ("f1", "em", "f1_diagonal", "f1_all", *REC_COLUMNS)
+_COST_KEYS = ("status", "storage_bytes", "inject_seconds", "answer_latency", "n_injections", "n_questions",
+              "retention", "error", "traceback")
+# settings that must agree for two runs' rows to share a table
+_SAME = ("task", "data", "n", "seed", "model", "questions_per_context", "max_new_tokens", "k", "dataset")
+
+
+def outcome_from_dict(name: str, row: dict[str, Any]) -> MethodOutcome:
+    """The inverse of `outcome_dict`."""
+    return MethodOutcome(
+        name=name, status=row["status"], error=row.get("error"), traceback=row.get("traceback"),
+        metrics={k: row[k] for k in METRIC_KEYS if k in row}, storage_bytes=row.get("storage_bytes"),
+        inject_seconds=row.get("inject_seconds"), answer_latency=row.get("answer_latency"),
+        n_injections=row.get("n_injections", 0), n_questions=row.get("n_questions", 0),
+        retention=row.get("retention"),
+        extra={k: v for k, v in row.items() if k not in METRIC_KEYS and k not in _COST_KEYS})
+
+
+def merge_runs(folders: list[Path], out: Path, title: str | None = None) -> dict[str, Path]:
+    """One report from several run folders of the same task, data, draw and decoding (for example the
+    cheap baselines and the weight methods run apart). Refuses runs whose settings or drawn items differ,
+    and a method that appears in two runs."""
+    if len(folders) < 2:
+        raise ValueError("merge: give at least two run folders")
+    configs, summaries, records = [], [], []
+    for folder in map(Path, folders):
+        for name in ("config.json", "summary.json", "predictions.jsonl"):
+            if not (folder / name).is_file():
+                raise ValueError(f"merge: {folder} is not a run folder (no {name})")
+        configs.append(json.loads((folder / "config.json").read_text(encoding="utf-8")))
+        summaries.append(json.loads((folder / "summary.json").read_text(encoding="utf-8")))
+        records += [json.loads(line) for line in (folder / "predictions.jsonl").read_text(encoding="utf-8").splitlines()
+                    if line.strip()]
+    first = configs[0]["settings"]
+    for folder, config in zip(folders[1:], configs[1:]):
+        differ = [k for k in _SAME if config["settings"].get(k) != first.get(k)]
+        if config.get("items") != configs[0].get("items"):
+            differ.append("items")
+        if differ:
+            raise ValueError(f"merge: {folder} differs from {folders[0]} in {', '.join(differ)}")
+    outcomes, seen = [], set()
+    for folder, summary in zip(folders, summaries):
+        for name, row in summary["methods"].items():
+            if name in seen:
+                raise ValueError(f"merge: method {name!r} appears in more than one run ({folder})")
+            seen.add(name)
+            outcomes.append(outcome_from_dict(name, row))
+    extra = {k: v for k, v in summaries[0].items() if k not in ("task", "methods", "wall_seconds")}
+    extra["merged_from"] = [str(f) for f in folders]
+    result = TaskResult(summaries[0]["task"], outcomes, records, extra)
+    out = Path(out)
+    write_json(out / "config.json", {"merged_from": {str(f): c for f, c in zip(folders, configs)}, **provenance()})
+    return write_report(out, result, title)
