@@ -156,3 +156,21 @@ def test_merge_runs_of_the_same_draw(squad, tmp_path):
     assert bad.exit_code == 2 and "differs" in bad.output and "seed" in bad.output
     twice = runner.invoke(eval_app, ["merge", str(tmp_path / "a"), str(tmp_path / "a"), "--out", str(tmp_path / "m3")])
     assert twice.exit_code == 2 and "more than one run" in twice.output
+
+
+def test_general_ability_before_and_after(tiny_folder, squad, shared_data, tmp_path):
+    out = tmp_path / "run"
+    result = runner.invoke(eval_app, ["batch", "--data", str(squad), "--methods", "base,rag-bm25", "--n", "2",
+                                      "--k", "2", "--out", str(out), "--model", str(tiny_folder), "--device", "cpu",
+                                      "--max-new-tokens", "2", "--no-progress", "--general",
+                                      "--mmlu", str(shared_data / "mmlu"), "--mmlu-subjects", "anatomy",
+                                      "--mmlu-per-subject", "3", "--wikitext",
+                                      str(shared_data / "wikitext2/wiki.test.raw"), "--ppl-tokens", "64"])
+    assert result.exit_code == 0, result.output
+    summary = json.loads((out / "summary.json").read_text())
+    before = summary["general_before"]
+    assert set(before) == {"mmlu_acc", "mmlu/anatomy", "wikitext_ppl"}
+    for name in ("base", "rag-bm25"):  # neither changes the weights: the same figures after injection
+        assert summary["methods"][name]["mmlu_acc"] == before["mmlu_acc"]
+        assert summary["methods"][name]["wikitext_ppl"] == pytest.approx(before["wikitext_ppl"])
+    assert "wikitext_ppl" in (out / "summary.md").read_text()
