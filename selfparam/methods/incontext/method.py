@@ -7,12 +7,10 @@ difference is that Base(C+Q) puts the query's gold context before the question.
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import tempfile
 from pathlib import Path
 from typing import Any, Sequence
 
+from ...atomic import atomic_folder
 from ...lm import LM
 from ...prompts import answer_prompt
 from ..base import Context, Query, Resources
@@ -62,16 +60,8 @@ class BaseCQ(BaseQ):
 
 def _write_manifest(path: Path, manifest: dict) -> None:
     """Write `path/manifest.json` inside a fresh folder swapped in whole, so a crash leaves no half folder."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=path.name + ".", dir=path.parent))
-    try:
+    with atomic_folder(path) as tmp:
         (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2), encoding="utf-8")
-        if path.exists():
-            shutil.rmtree(path)
-        os.replace(tmp, path)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
 
 
 def _read_manifest(path: Path, expected: str) -> dict:

@@ -8,14 +8,12 @@ the prompt is the question alone, exactly Base(Q). The model's weights never cha
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import tempfile
 from pathlib import Path
 from typing import Sequence
 
 import numpy as np
 
+from ...atomic import atomic_folder
 from ...lm import LM
 from ...prompts import answer_prompt
 from ..base import Context, Query, Resources
@@ -81,21 +79,13 @@ class RetrievalMethod(PromptedMethod):
     def save(self, path: Path) -> None:
         """`manifest.json` (method, config) and `passages.jsonl`, written to a temporary folder swapped in whole."""
         path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=path.name + ".", dir=path.parent))
-        try:
+        with atomic_folder(path) as tmp:
             manifest = {"method": self.name, "config": {k: v for k, v in vars(self.config).items()}}
             (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2), encoding="utf-8")
             with open(tmp / "passages.jsonl", "w", encoding="utf-8") as f:
                 for source, passage in zip(self.sources, self.passages):
                     f.write(json.dumps({"context_id": source, "text": passage}) + "\n")
             self._save_index(tmp)
-            if path.exists():
-                shutil.rmtree(path)
-            os.replace(tmp, path)
-        except BaseException:
-            shutil.rmtree(tmp, ignore_errors=True)
-            raise
 
     def load(self, path: Path) -> None:
         path = Path(path)

@@ -13,9 +13,7 @@ from __future__ import annotations
 import json
 import os
 import random
-import shutil
 import subprocess
-import tempfile
 import time
 from dataclasses import asdict
 from pathlib import Path
@@ -27,6 +25,7 @@ from tqdm.auto import tqdm
 
 from ...eval.editing_data import EditRecord
 from ...generation import encode_with_target
+from ...atomic import atomic_folder
 from ...lm import LM
 from ...prompts import answer_prompt
 from .config import EditorConfig, TrainConfig
@@ -130,22 +129,10 @@ def run_metadata() -> dict:
 
 
 def _save_checkpoint(out: Path, editor: RecipeEditor, optimizer: torch.optim.Optimizer, step: int, seconds: float) -> None:
-    tmp = Path(tempfile.mkdtemp(prefix="checkpoint.", dir=out))
-    try:
+    with atomic_folder(out / "checkpoint") as tmp:
         editor.save(tmp / "editor")
         torch.save({"optimizer": optimizer.state_dict(), "step": step, "seconds": seconds,
                     "rng": torch.get_rng_state(), "py_rng": random.getstate()}, tmp / "state.pt")
-        final = out / "checkpoint"
-        if final.exists():
-            old = Path(tempfile.mkdtemp(prefix="checkpoint.old.", dir=out))
-            os.replace(final, old / "x")
-            os.replace(tmp, final)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.replace(tmp, final)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
 
 
 def train_recipe(lm: LM, encoder: TextEncoder, records: Sequence[EditRecord], editor_config: EditorConfig,
