@@ -218,3 +218,20 @@ def test_config_rejects_bad_values():
         TrainConfig(lr=0)
     with pytest.raises(ValueError, match="kind"):
         AdapterConfig(kind="prefix")
+
+
+def test_target_cache_is_kept_apart_per_target_config(tmp_path, tiny):
+    import json
+
+    from selfparam.methods.selfparam import TargetConfig, make_target_builder
+
+    pairs = tmp_path / "pairs.jsonl"
+    pairs.write_text("\n".join(json.dumps({"question": f"Where is the Zorblat festival {i}?",
+                                           "answer": f"Quenby festival {i}"}) for i in range(4)))
+    ten = make_target_builder(TargetConfig(n_pairs=4, pairs_file=str(pairs), answers="generator"), lambda: tiny,
+                              cache_dir=str(tmp_path / "cache"))
+    two = make_target_builder(TargetConfig(n_pairs=2, pairs_file=str(pairs), answers="generator"), lambda: tiny,
+                              cache_dir=str(tmp_path / "cache"))
+    assert len(ten(CONTEXT).pairs) == 4
+    assert len(two(CONTEXT).pairs) == 2  # not the 4-pair set cached under the other config
+    assert len(list((tmp_path / "cache").iterdir())) == 2

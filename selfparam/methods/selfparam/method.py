@@ -10,6 +10,9 @@ updates, each merged before the next.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
+import json
+from pathlib import Path
 from typing import Any, Callable, Sequence
 
 from ...lm import LM
@@ -90,4 +93,8 @@ def make_target_builder(config: TargetConfig, current_lm: Callable[[], LM],
                               filter_config=pair_filter(config))
         return answer_in_context(ts, teacher_answer) if config.answers == "teacher" else ts
 
-    return CachedTargetBuilder(build, cache_dir) if cache_dir else build
+    if not cache_dir:
+        return build
+    # one sub-folder per target config: sets built with other settings are never reused by mistake
+    digest = hashlib.sha256(json.dumps(dataclasses.asdict(config), sort_keys=True).encode()).hexdigest()[:12]
+    return CachedTargetBuilder(build, Path(cache_dir) / f"targets-{digest}")
