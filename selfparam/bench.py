@@ -61,8 +61,8 @@ def run_bench(console: Console, model: str, n_pairs: int, unrelated: str, epochs
               device: str = "auto", dtype: str = "auto") -> dict:
     """Run the benchmark on the demo context and print one JSON line of figures."""
     data = demo_data()
-    build = make_target_builder(TargetConfig(n_pairs=n_pairs, unrelated_path=unrelated), lambda: lm)
     lm = load_lm(model, device=device, dtype=dtype)
+    build = make_target_builder(TargetConfig(n_pairs=n_pairs, unrelated_path=unrelated), lambda: lm)
     t0 = time.perf_counter()
     targets = build(data["context"])  # generation, filtering, the teacher's answers: as SELF-PARAM does it
     seconds_generation = time.perf_counter() - t0
