@@ -87,6 +87,25 @@ def test_tiny_training_runs_resumes_and_learns_retrieval(tiny, tmp_path):
     assert len(recipe.score([Query(recs[0].prompt)], [recs[0].target])) == 1
 
 
+def test_resumed_run_gets_its_own_time_allowance(tiny, tmp_path):
+    """`max_seconds` bounds one invocation: a checkpoint that already holds more training time than the
+    allowance still trains on when resumed (it used to stop after a single step)."""
+    enc = HashingEncoder()
+    cfg = EditorConfig(encoder="tiny-bert", repr_dim=16, head_hidden=32, prompt_hidden=32)
+    train = TrainConfig(out=str(tmp_path / "run"), steps=1, batch_size=2, contrastive_batch=8, retrieval_steps=0,
+                        save_every=1, seed=0)
+    train_recipe(tiny, enc, records(), cfg, train, progress=False)
+    state_path = tmp_path / "run" / "checkpoint" / "state.pt"
+    state = torch.load(state_path, weights_only=False)
+    state["seconds"] = 1e6  # as if earlier runs had trained for 11 days
+    torch.save(state, state_path)
+    train.steps, train.max_seconds = 4, 1e5
+    train_recipe(tiny, enc, records(), cfg, train, progress=False)
+    log = [json.loads(line) for line in (tmp_path / "run" / "train_log.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in log] == [1, 2, 3, 4]
+    assert log[-1]["seconds"] >= 1e6  # the total still counts every run
+
+
 def test_edit_cli_adds_deletes_and_rolls_back(tiny, tmp_path, monkeypatch):
     import typer
 

@@ -26,7 +26,7 @@ def train(
     max_records: Annotated[int, typer.Option(help="training records used")] = 10000,
     validation: Annotated[int, typer.Option(help="records held out from the end of the data for validation")] = 500,
     n_prompt_tokens: Annotated[int, typer.Option(help="prompt vectors per edit")] = 3,
-    max_seconds: Annotated[float, typer.Option(help="stop after this much training time (0: no limit)")] = 0.0,
+    max_seconds: Annotated[float, typer.Option(help="stop after this many seconds of this invocation (a resumed run gets its own allowance; 0: no limit)")] = 0.0,
     save_every: Annotated[int, typer.Option(help="checkpoint every N steps")] = 25,
     seed: Annotated[int, typer.Option()] = 0,
     device: Annotated[str, typer.Option()] = "cpu",

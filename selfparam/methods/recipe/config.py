@@ -99,7 +99,8 @@ class TrainConfig:
     weight_decay: float = field(default=0.0, metadata={"help": "AdamW weight decay"})
     locality_weight: float = field(default=1.0, metadata={"help": "weight of the locality KL in the edit loss"})
     contrastive_weight: float = field(default=1.0, metadata={"help": "weight of the InfoNCE losses"})
-    max_seconds: float = field(default=0.0, metadata={"help": "stop (after a checkpoint) past this wall time; 0: no limit"})
+    max_seconds: float = field(default=0.0, metadata={"help": "stop (after a checkpoint) once this invocation has run this many seconds (a resumed run gets "
+                "its own allowance); 0: no limit"})
     save_every: int = field(default=25, metadata={"help": "checkpoint every this many steps"})
     seed: int = field(default=0, metadata={"help": "seed for initialisation and sampling"})
     device: str = field(default="cpu", metadata={"help": "device of the LLM and editor"})

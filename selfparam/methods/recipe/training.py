@@ -176,7 +176,8 @@ def train_recipe(lm: LM, encoder: TextEncoder, records: Sequence[EditRecord], ed
     lm.model.eval()
     log = open(out / "train_log.jsonl", "a")
     bar = tqdm(total=config.steps, initial=step, desc="training RECIPE", disable=not progress)
-    started = time.perf_counter() - seconds
+    started = time.perf_counter() - seconds  # `seconds` counts every run; `max_seconds` only this one
+    session_started = time.perf_counter()
     try:
         def contrastive(idx: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
             keys, prompts = editor.knowledge(enc["fact"][idx].to(device))  # (C, R), (C, n, H)
@@ -218,7 +219,7 @@ def train_recipe(lm: LM, encoder: TextEncoder, records: Sequence[EditRecord], ed
             log.flush()
             bar.update(1)
             bar.set_postfix(edit=f"{row['edit']:.2f}", kl=f"{row['locality_kl']:.3f}", nce=f"{row['contrastive']:.2f}")
-            out_of_time = config.max_seconds and seconds >= config.max_seconds
+            out_of_time = config.max_seconds and time.perf_counter() - session_started >= config.max_seconds
             if step % config.save_every == 0 or step == config.steps or out_of_time:
                 _save_checkpoint(out, editor, optimizer, step, seconds)
             if out_of_time:
