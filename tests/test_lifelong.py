@@ -77,3 +77,50 @@ def test_lifelong_cli(tiny, tmp_path, recipe_ready, monkeypatch):
     assert "| recipe | 3 |" in r.output
     r = CliRunner().invoke(app, ["lifelong", "--data", str(tmp_path / "cf.json"), "--methods", "recipe,nope"])
     assert r.exit_code != 0 and "unknown method" in str(r.exception)
+    r = CliRunner().invoke(app, ["lifelong", "--data", str(tmp_path / "cf.json"), "--methods", "selfparam",
+                                 "--unrelated", str(tmp_path / "missing.txt"), "--out", str(tmp_path / "o2")])
+    assert r.exit_code == 2 and "missing.txt" in r.output and not (tmp_path / "o2").exists()
+
+
+def test_lifelong_weight_methods_share_one_target_set_per_edit(tiny, tmp_path):
+    """SELF-PARAM and FT(S) each inject every edit as a context, through the run's one builder: each edit's
+    text is asked for once per method; FT(S), trained on the pairs' answers, then scores the targets higher
+    than the unedited model does."""
+    from selfparam.eval.editing_data import load_edits
+    from selfparam.methods.base import Resources
+    from selfparam.methods.finetune import FineTuneTargetsConfig
+    from selfparam.methods.selfparam import SelfParamConfig
+    from selfparam.targets.types import QAPair, TargetSet
+    from selfparam.training.trainer import TrainConfig
+
+    _write_data(tmp_path / "cf.json", n=2)
+    records = load_edits(tmp_path / "cf.json")
+    asked: list[str] = []
+
+    def build(context: str) -> TargetSet:
+        asked.append(context)
+        rec = next(r for r in records if r.fact == context)
+        return TargetSet(context=context, pairs=[QAPair(rec.prompt, rec.target)] * 4)
+
+    train = TrainConfig(epochs=4, lr=1e-2, batch_size=4)
+    methods = {"base": None, "selfparam": SelfParamConfig(train=train), "ft-s": FineTuneTargetsConfig(train=train)}
+    cfg = LifelongConfig(edits=(1, 2), eval_sample=2, gen_sample=1, max_new_tokens=2, latency_queries=1)
+    summary = run_lifelong(tiny, methods, records, cfg, tmp_path / "out", resources=Resources(target_builder=build),
+                           progress=False)
+    assert sorted(asked) == sorted([r.fact for r in records] * 2)
+    results = summary["methods"]
+    for name in ("selfparam", "ft-s"):
+        assert results[name]["2"]["edit_ms"] > 0
+        assert results[name]["2"]["storage_bytes"] == 0  # merged: nothing kept beside the model
+    assert results["ft-s"]["2"]["reliability"] > results["base"]["2"]["reliability"]
+
+
+def test_method_config_cannot_set_per_method_targets(tmp_path):
+    from selfparam.eval.configs import method_configs
+
+    path = tmp_path / "m.json"
+    path.write_text(json.dumps({"selfparam": {"targets": {"n_pairs": 3}}}))
+    with pytest.raises(ValueError, match="--n-pairs"):
+        method_configs(path, ["selfparam"])
+    path.write_text(json.dumps({"selfparam": {"train": {"epochs": 1}}}))
+    assert method_configs(path, ["selfparam"])["selfparam"].train.epochs == 1

@@ -10,6 +10,8 @@ from typing import Annotated, Optional
 
 import typer
 
+from .eval import NPairs, TargetsDir, Unrelated
+
 
 def _ints(text: str, what: str) -> list[int]:
     try:
@@ -36,6 +38,9 @@ def lifelong(
     max_new_tokens: Annotated[int, typer.Option(help="greedy answer length")] = 8,
     mmlu: Annotated[Optional[Path], typer.Option(help="MMLU folder: accuracy before and after the last count")] = None,
     mmlu_questions: Annotated[int, typer.Option(help="MMLU questions")] = 50,
+    n_pairs: NPairs = None,
+    unrelated: Unrelated = None,
+    targets_dir: TargetsDir = None,
     seed: Annotated[int, typer.Option()] = 0,
     device: Annotated[str, typer.Option()] = "auto",
     dtype: Annotated[str, typer.Option()] = "auto",
@@ -44,6 +49,7 @@ def lifelong(
     from ..eval.configs import method_configs
     from ..eval.editing_data import load_edits
     from ..eval.lifelong import LifelongConfig, run_lifelong
+    from ..eval.run import shared_target_resources
     from ..lm import load_lm
     from ..methods.registry import method_class
 
@@ -60,8 +66,13 @@ def lifelong(
                          gen_sample=gen_sample, max_new_tokens=max_new_tokens,
                          mmlu_dir=str(mmlu) if mmlu else None, mmlu_questions=mmlu_questions, seed=seed)
     configs = method_configs(method_config, names)
+    if unrelated is not None and not unrelated.is_file():
+        raise typer.BadParameter(f"unrelated: corpus {unrelated} does not exist")
     records = load_edits(data, limit=max(cfg.edits))
     lm = load_lm(model, device=device, dtype=dtype)
+    # each edit is one context: SELF-PARAM and FT(S) share its generated target set
+    resources = shared_target_resources(lm, seed=seed, unrelated=unrelated, n_pairs=n_pairs,
+                                        targets_dir=targets_dir or Path(out) / "targets")
     run_lifelong(lm, {n: configs.get(n) for n in names}, records, cfg, out, data_name=str(data),
-                 command="selfparam eval lifelong " + shlex.join(_own_args(sys.argv)))
+                 command="selfparam eval lifelong " + shlex.join(_own_args(sys.argv)), resources=resources)
     typer.echo((Path(out) / "summary.md").read_text())

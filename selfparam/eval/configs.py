@@ -66,5 +66,10 @@ def method_configs(path: Path | None, names: list[str]) -> dict[str, Any]:
         cls = config_class(name)
         if cls is None:
             raise ValueError(f"method config file {path}: method {name!r} takes no settings")
+        if isinstance(values, dict) and "targets" in values:
+            # the harness builds one target set per context for every method (SELF-PARAM and FT(S) must
+            # train on the same one), so a per-method `targets` would be silently ignored
+            raise ValueError(f"method config file {path}: {name}.targets is set by the run for all methods; "
+                             f"use --n-pairs and --unrelated instead")
         out[name] = build_dataclass(cls, values, f"{path.name}:{name}")
     return out

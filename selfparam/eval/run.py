@@ -100,17 +100,22 @@ def load_task_data(settings: EvalSettings):
 
 
 def make_resources(settings: EvalSettings, lm: LM) -> Resources:
-    """The shared, cached target builder: SELF-PARAM and FT(S) train on the very same generated sets,
-    written by the unchanged base model."""
+    """The run's shared target builder (see `shared_target_resources`)."""
+    return shared_target_resources(lm, seed=settings.seed, unrelated=settings.unrelated, n_pairs=settings.n_pairs,
+                                   targets_dir=settings.targets_dir)
+
+
+def shared_target_resources(lm: LM, *, seed: int, unrelated: Path | None, n_pairs: int | None,
+                            targets_dir: Path) -> Resources:
+    """One cached target builder for every method of a run: SELF-PARAM and FT(S) train on the very same
+    generated sets, written by the unchanged base model (`lm`, which no method modifies in place)."""
     from ..methods.selfparam.config import TargetConfig
     from ..methods.selfparam.method import make_target_builder
 
-    fields: dict[str, Any] = {"seed": settings.seed,
-                              "unrelated_path": str(settings.unrelated) if settings.unrelated else None}
-    if settings.n_pairs is not None:
-        fields["n_pairs"] = settings.n_pairs
-    return Resources(target_builder=make_target_builder(TargetConfig(**fields), lambda: lm,
-                                                        cache_dir=str(settings.targets_dir)))
+    fields: dict[str, Any] = {"seed": seed, "unrelated_path": str(unrelated) if unrelated else None}
+    if n_pairs is not None:
+        fields["n_pairs"] = n_pairs
+    return Resources(target_builder=make_target_builder(TargetConfig(**fields), lambda: lm, cache_dir=str(targets_dir)))
 
 
 def evaluate(settings: EvalSettings, lm: LM | None = None,
