@@ -45,6 +45,7 @@ class TableMethod:
         self.known: list[str] = []
         self.injections = 0
         self.resets = 0
+        self.calls: list[list[str]] = []  # the questions of every `answer` call
 
     def inject(self, contexts: Sequence[Context]) -> None:
         self.injections += 1
@@ -56,6 +57,7 @@ class TableMethod:
 
     def answer(self, queries: Sequence[Query], max_new_tokens: int = 32) -> list[str]:
         out = []
+        self.calls.append([q.question for q in queries])
         for q in queries:
             i, kind = int(q.question[1:-1]), q.question[-1]
             knows = f"Context number {i}." in self.known or (self.use_gold_context and q.context is not None)
@@ -110,6 +112,15 @@ def test_sequential_retention_matrix_exact():
     assert fake.resets >= 2  # once before the run, once after (the next method starts clean)
     steps = [r["step"] for r in result.records]
     assert steps.count(0) == 2 and steps.count(3) == 8
+
+
+def test_sequential_asks_each_context_in_its_own_call():
+    """A context's questions go to the method together and alone at every step, so batching (padding) is
+    the same for a cell in every row and a column changes only when the method does."""
+    fake = TableMethod("fake")
+    run_sequential(["fake"], builder(fake=fake), make_contexts(), progress=False)
+    assert len(fake.calls) == 1 + 2 + 3 + 4
+    assert all(call in ([f"q{i}a", f"q{i}b"] for i in range(T)) for call in fake.calls)
 
 
 def test_retention_summary_by_hand():

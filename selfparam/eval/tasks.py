@@ -232,9 +232,12 @@ def run_sequential(names: Sequence[str], build: Builder, contexts: Sequence[Cont
         for t, item in enumerate(_progress(contexts, name, "sequential", progress)):
             meter.inject(method, [item.context])
             seen = list(contexts[: t + 1])
-            queries, origin = _queries(seen)
             step_records: list[dict] = []
-            _score(name, meter.answer(method, queries, max_new_tokens), origin, t, step_records)
+            for old in seen:
+                # one call per context: its questions are batched (padded) the same way at every step, so
+                # a cell changes only when the weights do (batched bf16 greedy decoding depends on padding)
+                queries, origin = _queries([old])
+                _score(name, meter.answer(method, queries, max_new_tokens), origin, t, step_records)
             for i, old in enumerate(seen):
                 matrix[t][i] = mean(r["f1"] for r in step_records if r["context_id"] == old.context.id)
             records.extend(step_records)
