@@ -30,19 +30,27 @@ def _save(fig, path: Path) -> Path:
     return path
 
 
+def _upper(values) -> float:
+    """A y-limit (or colour-scale top) that fits the data: scores of a small model sit near 0.1, and on a
+    0-1 axis every method would look the same. At least 0.1, at most 1."""
+    finite = [float(v) for v in values if v is not None and np.isfinite(v)]
+    return float(min(1.0, max(0.1, 1.15 * max(finite, default=0.0))))
+
+
 def plot_bars(result: TaskResult, keys: tuple[str, ...], path: Path, ylabel: str) -> Path:
     """Grouped bars: one group per method that finished, one bar per metric key."""
     ok = [o for o in result.outcomes if o.status == "ok"]
     fig, ax = plt.subplots(figsize=(max(5.0, 1.1 * len(ok) * max(1, len(keys)) / 2 + 2), 3.6))
     width = 0.8 / len(keys)
     x = np.arange(len(ok))
+    top = _upper([o.metrics.get(key) for o in ok for key in keys])
     for j, key in enumerate(keys):
         values = [o.metrics.get(key) or 0.0 for o in ok]
         bars = ax.bar(x + (j - (len(keys) - 1) / 2) * width, values, width, label=key)
         ax.bar_label(bars, fmt="%.2f", fontsize=7)
     ax.set_xticks(x, [o.name for o in ok], rotation=20)
     ax.set_ylabel(ylabel)
-    ax.set_ylim(0, 1.05)
+    ax.set_ylim(0, top)
     ax.set_title(f"{result.task}: {result.extra.get('n_contexts', result.extra.get('n_turns', ''))} "
                  f"{'turns' if result.task == 'recommendation' else 'contexts'}")
     ax.legend(fontsize=8)
@@ -50,19 +58,28 @@ def plot_bars(result: TaskResult, keys: tuple[str, ...], path: Path, ylabel: str
 
 
 def plot_retention(result: TaskResult, path: Path) -> Path:
-    """One heatmap per method: row t = after injection t, column i = context i (upper triangle blank)."""
+    """One heatmap per method: row t = after injection t, column i = context i (upper triangle blank), each
+    cell labelled with its F1 when the matrix is small enough to read; one colour scale for all methods."""
     rows = [o for o in result.outcomes if o.retention is not None]
-    fig, axes = plt.subplots(1, max(1, len(rows)), figsize=(3.4 * max(1, len(rows)), 3.3), squeeze=False)
+    matrices = [np.array([[np.nan if v is None else v for v in row] for row in o.retention], dtype=float)
+                for o in rows]
+    top = _upper([v for m in matrices for v in m.ravel()])
+    fig, axes = plt.subplots(1, max(1, len(rows)), figsize=(3.6 * max(1, len(rows)), 3.5), squeeze=False)
     image = None
-    for ax, o in zip(axes[0], rows):
-        m = np.array([[np.nan if v is None else v for v in row] for row in o.retention], dtype=float)
-        image = ax.imshow(m, vmin=0, vmax=1, cmap="viridis")
+    for k, (ax, o, m) in enumerate(zip(axes[0], rows, matrices)):
+        image = ax.imshow(m, vmin=0, vmax=top, cmap="viridis")
         ax.set_title(o.name + ("" if o.status == "ok" else " (failed)"), fontsize=9)
         ax.set_xlabel("context i")
-        ax.set_ylabel("after step t")
+        if k == 0:
+            ax.set_ylabel("after step t")
         ticks = np.arange(len(m))
         ax.set_xticks(ticks, ticks + 1, fontsize=6)
         ax.set_yticks(ticks, ticks + 1, fontsize=6)
+        if len(m) <= 12:
+            for (t, i), v in np.ndenumerate(m):
+                if np.isfinite(v):
+                    ax.text(i, t, f"{v:.2f}"[1:] if 0 <= v < 1 else f"{v:.1f}", ha="center", va="center",
+                            fontsize=5, color="white" if v < 0.6 * top else "black")
     if image is not None:
         fig.colorbar(image, ax=axes[0].tolist(), shrink=0.8, label="QA-F1")
     return _save(fig, path)
@@ -71,18 +88,20 @@ def plot_retention(result: TaskResult, path: Path) -> Path:
 def plot_curve(result: TaskResult, path: Path) -> Path:
     """Mean F1 over contexts 1..t after each injection t, and the first context's F1, per method."""
     fig, ax = plt.subplots(figsize=(5.5, 3.6))
+    plotted: list[float] = []
     for o in result.outcomes:
         curve = o.extra.get("curve")
         if not curve:
             continue
         steps = np.arange(1, len(curve) + 1)
+        plotted += list(curve) + list(o.extra.get("first_context") or [])
         line, = ax.plot(steps, [np.nan if v is None else v for v in curve], marker="o", ms=3, label=o.name)
         first = o.extra.get("first_context")
         if first:
             ax.plot(steps, [np.nan if v is None else v for v in first], ls=":", color=line.get_color(), alpha=0.7)
     ax.set_xlabel("number of injections")
-    ax.set_ylabel("QA-F1 (solid: contexts so far; dotted: first context)")
-    ax.set_ylim(0, 1.05)
+    ax.set_ylabel("QA-F1 (solid: contexts so far;\ndotted: first context)")
+    ax.set_ylim(0, _upper(plotted))
     ax.legend(fontsize=8)
     return _save(fig, path)
 

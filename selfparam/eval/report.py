@@ -191,7 +191,11 @@ def merge_runs(folders: list[Path], out: Path, title: str | None = None) -> dict
                 raise ValueError(f"merge: method {name!r} appears in more than one run ({folder})")
             seen.add(name)
             outcomes.append(outcome_from_dict(name, row))
-    extra = {k: v for k, v in summaries[0].items() if k not in ("task", "methods", "wall_seconds")}
+    extra: dict[str, Any] = {}
+    for summary in summaries:  # e.g. general ability before injection, measured by whichever run had it
+        for k, v in summary.items():
+            if k not in ("task", "methods", "wall_seconds"):
+                extra.setdefault(k, v)
     extra["merged_from"] = [str(f) for f in folders]
     result = TaskResult(summaries[0]["task"], outcomes, records, extra)
     out = Path(out)
