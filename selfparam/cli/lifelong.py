@@ -41,6 +41,10 @@ def lifelong(
     n_pairs: NPairs = None,
     unrelated: Unrelated = None,
     targets_dir: TargetsDir = None,
+    pair_samples: Annotated[Optional[int], typer.Option(help="completions sampled per round to generate an "
+                                                             "edit's pairs (default 16)")] = None,
+    pair_tokens: Annotated[Optional[int], typer.Option(help="tokens per sampled completion (default 160; a "
+                                                            "one-sentence edit needs fewer)")] = None,
     seed: Annotated[int, typer.Option()] = 0,
     device: Annotated[str, typer.Option()] = "auto",
     dtype: Annotated[str, typer.Option()] = "auto",
@@ -72,7 +76,8 @@ def lifelong(
     lm = load_lm(model, device=device, dtype=dtype)
     # each edit is one context: SELF-PARAM and FT(S) share its generated target set
     resources = shared_target_resources(lm, seed=seed, unrelated=unrelated, n_pairs=n_pairs,
-                                        targets_dir=targets_dir or Path(out) / "targets")
+                                        targets_dir=targets_dir or Path(out) / "targets",
+                                        generator_samples=pair_samples, generator_max_new_tokens=pair_tokens)
     run_lifelong(lm, {n: configs.get(n) for n in names}, records, cfg, out, data_name=str(data),
                  command="selfparam eval lifelong " + shlex.join(_own_args(sys.argv)), resources=resources)
     typer.echo((Path(out) / "summary.md").read_text())

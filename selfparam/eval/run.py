@@ -106,15 +106,17 @@ def make_resources(settings: EvalSettings, lm: LM) -> Resources:
 
 
 def shared_target_resources(lm: LM, *, seed: int, unrelated: Path | None, n_pairs: int | None,
-                            targets_dir: Path) -> Resources:
+                            targets_dir: Path, **target_settings: Any) -> Resources:
     """One cached target builder for every method of a run: SELF-PARAM and FT(S) train on the very same
-    generated sets, written by the unchanged base model (`lm`, which no method modifies in place)."""
+    generated sets, written by the unchanged base model (`lm`, which no method modifies in place).
+    `target_settings`: further `TargetConfig` fields (None values are left at their defaults)."""
     from ..methods.selfparam.config import TargetConfig
     from ..methods.selfparam.method import make_target_builder
 
     fields: dict[str, Any] = {"seed": seed, "unrelated_path": str(unrelated) if unrelated else None}
     if n_pairs is not None:
         fields["n_pairs"] = n_pairs
+    fields.update({k: v for k, v in target_settings.items() if v is not None})
     return Resources(target_builder=make_target_builder(TargetConfig(**fields), lambda: lm, cache_dir=str(targets_dir)))
 
 

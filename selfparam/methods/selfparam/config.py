@@ -24,6 +24,10 @@ class TargetConfig:
     generator_url: str | None = field(default=None, metadata={"help": "OpenAI-compatible base URL for pair generation"})
     generator_model: str | None = field(default=None, metadata={"help": "model name at generator_url"})
     generator_api_key_env: str = field(default="OPENAI_API_KEY", metadata={"help": "env var holding the API key"})
+    generator_samples: int = field(default=16, metadata={
+        "help": "local generator: completions sampled per round (more, shorter samples beat fewer long ones)"})
+    generator_max_new_tokens: int = field(default=160, metadata={
+        "help": "local generator: tokens per completion (a one-sentence edit needs far fewer than a paragraph)"})
     answers: str = field(default="teacher", metadata={
         "help": "generator: keep the generator's answers (paper); teacher: the model answers each generated "
                 "question with the context in view (see docs/tuning.md)"})
@@ -32,6 +36,9 @@ class TargetConfig:
     def __post_init__(self) -> None:
         if self.n_pairs < 1:
             raise ValueError(f"n_pairs: must be >= 1, got {self.n_pairs}")
+        if self.generator_samples < 1 or self.generator_max_new_tokens < 1:
+            raise ValueError(f"generator_samples and generator_max_new_tokens: must be >= 1, got "
+                             f"{self.generator_samples} and {self.generator_max_new_tokens}")
         if self.unrelated_ratio < 0:
             raise ValueError(f"unrelated_ratio: must be >= 0, got {self.unrelated_ratio}")
         if self.pairs_file and self.generator_url:

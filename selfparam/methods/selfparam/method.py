@@ -75,7 +75,8 @@ def make_generator(config: TargetConfig, current_lm: Callable[[], LM]) -> PairGe
     if config.generator_url:
         return OpenAIGenerator(config.generator_url, config.generator_model, api_key_env=config.generator_api_key_env,
                                filter_config=pair_filter(config))
-    return LocalGenerator(current_lm(), filter_config=pair_filter(config))
+    return LocalGenerator(current_lm(), batch_size=config.generator_samples,
+                          max_new_tokens=config.generator_max_new_tokens, filter_config=pair_filter(config))
 
 
 def make_target_builder(config: TargetConfig, current_lm: Callable[[], LM],
