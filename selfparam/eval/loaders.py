@@ -11,8 +11,8 @@ import json
 import random
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
+from ..jsonl import read_jsonl
 from ..methods.base import Context
 from .metrics import catalogue_name
 
@@ -80,15 +80,11 @@ def load_pwc_jsonl(path: Path) -> list[ContextQA]:
     """JSONL with one `{context, question, answer}` per line (the PwC set); rows sharing a context are
     grouped into one context, in order of first appearance. `answer` may be a string or a list."""
     path = Path(path)
+    if not path.is_file():
+        raise DataError(f"data file {path} does not exist")
     grouped: dict[str, list[QuestionAnswers]] = {}
-    for n, line in enumerate(_read_text(path).splitlines(), 1):
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError as e:
-            raise DataError(f"{path}:{n}: not valid JSON ({e})") from None
-        if not isinstance(row, dict) or not all(k in row for k in ("context", "question", "answer")):
+    for n, row in read_jsonl(path, DataError):
+        if not all(k in row for k in ("context", "question", "answer")):
             raise DataError(f"{path}:{n}: expected an object with 'context', 'question' and 'answer'")
         answers = row["answer"] if isinstance(row["answer"], list) else [row["answer"]]
         answers = tuple(str(a) for a in answers if str(a).strip())
@@ -183,13 +179,9 @@ def load_crs(folder: Path) -> RecData:
         raise DataError(f"{folder}: item ids {missing[:5]} have no entry in entity2id.json")
     catalogue = tuple(dict.fromkeys(id2name[i] for i in item_ids))
     turns = []
-    for n, line in enumerate(_read_text(folder / "test.jsonl").splitlines(), 1):
-        if not line.strip():
-            continue
-        try:
-            row: dict[str, Any] = json.loads(line)
-        except json.JSONDecodeError as e:
-            raise DataError(f"{folder / 'test.jsonl'}:{n}: not valid JSON ({e})") from None
+    if not (folder / "test.jsonl").is_file():
+        raise DataError(f"data file {folder / 'test.jsonl'} does not exist")
+    for n, row in read_jsonl(folder / "test.jsonl", DataError):
         if not all(k in row for k in ("input", "rec", "prev_entity")):
             raise DataError(f"{folder / 'test.jsonl'}:{n}: expected fields 'input', 'rec' and 'prev_entity'")
         gold = tuple(dict.fromkeys(id2name[i] for i in row["rec"] if i in id2name))

@@ -9,11 +9,12 @@ like ordinary text, which is what the model is asked to keep producing.
 
 from __future__ import annotations
 
-import json
 import random
 import re
 from dataclasses import dataclass
 from pathlib import Path
+
+from ..jsonl import read_jsonl
 
 _HEADING = re.compile(r"^\s*(=+)\s.*\s\1\s*$")
 _SENTENCE_END = re.compile(r"(?<=[.!?])[\"')\]]?\s+(?=[\"'(\[]?[A-Z0-9])")
@@ -59,14 +60,8 @@ def _paragraphs(path: Path, text: str) -> list[str]:
     """The text blocks of a corpus file: non-heading lines of a text file, or "text" fields of a JSONL file."""
     if path.suffix == ".jsonl":
         blocks = []
-        for lineno, line in enumerate(text.splitlines(), start=1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as e:
-                raise ValueError(f"{path}:{lineno}: not valid JSON ({e.msg} at column {e.colno})") from None
-            if not isinstance(row, dict) or not isinstance(row.get("text"), str):
+        for lineno, row in read_jsonl(path):
+            if not isinstance(row.get("text"), str):
                 raise ValueError(f"{path}:{lineno}: expected a JSON object with a string field 'text'")
             blocks.append(row["text"])
         return blocks

@@ -9,13 +9,13 @@ have; whether too few is an error is the builder's call.
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 
 import httpx
 
 from ..generation import generate as lm_generate
+from ..jsonl import read_jsonl
 from ..lm import LM
 from ..prompts import chat_prompt
 from .qa import RESPONSE_PREFIX, FilterConfig, generation_user_text, parse_pairs, select_pairs
@@ -185,29 +185,14 @@ class JsonlGenerator:
 def read_pairs_file(path: Path) -> list[tuple[str | None, QAPair]]:
     """Every (context or None, pair) of a JSONL pairs file, with errors naming the file and line."""
     rows: list[tuple[str | None, QAPair]] = []
-    with open(path, "rb") as f:
-        for lineno, raw in enumerate(f, start=1):
-            try:
-                line = raw.decode("utf-8")
-            except UnicodeDecodeError as e:
-                raise GeneratorError(f"{path}:{lineno}: not valid UTF-8 (byte {e.start} of the line): "
-                                     f"save the file as UTF-8") from None
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as e:
-                raise GeneratorError(f"{path}:{lineno}: not valid JSON ({e.msg} at column {e.colno})") from None
-            if not isinstance(row, dict):
-                raise GeneratorError(f"{path}:{lineno}: expected a JSON object with 'question' and 'answer', "
-                                     f"got {type(row).__name__}")
-            for key in ("question", "answer"):
-                if not isinstance(row.get(key), str) or not row[key].strip():
-                    raise GeneratorError(f"{path}:{lineno}: missing or empty string field {key!r}")
-            context = row.get("context")
-            if context is not None and not isinstance(context, str):
-                raise GeneratorError(f"{path}:{lineno}: field 'context' must be a string")
-            rows.append((context, QAPair(row["question"].strip(), row["answer"].strip())))
+    for lineno, row in read_jsonl(path, GeneratorError):
+        for key in ("question", "answer"):
+            if not isinstance(row.get(key), str) or not row[key].strip():
+                raise GeneratorError(f"{path}:{lineno}: missing or empty string field {key!r}")
+        context = row.get("context")
+        if context is not None and not isinstance(context, str):
+            raise GeneratorError(f"{path}:{lineno}: field 'context' must be a string")
+        rows.append((context, QAPair(row["question"].strip(), row["answer"].strip())))
     if not rows:
         raise GeneratorError(f"pairs file {path} is empty")
     return rows
