@@ -114,12 +114,16 @@ def test_sequential_retention_matrix_exact():
     assert steps.count(0) == 2 and steps.count(3) == 8
 
 
-def test_sequential_asks_each_context_in_its_own_call():
-    """A context's questions go to the method together and alone at every step, so batching (padding) is
-    the same for a cell in every row and a column changes only when the method does."""
+@pytest.mark.parametrize("task", ["single", "batch", "sequential"])
+def test_each_context_is_asked_in_its_own_call(task):
+    """A context's questions go to the method together and alone in every task and at every step, so a
+    question is always padded the same way: a retention column changes only when the method does, and
+    Base(Q) scores the same in single and batch runs."""
     fake = TableMethod("fake")
-    run_sequential(["fake"], builder(fake=fake), make_contexts(), progress=False)
-    assert len(fake.calls) == 1 + 2 + 3 + 4
+    run = {"single": run_single, "sequential": run_sequential,
+           "batch": lambda names, build, contexts, **kw: run_batch(names, build, contexts, 2, **kw)}[task]
+    run(["fake"], builder(fake=fake), make_contexts(), progress=False)
+    assert len(fake.calls) == {"single": T, "batch": T, "sequential": 1 + 2 + 3 + 4}[task]
     assert all(call in ([f"q{i}a", f"q{i}b"] for i in range(T)) for call in fake.calls)
 
 

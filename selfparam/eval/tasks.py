@@ -155,6 +155,16 @@ def _score(name: str, answers: Sequence[str], origin: Sequence[tuple[ContextQA, 
                         "f1": best_f1(answer, qa.answers), "em": best_em(answer, qa.answers)})
 
 
+def _ask(name: str, method: KnowledgeMethod, meter: Meter, items: Iterable[ContextQA], max_new_tokens: int,
+         step: int | None, records: list[dict]) -> None:
+    """Ask every item's questions and score them: one call per context, so a context's questions are
+    always batched (padded) together and alone, in every task and at every step (batched bf16 greedy
+    decoding depends on padding; a question must not get another answer because its neighbours changed)."""
+    for item in items:
+        queries, origin = _queries([item])
+        _score(name, meter.answer(method, queries, max_new_tokens), origin, step, records)
+
+
 def _qa_metrics(records: Sequence[dict]) -> dict[str, float | None]:
     return {"f1": mean(r["f1"] for r in records), "em": mean(r["em"] for r in records)}
 
@@ -171,8 +181,7 @@ def run_single(names: Sequence[str], build: Builder, contexts: Sequence[ContextQ
         for item in _progress(contexts, name, "single", progress):
             method.reset()
             meter.inject(method, [item.context])
-            queries, origin = _queries([item])
-            _score(name, meter.answer(method, queries, max_new_tokens), origin, None, records)
+            _ask(name, method, meter, [item], max_new_tokens, None, records)
         outcome.metrics = _qa_metrics(records)
 
     result = run_methods("single", names, build, body, seed, after)
@@ -192,8 +201,7 @@ def run_batch(names: Sequence[str], build: Builder, contexts: Sequence[ContextQA
         for g, group in enumerate(_progress(groups, name, f"batch(K={k})", progress)):
             method.reset()
             meter.inject(method, [item.context for item in group])
-            queries, origin = _queries(group)
-            _score(name, meter.answer(method, queries, max_new_tokens), origin, g, records)
+            _ask(name, method, meter, group, max_new_tokens, g, records)
         outcome.metrics = _qa_metrics(records)
 
     result = run_methods("batch", names, build, body, seed, after)
@@ -233,11 +241,7 @@ def run_sequential(names: Sequence[str], build: Builder, contexts: Sequence[Cont
             meter.inject(method, [item.context])
             seen = list(contexts[: t + 1])
             step_records: list[dict] = []
-            for old in seen:
-                # one call per context: its questions are batched (padded) the same way at every step, so
-                # a cell changes only when the weights do (batched bf16 greedy decoding depends on padding)
-                queries, origin = _queries([old])
-                _score(name, meter.answer(method, queries, max_new_tokens), origin, t, step_records)
+            _ask(name, method, meter, seen, max_new_tokens, t, step_records)
             for i, old in enumerate(seen):
                 matrix[t][i] = mean(r["f1"] for r in step_records if r["context_id"] == old.context.id)
             records.extend(step_records)
