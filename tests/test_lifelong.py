@@ -124,3 +124,28 @@ def test_method_config_cannot_set_per_method_targets(tmp_path):
         method_configs(path, ["selfparam"])
     path.write_text(json.dumps({"selfparam": {"train": {"epochs": 1}}}))
     assert method_configs(path, ["selfparam"])["selfparam"].train.epochs == 1
+
+
+def test_merge_lifelong_reports(tiny, tmp_path, recipe_ready):
+    from selfparam.eval.editing_data import load_edits
+    from selfparam.eval.lifelong import merge_lifelong
+
+    _write_data(tmp_path / "cf.json", n=4)
+    records = load_edits(tmp_path / "cf.json")
+    cfg = LifelongConfig(edits=(1, 4), eval_sample=4, gen_sample=2, max_new_tokens=2, latency_queries=1)
+    run_lifelong(tiny, {"recipe": None}, records, cfg, tmp_path / "a", data_name="cf", progress=False)
+    run_lifelong(tiny, {"base": None}, records, LifelongConfig(edits=(1,), eval_sample=4, gen_sample=2,
+                 max_new_tokens=2, latency_queries=1), tmp_path / "b", data_name="cf", progress=False)
+    merged = merge_lifelong([tmp_path / "a", tmp_path / "b"], tmp_path / "ab")
+    assert list(merged["methods"]) == ["recipe", "base"]
+    saved = json.loads((tmp_path / "ab" / "summary.json").read_text())
+    assert saved["methods"]["recipe"]["4"] == json.loads((tmp_path / "a" / "summary.json").read_text())["methods"]["recipe"]["4"]
+    md = (tmp_path / "ab" / "summary.md").read_text()
+    assert "| recipe | 4 |" in md and "| base | 1 |" in md and (tmp_path / "ab" / "lifelong.png").is_file()
+    with pytest.raises(ValueError, match="more than one"):
+        merge_lifelong([tmp_path / "a", tmp_path / "ab"], tmp_path / "x")
+    run_lifelong(tiny, {"base": None}, records, LifelongConfig(edits=(1,), max_new_tokens=3, latency_queries=1),
+                 tmp_path / "c", data_name="cf", progress=False)
+    with pytest.raises(ValueError, match="max_new_tokens"):
+        merge_lifelong([tmp_path / "a", tmp_path / "c"], tmp_path / "y")
+    assert not (tmp_path / "x").exists() and not (tmp_path / "y").exists()

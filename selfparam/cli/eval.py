@@ -135,15 +135,23 @@ def recommendation(data: Data, out: Out, methods: Methods = "base,base-cq,ft-c,f
 @eval_app.command()
 def merge(folders: Annotated[list[Path], typer.Argument(help="run folders of the same task, data and draw")],
           out: Out) -> None:
-    """One summary table (and plots) from runs of the same task and draw, e.g. baselines and SELF-PARAM run apart."""
+    """One summary table (and plots) from runs of the same task and draw, e.g. baselines and SELF-PARAM run
+    apart; lifelong reports (summary.json without config.json) merge into one lifelong table."""
+    from ..eval.lifelong import merge_lifelong
     from ..eval.report import merge_runs
 
+    lifelong_reports = all((Path(f) / "summary.json").is_file() and not (Path(f) / "config.json").is_file()
+                           for f in folders)
     try:
-        paths = merge_runs(folders, out)
+        if lifelong_reports:
+            merge_lifelong(folders, out)
+            summary = Path(out) / "summary.md"
+        else:
+            summary = merge_runs(folders, out)["summary_md"]
     except ValueError as e:
         typer.secho(f"error: {e}", fg=typer.colors.RED, err=True)
         raise typer.Exit(2) from None
-    typer.echo(paths["summary_md"].read_text())
+    typer.echo(summary.read_text())
 
 
 if __name__ == "__main__":  # `python -m selfparam.cli.eval TASK ...`, the same as `selfparam eval TASK ...`

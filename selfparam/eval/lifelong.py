@@ -218,3 +218,36 @@ def run_lifelong(lm: LM, methods: dict[str, Any], records: Sequence[EditRecord],
         summary["methods"][name]["seconds"] = round(time.perf_counter() - started, 1)
         write_report(summary, Path(out))  # after every method: a long run leaves its finished part behind
     return summary
+
+
+# settings two lifelong reports must share to be merged into one table (the edits are the data file's
+# first T records, so the same file means the same edits)
+_SAME_DATA = ("data", "model")
+_SAME_CONFIG = ("eval_sample", "gen_sample", "max_new_tokens", "seed")
+
+
+def merge_lifelong(folders: Sequence[Path], out: Path) -> dict:
+    """One lifelong report from several (say RECIPE to 1000 edits, the weight methods to 100 run apart).
+    Refuses reports on other data or model, scored differently, or naming a method twice."""
+    if len(folders) < 2:
+        raise ValueError("merge: give at least two lifelong report folders")
+    summaries = []
+    for folder in map(Path, folders):
+        if not (folder / "summary.json").is_file():
+            raise ValueError(f"merge: {folder} is not a lifelong report (no summary.json)")
+        summaries.append(json.loads((folder / "summary.json").read_text(encoding="utf-8")))
+    first = summaries[0]
+    merged = {**first, "methods": {}, "merged_from": {}}
+    for folder, summary in zip(folders, summaries):
+        differ = [k for k in _SAME_DATA if summary.get(k) != first.get(k)]
+        differ += [k for k in _SAME_CONFIG if summary["config"].get(k) != first["config"].get(k)]
+        if differ:
+            raise ValueError(f"merge: {folder} differs from {folders[0]} in {', '.join(differ)}")
+        for name, result in summary["methods"].items():
+            if name in merged["methods"]:
+                raise ValueError(f"merge: method {name!r} appears in more than one report ({folder})")
+            merged["methods"][name] = result
+        merged["merged_from"][str(folder)] = {"command": summary.get("command"), "git_revision": summary.get("git_revision")}
+    merged["command"] = "; ".join(s.get("command", "") for s in summaries)
+    write_report(merged, Path(out))
+    return merged
