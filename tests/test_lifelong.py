@@ -149,3 +149,39 @@ def test_merge_lifelong_reports(tiny, tmp_path, recipe_ready):
     with pytest.raises(ValueError, match="max_new_tokens"):
         merge_lifelong([tmp_path / "a", tmp_path / "c"], tmp_path / "y")
     assert not (tmp_path / "x").exists() and not (tmp_path / "y").exists()
+
+
+class BatchSensitive:
+    """A method whose outputs depend on how many queries share a call, as bf16 greedy decoding of padded
+    batches can: the task must ask one query per call to score it."""
+
+    name = "sensitive"
+
+    def reset(self):
+        pass
+
+    def inject(self, contexts):
+        pass
+
+    def answer(self, queries, max_new_tokens=32):
+        return [f"batch of {len(queries)}"] * len(queries)
+
+    def score(self, queries, targets):
+        return [1.0 if len(queries) == 1 else 0.0] * len(queries)
+
+    def storage_bytes(self):
+        return 0
+
+
+def test_scores_do_not_depend_on_batching(tiny, tmp_path, monkeypatch):
+    from selfparam.eval import lifelong as lifelong_module
+    from selfparam.eval.editing_data import load_edits
+
+    monkeypatch.setattr(lifelong_module, "build_method", lambda *a, **k: BatchSensitive())
+    _write_data(tmp_path / "cf.json", n=10)
+    records = load_edits(tmp_path / "cf.json")
+    cfg = LifelongConfig(edits=(1, 10), eval_sample=10, gen_sample=5, max_new_tokens=2, latency_queries=2)
+    res = lifelong_module.run_method(tiny, "sensitive", None, records, cfg, progress=False)
+    for t in ("1", "10"):
+        assert res[t]["reliability"] == res[t]["locality"] == 1.0
+        assert res[t]["locality_gen"] == 1.0  # the same answer as before any edit, whatever the sample size

@@ -92,6 +92,18 @@ def mmlu_by_protocol(method: Any, folder: Path, n: int, seed: int) -> float:
     return _mean(scores)
 
 
+def _answers(method: Any, queries: Sequence[Query], max_new_tokens: int) -> list[str]:
+    """Greedy answers, one query per call: a query's answer must not depend on which other queries share
+    its batch (left padding changes bf16 argmaxes), or the unedited model would seem to drift between
+    edit counts. Latency is timed on batches elsewhere."""
+    return [method.answer([q], max_new_tokens)[0] for q in queries]
+
+
+def _scores(method: Any, queries: Sequence[Query], targets: Sequence[str]) -> list[float]:
+    """Teacher-forced target accuracy, one query per call (see `_answers`)."""
+    return [method.score([q], [t])[0] for q, t in zip(queries, targets)]
+
+
 def _time_answers(fn, queries: Sequence[Query], max_new_tokens: int) -> float:
     started = time.perf_counter()
     fn(queries, max_new_tokens)
@@ -114,7 +126,7 @@ def run_method(lm: LM, name: str, config: Any, records: Sequence[EditRecord], cf
     needed = sorted(set().union(*samples.values()))
     # the unedited method's greedy answers on the locality prompts: the locality reference
     loc_queries = {i: Query(records[i].locality_prompt) for i in needed}
-    base_answers = dict(zip(needed, method.answer([loc_queries[i] for i in needed], cfg.max_new_tokens)))
+    base_answers = dict(zip(needed, _answers(method, [loc_queries[i] for i in needed], cfg.max_new_tokens)))
     latency_q = [Query(records[i].prompt) for i in range(min(cfg.latency_queries, len(records)))]
     plain = lambda qs, k: generate(lm, [answer_prompt(lm.tokenizer, q.question) for q in qs], max_new_tokens=k)
     plain(latency_q, 1), method.answer(latency_q, 1)  # warm-up: the first calls pay one-off allocation costs
@@ -133,13 +145,13 @@ def run_method(lm: LM, name: str, config: Any, records: Sequence[EditRecord], cf
             bar.update(1)
         idx = samples[t]
         gen_idx = idx[:cfg.gen_sample]
-        rel = method.score([Query(records[i].prompt) for i in idx], [records[i].target for i in idx])
-        gen = method.score([Query(records[i].rephrase) for i in idx], [records[i].target for i in idx])
+        rel = _scores(method, [Query(records[i].prompt) for i in idx], [records[i].target for i in idx])
+        gen = _scores(method, [Query(records[i].rephrase) for i in idx], [records[i].target for i in idx])
         loc_targets = [base_answers[i] or records[i].locality_target for i in idx]
-        loc = method.score([loc_queries[i] for i in idx], loc_targets)
-        ans_rel = method.answer([Query(records[i].prompt) for i in gen_idx], cfg.max_new_tokens)
-        ans_gen = method.answer([Query(records[i].rephrase) for i in gen_idx], cfg.max_new_tokens)
-        ans_loc = method.answer([loc_queries[i] for i in gen_idx], cfg.max_new_tokens)
+        loc = _scores(method, [loc_queries[i] for i in idx], loc_targets)
+        ans_rel = _answers(method, [Query(records[i].prompt) for i in gen_idx], cfg.max_new_tokens)
+        ans_gen = _answers(method, [Query(records[i].rephrase) for i in gen_idx], cfg.max_new_tokens)
+        ans_loc = _answers(method, [loc_queries[i] for i in gen_idx], cfg.max_new_tokens)
         result[str(t)] = {
             "reliability": _mean(rel), "generality": _mean(gen), "locality": _mean(loc),
             "reliability_gen": _mean([contains_answer(a, records[i].target) for a, i in zip(ans_rel, gen_idx)]),
