@@ -185,3 +185,26 @@ def test_scores_do_not_depend_on_batching(tiny, tmp_path, monkeypatch):
     for t in ("1", "10"):
         assert res[t]["reliability"] == res[t]["locality"] == 1.0
         assert res[t]["locality_gen"] == 1.0  # the same answer as before any edit, whatever the sample size
+
+
+def test_repeated_edits_are_dropped_and_too_many_edits_refused(tiny, tmp_path, recipe_ready, monkeypatch):
+    from selfparam.cli.lifelong import lifelong
+    from selfparam.eval.editing_data import distinct_edits, load_edits
+
+    _write_data(tmp_path / "cf.json", n=4)
+    rows = json.loads((tmp_path / "cf.json").read_text())
+    rows.append({**rows[1], "case_id": 99, "prompt": "PERSON 1  lives in"})  # the same fact, other spacing/case
+    (tmp_path / "cf.json").write_text(json.dumps(rows))
+    records, dropped = distinct_edits(load_edits(tmp_path / "cf.json"))
+    assert dropped == 1 and [r.id for r in records] == ["cf-0", "cf-1", "cf-2", "cf-3"]
+    monkeypatch.setattr("selfparam.lm.load_lm", lambda *a, **k: tiny)
+    app = typer.Typer()
+    app.command("lifelong")(lifelong)
+    app.command("noop")(lambda: None)
+    r = CliRunner().invoke(app, ["lifelong", "--data", str(tmp_path / "cf.json"), "--methods", "recipe",
+                                 "--edits", "1,5", "--out", str(tmp_path / "o")])
+    assert r.exit_code == 2 and "4 distinct edits" in r.output and not (tmp_path / "o").exists()
+    r = CliRunner().invoke(app, ["lifelong", "--data", str(tmp_path / "cf.json"), "--methods", "recipe",
+                                 "--edits", "1,4", "--out", str(tmp_path / "o"), "--max-new-tokens", "2"])
+    assert r.exit_code == 0, r.output
+    assert "1 repeated edits dropped" in r.output and "| recipe | 4 |" in r.output

@@ -51,7 +51,7 @@ def lifelong(
 ) -> None:
     """Lifelong knowledge editing: reliability, generality, locality and edit time after each edit count."""
     from ..eval.configs import method_configs
-    from ..eval.editing_data import load_edits
+    from ..eval.editing_data import distinct_edits, load_edits
     from ..eval.lifelong import LifelongConfig, run_lifelong
     from ..eval.run import shared_target_resources
     from ..lm import load_lm
@@ -72,7 +72,12 @@ def lifelong(
     configs = method_configs(method_config, names)
     if unrelated is not None and not unrelated.is_file():
         raise typer.BadParameter(f"unrelated: corpus {unrelated} does not exist")
-    records = load_edits(data, limit=max(cfg.edits))
+    records, repeated = distinct_edits(load_edits(data))
+    if repeated:
+        typer.echo(f"{data}: {repeated} repeated edits dropped (first kept); {len(records)} distinct edits", err=True)
+    if max(cfg.edits) > len(records):
+        raise typer.BadParameter(f"edits: {max(cfg.edits)} asked for, but {data} holds {len(records)} distinct edits")
+    records = records[:max(cfg.edits)]
     lm = load_lm(model, device=device, dtype=dtype)
     # each edit is one context: SELF-PARAM and FT(S) share its generated target set
     resources = shared_target_resources(lm, seed=seed, unrelated=unrelated, n_pairs=n_pairs,
