@@ -9,9 +9,9 @@ Three kinds of source resolve to the same `LM`:
   `HF_HUB_OFFLINE=1`, which is how the tests run).
 
 Weights are kept in the storage dtype (fp32 on CPU by default) and matmuls run under autocast in the
-compute dtype (bf16 where the hardware supports it): a LoRA step on the 135M model runs about 2.5x
-faster under bf16 autocast on these CPUs than in fp32, and the fp32 master weights keep small LoRA
-updates from rounding away.
+compute dtype: bf16 only where it is faster than fp32 on this machine (`selfparam.precision`: a LoRA
+step runs ~2.5x faster on CPUs with native bf16 and ~3x slower on CPUs that emulate it), and the fp32
+master weights keep small LoRA updates from rounding away.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ import contextlib
 import hashlib
 import importlib.util
 import os
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
@@ -28,6 +29,7 @@ import torch
 from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
 
 from .atomic import atomic_folder
+from .precision import PrecisionChoice, choose_cpu_dtype
 
 EMBEDDED_MODELS = {
     # name -> (python package holding the file, file name inside it)
@@ -80,25 +82,30 @@ _DTYPES = {"fp32": torch.float32, "float32": torch.float32, "bf16": torch.bfloat
            "fp16": torch.float16, "float16": torch.float16}
 
 
-def cpu_supports_bf16() -> bool:
-    """True when the CPU has native bf16 matmuls (AVX512-BF16 or AMX), where bf16 is ~5x faster than fp32."""
-    try:
-        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
-    except (AttributeError, RuntimeError):
-        return False
+def resolve_precision(dtype: str | torch.dtype, device: torch.device) -> PrecisionChoice:
+    """The compute dtype with the reason for it.
+
+    `auto`: on CUDA bf16 where supported (else fp16); on a CPU bf16 only where it is faster than fp32
+    there (native bf16 flags, or a cached one-off measurement: `selfparam.precision`), else fp32.
+    """
+    if isinstance(dtype, torch.dtype):
+        return PrecisionChoice(dtype, "asked for")
+    if dtype == "auto":
+        if device.type == "cuda":
+            if torch.cuda.is_bf16_supported():
+                return PrecisionChoice(torch.bfloat16, "CUDA with bf16 support")
+            return PrecisionChoice(torch.float16, "CUDA without bf16 support")
+        if device.type == "cpu":
+            return choose_cpu_dtype(cache_root() / "cpu-precision.json")
+        return PrecisionChoice(torch.float32, f"no mixed precision on {device.type}")
+    if dtype not in _DTYPES:
+        raise ValueError(f"dtype: unknown dtype {dtype!r}; use auto, fp32, bf16 or fp16")
+    return PrecisionChoice(_DTYPES[dtype], "asked for")
 
 
 def resolve_compute_dtype(dtype: str | torch.dtype, device: torch.device) -> torch.dtype:
-    """`auto`: bf16 on CUDA with bf16 support and on CPUs with native bf16, else fp32."""
-    if isinstance(dtype, torch.dtype):
-        return dtype
-    if dtype == "auto":
-        if device.type == "cuda":
-            return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-        return torch.bfloat16 if device.type == "cpu" and cpu_supports_bf16() else torch.float32
-    if dtype not in _DTYPES:
-        raise ValueError(f"dtype: unknown dtype {dtype!r}; use auto, fp32, bf16 or fp16")
-    return _DTYPES[dtype]
+    """The compute dtype `resolve_precision` picks, without its reason."""
+    return resolve_precision(dtype, device).dtype
 
 
 def cache_root() -> Path:
@@ -173,13 +180,18 @@ def resolve_model_path(name_or_path: str) -> str:
 
 
 def load_lm(name_or_path: str = DEFAULT_MODEL, device: str | torch.device = "auto",
-            dtype: str | torch.dtype = "auto") -> LM:
+            dtype: str | torch.dtype = "auto", verbose: bool = True) -> LM:
     """Load a model for training and inference.
 
-    >>> lm = load_lm("smollm2-135m", device="cpu", dtype="auto")   # bf16 compute on CPUs that support it
+    >>> lm = load_lm("smollm2-135m", device="cpu", dtype="auto")   # bf16 only on CPUs where it is faster
+
+    With `verbose`, prints the compute dtype and why it was chosen (one line on stderr).
     """
     resolved_device = resolve_device(device)
-    compute_dtype = resolve_compute_dtype(dtype, resolved_device)
+    precision = resolve_precision(dtype, resolved_device)
+    compute_dtype = precision.dtype
+    if verbose:
+        print(f"selfparam: computing in {precision.name} on {resolved_device.type}: {precision.reason}", file=sys.stderr)
     path = resolve_model_path(name_or_path)
     # fp16 weights underflow small LoRA updates; keep fp32 master weights and autocast instead,
     # except that on CUDA bf16 weights are the usual trade for memory.

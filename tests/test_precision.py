@@ -1,0 +1,76 @@
+"""`auto` precision on a CPU: bf16 where it is native or measured faster, fp32 where it is emulated."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from selfparam.lm import resolve_precision
+from selfparam.precision import choose_cpu_dtype, cpu_bf16_native, cpu_flags
+
+AVX512_ONLY = frozenset({"sse4_2", "avx2", "avx512f", "avx512bw"})
+
+
+def test_native_flags_choose_bf16_without_measuring(tmp_path):
+    def measure():
+        raise AssertionError("a CPU with native bf16 must not be measured")
+
+    choice = choose_cpu_dtype(tmp_path / "c.json", AVX512_ONLY | {"avx512_bf16"}, lambda: True, measure)
+    assert choice.dtype == torch.bfloat16
+    assert "avx512_bf16" in choice.reason
+    assert not (tmp_path / "c.json").exists()
+
+
+def test_emulated_bf16_that_measures_slower_chooses_fp32_and_caches_it(tmp_path):
+    calls = []
+
+    def measure():
+        calls.append(1)
+        return 0.32  # bf16 at a third of fp32's speed, as measured on an AVX512 CPU without AVX512-BF16
+
+    cache = tmp_path / "c.json"
+    first = choose_cpu_dtype(cache, AVX512_ONLY, lambda: True, measure)
+    second = choose_cpu_dtype(cache, AVX512_ONLY, lambda: True, measure)
+    assert first.dtype == second.dtype == torch.float32
+    assert "0.32x" in first.reason and "measured now" in first.reason
+    assert "measured earlier" in second.reason
+    assert calls == [1]  # measured once per machine
+    assert list(json.loads(cache.read_text()).values()) == [0.32]
+
+
+def test_emulated_bf16_that_measures_faster_chooses_bf16(tmp_path):
+    choice = choose_cpu_dtype(tmp_path / "c.json", AVX512_ONLY, lambda: True, lambda: 1.4)
+    assert choice.dtype == torch.bfloat16 and "1.40x" in choice.reason
+
+
+def test_no_bf16_at_all_is_fp32_without_measuring(tmp_path):
+    choice = choose_cpu_dtype(tmp_path / "c.json", frozenset({"sse2"}), lambda: False,
+                              lambda: pytest.fail("nothing to measure"))
+    assert choice.dtype == torch.float32 and "no bf16" in choice.reason
+
+
+def test_corrupt_cache_is_measured_again(tmp_path):
+    cache = tmp_path / "c.json"
+    cache.write_text("{not json")
+    choice = choose_cpu_dtype(cache, AVX512_ONLY, lambda: True, lambda: 0.5)
+    assert choice.dtype == torch.float32
+    assert list(json.loads(cache.read_text()).values()) == [0.5]
+
+
+def test_cpu_flags_reads_the_flags_line(tmp_path):
+    info = tmp_path / "cpuinfo"
+    info.write_text("processor\t: 0\nmodel name\t: Some CPU\nflags\t\t: fpu avx512f avx512_bf16\n")
+    flags = cpu_flags(info)
+    assert flags == {"fpu", "avx512f", "avx512_bf16"}
+    assert cpu_bf16_native(flags) and not cpu_bf16_native(AVX512_ONLY)
+    assert cpu_flags(tmp_path / "missing") == frozenset()
+
+
+def test_explicit_dtypes_pass_through():
+    cpu = torch.device("cpu")
+    assert resolve_precision("fp32", cpu).dtype == torch.float32
+    assert resolve_precision("bf16", cpu).dtype == torch.bfloat16
+    with pytest.raises(ValueError, match="unknown dtype"):
+        resolve_precision("fp8", cpu)
