@@ -20,7 +20,7 @@ from tqdm.auto import tqdm
 
 from .lm import LM, load_lm
 from .demo import demo_data
-from .methods.selfparam import TargetConfig, make_target_builder
+from .targets import TargetConfig, make_target_builder, reanswer
 from .training.adapters import AdapterConfig, attach
 from .training.examples import encode, distillation_examples
 from .training.losses import kl_full
@@ -62,9 +62,9 @@ def run_bench(console: Console, model: str, n_pairs: int, unrelated: str, epochs
     """Run the benchmark on the demo context and print one JSON line of figures."""
     data = demo_data()
     lm = load_lm(model, device=device, dtype=dtype)
-    build = make_target_builder(TargetConfig(n_pairs=n_pairs, unrelated_path=unrelated), lambda: lm)
+    build = make_target_builder(TargetConfig(n_pairs=n_pairs, unrelated_path=unrelated), lm)
     t0 = time.perf_counter()
-    targets = build(data["context"])  # generation, filtering, the teacher's answers: as SELF-PARAM does it
+    targets = reanswer(lm, build(data["context"]))  # generation, filtering, the teacher's answers: as SELF-PARAM does it
     seconds_generation = time.perf_counter() - t0
     examples = distillation_examples(lm.tokenizer, targets)
     adapter, train = AdapterConfig(), TrainConfig(epochs=epochs)

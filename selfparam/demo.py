@@ -20,6 +20,7 @@ from .eval.metrics import best_f1
 from .lm import LM, load_lm
 from .methods.base import Context, Query
 from .methods.selfparam import SelfParam, SelfParamConfig, TargetConfig
+from .targets.config import DEFAULT_N_PAIRS
 from .prompts import answer_prompt
 from .generation import generate
 
@@ -46,7 +47,7 @@ def probe_kl(before: LM, after: LM, texts: list[str]) -> float:
     return sum(kls) / len(kls)
 
 
-def run_demo(console: Console, unrelated: str | None, n_pairs: int = 50, out: Path | None = None,
+def run_demo(console: Console, unrelated: str | None, n_pairs: int = DEFAULT_N_PAIRS, out: Path | None = None,
              device: str = "auto", dtype: str = "auto", seed: int = 0) -> dict:
     """Run the demo, print its tables, and return the figures (also what the slow test checks)."""
     data = demo_data()

@@ -16,7 +16,8 @@ import torch
 from .atomic import atomic_folder
 from .lm import LM, load_lm
 from .methods.registry import build_method
-from .methods.weight_update import WeightUpdateMethod, saved_updates
+from .methods.base import KnowledgeMethod
+from .methods.weight_update import WeightUpdates, saved_updates
 
 
 def read_index(path: Path) -> dict:
@@ -26,14 +27,14 @@ def read_index(path: Path) -> dict:
 
 
 def load_injection(path: str | Path, lm: LM | None = None, device: str | torch.device = "auto",
-                   dtype: str | torch.dtype = "auto") -> tuple[LM, WeightUpdateMethod]:
+                   dtype: str | torch.dtype = "auto") -> tuple[LM, KnowledgeMethod]:
     """The base LM (loaded from the name the injection records, unless given) and the method with the
-    injection replayed onto its own copy of the model."""
+    injection replayed onto its own copy of the model (refused when `lm` is not the model it was saved from)."""
     path = Path(path)
     index = read_index(path)
     base = lm or load_lm(index["base_model"], device=device, dtype=dtype)
     method = build_method(index["method"], base)
-    if not isinstance(method, WeightUpdateMethod):
+    if not isinstance(getattr(method, "weights", None), WeightUpdates):
         raise ValueError(f"{path}: method {index['method']!r} does not store its knowledge in the weights")
     method.progress = False
     method.load(path)

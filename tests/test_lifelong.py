@@ -90,6 +90,7 @@ def test_lifelong_weight_methods_share_one_target_set_per_edit(tiny, tmp_path):
     from selfparam.methods.base import Resources
     from selfparam.methods.finetune import FineTuneTargetsConfig
     from selfparam.methods.selfparam import SelfParamConfig
+    from selfparam.targets import TargetConfig
     from selfparam.targets.types import QAPair, TargetSet
     from selfparam.training.trainer import TrainConfig
 
@@ -105,8 +106,8 @@ def test_lifelong_weight_methods_share_one_target_set_per_edit(tiny, tmp_path):
     train = TrainConfig(epochs=4, lr=1e-2, batch_size=4)
     methods = {"base": None, "selfparam": SelfParamConfig(train=train), "ft-s": FineTuneTargetsConfig(train=train)}
     cfg = LifelongConfig(edits=(1, 2), eval_sample=2, gen_sample=1, max_new_tokens=2, latency_queries=1)
-    summary = run_lifelong(tiny, methods, records, cfg, tmp_path / "out", resources=Resources(target_builder=build),
-                           progress=False)
+    resources = Resources(target_builder=build, targets=TargetConfig(answers="generator"))  # a random model: no teacher
+    summary = run_lifelong(tiny, methods, records, cfg, tmp_path / "out", resources=resources, progress=False)
     assert sorted(asked) == sorted([r.fact for r in records] * 2)
     results = summary["methods"]
     for name in ("selfparam", "ft-s"):

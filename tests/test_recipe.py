@@ -293,7 +293,7 @@ def test_train_and_recipe_config_reject_bad_values():
         TrainConfig(batch_size=8, contrastive_batch=4)
     with pytest.raises(ValueError, match="batch_size"):
         RecipeConfig(batch_size=0)
-    with pytest.raises(ValueError, match="unknown fields"):
+    with pytest.raises(ValueError, match="unknown setting"):
         RecipeConfig.from_dict({"chekpoint": "x"})
 
 

@@ -139,7 +139,7 @@ def test_answer_in_context_reanswers_every_question_with_the_context():
 
     out = answer_in_context(ts, answer)
     assert seen == [(["Where?", "What?"], ts.context)]
-    assert out.pairs == [QAPair("Where?", "In Quenby.")]
+    assert out.pairs == [QAPair("Where?", "In Quenby.", generator_answer="wrong")]  # the generator's kept beside
     assert out.dropped == {"duplicate": 1, "empty_teacher_answer": 1}
     assert out.unrelated == ts.unrelated and "teacher" in out.generator
 

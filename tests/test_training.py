@@ -8,8 +8,9 @@ from transformers import AutoModelForCausalLM
 from selfparam.lm import LM
 from selfparam.injections import export_merged, load_injection
 from selfparam.methods.base import Context, Query, Resources
-from selfparam.methods.finetune import FineTuneContext, FineTuneTargets
-from selfparam.methods.selfparam import SelfParam, SelfParamConfig
+from selfparam.methods.finetune import (FineTuneContext, FineTuneContextConfig, FineTuneTargets,
+                                        FineTuneTargetsConfig)
+from selfparam.methods.selfparam import SelfParam, SelfParamConfig, TargetConfig
 from selfparam.targets.types import QAPair, TargetSet
 from selfparam.testing import tiny_lm
 from selfparam.training import AdapterConfig, TrainConfig
@@ -28,7 +29,7 @@ def fixed_targets(context: str) -> TargetSet:
 
 
 def fast_config(**train) -> SelfParamConfig:
-    cfg = SelfParamConfig()
+    cfg = SelfParamConfig(targets=TargetConfig(answers="generator"))  # a random model is no teacher to answer with
     cfg.train = TrainConfig(**{"epochs": 2, "batch_size": 2, "lr": 1e-2, **train})
     return cfg
 
@@ -172,12 +173,13 @@ def test_mlp_mode_changes_only_mlp_weights(tiny, tmp_path):
 
 
 def test_finetune_baselines_train_next_token_on_their_data(tiny):
-    for cls in (FineTuneContext, FineTuneTargets):
-        method = cls(tiny, None, Resources(target_builder=fixed_targets), progress=False)
-        method.train.epochs, method.train.lr = 3, 1e-2
+    train = TrainConfig(epochs=3, lr=1e-2)
+    for cls, config in ((FineTuneContext, FineTuneContextConfig(train=train)),
+                        (FineTuneTargets, FineTuneTargetsConfig(train=train))):
+        method = cls(tiny, config, Resources(target_builder=fixed_targets), progress=False)
         method.inject([Context("c", CONTEXT)])
         assert method.last_stats.last_loss < method.last_stats.first_loss
-        assert method.answer([Query("When is the festival?")], max_new_tokens=4)[0] is not None
+        assert not torch.equal(logits(method.lm, tiny.tokenizer), logits(tiny, tiny.tokenizer))
 
 
 def test_interrupt_leaves_no_adapter_and_no_record(tiny, monkeypatch):
@@ -223,14 +225,14 @@ def test_config_rejects_bad_values():
 def test_target_cache_is_kept_apart_per_target_config(tmp_path, tiny):
     import json
 
-    from selfparam.methods.selfparam import TargetConfig, make_target_builder
+    from selfparam.methods.selfparam import make_target_builder
 
     pairs = tmp_path / "pairs.jsonl"
     pairs.write_text("\n".join(json.dumps({"question": f"Where is the Zorblat festival {i}?",
                                            "answer": f"Quenby festival {i}"}) for i in range(4)))
-    ten = make_target_builder(TargetConfig(n_pairs=4, pairs_file=str(pairs), answers="generator"), lambda: tiny,
+    ten = make_target_builder(TargetConfig(n_pairs=4, pairs_file=str(pairs), answers="generator"), tiny,
                               cache_dir=str(tmp_path / "cache"))
-    two = make_target_builder(TargetConfig(n_pairs=2, pairs_file=str(pairs), answers="generator"), lambda: tiny,
+    two = make_target_builder(TargetConfig(n_pairs=2, pairs_file=str(pairs), answers="generator"), tiny,
                               cache_dir=str(tmp_path / "cache"))
     assert len(ten(CONTEXT).pairs) == 4
     assert len(two(CONTEXT).pairs) == 2  # not the 4-pair set cached under the other config

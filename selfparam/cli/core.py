@@ -13,6 +13,7 @@ from rich.table import Table
 from ..lm import DEFAULT_MODEL, load_lm
 from ..methods.base import Context, Query
 from ..methods.selfparam import SelfParam, SelfParamConfig, TargetConfig
+from ..targets.config import DEFAULT_N_PAIRS, DEFAULT_UNRELATED_RATIO
 from ..training.adapters import AdapterConfig
 from ..training.trainer import TrainConfig
 from .errors import read_text_file, user_errors
@@ -39,12 +40,12 @@ def inject(
     model: ModelOpt = DEFAULT_MODEL,
     mode: Annotated[str, typer.Option(help="batch: all contexts in one update; sequential: one update each")] = "batch",
     resume: Annotated[Optional[Path], typer.Option("--from", help="a saved injection to continue from")] = None,
-    n_pairs: Annotated[int, typer.Option(help="question-answer pairs per context")] = 50,
+    n_pairs: Annotated[int, typer.Option(help="question-answer pairs per context")] = DEFAULT_N_PAIRS,
     pairs_file: Annotated[Optional[str], typer.Option(help="JSONL of {question, answer[, context]} instead of generating")] = None,
     generator_url: Annotated[Optional[str], typer.Option(help="OpenAI-compatible base URL that writes the pairs")] = None,
     generator_model: Annotated[Optional[str], typer.Option(help="model name at --generator-url")] = None,
     unrelated: Annotated[Optional[str], typer.Option(help="text/JSONL corpus of unrelated sentences")] = None,
-    unrelated_ratio: Annotated[float, typer.Option(help="unrelated sentences per pair")] = 0.5,
+    unrelated_ratio: Annotated[float, typer.Option(help="unrelated sentences per pair")] = DEFAULT_UNRELATED_RATIO,
     answers: Annotated[str, typer.Option(help="generator: the generator's answers; teacher: re-answered with the context")]
     = TargetConfig.answers,
     adapter: Annotated[str, typer.Option(help="lora or mlp")] = "lora",
@@ -123,7 +124,7 @@ def export(
 def demo(
     unrelated: Annotated[str, typer.Option(help="corpus of unrelated sentences ('none' for no regularisation)")]
     = "../shared/data/wikitext2/wiki.test.raw",
-    n_pairs: Annotated[int, typer.Option(help="question-answer pairs to generate")] = 50,
+    n_pairs: Annotated[int, typer.Option(help="question-answer pairs to generate")] = DEFAULT_N_PAIRS,
     out: Annotated[Optional[Path], typer.Option(help="also save the injection here")] = None,
     device: DeviceOpt = "auto",
     dtype: DtypeOpt = "auto",
@@ -139,7 +140,7 @@ def demo(
 @user_errors
 def bench(
     model: ModelOpt = DEFAULT_MODEL,
-    n_pairs: Annotated[int, typer.Option(help="pairs for the one context")] = 50,
+    n_pairs: Annotated[int, typer.Option(help="pairs for the one context")] = DEFAULT_N_PAIRS,
     unrelated: Annotated[str, typer.Option(help="corpus of unrelated sentences")] = "../shared/data/wikitext2/wiki.test.raw",
     epochs: Annotated[int, typer.Option()] = TrainConfig.epochs,
     skip_naive: Annotated[bool, typer.Option(help="skip the naive reference run")] = False,

@@ -11,12 +11,13 @@ from typing import Annotated, Optional
 
 import typer
 
+from ..methods.registry import METHODS, QA_METHODS
+
 eval_app = typer.Typer(help="Evaluate knowledge methods on the papers' tasks; one folder of results per run.",
                        no_args_is_help=True)
 
 Data = Annotated[Path, typer.Option("--data", help="SQuAD JSON or PwC JSONL (recommendation: the crs_selfparam folder)")]
-Methods = Annotated[str, typer.Option("--methods", help="comma list: base, base-cq, ft-c, ft-s, selfparam, rag-bm25, "
-                                                        "rag-dense")]
+Methods = Annotated[str, typer.Option("--methods", help=f"comma list: {', '.join(METHODS)}")]
 N = Annotated[int, typer.Option("--n", help="contexts (recommendation: dialogue turns) drawn with --seed")]
 Seed = Annotated[int, typer.Option("--seed", help="draws the contexts and seeds every method")]
 Out = Annotated[Path, typer.Option("--out", help="run folder: config, predictions, summary.md/json, plots")]
@@ -77,7 +78,7 @@ def _run(task: str, data: Path, methods: str, n: int, seed: int, out: Path, mode
         raise typer.Exit(1)
 
 
-_QA_DEFAULT_METHODS = "base,base-cq,ft-c,ft-s,selfparam,rag-bm25,rag-dense"
+_QA_DEFAULT_METHODS = ",".join(QA_METHODS)
 
 
 @eval_app.command()

@@ -15,7 +15,7 @@ from typing import Any, Callable
 
 from ..lm import DEFAULT_MODEL, LM, load_lm
 from ..methods.base import KnowledgeMethod, Resources
-from ..methods.registry import METHODS, build_method
+from ..methods.registry import METHODS, QA_METHODS, build_method
 from . import tasks
 from .configs import method_configs
 from .general import GeneralConfig, general_ability
@@ -23,7 +23,6 @@ from .loaders import CRS_DATASETS, DataError, load_crs, load_qa, sample_contexts
 from .report import write_config, write_report
 
 TASKS = ("single", "batch", "sequential", "recommendation")
-QA_METHODS = ("base", "base-cq", "ft-c", "ft-s", "selfparam", "rag-bm25", "rag-dense")
 DEFAULT_MAX_NEW_TOKENS = {"single": 32, "batch": 32, "sequential": 32, "recommendation": 64}
 
 
@@ -110,14 +109,14 @@ def shared_target_resources(lm: LM, *, seed: int, unrelated: Path | None, n_pair
     """One cached target builder for every method of a run: SELF-PARAM and FT(S) train on the very same
     generated sets, written by the unchanged base model (`lm`, which no method modifies in place).
     `target_settings`: further `TargetConfig` fields (None values are left at their defaults)."""
-    from ..methods.selfparam.config import TargetConfig
-    from ..methods.selfparam.method import make_target_builder
+    from ..targets import TargetConfig, make_target_builder
 
     fields: dict[str, Any] = {"seed": seed, "unrelated_path": str(unrelated) if unrelated else None}
     if n_pairs is not None:
         fields["n_pairs"] = n_pairs
     fields.update({k: v for k, v in target_settings.items() if v is not None})
-    return Resources(target_builder=make_target_builder(TargetConfig(**fields), lambda: lm, cache_dir=str(targets_dir)))
+    config = TargetConfig(**fields)
+    return Resources(target_builder=make_target_builder(config, lm, cache_dir=str(targets_dir)), targets=config)
 
 
 def evaluate(settings: EvalSettings, lm: LM | None = None,

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Protocol, Sequence, runtime_checkable
 
 if TYPE_CHECKING:
+    from ..targets.config import TargetConfig
     from ..targets.types import TargetSet
 
 
@@ -38,10 +39,12 @@ class Resources:
     """What the harness shares between methods of one run.
 
     `target_builder` turns a context into its target sentence set; sharing one (cached) builder is how
-    SELF-PARAM and FT(S) train on exactly the same generated set.
+    SELF-PARAM and FT(S) train on exactly the same generated set. `targets` is the one `TargetConfig` it
+    was made from: methods follow it (and record it) instead of their own config's.
     """
 
     target_builder: Callable[[str], "TargetSet"] | None = None
+    targets: "TargetConfig | None" = None
 
 
 @runtime_checkable

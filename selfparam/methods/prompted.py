@@ -1,7 +1,8 @@
-"""The shared half of every method that answers by prompting an LM: only the prompt differs.
+"""Answering and scoring with the shared answer prompt: the same for every method, as the harness requires.
 
-Subclasses say how a query becomes prompt text (`prompt_for`) and which model answers; decoding and
-teacher-forced scoring are the same for all of them, as the harness requires.
+`answer_questions` / `score_questions` are what a method whose knowledge is in the weights calls with
+its own model; `PromptedMethod` is the shared half of methods whose knowledge is in the prompt
+(subclasses say how a query becomes prompt text, `prompt_for`).
 """
 
 from __future__ import annotations
@@ -12,6 +13,18 @@ from ..generation import generate, target_token_accuracy
 from ..lm import LM
 from ..prompts import answer_prompt
 from .base import Query
+
+
+def answer_questions(lm: LM, queries: Sequence[Query], max_new_tokens: int = 32, batch_size: int = 16) -> list[str]:
+    """Greedy answers of `lm` to the questions alone (no context in the prompt)."""
+    return generate(lm, [answer_prompt(lm.tokenizer, q.question) for q in queries], max_new_tokens=max_new_tokens,
+                    batch_size=batch_size)
+
+
+def score_questions(lm: LM, queries: Sequence[Query], targets: Sequence[str], batch_size: int = 16) -> list[float]:
+    """Teacher-forced token accuracy of each target after its question's answer prompt."""
+    return target_token_accuracy(lm, [answer_prompt(lm.tokenizer, q.question) for q in queries],
+                                 [t.strip() for t in targets], batch_size=batch_size)
 
 
 class PromptedMethod:

@@ -1,36 +1,54 @@
-"""The one table from method names (as the CLI and reports spell them) to their classes.
+"""The one table from method names (as the CLI and reports spell them) to their config and class.
 
-Classes are imported lazily so that naming one method does not import every method's dependencies.
-Each class is built as `cls(lm, config, resources)`: `config` is that method's own config dataclass
-(None for its defaults), `resources` what the harness shares between methods (see `Resources`).
+Every list of method names (help texts, the harness's QA methods) is derived from `METHODS`. Each class
+is built as `cls(lm, config, resources)`: `config` an instance of the method's config class (None for
+its defaults; methods that take no settings have `None` as their config class), `resources` what the
+harness shares between methods (see `Resources`).
 """
 
 from __future__ import annotations
 
-import importlib
 from typing import Any
 
 from ..lm import LM
 from .base import KnowledgeMethod, Resources
+from .finetune import (FineTuneContext, FineTuneContextConfig, FineTuneTargets, FineTuneTargetsConfig,
+                       FineTuneTeacherTargets)
+from .incontext import BaseCQ, BaseQ
+from .rag import BM25RAG, DenseRAG, RAGConfig
+from .recipe import Recipe, RecipeConfig
+from .selfparam import SelfParam, SelfParamConfig
 
-METHODS: dict[str, str] = {
-    "base": "selfparam.methods.incontext:BaseQ",
-    "base-cq": "selfparam.methods.incontext:BaseCQ",
-    "ft-c": "selfparam.methods.finetune:FineTuneContext",
-    "ft-s": "selfparam.methods.finetune:FineTuneTargets",
-    "selfparam": "selfparam.methods.selfparam:SelfParam",
-    "rag-bm25": "selfparam.methods.rag:BM25RAG",
-    "rag-dense": "selfparam.methods.rag:DenseRAG",
-    "recipe": "selfparam.methods.recipe:Recipe",
+METHODS: dict[str, tuple[type | None, type]] = {
+    "base": (None, BaseQ),
+    "base-cq": (None, BaseCQ),
+    "ft-c": (FineTuneContextConfig, FineTuneContext),
+    "ft-s": (FineTuneTargetsConfig, FineTuneTargets),
+    "ft-s-teacher": (FineTuneTargetsConfig, FineTuneTeacherTargets),
+    "selfparam": (SelfParamConfig, SelfParam),
+    "rag-bm25": (RAGConfig, BM25RAG),
+    "rag-dense": (RAGConfig, DenseRAG),
+    "recipe": (RecipeConfig, Recipe),
 }
+
+# Methods the QA tasks (single, batch, sequential) run by default: all but the CounterFact editor.
+QA_METHODS: tuple[str, ...] = tuple(name for name in METHODS if name != "recipe")
 
 
 def method_class(name: str) -> type:
     """The class behind a method name, with a clear error listing the known names."""
+    return _entry(name)[1]
+
+
+def config_class(name: str) -> type | None:
+    """The config dataclass a method takes (None when it takes no settings)."""
+    return _entry(name)[0]
+
+
+def _entry(name: str) -> tuple[type | None, type]:
     if name not in METHODS:
         raise ValueError(f"unknown method {name!r}; known methods: {', '.join(METHODS)}")
-    module, attr = METHODS[name].split(":")
-    return getattr(importlib.import_module(module), attr)
+    return METHODS[name]
 
 
 def build_method(name: str, lm: LM, config: Any = None, resources: Resources | None = None) -> KnowledgeMethod:

@@ -1,72 +1,77 @@
-"""The shared half of methods that write knowledge into the weights (SELF-PARAM, FT(C), FT(S)).
+"""What every method that writes knowledge into the weights holds: `WeightUpdates`.
 
-Each `inject` call is one update: the subclass turns the contexts into training examples, the update
-is trained and merged (zero extra storage at inference), and its record is kept so `save` can write
-it and `load` can replay it. Sequential injection is repeated `inject` calls: the model after update
-t-1 is both the starting point and (for SELF-PARAM) the teacher of update t.
+SELF-PARAM, FT(C) and FT(S) each train updates their own way; what they share is the state around
+them, kept here once: the private copy of the model that updates are merged into, the record of each
+update (so `save` can write it and `load` can replay it), and reset/save/load themselves.
 
-The method trains a private copy of the model, made at the first update: the `LM` it was given stays
-the unchanged base model, which the harness shares with other methods and `ask` shows side by side.
+The copy is made at the first update, in fp32 (master weights: a merged delta of 1e-4 survives, which
+bf16 weights would round away; the LM's autocast still computes in its compute dtype). The `LM` the
+method was given stays the unchanged base model, which the harness shares with other methods.
+
+Saved layout (another tool builds a store on it; keep it): `injection.json` (method, base model and its
+weight fingerprint, resolved config, versions, git revision) and `updates/NNNN/` (a PEFT adapter folder
+or MLP weights, and `manifest.json`).
 """
 
 from __future__ import annotations
 
 import copy
 import dataclasses
+import hashlib
 import json
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
+
+import torch
 
 from ..atomic import atomic_folder
+from ..fingerprint import model_fingerprint
 from ..lm import LM
-from ..training.adapters import AdapterConfig, UpdateRecord, replay
-from ..training.examples import Example
-from ..training.trainer import TrainConfig, UpdateStats, run_update
-from .base import Context, Resources
-from .prompted import PromptedMethod
 from ..provenance import provenance
+from ..redaction import redact
+from ..targets import TargetConfig, make_target_builder
+from ..targets.types import TargetSet
+from ..training.adapters import UpdateRecord, replay
+from ..training.trainer import UpdateStats
+from .base import Context, Resources
 
 
-class WeightUpdateMethod(PromptedMethod):
-    """Subclasses implement `examples_for(contexts)` and set `adapter` and `train` configs."""
+class WeightUpdates:
+    """The base model, the private model updates are merged into, and the record of every update."""
 
-    name = "weight-update"
-
-    def __init__(self, lm: LM, adapter: AdapterConfig, train: TrainConfig, resources: Resources | None = None,
-                 progress: bool = True):
-        super().__init__(lm)
-        self.base_lm = lm
-        self.adapter = adapter
-        self.train = train
-        self.resources = resources or Resources()
-        self.progress = progress
+    def __init__(self, base_lm: LM):
+        self.base_lm = base_lm
+        self.lm = base_lm
         self.records: list[UpdateRecord] = []
         self.last_stats: UpdateStats | None = None
 
-    # -- what subclasses say ------------------------------------------------------------------
-    def examples_for(self, contexts: Sequence[Context]) -> tuple[list[Example], dict[str, Any]]:
-        """Training examples for one update and what to record about them in the manifest."""
-        raise NotImplementedError
-
-    def config_dict(self) -> dict[str, Any]:
-        return {"adapter": dataclasses.asdict(self.adapter), "train": dataclasses.asdict(self.train)}
-
-    # -- the protocol -------------------------------------------------------------------------
-    def inject(self, contexts: Sequence[Context]) -> None:
+    def begin(self, contexts: Sequence[Context]) -> LM:
+        """Check the contexts of an update and return the model to train: the model as it is now,
+        which is also the teacher of this update."""
         validate_contexts(contexts, self.lm)
-        examples, about = self.examples_for(contexts)
-        self._own_model()
-        record, stats = run_update(self.lm, examples, self.adapter, self.train, progress=self.progress)
-        record.manifest = {
-            "method": self.name,
+        return self.own()
+
+    def own(self) -> LM:
+        """The private fp32 copy of the model, made on first use."""
+        if self.lm is self.base_lm:
+            model = copy.deepcopy(self.base_lm.model).to(torch.float32)
+            self.lm = dataclasses.replace(self.base_lm, model=model)
+        return self.lm
+
+    def add(self, record: UpdateRecord, stats: UpdateStats, method: str, contexts: Sequence[Context],
+            config: dict[str, Any], **about: Any) -> None:
+        """Keep a finished (merged) update with its manifest."""
+        record.manifest = redact({
+            "method": method,
             "step": len(self.records) + 1,
             "base_model": self.base_lm.name,
-            "contexts": [{"id": c.id, "sha256": _sha256(c.text), "chars": len(c.text)} for c in contexts],
-            "config": self.config_dict(),
+            "contexts": [{"id": c.id, "sha256": hashlib.sha256(c.text.encode()).hexdigest(), "chars": len(c.text)}
+                         for c in contexts],
+            "config": config,
             "stats": stats.to_dict(),
             **about,
             **provenance(),
-        }
+        })
         self.records.append(record)
         self.last_stats = stats
 
@@ -75,32 +80,56 @@ class WeightUpdateMethod(PromptedMethod):
         self.records = []
         self.last_stats = None
 
-    def storage_bytes(self) -> int:
-        return 0  # every update is merged: the model keeps the base architecture and size
-
-    def save(self, path: Path) -> None:
+    def save(self, path: Path, method: str, config: dict[str, Any]) -> None:
         """Write every update as `updates/NNNN/` (a PEFT adapter folder + manifest), atomically."""
         with atomic_folder(path) as tmp:
             for i, record in enumerate(self.records, start=1):
                 record.save(tmp / "updates" / f"{i:04d}")
-            index = {"method": self.name, "base_model": self.base_lm.name, "updates": len(self.records),
-                     "config": self.config_dict(), **provenance()}
-            (tmp / "injection.json").write_text(json.dumps(index, indent=2, default=str))
+            index = {"method": method, "base_model": self.base_lm.name,
+                     "base_fingerprint": model_fingerprint(self.base_lm.model), "updates": len(self.records),
+                     "config": config, **provenance()}
+            (tmp / "injection.json").write_text(json.dumps(redact(index), indent=2, default=str))
 
     def load(self, path: Path) -> None:
-        """Replay the saved updates, in order, onto a fresh copy of the base model."""
-        folders = saved_updates(Path(path))
+        """Replay the saved updates, in order, onto a fresh copy of the base model; an injection saved
+        on another base model is refused before anything changes."""
+        path = Path(path)
+        folders = saved_updates(path)
+        check_base_model(path, self.base_lm)
         self.reset()
-        self._own_model()
+        lm = self.own()
         for folder in folders:
             record = UpdateRecord.read(folder)
-            self.lm.model = replay(self.lm.model, record, folder)
+            lm.model = replay(lm.model, record, folder)
             self.records.append(record)
 
-    # -- helpers ------------------------------------------------------------------------------
-    def _own_model(self) -> None:
-        if self.lm is self.base_lm:
-            self.lm = dataclasses.replace(self.base_lm, model=copy.deepcopy(self.base_lm.model))
+
+def target_source(resources: Resources, targets: TargetConfig, base_lm: LM) -> Callable[[str], TargetSet]:
+    """context -> TargetSet: the run's shared (cached) builder when there is one, else one made from
+    `targets` on first use, whose pairs the base model writes (as under the harness)."""
+    if resources.target_builder is not None:
+        return resources.target_builder
+    made: list[Callable[[str], TargetSet]] = []
+
+    def build(context: str) -> TargetSet:
+        if not made:
+            made.append(make_target_builder(targets, base_lm))
+        return made[0](context)
+
+    return build
+
+
+def check_base_model(path: Path, base_lm: LM) -> None:
+    """Refuse to replay an injection onto a model other than the one it was trained on."""
+    index = json.loads((path / "injection.json").read_text())
+    saved = index.get("base_fingerprint")
+    if saved is not None:
+        if saved != model_fingerprint(base_lm.model):
+            raise ValueError(f"{path} was injected into {index.get('base_model')!r} (weights {saved}), not into "
+                             f"these weights ({base_lm.name!r}): load it onto the model it was saved from")
+    elif index.get("base_model") != base_lm.name:
+        raise ValueError(f"{path} was injected into {index.get('base_model')!r}, not {base_lm.name!r}: load it "
+                         f"onto the model it was saved from")
 
 
 def saved_updates(path: Path) -> list[Path]:
@@ -131,9 +160,3 @@ def validate_contexts(contexts: Sequence[Context], lm: LM) -> None:
             raise ValueError(f"inject: context {c.id!r} has {n_tokens} tokens; with the prompt it must fit the "
                              f"model's window of {lm.max_length} tokens (at most {lm.max_length - PROMPT_MARGIN_TOKENS}"
                              f" for the context): split it into several contexts")
-
-
-def _sha256(text: str) -> str:
-    import hashlib
-
-    return hashlib.sha256(text.encode()).hexdigest()

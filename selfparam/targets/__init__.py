@@ -4,9 +4,10 @@
 >>> ts = build_target_set(context, LocalGenerator(lm), UnrelatedCorpus.from_path("wiki.test.raw"))
 """
 
-from .build import (DEFAULT_N_PAIRS, DEFAULT_UNRELATED_RATIO, CachedTargetBuilder, answer_in_context, build_target_set,
-                    context_key,
-                    load_target_set, save_target_set, target_set_from_dict, target_set_to_dict)
+from .build import (CachedTargetBuilder, answer_in_context, build_target_set, context_key, load_target_set,
+                    save_target_set, target_set_from_dict, target_set_to_dict, unrelated_seed)
+from .builder import cache_key, make_generator, make_target_builder, reanswer
+from .config import DEFAULT_N_PAIRS, DEFAULT_UNRELATED_RATIO, TargetConfig, pair_filter
 from .corpus import UnrelatedCorpus, detokenize, split_sentences
 from .generators import JsonlGenerator, LocalGenerator, OpenAIGenerator, read_pairs_file
 from .qa import (EXAMPLE_CONTEXT, EXAMPLE_PAIRS, GENERATION_INSTRUCTION, FilterConfig, generation_user_text,
@@ -15,7 +16,8 @@ from .types import GeneratorError, PairGenerator, QAPair, TargetSet
 
 __all__ = [
     "DEFAULT_N_PAIRS", "DEFAULT_UNRELATED_RATIO", "CachedTargetBuilder", "answer_in_context", "build_target_set",
-    "context_key",
+    "context_key", "unrelated_seed", "cache_key", "make_generator", "make_target_builder", "reanswer",
+    "TargetConfig", "pair_filter",
     "load_target_set", "save_target_set", "target_set_from_dict", "target_set_to_dict",
     "UnrelatedCorpus", "detokenize", "split_sentences",
     "JsonlGenerator", "LocalGenerator", "OpenAIGenerator", "read_pairs_file",

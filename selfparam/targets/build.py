@@ -9,21 +9,18 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import tempfile
-from dataclasses import asdict
 from pathlib import Path
 from typing import Callable
 
+from ..atomic import atomic_write_text
+from ..redaction import redact
+from .config import DEFAULT_N_PAIRS, DEFAULT_UNRELATED_RATIO
 from .corpus import UnrelatedCorpus
 from .qa import FilterConfig, select_pairs
 from .types import PairGenerator, QAPair, TargetSet
 
-DEFAULT_N_PAIRS = 50  # the paper's setting: 50 pairs x 1 epoch beat 10 pairs x 5 epochs (table 6)
-# The paper does not state its mix; half as many unrelated sentences as pairs regularizes without
-# doubling the training time (each sentence costs about as much as two pairs). Tune per method.
-DEFAULT_UNRELATED_RATIO = 0.5
-FORMAT_VERSION = 1
+# 2: unrelated sentences drawn per context; pairs re-answered by a teacher keep the generator's answer
+FORMAT_VERSION = 2
 
 
 def build_target_set(context: str, generator: PairGenerator, corpus: UnrelatedCorpus | None = None,
@@ -34,7 +31,8 @@ def build_target_set(context: str, generator: PairGenerator, corpus: UnrelatedCo
 
     `min_pairs` (default: half of `n_pairs`, at least 1) is how few usable pairs are still acceptable;
     fewer raise a `ValueError` that says how many were generated and why the rest were dropped.
-    `round(unrelated_ratio * len(pairs))` unrelated sentences are sampled from `corpus` (none without one).
+    `round(unrelated_ratio * len(pairs))` unrelated sentences are sampled from `corpus` (none without one),
+    drawn for this context (`unrelated_seed`): a batch or a sequence of contexts never repeats one draw.
     """
     if not isinstance(context, str) or not context.strip():
         raise ValueError("context is empty: there is nothing to inject")
@@ -61,9 +59,14 @@ def build_target_set(context: str, generator: PairGenerator, corpus: UnrelatedCo
         dropped["over_n_pairs"] = len(pairs) - n_pairs
         pairs = pairs[:n_pairs]
     n_unrelated = round(unrelated_ratio * len(pairs))
-    unrelated = corpus.sample(n_unrelated, seed) if corpus is not None and n_unrelated else []
+    unrelated = corpus.sample(n_unrelated, unrelated_seed(seed, context)) if corpus is not None and n_unrelated else []
     return TargetSet(context=context, pairs=pairs, unrelated=unrelated, generator=generator.description,
                      dropped=dropped)
+
+
+def unrelated_seed(seed: int, context: str) -> int:
+    """The seed of one context's unrelated sentences: the run seed and the context's digest together."""
+    return int(hashlib.sha256(f"{seed}:{context_key(context)}".encode()).hexdigest()[:16], 16)
 
 
 def answer_in_context(ts: TargetSet, answer: Callable[[list[str], str], list[str]]) -> TargetSet:
@@ -72,12 +75,12 @@ def answer_in_context(ts: TargetSet, answer: Callable[[list[str], str], list[str
     With `answer` the teacher itself (the model being updated, shown the context), every target sentence
     lies on the teacher's own likely path: the KL then teaches the student what the teacher would say,
     rather than matching the teacher's distributions along another model's (possibly wrong) wording.
-    Empty answers are dropped and counted.
+    Empty answers are dropped and counted. Each pair keeps the generator's answer in `generator_answer`.
     """
     answers = answer([p.question for p in ts.pairs], ts.context)
     if len(answers) != len(ts.pairs):
         raise ValueError(f"answer_in_context: {len(answers)} answers for {len(ts.pairs)} questions")
-    pairs = [QAPair(p.question, a.strip()) for p, a in zip(ts.pairs, answers) if a.strip()]
+    pairs = [QAPair(p.question, a.strip(), p.generators_answer) for p, a in zip(ts.pairs, answers) if a.strip()]
     if not pairs:
         raise ValueError(f"the teacher gave an empty answer to all {len(ts.pairs)} questions; keep the "
                          f"generator's answers instead (answers='generator', CLI --answers generator)")
@@ -89,15 +92,21 @@ def answer_in_context(ts: TargetSet, answer: Callable[[list[str], str], list[str
 
 
 def target_set_to_dict(ts: TargetSet) -> dict:
-    """The JSON form of a target set (also what the knowledge registry stores)."""
-    return {"format_version": FORMAT_VERSION, "context": ts.context, "generator": ts.generator,
-            "dropped": dict(ts.dropped), "pairs": [asdict(p) for p in ts.pairs], "unrelated": list(ts.unrelated)}
+    """The JSON form of a target set (also what the knowledge registry stores); credentials in the
+    generator's description (an endpoint URL) are masked."""
+    pairs = [{"question": p.question, "answer": p.answer,
+              **({"generator_answer": p.generator_answer} if p.generator_answer is not None else {})}
+             for p in ts.pairs]
+    return {"format_version": FORMAT_VERSION, "context": ts.context, "generator": redact(ts.generator),
+            "dropped": dict(ts.dropped), "pairs": pairs, "unrelated": list(ts.unrelated)}
 
 
 def target_set_from_dict(data: dict, source: str = "(dict)") -> TargetSet:
     """Inverse of `target_set_to_dict`, with errors naming `source` and the bad field."""
     try:
-        pairs = [QAPair(str(p["question"]), str(p["answer"])) for p in data["pairs"]]
+        pairs = [QAPair(str(p["question"]), str(p["answer"]),
+                        None if p.get("generator_answer") is None else str(p["generator_answer"]))
+                 for p in data["pairs"]]
         return TargetSet(context=str(data["context"]), pairs=pairs, unrelated=[str(s) for s in data["unrelated"]],
                          generator=str(data.get("generator", "")), dropped={str(k): int(v) for k, v in
                                                                               data.get("dropped", {}).items()})
@@ -106,18 +115,8 @@ def target_set_from_dict(data: dict, source: str = "(dict)") -> TargetSet:
 
 
 def save_target_set(ts: TargetSet, path: str | Path) -> Path:
-    """Write `ts` as one JSON file, atomically (a temporary file renamed into place)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            json.dump(target_set_to_dict(ts), f, ensure_ascii=False, indent=1)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    """Write `ts` as one JSON file, atomically."""
+    return atomic_write_text(path, json.dumps(target_set_to_dict(ts), ensure_ascii=False, indent=1))
 
 
 def load_target_set(path: str | Path) -> TargetSet:
@@ -143,21 +142,44 @@ class CachedTargetBuilder:
     """A `context -> TargetSet` callable that builds each context's set once and keeps it in `folder`.
 
     Sets are stored as `<sha256 of the context>.json`; a stored set whose context differs from the one
-    asked for (a hash collision or a hand-edited file) is an error rather than silently reused.
+    asked for (a hash collision or a hand-edited file) is an error rather than silently reused. `key`
+    (what the sets depend on, see `targets.builder.cache_key`) is kept as `key.json`: a folder written
+    under another key (another model above all) is refused with a message naming the difference.
 
     >>> builder = CachedTargetBuilder(lambda c: build_target_set(c, generator, corpus), "runs/x/targets")
     """
 
-    def __init__(self, build: Callable[[str], TargetSet], folder: str | Path):
+    def __init__(self, build: Callable[[str], TargetSet], folder: str | Path, key: dict | None = None):
         self.build = build
         self.folder = Path(folder)
+        self.key = json.loads(json.dumps(redact(key), default=str)) if key is not None else None
         self.hits = 0
         self.misses = 0
+        self._checked = False
+
+    def check_key(self) -> None:
+        """Refuse a folder whose sets were built under another key; write the key into a new folder."""
+        if self._checked or self.key is None:
+            return
+        stored_path = self.folder / "key.json"
+        if stored_path.is_file():
+            stored = json.loads(stored_path.read_text(encoding="utf-8"))
+            if stored.get("model") != self.key.get("model"):
+                raise ValueError(f"the target sets cached in {self.folder} were built by model {stored.get('model')}, "
+                                 f"not {self.key.get('model')}: use another targets folder (--targets-dir) or delete it")
+            different = sorted(k for k in set(stored) | set(self.key) if stored.get(k) != self.key.get(k))
+            if different:
+                raise ValueError(f"the target sets cached in {self.folder} were built with other "
+                                 f"{', '.join(different)}: use another targets folder or delete it")
+        else:
+            atomic_write_text(stored_path, json.dumps(self.key, indent=1, sort_keys=True))
+        self._checked = True
 
     def path_for(self, context: str) -> Path:
         return self.folder / f"{context_key(context)}.json"
 
     def __call__(self, context: str) -> TargetSet:
+        self.check_key()
         path = self.path_for(context)
         if path.is_file():
             ts = load_target_set(path)

@@ -8,10 +8,20 @@ from typing import Protocol
 
 @dataclass(frozen=True)
 class QAPair:
-    """A question about the context and its answer, as written by the generator."""
+    """A question about the context and its answer.
+
+    `answer` is what the student learns: the generator's answer, or the teacher's when the teacher
+    re-answered the question (`answers="teacher"`); then `generator_answer` keeps the generator's.
+    """
 
     question: str
     answer: str
+    generator_answer: str | None = None
+
+    @property
+    def generators_answer(self) -> str:
+        """The generator's own answer, whoever wrote `answer`."""
+        return self.answer if self.generator_answer is None else self.generator_answer
 
 
 @dataclass

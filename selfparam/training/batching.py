@@ -8,9 +8,11 @@ model's output layer has 28M of its parameters). Position ids count from each ro
 
 from __future__ import annotations
 
-from typing import Sequence
+import contextlib
+from typing import Iterator, Sequence
 
 import torch
+import torch.nn.functional as F
 
 from ..lm import LM
 from .losses import log_softmax_fp32
@@ -35,13 +37,32 @@ def span_mask(n_scored: Sequence[int]) -> torch.Tensor:
     return torch.arange(width).unsqueeze(0) >= (width - n).unsqueeze(1)
 
 
+@contextlib.contextmanager
+def fp32_output_layer(model: torch.nn.Module) -> Iterator[None]:
+    """Run the model's output layer in fp32 (autocast off) while inside: bf16 logits round the small
+    differences a KL or a log-likelihood is made of. Only the kept positions pass through it."""
+    head = getattr(model, "module", model).get_output_embeddings()
+
+    def forward(hidden: torch.Tensor) -> torch.Tensor:
+        with torch.autocast(device_type=hidden.device.type, enabled=False):
+            bias = None if head.bias is None else head.bias.float()
+            return F.linear(hidden.float(), head.weight.float(), bias)
+
+    head.forward = forward
+    try:
+        yield
+    finally:
+        del head.forward
+
+
 def scored_logprobs(model: torch.nn.Module, lm: LM, sequences: Sequence[Sequence[int]],
                     n_scored: Sequence[int]) -> tuple[torch.Tensor, torch.Tensor]:
     """fp32 log-probabilities (B, N, V) at the positions predicting each row's last `n_scored` tokens,
-    right-aligned, with the (B, N) mask of the real ones. Runs under the LM's autocast."""
+    right-aligned, with the (B, N) mask of the real ones. The body runs under the LM's autocast, the
+    output layer in fp32."""
     batch = {k: v.to(lm.device) for k, v in left_pad(sequences, lm.tokenizer.pad_token_id).items()}
     width = max(n_scored)
-    with lm.autocast():
+    with lm.autocast(), fp32_output_layer(model):
         logits = model(**batch, logits_to_keep=width + 1, use_cache=False).logits  # (B, N+1, V)
     return log_softmax_fp32(logits[:, :-1]), span_mask(n_scored).to(lm.device)
 

@@ -65,25 +65,51 @@ def context_block(context: str) -> str:
     return context.strip() + "\n\n"
 
 
-def distillation_examples(tokenizer: PreTrainedTokenizerBase, targets: TargetSet) -> list[Example]:
-    """SELF-PARAM's examples for one context: every pair asked with and without the context in view,
-    and every unrelated sentence read with and without the context before it."""
+UNRELATED_TEACHERS = ("context", "base")
+
+
+def distillation_examples(tokenizer: PreTrainedTokenizerBase, targets: TargetSet,
+                          unrelated_teacher: str = "context") -> list[Example]:
+    """SELF-PARAM's examples for one context: every pair asked with the context in view (teacher) and
+    without it (student), and every unrelated sentence read by the student alone.
+
+    `unrelated_teacher` says who teaches the unrelated sentences: "context" (the paper's objective) the
+    model reading the context before the sentence; "base" the model reading the sentence alone, i.e. the
+    model as it was before this update, a KL anchor that keeps unrelated text unchanged.
+    """
+    if unrelated_teacher not in UNRELATED_TEACHERS:
+        raise ValueError(f"unrelated_teacher: {unrelated_teacher!r} is not one of {', '.join(UNRELATED_TEACHERS)}")
     eos = tokenizer.eos_token or ""
     examples = [Example(student_prefix=answer_prompt(tokenizer, p.question),
                         teacher_prefix=answer_prompt(tokenizer, p.question, targets.context),
                         text=p.answer.strip() + eos) for p in targets.pairs]
-    examples += [Example(student_prefix="", teacher_prefix=context_block(targets.context), text=s)
-                 for s in targets.unrelated]
+    unrelated_prefix = context_block(targets.context) if unrelated_teacher == "context" else ""
+    examples += [Example(student_prefix="", teacher_prefix=unrelated_prefix, text=s) for s in targets.unrelated]
     return examples
 
 
-def target_nwp_examples(tokenizer: PreTrainedTokenizerBase, targets: TargetSet) -> list[Example]:
-    """FT(S): next-token training on the same target set, answers after their questions, no teacher."""
+def target_nwp_examples(tokenizer: PreTrainedTokenizerBase, targets: TargetSet,
+                        answers: str = "generator") -> list[Example]:
+    """FT(S): next-token training on a target set, answers after their questions, no teacher.
+
+    `answers="generator"` learns the generator's own answers (the paper's FT(S)); "teacher" the answers
+    the teacher re-wrote with the context in view (hard-label distillation of that teacher).
+    """
+    if answers not in ("generator", "teacher"):
+        raise ValueError(f"answers: {answers!r} is not 'generator' or 'teacher'")
     eos = tokenizer.eos_token or ""
-    examples = [Example(student_prefix=answer_prompt(tokenizer, p.question), text=p.answer.strip() + eos)
+    examples = [Example(student_prefix=answer_prompt(tokenizer, p.question),
+                        text=(p.generators_answer if answers == "generator" else p.answer).strip() + eos)
                 for p in targets.pairs]
     examples += [Example(student_prefix="", text=s) for s in targets.unrelated]
     return examples
+
+
+def repeat_to(examples: list[Example], n: int) -> list[Example]:
+    """`examples` cycled in order until there are `n` of them (never fewer than given)."""
+    if not examples:
+        return []
+    return [examples[i % len(examples)] for i in range(max(n, len(examples)))]
 
 
 def context_nwp_examples(tokenizer: PreTrainedTokenizerBase, context: str, chunk_tokens: int) -> list[Example]:

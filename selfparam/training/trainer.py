@@ -3,7 +3,11 @@
 Written on `accelerate`, so the same code runs in one process or data-parallel under
 `accelerate launch --num_processes N` (each process takes every N-th example, computes the teacher for
 its own share only, and gradients are averaged across processes by DDP). Mixed precision is the LM's
-own autocast (bf16 on CPUs that support it), with fp32 master weights.
+own autocast (bf16 where it pays), with fp32 master weights: trainable parameters in another dtype are
+refused, and the weight-update methods train a private fp32 copy of the model (`methods/weight_update.py`).
+
+The steps of one update are separate functions so a method reads as its recipe:
+`encode_share` -> `teacher_pass` (distillation only) -> `train_and_merge`; `run_update` chains them.
 """
 
 from __future__ import annotations
@@ -14,12 +18,11 @@ from dataclasses import asdict, dataclass, field
 from typing import Sequence
 
 import torch
-from accelerate import Accelerator
-from accelerate.utils import set_seed
+from accelerate import Accelerator, PartialState
 from tqdm.auto import tqdm
 
 from ..lm import LM
-from .adapters import AdapterConfig, UpdateRecord, attach, finalize
+from .adapters import AdapterConfig, UpdateRecord, _is_mlp_param, attach, finalize
 from .batching import scored_logprobs, scored_targets
 from .examples import Encoded, Example, encode
 from .losses import CompactTeacher, kl_compact, masked_mean, next_token_nll
@@ -99,74 +102,109 @@ def batch_loss(model: torch.nn.Module, lm: LM, batch: Sequence[Encoded],
     return masked_mean(kl_compact(t_logp, t_ids, t_rest, student_logp), mask)
 
 
-def run_update(lm: LM, examples: Sequence[Example], adapter: AdapterConfig, train: TrainConfig,
-               progress: bool = True) -> tuple[UpdateRecord, UpdateStats]:
-    """Train one update on `examples` and merge it into `lm.model` (replaced in place on the LM).
-
-    Distils when the examples carry a teacher prefix, else trains next-token prediction. The teacher is
-    `lm.model` as it is when called (for sequential injection: the model after the previous update).
-    """
+def encode_share(lm: LM, examples: Sequence[Example]) -> list[Encoded]:
+    """Tokenize an update's examples and keep this process's share (all of them in one process)."""
     if not examples:
         raise ValueError("an update needs at least one training example")
     distill = examples[0].teacher_prefix is not None
     if any((e.teacher_prefix is not None) != distill for e in examples):
         raise ValueError("an update's examples must all have a teacher prefix or none")
-    accelerator = Accelerator(cpu=lm.device.type == "cpu")
-    set_seed(train.seed)
     encoded = [encode(lm.tokenizer, e, lm.max_length) for e in examples]
-    mine = shard(list(range(len(encoded))), accelerator.process_index, accelerator.num_processes)
-    encoded = [encoded[i] for i in mine]
+    state = PartialState()
+    return [encoded[i] for i in shard(list(range(len(encoded))), state.process_index, state.num_processes)]
+
+
+def train_and_merge(lm: LM, encoded: Sequence[Encoded], teachers: Sequence[CompactTeacher] | None,
+                    adapter: AdapterConfig, train: TrainConfig, progress: bool = True,
+                    n_examples: int | None = None, seconds_teacher: float = 0.0) -> tuple[UpdateRecord, UpdateStats]:
+    """Train one update on `encoded` (KL to `teachers`, or next-token NLL without) and merge it into
+    `lm.model` (replaced in place on the LM); returns the update's record and its stats.
+
+    `train.seed` alone decides the adapter's initialisation, the order of the examples and the dropout
+    masks; the caller's random streams are left as they were (`fork_rng`). An interrupted update leaves
+    the model as it found it: an unfinished LoRA is removed, MLP weights are restored.
+    """
+    accelerator = Accelerator(cpu=lm.device.type == "cpu")
     show = progress and accelerator.is_local_main_process
-
-    t0 = time.perf_counter()
-    teachers = teacher_pass(lm, encoded, train.top_k, batch_size=train.batch_size, progress=show) if distill else None
-    seconds_teacher = time.perf_counter() - t0
-
-    model = attach(lm.model, adapter)
-    model.train()
-    params = [p for p in model.parameters() if p.requires_grad]
-    optimizer = torch.optim.AdamW(params, lr=train.lr, weight_decay=train.weight_decay)
-    steps_per_epoch = math.ceil(len(encoded) / train.batch_size)
-    total = steps_per_epoch * train.epochs
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, _lr_lambda(total, max(1, int(train.warmup_ratio * total))))
-    model, optimizer = accelerator.prepare(model, optimizer)
-    generator = torch.Generator().manual_seed(train.seed)
-
-    losses: list[float] = []
-    tokens = 0
-    t0 = time.perf_counter()
-    try:
-        with tqdm(total=total, desc="train", unit="step", disable=not show, leave=False) as bar:
-            for _ in range(train.epochs):
-                order = torch.randperm(len(encoded), generator=generator).tolist()
-                for start in range(0, len(order), train.batch_size):
-                    idx = order[start:start + train.batch_size]
-                    loss = batch_loss(model, lm, [encoded[i] for i in idx],
-                                      [teachers[i] for i in idx] if teachers is not None else None)
-                    accelerator.backward(loss)
-                    accelerator.clip_grad_norm_(params, train.max_grad_norm)
-                    optimizer.step()
-                    scheduler.step()
-                    optimizer.zero_grad(set_to_none=True)
-                    losses.append(loss.item())
-                    tokens += sum(encoded[i].n_scored for i in idx)
-                    bar.set_postfix(loss=f"{losses[-1]:.4f}")
-                    bar.update(1)
-    except BaseException:
-        # An interrupted update leaves no half-trained adapter on the model.
-        _discard(accelerator.unwrap_model(model), adapter)
-        raise
+    with torch.random.fork_rng(devices=[lm.device] if lm.device.type == "cuda" else []):
+        torch.manual_seed(train.seed)
+        snapshot = mlp_snapshot(lm.model) if adapter.kind == "mlp" else None
+        model = attach(lm.model, adapter)
+        params = [p for p in model.parameters() if p.requires_grad]
+        low = sorted({str(p.dtype) for p in params if p.dtype != torch.float32})
+        if low:
+            _discard(model, adapter, snapshot)
+            raise ValueError(f"trainable parameters in {', '.join(low)}: AdamW needs fp32 master weights "
+                             f"(own the model in fp32 and let autocast compute in bf16)")
+        model.train()
+        optimizer = torch.optim.AdamW(params, lr=train.lr, weight_decay=train.weight_decay)
+        steps_per_epoch = math.ceil(len(encoded) / train.batch_size)
+        total = steps_per_epoch * train.epochs
+        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer,
+                                                      _lr_lambda(total, max(1, int(train.warmup_ratio * total))))
+        model, optimizer = accelerator.prepare(model, optimizer)
+        generator = torch.Generator().manual_seed(train.seed)
+        losses: list[float] = []
+        tokens = 0
+        t0 = time.perf_counter()
+        try:
+            with tqdm(total=total, desc="train", unit="step", disable=not show, leave=False) as bar:
+                for _ in range(train.epochs):
+                    order = torch.randperm(len(encoded), generator=generator).tolist()
+                    for start in range(0, len(order), train.batch_size):
+                        idx = order[start:start + train.batch_size]
+                        loss = batch_loss(model, lm, [encoded[i] for i in idx],
+                                          [teachers[i] for i in idx] if teachers is not None else None)
+                        accelerator.backward(loss)
+                        accelerator.clip_grad_norm_(params, train.max_grad_norm)
+                        optimizer.step()
+                        scheduler.step()
+                        optimizer.zero_grad(set_to_none=True)
+                        losses.append(loss.item())
+                        tokens += sum(encoded[i].n_scored for i in idx)
+                        bar.set_postfix(loss=f"{losses[-1]:.4f}")
+                        bar.update(1)
+        except BaseException:
+            _discard(accelerator.unwrap_model(model), adapter, snapshot)
+            raise
     seconds_train = time.perf_counter() - t0
     model = accelerator.unwrap_model(model)
     model.eval()
     merged, record = finalize(model, adapter)
     lm.model = merged
-    stats = UpdateStats(examples=len(examples), steps=total, train_tokens=tokens, seconds_teacher=seconds_teacher,
-                        seconds_train=seconds_train, first_loss=losses[0], last_loss=losses[-1])
+    stats = UpdateStats(examples=n_examples if n_examples is not None else len(encoded), steps=total,
+                        train_tokens=tokens, seconds_teacher=seconds_teacher, seconds_train=seconds_train,
+                        first_loss=losses[0], last_loss=losses[-1])
     return record, stats
 
 
-def _discard(model: torch.nn.Module, adapter: AdapterConfig) -> None:
-    """Remove an unfinished LoRA (MLP training changed weights in place: the caller must reset)."""
+def run_update(lm: LM, examples: Sequence[Example], adapter: AdapterConfig, train: TrainConfig,
+               progress: bool = True) -> tuple[UpdateRecord, UpdateStats]:
+    """Encode, run the teacher once (when the examples carry a teacher prefix), train, merge.
+
+    The teacher is `lm.model` as it is when called (for sequential injection: the model after the
+    previous update).
+    """
+    encoded = encode_share(lm, examples)
+    t0 = time.perf_counter()
+    teachers = teacher_pass(lm, encoded, train.top_k, batch_size=train.batch_size, progress=progress) \
+        if examples[0].teacher_prefix is not None else None
+    return train_and_merge(lm, encoded, teachers, adapter, train, progress=progress, n_examples=len(examples),
+                           seconds_teacher=time.perf_counter() - t0)
+
+
+def mlp_snapshot(model: torch.nn.Module) -> dict[str, torch.Tensor]:
+    """Copies of the MLP weights an MLP-only update is about to change in place."""
+    return {n: p.detach().clone() for n, p in model.named_parameters() if _is_mlp_param(n)}
+
+
+def _discard(model: torch.nn.Module, adapter: AdapterConfig, snapshot: dict[str, torch.Tensor] | None) -> None:
+    """Undo an unfinished update: remove the LoRA, or put the MLP weights back as they were."""
     if adapter.kind == "lora" and hasattr(model, "unload"):
         model.unload()
+    if snapshot is not None:
+        params = dict(model.named_parameters())
+        with torch.no_grad():
+            for name, value in snapshot.items():
+                params[name].copy_(value)
+        model.requires_grad_(False)

@@ -1,6 +1,7 @@
-"""Fine-tuning baselines FT(C) and FT(S)."""
+"""Fine-tuning baselines FT(C), FT(S) and FT(S) on teacher-written answers."""
 
 from .config import FineTuneContextConfig, FineTuneTargetsConfig
-from .method import FineTuneContext, FineTuneTargets
+from .method import FineTuneContext, FineTuneTargets, FineTuneTeacherTargets
 
-__all__ = ["FineTuneContext", "FineTuneContextConfig", "FineTuneTargets", "FineTuneTargetsConfig"]
+__all__ = ["FineTuneContext", "FineTuneContextConfig", "FineTuneTargets", "FineTuneTargetsConfig",
+           "FineTuneTeacherTargets"]

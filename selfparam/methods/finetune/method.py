@@ -1,53 +1,130 @@
-"""The papers' fine-tuning baselines, trained and merged exactly like SELF-PARAM but with the
-next-token loss: FT(C) on the context itself, FT(S) on the generated target set."""
+"""The papers' fine-tuning baselines, trained and merged like SELF-PARAM but with the next-token loss
+(no teacher pass): FT(C) on the context itself, FT(S) on the generated target set.
+
+Each reads as its recipe: examples -> encode -> train -> merge, on the same `WeightUpdates` state.
+"""
 
 from __future__ import annotations
 
 import dataclasses
+from pathlib import Path
 from typing import Any, Sequence
 
 from ...lm import LM
-from ...targets import target_set_to_dict
-from ...training.examples import Example, context_nwp_examples, target_nwp_examples
-from ..base import Context, Resources
-from ..selfparam.method import make_target_builder
-from ..weight_update import WeightUpdateMethod
+from ...targets import TargetConfig, reanswer, target_set_to_dict
+from ...training.examples import context_nwp_examples, repeat_to, target_nwp_examples
+from ...training.trainer import encode_share, train_and_merge
+from ..base import Context, Query, Resources
+from ..prompted import answer_questions, score_questions
+from ..weight_update import WeightUpdates, target_source
 from .config import FineTuneContextConfig, FineTuneTargetsConfig
 
+BUDGET_RULE = ("the context's chunks, repeated in order, give as many training sequences per context as "
+               "SELF-PARAM's target set (n_pairs + unrelated sentences): same epochs and batch size, same steps")
 
-class FineTuneContext(WeightUpdateMethod):
-    """FT(C): learn the context as text, then answer without it."""
+
+class _WeightMethod:
+    """The protocol's persistence and answering half, delegated to the method's `WeightUpdates`."""
+
+    name: str
+    weights: WeightUpdates
+    config: Any
+
+    @property
+    def lm(self) -> LM:
+        return self.weights.lm
+
+    @property
+    def records(self):
+        return self.weights.records
+
+    @property
+    def last_stats(self):
+        return self.weights.last_stats
+
+    def config_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self.config)
+
+    def answer(self, queries: Sequence[Query], max_new_tokens: int = 32) -> list[str]:
+        return answer_questions(self.lm, queries, max_new_tokens)
+
+    def score(self, queries: Sequence[Query], targets: Sequence[str]) -> list[float]:
+        return score_questions(self.lm, queries, targets)
+
+    def reset(self) -> None:
+        self.weights.reset()
+
+    def save(self, path: Path) -> None:
+        self.weights.save(path, self.name, self.config_dict())
+
+    def load(self, path: Path) -> None:
+        self.weights.load(path)
+
+    def storage_bytes(self) -> int:
+        return 0  # merged into the weights
+
+
+class FineTuneContext(_WeightMethod):
+    """FT(C): learn the context as text (next-token prediction on its chunks), then answer without it."""
 
     name = "ft-c"
 
     def __init__(self, lm: LM, config: FineTuneContextConfig | None = None, resources: Resources | None = None,
                  progress: bool = True):
         self.config = config or FineTuneContextConfig()
-        super().__init__(lm, self.config.adapter, self.config.train, resources, progress)
+        self.targets = (resources or Resources()).targets or TargetConfig()  # the budget SELF-PARAM gets
+        self.weights = WeightUpdates(lm)
+        self.progress = progress
 
-    def config_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self.config)
+    def inject(self, contexts: Sequence[Context]) -> None:
+        model = self.weights.begin(contexts)
+        per_context = [context_nwp_examples(model.tokenizer, c.text, self.config.chunk_tokens) for c in contexts]
+        chunks = sum(len(x) for x in per_context)
+        if self.config.match_selfparam_steps:
+            per_context = [repeat_to(x, self.targets.sentences_per_context()) for x in per_context]
+        examples = [e for x in per_context for e in x]
+        record, stats = train_and_merge(model, encode_share(model, examples), None, self.config.adapter,
+                                        self.config.train, progress=self.progress, n_examples=len(examples))
+        budget = {"rule": BUDGET_RULE if self.config.match_selfparam_steps else "each chunk once per epoch",
+                  "chunks": chunks, "sequences": len(examples), "steps": stats.steps}
+        self.weights.add(record, stats, self.name, contexts, self.config_dict(), budget=budget)
 
-    def examples_for(self, contexts: Sequence[Context]) -> tuple[list[Example], dict[str, Any]]:
-        examples = [e for c in contexts for e in context_nwp_examples(self.lm.tokenizer, c.text, self.config.chunk_tokens)]
-        return examples, {}
 
-
-class FineTuneTargets(WeightUpdateMethod):
-    """FT(S): learn the generated answers by next-token prediction (no teacher)."""
+class FineTuneTargets(_WeightMethod):
+    """FT(S) as the paper defines it: next-token training on the generator's own question-answer pairs
+    (and the unrelated sentences), the same target set SELF-PARAM distils on."""
 
     name = "ft-s"
+    answers = "generator"  # which answers are learned: see `target_nwp_examples`
 
     def __init__(self, lm: LM, config: FineTuneTargetsConfig | None = None, resources: Resources | None = None,
                  progress: bool = True):
         self.config = config or FineTuneTargetsConfig()
-        super().__init__(lm, self.config.adapter, self.config.train, resources, progress)
+        resources = resources or Resources()
+        self.targets = resources.targets or self.config.targets
+        self.weights = WeightUpdates(lm)
+        self.build_targets = target_source(resources, self.targets, lm)
+        self.progress = progress
+
+    def inject(self, contexts: Sequence[Context]) -> None:
+        model = self.weights.begin(contexts)
+        target_sets = [self.build_targets(c.text) for c in contexts]
+        if self.answers == "teacher":
+            target_sets = [reanswer(model, ts) for ts in target_sets]
+        examples = [e for ts in target_sets for e in target_nwp_examples(model.tokenizer, ts, self.answers)]
+        record, stats = train_and_merge(model, encode_share(model, examples), None, self.config.adapter,
+                                        self.config.train, progress=self.progress, n_examples=len(examples))
+        self.weights.add(record, stats, self.name, contexts, self.config_dict(), answers=self.answers,
+                         targets=[target_set_to_dict(ts) for ts in target_sets])
 
     def config_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self.config)
+        return {**dataclasses.asdict(self.config), "targets": dataclasses.asdict(self.targets)}
 
-    def examples_for(self, contexts: Sequence[Context]) -> tuple[list[Example], dict[str, Any]]:
-        build = self.resources.target_builder or make_target_builder(self.config.targets, lambda: self.lm)
-        target_sets = [build(c.text) for c in contexts]
-        examples = [e for ts in target_sets for e in target_nwp_examples(self.lm.tokenizer, ts)]
-        return examples, {"targets": [target_set_to_dict(ts) for ts in target_sets]}
+
+class FineTuneTeacherTargets(FineTuneTargets):
+    """FT(S, teacher answers): next-token training on the answers the teacher of the update (the model as
+    it is before it) writes with the context in view: hard-label distillation of SELF-PARAM's teacher,
+    not the paper's FT(S). Labelled apart in every table."""
+
+    name = "ft-s-teacher"
+    answers = "teacher"

@@ -7,9 +7,11 @@ construction rather than hours into a run.
 from __future__ import annotations
 
 import os
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
+
+from ...settings import build_dataclass
 
 DEFAULT_ENCODER = "all-minilm-l6-v2"
 
@@ -74,11 +76,7 @@ class RecipeConfig:
 
     @classmethod
     def from_dict(cls, values: dict) -> "RecipeConfig":
-        known = {f.name for f in fields(cls)}
-        unknown = set(values) - known
-        if unknown:
-            raise ValueError(f"RecipeConfig: unknown fields {sorted(unknown)}; known: {sorted(known)}")
-        return cls(**values)
+        return build_dataclass(cls, values, "RecipeConfig")
 
 
 @dataclass

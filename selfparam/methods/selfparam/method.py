@@ -1,33 +1,41 @@
-"""SELF-PARAM: distil the model-with-context into the model-without-context.
+"""SELF-PARAM: distil the model-with-context into the model-without-context (paper, eq. 3).
 
-For each context x a target set is built (generated question-answer pairs about x plus unrelated
-sentences); the teacher is the current model reading x before each sentence, the student the same
-model without x, trained to match the teacher's next-token distributions over the sentence (paper,
-eq. 3). Several contexts in one `inject` call are one batch update; successive calls are sequential
-updates, each merged before the next.
+One `inject` call is one update (several contexts: a batch update; successive calls: sequential
+updates, each merged before the next). It reads as the recipe:
+
+1. targets   generated question-answer pairs about each context plus unrelated sentences (the run's
+             shared, cached builder, or one from this method's `TargetConfig`); with `answers="teacher"`
+             the teacher re-answers every question with the context in view;
+2. examples  each pair asked with the context (teacher) and without it (student); each unrelated
+             sentence read by the student alone, taught by the model with or without the context;
+3. teacher   the model as it is before this update reads each example once; its top-k distributions
+             over the answer tokens are kept;
+4. train     a LoRA (or the MLP weights) learns to match them without the context: compact KL;
+5. merge     the update is merged into the method's private model copy and recorded for save/load.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import hashlib
-import json
+import time
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Sequence
 
 from ...lm import LM
-from ...generation import generate
-from ...prompts import answer_prompt
-from ...targets import (CachedTargetBuilder, FilterConfig, JsonlGenerator, LocalGenerator, OpenAIGenerator, UnrelatedCorpus,
-                        answer_in_context, build_target_set, target_set_to_dict)
-from ...targets.types import PairGenerator, TargetSet
-from ...training.examples import Example, distillation_examples
-from ..base import Context, Resources
-from ..weight_update import WeightUpdateMethod
-from .config import SelfParamConfig, TargetConfig
+from ...targets import make_generator, make_target_builder, reanswer, target_set_to_dict  # noqa: F401 (re-exported)
+from ...targets.types import TargetSet
+from ...training.examples import distillation_examples
+from ...training.teacher import teacher_pass
+from ...training.trainer import encode_share, train_and_merge
+from ..base import Context, Query, Resources
+from ..prompted import answer_questions, score_questions
+from ..weight_update import WeightUpdates, target_source
+from .config import SelfParamConfig
+
+__all__ = ["SelfParam", "make_generator", "make_target_builder"]
 
 
-class SelfParam(WeightUpdateMethod):
+class SelfParam:
     """Context injection by KL distillation (the paper's method).
 
     >>> sp = SelfParam(load_lm("smollm2-135m"))
@@ -40,62 +48,62 @@ class SelfParam(WeightUpdateMethod):
     def __init__(self, lm: LM, config: SelfParamConfig | None = None, resources: Resources | None = None,
                  progress: bool = True):
         self.config = config or SelfParamConfig()
-        super().__init__(lm, self.config.adapter, self.config.train, resources, progress)
+        resources = resources or Resources()
+        self.targets = resources.targets or self.config.targets  # the one TargetConfig this method follows
+        self.weights = WeightUpdates(lm)
+        self.build_targets = target_source(resources, self.targets, lm)
+        self.progress = progress
         self.last_targets: list[TargetSet] = []
 
-    def config_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self.config)
-
-    def target_builder(self) -> Callable[[str], TargetSet]:
-        """The shared builder of the run when there is one, else one from this method's config."""
-        if self.resources.target_builder is not None:
-            return self.resources.target_builder
-        return make_target_builder(self.config.targets, lambda: self.lm)
-
-    def examples_for(self, contexts: Sequence[Context]) -> tuple[list[Example], dict[str, Any]]:
-        build = self.target_builder()
-        target_sets = [build(c.text) for c in contexts]
+    def inject(self, contexts: Sequence[Context]) -> None:
+        teacher = self.weights.begin(contexts)  # the model as it is now: trained below, and its own teacher
+        target_sets = [self.build_targets(c.text) for c in contexts]                               # 1. targets
+        if self.targets.answers == "teacher":
+            target_sets = [reanswer(teacher, ts) for ts in target_sets]
+        examples = [e for ts in target_sets                                                          # 2. examples
+                    for e in distillation_examples(teacher.tokenizer, ts, self.config.unrelated_teacher)]
+        encoded = encode_share(teacher, examples)
+        t0 = time.perf_counter()
+        teachers = teacher_pass(teacher, encoded, self.config.train.top_k,                           # 3. teacher
+                                batch_size=self.config.train.batch_size, progress=self.progress)
+        record, stats = train_and_merge(teacher, encoded, teachers, self.config.adapter,              # 4. train
+                                        self.config.train, progress=self.progress, n_examples=len(examples),
+                                        seconds_teacher=time.perf_counter() - t0)
+        self.weights.add(record, stats, self.name, contexts, self.config_dict(),                     # 5. merged
+                         targets=[target_set_to_dict(ts) for ts in target_sets])
         self.last_targets = target_sets
-        examples = [e for ts in target_sets for e in distillation_examples(self.lm.tokenizer, ts)]
-        return examples, {"targets": [target_set_to_dict(ts) for ts in target_sets]}
 
+    def config_dict(self) -> dict[str, Any]:
+        return {**dataclasses.asdict(self.config), "targets": dataclasses.asdict(self.targets)}
 
-def pair_filter(config: TargetConfig) -> FilterConfig:
-    """The §3.3.3 filters, minus the checks on the generator's answers when the teacher re-answers every
-    question anyway: more questions survive each sampling round, so fewer rounds are needed."""
-    if config.answers == "teacher":
-        return FilterConfig(min_support=0.0, max_answer_words=10_000, drop_yes_no=False)
-    return FilterConfig()
+    # -- the rest of the protocol: the shared weight-update state ------------------------------------
+    @property
+    def lm(self) -> LM:
+        return self.weights.lm
 
+    @property
+    def records(self):
+        return self.weights.records
 
-def make_generator(config: TargetConfig, current_lm: Callable[[], LM]) -> PairGenerator:
-    """The pair generator the config names: a file, an HTTP endpoint, or the model being updated."""
-    if config.pairs_file:
-        return JsonlGenerator(config.pairs_file)
-    if config.generator_url:
-        return OpenAIGenerator(config.generator_url, config.generator_model, api_key_env=config.generator_api_key_env,
-                               filter_config=pair_filter(config))
-    return LocalGenerator(current_lm(), batch_size=config.generator_samples,
-                          max_new_tokens=config.generator_max_new_tokens, filter_config=pair_filter(config))
+    @property
+    def last_stats(self):
+        return self.weights.last_stats
 
+    def answer(self, queries: Sequence[Query], max_new_tokens: int = 32) -> list[str]:
+        return answer_questions(self.lm, queries, max_new_tokens)
 
-def make_target_builder(config: TargetConfig, current_lm: Callable[[], LM],
-                        cache_dir: str | None = None) -> Callable[[str], TargetSet]:
-    """context -> TargetSet from a `TargetConfig`; cached on disk when `cache_dir` is given."""
-    corpus = UnrelatedCorpus.from_path(config.unrelated_path) if config.unrelated_path else None
+    def score(self, queries: Sequence[Query], targets: Sequence[str]) -> list[float]:
+        return score_questions(self.lm, queries, targets)
 
-    def teacher_answer(questions: list[str], context: str) -> list[str]:
-        lm = current_lm()
-        return generate(lm, [answer_prompt(lm.tokenizer, q, context) for q in questions], max_new_tokens=48)
+    def reset(self) -> None:
+        self.weights.reset()
+        self.last_targets = []
 
-    def build(context: str) -> TargetSet:
-        ts = build_target_set(context, make_generator(config, current_lm), corpus, n_pairs=config.n_pairs,
-                              unrelated_ratio=config.unrelated_ratio if corpus else 0.0, seed=config.seed,
-                              filter_config=pair_filter(config))
-        return answer_in_context(ts, teacher_answer) if config.answers == "teacher" else ts
+    def save(self, path: Path) -> None:
+        self.weights.save(path, self.name, self.config_dict())
 
-    if not cache_dir:
-        return build
-    # one sub-folder per target config: sets built with other settings are never reused by mistake
-    digest = hashlib.sha256(json.dumps(dataclasses.asdict(config), sort_keys=True).encode()).hexdigest()[:12]
-    return CachedTargetBuilder(build, Path(cache_dir) / f"targets-{digest}")
+    def load(self, path: Path) -> None:
+        self.weights.load(path)
+
+    def storage_bytes(self) -> int:
+        return 0  # every update is merged: the model keeps the base architecture and size

@@ -1,0 +1,32 @@
+"""Settings dataclasses from plain dicts (JSON files, saved configs): the one implementation.
+
+Nested dataclass fields are built from nested objects, tuples from lists; an unknown field is an error
+naming where it was found and the known fields (a typo must not silently run the defaults).
+
+>>> build_dataclass(TrainConfig, {"epochs": 2}, "method.json:selfparam.train")
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import typing
+from typing import Any
+
+
+def build_dataclass(cls: type, values: dict[str, Any], where: str) -> Any:
+    """`cls(**values)` with nested dataclass fields built from nested dicts and tuples from lists."""
+    if not isinstance(values, dict):
+        raise ValueError(f"{where}: expected an object of settings, got {values!r}")
+    hints = typing.get_type_hints(cls)
+    fields = {f.name for f in dataclasses.fields(cls)}
+    kwargs = {}
+    for key, value in values.items():
+        if key not in fields:
+            raise ValueError(f"{where}: unknown setting {key!r}; known: {', '.join(sorted(fields))}")
+        hint = hints.get(key)
+        if dataclasses.is_dataclass(hint) and isinstance(value, dict):
+            value = build_dataclass(hint, value, f"{where}.{key}")
+        elif isinstance(value, list) and "tuple" in str(hint):
+            value = tuple(value)
+        kwargs[key] = value
+    return cls(**kwargs)
