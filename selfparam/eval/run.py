@@ -116,7 +116,8 @@ def shared_target_resources(lm: LM, *, seed: int, unrelated: Path | None, n_pair
         fields["n_pairs"] = n_pairs
     fields.update({k: v for k, v in target_settings.items() if v is not None})
     config = TargetConfig(**fields)
-    return Resources(target_builder=make_target_builder(config, lm, cache_dir=str(targets_dir)), targets=config)
+    return Resources(target_builder=make_target_builder(config, lm, cache_dir=str(targets_dir)), targets=config,
+                     seed=seed)
 
 
 def evaluate(settings: EvalSettings, lm: LM | None = None,

@@ -40,11 +40,13 @@ class Resources:
 
     `target_builder` turns a context into its target sentence set; sharing one (cached) builder is how
     SELF-PARAM and FT(S) train on exactly the same generated set. `targets` is the one `TargetConfig` it
-    was made from: methods follow it (and record it) instead of their own config's.
+    was made from: methods follow it (and record it) instead of their own config's. `seed` is the run's
+    seed: methods that train use it for their initialisation, shuffling and dropout (None: their own).
     """
 
     target_builder: Callable[[str], "TargetSet"] | None = None
     targets: "TargetConfig | None" = None
+    seed: int | None = None
 
 
 @runtime_checkable

@@ -104,6 +104,13 @@ class WeightUpdates:
             self.records.append(record)
 
 
+def with_run_seed(config: Any, resources: Resources) -> Any:
+    """A method config (with a `train` field) whose training seed is the run's, when the run sets one."""
+    if resources.seed is None:
+        return config
+    return dataclasses.replace(config, train=dataclasses.replace(config.train, seed=resources.seed))
+
+
 def target_source(resources: Resources, targets: TargetConfig, base_lm: LM) -> Callable[[str], TargetSet]:
     """context -> TargetSet: the run's shared (cached) builder when there is one, else one made from
     `targets` on first use, whose pairs the base model writes (as under the harness)."""

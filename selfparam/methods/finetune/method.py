@@ -16,7 +16,7 @@ from ...training.examples import context_nwp_examples, repeat_to, target_nwp_exa
 from ...training.trainer import encode_share, train_and_merge
 from ..base import Context, Query, Resources
 from ..prompted import answer_questions, score_questions
-from ..weight_update import WeightUpdates, target_source
+from ..weight_update import WeightUpdates, target_source, with_run_seed, with_run_seed
 from .config import FineTuneContextConfig, FineTuneTargetsConfig
 
 BUDGET_RULE = ("the context's chunks, repeated in order, give as many training sequences per context as "
@@ -71,8 +71,9 @@ class FineTuneContext(_WeightMethod):
 
     def __init__(self, lm: LM, config: FineTuneContextConfig | None = None, resources: Resources | None = None,
                  progress: bool = True):
-        self.config = config or FineTuneContextConfig()
-        self.targets = (resources or Resources()).targets or TargetConfig()  # the budget SELF-PARAM gets
+        resources = resources or Resources()
+        self.config = with_run_seed(config or FineTuneContextConfig(), resources)
+        self.targets = resources.targets or TargetConfig()  # the budget SELF-PARAM gets
         self.weights = WeightUpdates(lm)
         self.progress = progress
 
@@ -99,8 +100,8 @@ class FineTuneTargets(_WeightMethod):
 
     def __init__(self, lm: LM, config: FineTuneTargetsConfig | None = None, resources: Resources | None = None,
                  progress: bool = True):
-        self.config = config or FineTuneTargetsConfig()
         resources = resources or Resources()
+        self.config = with_run_seed(config or FineTuneTargetsConfig(), resources)
         self.targets = resources.targets or self.config.targets
         self.weights = WeightUpdates(lm)
         self.build_targets = target_source(resources, self.targets, lm)

@@ -29,7 +29,7 @@ from ...training.teacher import teacher_pass
 from ...training.trainer import encode_share, train_and_merge
 from ..base import Context, Query, Resources
 from ..prompted import answer_questions, score_questions
-from ..weight_update import WeightUpdates, target_source
+from ..weight_update import WeightUpdates, target_source, with_run_seed
 from .config import SelfParamConfig
 
 __all__ = ["SelfParam", "make_generator", "make_target_builder"]
@@ -47,8 +47,8 @@ class SelfParam:
 
     def __init__(self, lm: LM, config: SelfParamConfig | None = None, resources: Resources | None = None,
                  progress: bool = True):
-        self.config = config or SelfParamConfig()
         resources = resources or Resources()
+        self.config = with_run_seed(config or SelfParamConfig(), resources)
         self.targets = resources.targets or self.config.targets  # the one TargetConfig this method follows
         self.weights = WeightUpdates(lm)
         self.build_targets = target_source(resources, self.targets, lm)
