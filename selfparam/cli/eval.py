@@ -38,6 +38,8 @@ Subjects = Annotated[Optional[str], typer.Option("--mmlu-subjects", help="comma 
 PerSubject = Annotated[int, typer.Option("--mmlu-per-subject", help="questions per MMLU subject")]
 Wikitext = Annotated[Optional[Path], typer.Option("--wikitext", help="WikiText-2 raw file for perplexity")]
 PplTokens = Annotated[int, typer.Option("--ppl-tokens", help="token budget for perplexity")]
+Articles = Annotated[Optional[str], typer.Option("--articles", help="SQuAD: draw contexts only from these articles "
+                                                                   "(1-based, file order), e.g. 17-32 or 1-4,9")]
 Progress = Annotated[bool, typer.Option("--progress/--no-progress", help="progress bars over contexts")]
 
 
@@ -86,7 +88,8 @@ def single(data: Data, out: Out, methods: Methods = _QA_DEFAULT_METHODS, n: N = 
            questions_per_context: QPC = 3, max_new_tokens: MaxNew = None, n_pairs: NPairs = None,
            unrelated: Unrelated = None, targets_dir: TargetsDir = None, method_config: MethodConfig = None,
            general: General = False, mmlu: MMLU = None, mmlu_subjects: Subjects = None, mmlu_per_subject: PerSubject = 20,
-           wikitext: Wikitext = None, ppl_tokens: PplTokens = 4096, progress: Progress = True) -> None:
+           wikitext: Wikitext = None, ppl_tokens: PplTokens = 4096, articles: Articles = None,
+           progress: Progress = True) -> None:
     """Single-context injection: each context alone into a fresh model, then its questions (QA-F1, EM)."""
     _run("single", **locals())
 
@@ -98,7 +101,8 @@ def batch(data: Data, out: Out, methods: Methods = _QA_DEFAULT_METHODS, n: N = 2
           questions_per_context: QPC = 3, max_new_tokens: MaxNew = None, n_pairs: NPairs = None,
           unrelated: Unrelated = None, targets_dir: TargetsDir = None, method_config: MethodConfig = None,
           general: General = False, mmlu: MMLU = None, mmlu_subjects: Subjects = None, mmlu_per_subject: PerSubject = 20,
-          wikitext: Wikitext = None, ppl_tokens: PplTokens = 4096, progress: Progress = True) -> None:
+          wikitext: Wikitext = None, ppl_tokens: PplTokens = 4096, articles: Articles = None,
+          progress: Progress = True) -> None:
     """Batch injection: K contexts in one update, then all their questions."""
     _run("batch", **locals())
 
@@ -111,7 +115,7 @@ def sequential(data: Data, out: Out, methods: Methods = "selfparam,ft-s,ft-c",
                unrelated: Unrelated = None, targets_dir: TargetsDir = None, method_config: MethodConfig = None,
                general: General = False, mmlu: MMLU = None, mmlu_subjects: Subjects = None,
                mmlu_per_subject: PerSubject = 20, wikitext: Wikitext = None, ppl_tokens: PplTokens = 4096,
-               progress: Progress = True) -> None:
+               articles: Articles = None, progress: Progress = True) -> None:
     """Sequential injection of T contexts; after each step every earlier context is asked (retention matrix)."""
     options = locals()
     options["n"] = options.pop("t")

@@ -176,7 +176,7 @@ METRIC_KEYS = ("f1", "em", "f1_diagonal", "f1_all", *REC_COLUMNS)
 _COST_KEYS = ("status", "storage_bytes", "inject_seconds", "answer_latency", "n_injections", "n_questions",
               "retention", "error", "traceback")
 # settings that must agree for two runs' rows to share a table
-_SAME = ("task", "data", "n", "seed", "model", "questions_per_context", "max_new_tokens", "k", "dataset")
+_SAME = ("task", "data", "n", "seed", "model", "questions_per_context", "max_new_tokens", "k", "dataset", "articles")
 
 
 def outcome_from_dict(name: str, row: dict[str, Any]) -> MethodOutcome:

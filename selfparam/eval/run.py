@@ -19,7 +19,7 @@ from ..methods.registry import METHODS, build_method
 from . import tasks
 from .configs import method_configs
 from .general import GeneralConfig, general_ability
-from .loaders import CRS_DATASETS, DataError, load_crs, load_qa, sample_contexts, sample_turns
+from .loaders import CRS_DATASETS, DataError, load_crs, load_qa, parse_articles, sample_contexts, sample_turns
 from .report import write_config, write_report
 
 TASKS = ("single", "batch", "sequential", "recommendation")
@@ -41,6 +41,7 @@ class EvalSettings:
     device: str = "auto"
     dtype: str = "auto"
     questions_per_context: int = 3
+    articles: tuple[int, ...] | str | None = None  # SQuAD: draw only from these articles (1-based), e.g. "17-32"
     max_new_tokens: int | None = None  # None: the task's default
     k: int | None = None  # batch: contexts per update (None: all n at once)
     dataset: str | None = None  # recommendation: inspired | redial (a subfolder of `data`)
@@ -77,6 +78,13 @@ class EvalSettings:
             if self.dataset is not None and self.dataset not in CRS_DATASETS:
                 raise ValueError(f"unknown dataset {self.dataset!r}; known: {', '.join(CRS_DATASETS)}")
         self.data, self.out = Path(self.data), Path(self.out)
+        if self.articles is not None:
+            if self.task == "recommendation" or self.data.suffix != ".json":
+                raise ValueError(f"articles: apply to SQuAD JSON data only, not to {self.task} on {self.data}")
+            self.articles = parse_articles(self.articles) if isinstance(self.articles, str) \
+                else tuple(sorted(set(int(a) for a in self.articles)))
+            if not self.articles or self.articles[0] < 1:
+                raise ValueError(f"articles: need article numbers >= 1, got {self.articles}")
         if self.unrelated is not None and not Path(self.unrelated).is_file():
             raise ValueError(f"unrelated corpus {self.unrelated} does not exist")
         if self.targets_dir is None:
@@ -95,7 +103,7 @@ def load_task_data(settings: EvalSettings):
             raise DataError(f"recommendation data folder {folder} does not exist")
         data = load_crs(folder)
         return data, sample_turns(data, settings.n, settings.seed)
-    contexts = load_qa(settings.data)
+    contexts = load_qa(settings.data, settings.articles)
     return None, sample_contexts(contexts, settings.n, settings.seed, settings.questions_per_context)
 
 
