@@ -18,7 +18,10 @@ Data = Annotated[Path, typer.Option("--data", help="SQuAD JSON or PwC JSONL (rec
 Methods = Annotated[str, typer.Option("--methods", help="comma list: base, base-cq, ft-c, ft-s, selfparam, rag-bm25, "
                                                         "rag-dense")]
 N = Annotated[int, typer.Option("--n", help="contexts (recommendation: dialogue turns) drawn with --seed")]
-Seed = Annotated[int, typer.Option("--seed", help="draws the contexts and seeds every method")]
+Seed = Annotated[int, typer.Option("--seed", help="draws the contexts and seeds every method (LoRA init, "
+                                                 "shuffling, dropout, target generation)")]
+Seeds = Annotated[Optional[str], typer.Option("--seeds", help="a sweep in one command, e.g. 0,1,2: one run per seed "
+                                                             "in OUT/seed-S plus a summary of all (instead of --seed)")]
 Out = Annotated[Path, typer.Option("--out", help="run folder: config, predictions, summary.md/json, plots")]
 Model = Annotated[str, typer.Option("--model", help="embedded name, .gguf file, HF folder or cached hub id")]
 Device = Annotated[str, typer.Option("--device", help="auto, cpu, cuda, cuda:1 ...")]
@@ -47,12 +50,12 @@ def _run(task: str, data: Path, methods: str, n: int, seed: int, out: Path, mode
          questions_per_context: int, max_new_tokens: int | None, n_pairs: int | None, unrelated: Path | None,
          targets_dir: Path | None, method_config: Path | None, general: bool, mmlu: Path | None,
          mmlu_subjects: str | None, mmlu_per_subject: int, wikitext: Path | None, ppl_tokens: int, progress: bool,
-         **task_options) -> None:
+         seeds: str | None = None, **task_options) -> None:
     import shlex
     import sys
 
     from ..eval.general import DEFAULT_SUBJECTS, GeneralConfig
-    from ..eval.run import EvalSettings, evaluate
+    from ..eval.run import EvalSettings, evaluate, evaluate_seeds
 
     try:
         general_config = None
@@ -68,12 +71,18 @@ def _run(task: str, data: Path, methods: str, n: int, seed: int, out: Path, mode
             method_config=method_config, general=general_config, progress=progress,
             command=shlex.join(["selfparam", "eval", *sys.argv[sys.argv.index(task):]]) if task in sys.argv
             else shlex.join(sys.argv), **task_options)
-        result, paths = evaluate(settings)
+        if seeds is not None:
+            if seed != 0:
+                raise ValueError("give --seed or --seeds, not both")
+            results, paths = evaluate_seeds(settings, seeds)
+        else:
+            result, paths = evaluate(settings)
+            results = {seed: result}
     except ValueError as e:  # bad input (DataError, unknown names, bad sizes): say why, no traceback
         typer.secho(f"error: {e}", fg=typer.colors.RED, err=True)
         raise typer.Exit(2) from None
     typer.echo(paths["summary_md"].read_text())
-    failed = [o.name for o in result.outcomes if o.status != "ok"]
+    failed = sorted({o.name for result in results.values() for o in result.outcomes if o.status != "ok"})
     typer.echo(f"results in {out}" + (f"; failed methods: {', '.join(failed)}" if failed else ""))
     if failed:
         raise typer.Exit(1)
@@ -84,6 +93,7 @@ _QA_DEFAULT_METHODS = "base,base-cq,ft-c,ft-s,selfparam,rag-bm25,rag-dense"
 
 @eval_app.command()
 def single(data: Data, out: Out, methods: Methods = _QA_DEFAULT_METHODS, n: N = 20, seed: Seed = 0,
+           seeds: Seeds = None,
            model: Model = "smollm2-135m", device: Device = "auto", dtype: Dtype = "auto",
            questions_per_context: QPC = 3, max_new_tokens: MaxNew = None, n_pairs: NPairs = None,
            unrelated: Unrelated = None, targets_dir: TargetsDir = None, method_config: MethodConfig = None,
@@ -97,7 +107,8 @@ def single(data: Data, out: Out, methods: Methods = _QA_DEFAULT_METHODS, n: N = 
 @eval_app.command()
 def batch(data: Data, out: Out, methods: Methods = _QA_DEFAULT_METHODS, n: N = 20,
           k: Annotated[Optional[int], typer.Option("--k", help="contexts per update (default: all n)")] = None,
-          seed: Seed = 0, model: Model = "smollm2-135m", device: Device = "auto", dtype: Dtype = "auto",
+          seed: Seed = 0, seeds: Seeds = None, model: Model = "smollm2-135m", device: Device = "auto",
+          dtype: Dtype = "auto",
           questions_per_context: QPC = 3, max_new_tokens: MaxNew = None, n_pairs: NPairs = None,
           unrelated: Unrelated = None, targets_dir: TargetsDir = None, method_config: MethodConfig = None,
           general: General = False, mmlu: MMLU = None, mmlu_subjects: Subjects = None, mmlu_per_subject: PerSubject = 20,
@@ -110,7 +121,8 @@ def batch(data: Data, out: Out, methods: Methods = _QA_DEFAULT_METHODS, n: N = 2
 @eval_app.command()
 def sequential(data: Data, out: Out, methods: Methods = "selfparam,ft-s,ft-c",
                t: Annotated[int, typer.Option("--t", help="contexts injected one after another")] = 10,
-               seed: Seed = 0, model: Model = "smollm2-135m", device: Device = "auto", dtype: Dtype = "auto",
+               seed: Seed = 0, seeds: Seeds = None, model: Model = "smollm2-135m", device: Device = "auto",
+          dtype: Dtype = "auto",
                questions_per_context: QPC = 3, max_new_tokens: MaxNew = None, n_pairs: NPairs = None,
                unrelated: Unrelated = None, targets_dir: TargetsDir = None, method_config: MethodConfig = None,
                general: General = False, mmlu: MMLU = None, mmlu_subjects: Subjects = None,
@@ -126,7 +138,7 @@ def sequential(data: Data, out: Out, methods: Methods = "selfparam,ft-s,ft-c",
 def recommendation(data: Data, out: Out, methods: Methods = "base,base-cq,ft-c,ft-s,selfparam,rag-bm25,rag-dense",
                    dataset: Annotated[str, typer.Option("--dataset", help="inspired or redial (subfolder of --data)")]
                    = "inspired",
-                   n: N = 20, seed: Seed = 0, model: Model = "smollm2-135m", device: Device = "auto",
+                   n: N = 20, seed: Seed = 0, seeds: Seeds = None, model: Model = "smollm2-135m", device: Device = "auto",
                    dtype: Dtype = "auto", max_new_tokens: MaxNew = None, n_pairs: NPairs = None,
                    unrelated: Unrelated = None, targets_dir: TargetsDir = None, method_config: MethodConfig = None,
                    general: General = False, mmlu: MMLU = None, mmlu_subjects: Subjects = None,

@@ -8,6 +8,7 @@ run folder behind.
 from __future__ import annotations
 
 import dataclasses
+import json
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,10 +18,11 @@ from ..lm import DEFAULT_MODEL, LM, load_lm
 from ..methods.base import KnowledgeMethod, Resources
 from ..methods.registry import METHODS, build_method
 from . import tasks
-from .configs import method_configs
+from .configs import config_class, method_configs
 from .general import GeneralConfig, general_ability
 from .loaders import CRS_DATASETS, DataError, load_crs, load_qa, parse_articles, sample_contexts, sample_turns
 from .report import write_config, write_report
+from .seeds import parse_seeds, seed_folder, seed_settings, seed_summary, seeded, write_seed_report
 
 TASKS = ("single", "batch", "sequential", "recommendation")
 QA_METHODS = ("base", "base-cq", "ft-c", "ft-s", "selfparam", "rag-bm25", "rag-dense")
@@ -128,6 +130,30 @@ def shared_target_resources(lm: LM, *, seed: int, unrelated: Path | None, n_pair
     return Resources(target_builder=make_target_builder(TargetConfig(**fields), lambda: lm, cache_dir=str(targets_dir)))
 
 
+def run_method_configs(settings: EvalSettings) -> dict[str, Any]:
+    """Every method's config for this run: the `--method-config` file's settings (defaults otherwise) with
+    every `seed` field set to the run's seed (LoRA initialisation, shuffling, dropout). A file that sets a
+    seed itself is refused: the run's seed is the one place a seed is chosen."""
+    if settings.method_config is not None:
+        configs = method_configs(settings.method_config, list(settings.methods))
+        raw = json.loads(Path(settings.method_config).read_text(encoding="utf-8"))
+        where = [f"{name}.{path}" for name, values in raw.items() for path in seed_settings(values)]
+        if where:
+            raise ValueError(f"method config file {settings.method_config}: {', '.join(where)} set a seed; the run's "
+                             f"--seed/--seeds sets every method's seed")
+    else:
+        configs = {}
+    out = {}
+    for name in settings.methods:
+        config = configs.get(name)
+        if config is None:
+            cls = config_class(name)
+            config = cls() if cls is not None else None
+        if config is not None:
+            out[name] = seeded(config, settings.seed)
+    return out
+
+
 def evaluate(settings: EvalSettings, lm: LM | None = None,
              build: Callable[[str], KnowledgeMethod] | None = None) -> tuple[tasks.TaskResult, dict[str, Path]]:
     """Run the task for every method and write the report into `settings.out`.
@@ -136,7 +162,7 @@ def evaluate(settings: EvalSettings, lm: LM | None = None,
     tests pass a tiny model or a fake builder.
     """
     data, items = load_task_data(settings)  # bad data fails here, before the model loads
-    configs = method_configs(settings.method_config, list(settings.methods))
+    configs = run_method_configs(settings)
     settings.out.mkdir(parents=True, exist_ok=True)
     write_config(settings.out, {"settings": settings.to_dict(),
                                 "method_configs": {k: dataclasses.asdict(v) for k, v in configs.items()},
@@ -190,3 +216,31 @@ def _general_after(config: GeneralConfig):
         return general_ability(lm, config)
 
     return after
+
+
+def evaluate_seeds(settings: EvalSettings, seeds: tuple[int, ...] | str, lm: LM | None = None,
+                   build: Callable[[str], KnowledgeMethod] | None = None) -> tuple[dict[int, tasks.TaskResult],
+                                                                                  dict[str, Path]]:
+    """`evaluate` once per seed into `OUT/seed-S/` (each seed draws its contexts and seeds every method), then
+    a combined `OUT/summary.{json,md}` with the per-seed figures and their mean. The model loads once."""
+    seeds = parse_seeds(seeds) if isinstance(seeds, str) else tuple(seeds)
+    if not seeds:
+        raise ValueError("seeds: give at least one seed")
+    shared_targets = settings.targets_dir if settings.targets_dir != settings.out / "targets" else None
+    per_seed = [dataclasses.replace(settings, seed=s, out=seed_folder(settings.out, s), targets_dir=shared_targets)
+                for s in seeds]
+    for s in per_seed:  # every seed's data and method configs are checked before anything runs
+        load_task_data(s)
+        run_method_configs(s)
+    if build is None and lm is None:
+        lm = load_lm(settings.model, settings.device, settings.dtype)
+    results, summaries = {}, {}
+    for seed, s in zip(seeds, per_seed):
+        result, paths = evaluate(s, lm, build)
+        results[seed] = result
+        summaries[seed] = json.loads(paths["summary_json"].read_text(encoding="utf-8"))
+    title = f"{settings.task}: {settings.data.name}"
+    paths = write_seed_report(settings.out, seed_summary(summaries),
+                              {"settings": settings.to_dict(), "seeds": list(seeds),
+                               "runs": [str(s.out) for s in per_seed]}, title)
+    return results, paths
