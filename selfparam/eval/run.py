@@ -21,6 +21,7 @@ from . import tasks
 from .configs import config_class, method_configs
 from .general import GeneralConfig, general_ability
 from .loaders import CRS_DATASETS, DataError, load_crs, load_qa, parse_articles, sample_contexts, sample_turns
+from .progress import LOG_NAME, RunLog, resume_differences
 from .report import write_config, write_report
 from .seeds import parse_seeds, seed_folder, seed_settings, seed_summary, seeded, write_seed_report
 
@@ -130,6 +131,29 @@ def shared_target_resources(lm: LM, *, seed: int, unrelated: Path | None, n_pair
     return Resources(target_builder=make_target_builder(TargetConfig(**fields), lambda: lm, cache_dir=str(targets_dir)))
 
 
+# settings that may change between an interrupted run and its resumption (they change no figure)
+_RESUMABLE = ("progress", "command")
+
+
+def open_run_log(out: Path, config: dict[str, Any]) -> RunLog:
+    """The run log in `out`, after checking that the run it logs had the same settings, method configs and
+    drawn items as `config` (a changed setting would mix two runs' figures in one report)."""
+    path = Path(out) / LOG_NAME
+    if not path.is_file():
+        return RunLog(path)
+    previous = Path(out) / "config.json"
+    if not previous.is_file():
+        raise ValueError(f"{out} has a run log but no config.json; move {path} away to start afresh")
+    old = json.loads(previous.read_text(encoding="utf-8"))
+    differ = resume_differences(old.get("settings", {}), config["settings"], ignore=_RESUMABLE)
+    differ += resume_differences({k: old.get(k) for k in ("method_configs", "items")},
+                                 {k: config[k] for k in ("method_configs", "items")})
+    if differ:
+        raise ValueError(f"{out} holds a run with other settings, which this command would resume: "
+                         f"{'; '.join(differ)}. Run it with the same settings, or choose another --out")
+    return RunLog(path)
+
+
 def run_method_configs(settings: EvalSettings) -> dict[str, Any]:
     """Every method's config for this run: the `--method-config` file's settings (defaults otherwise) with
     every `seed` field set to the run's seed (LoRA initialisation, shuffling, dropout). A file that sets a
@@ -163,11 +187,12 @@ def evaluate(settings: EvalSettings, lm: LM | None = None,
     """
     data, items = load_task_data(settings)  # bad data fails here, before the model loads
     configs = run_method_configs(settings)
+    config = {"settings": settings.to_dict(),
+              "method_configs": {k: dataclasses.asdict(v) for k, v in configs.items()},
+              "items": [getattr(getattr(i, "context", None), "id", None) or getattr(i, "id", None) for i in items]}
+    log = open_run_log(settings.out, config)  # a changed setting refuses to resume, before anything is written
     settings.out.mkdir(parents=True, exist_ok=True)
-    write_config(settings.out, {"settings": settings.to_dict(),
-                                "method_configs": {k: dataclasses.asdict(v) for k, v in configs.items()},
-                                "items": [getattr(getattr(i, "context", None), "id", None) or getattr(i, "id", None)
-                                          for i in items]})
+    write_config(settings.out, config)
     started = time.time()
     if build is None:
         lm = lm or load_lm(settings.model, settings.device, settings.dtype)
@@ -184,7 +209,9 @@ def evaluate(settings: EvalSettings, lm: LM | None = None,
         general_before = general_ability(lm, settings.general)
         after = _general_after(settings.general)
 
-    common = dict(max_new_tokens=settings.max_new_tokens, seed=settings.seed, progress=settings.progress, after=after)
+    resumed = len(log.units)
+    common = dict(max_new_tokens=settings.max_new_tokens, seed=settings.seed, progress=settings.progress, after=after,
+                  log=log)
     if settings.task == "single":
         result = tasks.run_single(settings.methods, build, items, **common)
     elif settings.task == "batch":
@@ -196,6 +223,8 @@ def evaluate(settings: EvalSettings, lm: LM | None = None,
     if general_before is not None:
         result.extra["general_before"] = general_before
     result.extra["wall_seconds"] = round(time.time() - started, 1)
+    if resumed:
+        result.extra["resumed_units"] = resumed  # units taken from the run log of an earlier, interrupted run
     result.extra["model"] = settings.model
     title = f"{settings.task} injection: {settings.data.name}" if settings.task != "recommendation" \
         else f"conversational recommendation: {result.extra.get('dataset')}"
