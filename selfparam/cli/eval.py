@@ -138,7 +138,8 @@ def sequential(data: Data, out: Out, methods: Methods = "selfparam,ft-s,ft-c",
 def recommendation(data: Data, out: Out, methods: Methods = "base,base-cq,ft-c,ft-s,selfparam,rag-bm25,rag-dense",
                    dataset: Annotated[str, typer.Option("--dataset", help="inspired or redial (subfolder of --data)")]
                    = "inspired",
-                   n: N = 20, seed: Seed = 0, seeds: Seeds = None, model: Model = "smollm2-135m", device: Device = "auto",
+                   n: N = 20, seed: Seed = 0, seeds: Seeds = None, model: Model = "smollm2-135m",
+                   device: Device = "auto",
                    dtype: Dtype = "auto", max_new_tokens: MaxNew = None, n_pairs: NPairs = None,
                    unrelated: Unrelated = None, targets_dir: TargetsDir = None, method_config: MethodConfig = None,
                    general: General = False, mmlu: MMLU = None, mmlu_subjects: Subjects = None,
@@ -152,18 +153,11 @@ def recommendation(data: Data, out: Out, methods: Methods = "base,base-cq,ft-c,f
 def merge(folders: Annotated[list[Path], typer.Argument(help="run folders of the same task, data and draw")],
           out: Out) -> None:
     """One summary table (and plots) from runs of the same task and draw, e.g. baselines and SELF-PARAM run
-    apart; lifelong reports (summary.json without config.json) merge into one lifelong table."""
-    from ..eval.lifelong import merge_lifelong
+    apart, or lifelong runs of the same edits (each method may stop at another edit count)."""
     from ..eval.report import merge_runs
 
-    lifelong_reports = all((Path(f) / "summary.json").is_file() and not (Path(f) / "config.json").is_file()
-                           for f in folders)
     try:
-        if lifelong_reports:
-            merge_lifelong(folders, out)
-            summary = Path(out) / "summary.md"
-        else:
-            summary = merge_runs(folders, out)["summary_md"]
+        summary = merge_runs(folders, out)["summary_md"]
     except ValueError as e:
         typer.secho(f"error: {e}", fg=typer.colors.RED, err=True)
         raise typer.Exit(2) from None

@@ -100,9 +100,41 @@ def _stat_cells(row: dict[str, Any], suffix: str = "") -> list[str]:
     return [_with_ci(row.get(key + suffix), row.get(key + suffix + "_ci"), signed) for _, key, signed in _STAT_COLUMNS]
 
 
+LIFELONG_COLUMNS = ("reliability", "generality", "locality", "reliability_gen", "generality_gen", "locality_gen")
+
+
+def lifelong_markdown(result: TaskResult, title: str | None = None) -> str:
+    """One row per method and edit count, then latency / MMLU per method and failures."""
+    extra = result.extra
+    lines = [f"# {title or 'Lifelong editing on ' + str(extra.get('data', ''))}", "",
+             f"Model {extra.get('model')}; command: `{extra.get('command')}`", "",
+             "| method | edits | " + " | ".join(LIFELONG_COLUMNS) + " | edit ms | storage KB |",
+             "|" + "---|" * (len(LIFELONG_COLUMNS) + 4)]
+    notes = []
+    for o in result.outcomes:
+        for t in sorted((k for k in o.extra if k.isdigit()), key=int):
+            m = o.extra[t]
+            lines.append(f"| {o.name} | {t} | " + " | ".join(_fmt(m.get(k)) for k in LIFELONG_COLUMNS)
+                         + f" | {_fmt(m.get('edit_ms'), 1)} | {_fmt(m['storage_bytes'] / 1024, 0)} |")
+        lat = o.extra.get("latency_ms", {})
+        if lat:
+            notes.append(f"- {o.name}: answer latency (ms/query, {extra.get('config', {}).get('max_new_tokens')} new "
+                         "tokens): " + ", ".join(f"{k} {v:.0f}" for k, v in lat.items())
+                         + (f"; MMLU {o.extra['mmlu_before']:.3f} before, {o.extra['mmlu_after']:.3f} after "
+                            f"{o.extra['mmlu_after_edits']} edits" if "mmlu_after" in o.extra else ""))
+    lines += ["", *notes]
+    failed = [o for o in result.outcomes if o.status != "ok"]
+    if failed:
+        lines += ["", "## Failures", ""]
+        lines += [f"- `{o.name}`: {o.error}" for o in failed]
+    return "\n".join(lines) + "\n"
+
+
 def summary_markdown(result: TaskResult, title: str | None = None) -> str:
     """The summary as Markdown tables: one row per method (QA tasks: with bootstrap intervals), then
     retention matrices and failures."""
+    if result.task == "lifelong":
+        return lifelong_markdown(result, title)
     qa = result.task in QA_TASKS
     statistics = result_statistics(result) if qa else {}
     columns = REC_COLUMNS if result.task == "recommendation" else ()
@@ -175,8 +207,10 @@ def write_report(out: Path, result: TaskResult, title: str | None = None, plots:
 METRIC_KEYS = ("f1", "em", "f1_diagonal", "f1_all", *REC_COLUMNS)
 _COST_KEYS = ("status", "storage_bytes", "inject_seconds", "answer_latency", "n_injections", "n_questions",
               "retention", "error", "traceback")
-# settings that must agree for two runs' rows to share a table
+# settings that must agree for two runs' rows to share a table (lifelong: the edits are the data file's first T
+# records, so the same file means the same edits, and each method may stop at another count)
 _SAME = ("task", "data", "n", "seed", "model", "questions_per_context", "max_new_tokens", "k", "dataset", "articles")
+_SAME_LIFELONG = ("task", "data", "model", "eval_sample", "gen_sample", "max_new_tokens", "seed")
 
 
 def outcome_from_dict(name: str, row: dict[str, Any]) -> MethodOutcome:
@@ -207,8 +241,9 @@ def merge_runs(folders: list[Path], out: Path, title: str | None = None) -> dict
         records += [json.loads(line) for line in (folder / "predictions.jsonl").read_text(encoding="utf-8").splitlines()
                     if line.strip()]
     first = configs[0]["settings"]
+    same = _SAME_LIFELONG if first.get("task") == "lifelong" else _SAME
     for folder, config in zip(folders[1:], configs[1:]):
-        differ = [k for k in _SAME if config["settings"].get(k) != first.get(k)]
+        differ = [k for k in same if config["settings"].get(k) != first.get(k)]
         if config.get("items") != configs[0].get("items"):
             differ.append("items")
         if differ:
@@ -228,5 +263,7 @@ def merge_runs(folders: list[Path], out: Path, title: str | None = None) -> dict
     extra["merged_from"] = [str(f) for f in folders]
     result = TaskResult(summaries[0]["task"], outcomes, records, extra)
     out = Path(out)
-    write_json(out / "config.json", {"merged_from": {str(f): c for f, c in zip(folders, configs)}, **provenance()})
+    # the settings the runs share (so a merged folder merges again), and each run's own config
+    write_json(out / "config.json", {"settings": first, "items": configs[0].get("items"),
+                                     "merged_from": {str(f): c for f, c in zip(folders, configs)}, **provenance()})
     return write_report(out, result, title)
