@@ -174,3 +174,40 @@ def test_general_ability_before_and_after(tiny_folder, squad, shared_data, tmp_p
         assert summary["methods"][name]["mmlu_acc"] == before["mmlu_acc"]
         assert summary["methods"][name]["wikitext_ppl"] == pytest.approx(before["wikitext_ppl"])
     assert "wikitext_ppl" in (out / "summary.md").read_text()
+
+
+def test_articles_split_is_drawn_from_and_recorded(squad, tmp_path):
+    class Constant:
+        name = "base"
+
+        def inject(self, contexts):
+            pass
+
+        def answer(self, queries, max_new_tokens=32):
+            return ["1989"] * len(queries)
+
+        def reset(self):
+            pass
+
+        def storage_bytes(self):
+            return 0
+
+    settings = EvalSettings("single", squad, tmp_path / "run", methods=("base",), n=5, articles="17-32",
+                            progress=False)
+    evaluate(settings, build=lambda name: Constant())
+    config = json.loads((tmp_path / "run" / "config.json").read_text())
+    assert config["settings"]["articles"] == list(range(17, 33))
+    titles = [a["title"] for a in json.loads(squad.read_text())["data"]][16:32]
+    assert all(item.rsplit("/", 1)[0] in titles for item in config["items"])
+    with pytest.raises(ValueError, match="SQuAD JSON data only"):
+        EvalSettings("recommendation", tmp_path, tmp_path / "r", methods=("base",), articles="1")
+
+
+@pytest.mark.parametrize("articles, message", [("32-17", "1 <= FIRST <= LAST"), ("x", "not a number"),
+                                               ("17-9999", "do not exist")])
+def test_bad_articles_fail_fast(articles, message, squad, tmp_path):
+    out = tmp_path / "out"
+    result = runner.invoke(eval_app, ["single", "--data", str(squad), "--methods", "base", "--articles", articles,
+                                      "--out", str(out)])
+    assert result.exit_code == 2 and message in result.output and "Traceback" not in result.output
+    assert not out.exists()

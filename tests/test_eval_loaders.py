@@ -103,3 +103,29 @@ def test_inspired_first_turn(shared_data):
 def test_crs_folder_errors(tmp_path):
     with pytest.raises(DataError, match="missing test.jsonl"):
         load_crs(tmp_path)
+
+
+def test_parse_articles():
+    from selfparam.eval.loaders import parse_articles
+
+    assert parse_articles("17-19,25") == (17, 18, 19, 25)
+    assert parse_articles(" 3 , 1-2,2") == (1, 2, 3)
+    for bad in ("17-", "a-b", "0-3", "5-2", "", "1,,2"):
+        with pytest.raises(ValueError, match="articles"):
+            parse_articles(bad)
+
+
+def test_squad_articles_select_contexts_of_those_articles_only(shared_data, tmp_path):
+    path = shared_data / "squad_v1.1/dev-v1.1-public.json"
+    doc = json.loads(path.read_text())
+    titles = [a["title"] for a in doc["data"]]
+    report = load_qa(path, articles=tuple(range(17, 33)))
+    assert report and {c.context.id.rsplit("/", 1)[0] for c in report} == set(titles[16:32])
+    tuning = load_qa(path, articles=tuple(range(1, 17)))
+    assert not {c.context.id for c in report} & {c.context.id for c in tuning}
+    with pytest.raises(DataError, match=f"has {len(titles)} articles.*\\[{len(titles) + 1}\\]"):
+        load_squad(path, articles=(1, len(titles) + 1))
+    jsonl = tmp_path / "pwc.jsonl"
+    jsonl.write_text(json.dumps({"context": "c", "question": "q", "answer": "a"}) + "\n")
+    with pytest.raises(DataError, match="SQuAD JSON only"):
+        load_qa(jsonl, articles=(1,))

@@ -129,7 +129,7 @@ def test_method_config_cannot_set_per_method_targets(tmp_path):
 
 def test_merge_lifelong_reports(tiny, tmp_path, recipe_ready):
     from selfparam.eval.editing_data import load_edits
-    from selfparam.eval.lifelong import merge_lifelong
+    from selfparam.eval.report import merge_runs
 
     _write_data(tmp_path / "cf.json", n=4)
     records = load_edits(tmp_path / "cf.json")
@@ -137,18 +137,18 @@ def test_merge_lifelong_reports(tiny, tmp_path, recipe_ready):
     run_lifelong(tiny, {"recipe": None}, records, cfg, tmp_path / "a", data_name="cf", progress=False)
     run_lifelong(tiny, {"base": None}, records, LifelongConfig(edits=(1,), eval_sample=4, gen_sample=2,
                  max_new_tokens=2, latency_queries=1), tmp_path / "b", data_name="cf", progress=False)
-    merged = merge_lifelong([tmp_path / "a", tmp_path / "b"], tmp_path / "ab")
-    assert list(merged["methods"]) == ["recipe", "base"]
+    merge_runs([tmp_path / "a", tmp_path / "b"], tmp_path / "ab")
     saved = json.loads((tmp_path / "ab" / "summary.json").read_text())
+    assert list(saved["methods"]) == ["recipe", "base"]
     assert saved["methods"]["recipe"]["4"] == json.loads((tmp_path / "a" / "summary.json").read_text())["methods"]["recipe"]["4"]
     md = (tmp_path / "ab" / "summary.md").read_text()
     assert "| recipe | 4 |" in md and "| base | 1 |" in md and (tmp_path / "ab" / "lifelong.png").is_file()
     with pytest.raises(ValueError, match="more than one"):
-        merge_lifelong([tmp_path / "a", tmp_path / "ab"], tmp_path / "x")
+        merge_runs([tmp_path / "a", tmp_path / "ab"], tmp_path / "x")
     run_lifelong(tiny, {"base": None}, records, LifelongConfig(edits=(1,), max_new_tokens=3, latency_queries=1),
                  tmp_path / "c", data_name="cf", progress=False)
     with pytest.raises(ValueError, match="max_new_tokens"):
-        merge_lifelong([tmp_path / "a", tmp_path / "c"], tmp_path / "y")
+        merge_runs([tmp_path / "a", tmp_path / "c"], tmp_path / "y")
     assert not (tmp_path / "x").exists() and not (tmp_path / "y").exists()
 
 
@@ -182,7 +182,8 @@ def test_scores_do_not_depend_on_batching(tiny, tmp_path, monkeypatch):
     _write_data(tmp_path / "cf.json", n=10)
     records = load_edits(tmp_path / "cf.json")
     cfg = LifelongConfig(edits=(1, 10), eval_sample=10, gen_sample=5, max_new_tokens=2, latency_queries=2)
-    res = lifelong_module.run_method(tiny, "sensitive", None, records, cfg, progress=False)
+    summary = lifelong_module.run_lifelong(tiny, {"sensitive": None}, records, cfg, tmp_path / "out", progress=False)
+    res = summary["methods"]["sensitive"]
     for t in ("1", "10"):
         assert res[t]["reliability"] == res[t]["locality"] == 1.0
         assert res[t]["locality_gen"] == 1.0  # the same answer as before any edit, whatever the sample size
@@ -209,3 +210,38 @@ def test_repeated_edits_are_dropped_and_too_many_edits_refused(tiny, tmp_path, r
                                  "--edits", "1,4", "--out", str(tmp_path / "o"), "--max-new-tokens", "2"])
     assert r.exit_code == 0, r.output
     assert "1 repeated edits dropped" in r.output and "| recipe | 4 |" in r.output
+
+
+class Explodes(BatchSensitive):
+    """Fails at its third edit."""
+
+    def __init__(self):
+        self.edits = 0
+
+    def inject(self, contexts):
+        self.edits += 1
+        if self.edits == 3:
+            raise RuntimeError("editor blew up at edit 3")
+
+
+def test_a_failing_method_is_isolated_and_timed_by_the_shared_harness(tiny, tmp_path, monkeypatch):
+    from selfparam.eval import lifelong as lifelong_module
+    from selfparam.eval.editing_data import load_edits
+
+    made = {"boom": Explodes, "sensitive": BatchSensitive}
+    monkeypatch.setattr(lifelong_module, "build_method", lambda name, *a, **k: made[name]())
+    _write_data(tmp_path / "cf.json", n=4)
+    cfg = LifelongConfig(edits=(1, 4), eval_sample=4, gen_sample=2, max_new_tokens=2, latency_queries=1)
+    summary = lifelong_module.run_lifelong(tiny, {"boom": None, "sensitive": None}, load_edits(tmp_path / "cf.json"),
+                                           cfg, tmp_path / "out", progress=False)
+    boom, ok = summary["methods"]["boom"], summary["methods"]["sensitive"]
+    assert boom["status"] == "failed" and "editor blew up at edit 3" in boom["error"]
+    assert boom["1"]["reliability"] == 1.0 and "4" not in boom  # the finished count is kept
+    assert ok["status"] == "ok" and ok["4"]["reliability"] == 1.0 and ok["reliability"] == 1.0
+    assert ok["n_injections"] == 4 and ok["inject_seconds"] >= 0 and ok["answer_latency"] > 0
+    saved = tmp_path / "out"
+    assert "editor blew up at edit 3" in (saved / "summary.md").read_text()
+    config = json.loads((saved / "config.json").read_text())
+    assert config["settings"]["task"] == "lifelong" and "git_revision" in config
+    lines = (saved / "predictions.jsonl").read_text().splitlines()
+    assert len(lines) == 1 + 1 + 4  # boom: 1 edit scored at T=1; sensitive: 1 at T=1, 4 at T=4

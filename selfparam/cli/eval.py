@@ -19,7 +19,10 @@ eval_app = typer.Typer(help="Evaluate knowledge methods on the papers' tasks; on
 Data = Annotated[Path, typer.Option("--data", help="SQuAD JSON or PwC JSONL (recommendation: the crs_selfparam folder)")]
 Methods = Annotated[str, typer.Option("--methods", help=f"comma list: {', '.join(METHODS)}")]
 N = Annotated[int, typer.Option("--n", help="contexts (recommendation: dialogue turns) drawn with --seed")]
-Seed = Annotated[int, typer.Option("--seed", help="draws the contexts and seeds every method")]
+Seed = Annotated[int, typer.Option("--seed", help="draws the contexts and seeds every method (LoRA init, "
+                                                 "shuffling, dropout, target generation)")]
+Seeds = Annotated[Optional[str], typer.Option("--seeds", help="a sweep in one command, e.g. 0,1,2: one run per seed "
+                                                             "in OUT/seed-S plus a summary of all (instead of --seed)")]
 Out = Annotated[Path, typer.Option("--out", help="run folder: config, predictions, summary.md/json, plots")]
 Model = Annotated[str, typer.Option("--model", help="embedded name, .gguf file, HF folder or cached hub id")]
 Device = Annotated[str, typer.Option("--device", help="auto, cpu, cuda, cuda:1 ...")]
@@ -39,6 +42,8 @@ Subjects = Annotated[Optional[str], typer.Option("--mmlu-subjects", help="comma 
 PerSubject = Annotated[int, typer.Option("--mmlu-per-subject", help="questions per MMLU subject")]
 Wikitext = Annotated[Optional[Path], typer.Option("--wikitext", help="WikiText-2 raw file for perplexity")]
 PplTokens = Annotated[int, typer.Option("--ppl-tokens", help="token budget for perplexity")]
+Articles = Annotated[Optional[str], typer.Option("--articles", help="SQuAD: draw contexts only from these articles "
+                                                                   "(1-based, file order), e.g. 17-32 or 1-4,9")]
 Progress = Annotated[bool, typer.Option("--progress/--no-progress", help="progress bars over contexts")]
 
 
@@ -46,12 +51,12 @@ def _run(task: str, data: Path, methods: str, n: int, seed: int, out: Path, mode
          questions_per_context: int, max_new_tokens: int | None, n_pairs: int | None, unrelated: Path | None,
          targets_dir: Path | None, method_config: Path | None, general: bool, mmlu: Path | None,
          mmlu_subjects: str | None, mmlu_per_subject: int, wikitext: Path | None, ppl_tokens: int, progress: bool,
-         **task_options) -> None:
+         seeds: str | None = None, **task_options) -> None:
     import shlex
     import sys
 
     from ..eval.general import DEFAULT_SUBJECTS, GeneralConfig
-    from ..eval.run import EvalSettings, evaluate
+    from ..eval.run import EvalSettings, evaluate, evaluate_seeds
 
     try:
         general_config = None
@@ -67,12 +72,18 @@ def _run(task: str, data: Path, methods: str, n: int, seed: int, out: Path, mode
             method_config=method_config, general=general_config, progress=progress,
             command=shlex.join(["selfparam", "eval", *sys.argv[sys.argv.index(task):]]) if task in sys.argv
             else shlex.join(sys.argv), **task_options)
-        result, paths = evaluate(settings)
+        if seeds is not None:
+            if seed != 0:
+                raise ValueError("give --seed or --seeds, not both")
+            results, paths = evaluate_seeds(settings, seeds)
+        else:
+            result, paths = evaluate(settings)
+            results = {seed: result}
     except ValueError as e:  # bad input (DataError, unknown names, bad sizes): say why, no traceback
         typer.secho(f"error: {e}", fg=typer.colors.RED, err=True)
         raise typer.Exit(2) from None
     typer.echo(paths["summary_md"].read_text())
-    failed = [o.name for o in result.outcomes if o.status != "ok"]
+    failed = sorted({o.name for result in results.values() for o in result.outcomes if o.status != "ok"})
     typer.echo(f"results in {out}" + (f"; failed methods: {', '.join(failed)}" if failed else ""))
     if failed:
         raise typer.Exit(1)
@@ -83,11 +94,13 @@ _QA_DEFAULT_METHODS = ",".join(QA_METHODS)
 
 @eval_app.command()
 def single(data: Data, out: Out, methods: Methods = _QA_DEFAULT_METHODS, n: N = 20, seed: Seed = 0,
+           seeds: Seeds = None,
            model: Model = "smollm2-135m", device: Device = "auto", dtype: Dtype = "auto",
            questions_per_context: QPC = 3, max_new_tokens: MaxNew = None, n_pairs: NPairs = None,
            unrelated: Unrelated = None, targets_dir: TargetsDir = None, method_config: MethodConfig = None,
            general: General = False, mmlu: MMLU = None, mmlu_subjects: Subjects = None, mmlu_per_subject: PerSubject = 20,
-           wikitext: Wikitext = None, ppl_tokens: PplTokens = 4096, progress: Progress = True) -> None:
+           wikitext: Wikitext = None, ppl_tokens: PplTokens = 4096, articles: Articles = None,
+           progress: Progress = True) -> None:
     """Single-context injection: each context alone into a fresh model, then its questions (QA-F1, EM)."""
     _run("single", **locals())
 
@@ -95,11 +108,13 @@ def single(data: Data, out: Out, methods: Methods = _QA_DEFAULT_METHODS, n: N = 
 @eval_app.command()
 def batch(data: Data, out: Out, methods: Methods = _QA_DEFAULT_METHODS, n: N = 20,
           k: Annotated[Optional[int], typer.Option("--k", help="contexts per update (default: all n)")] = None,
-          seed: Seed = 0, model: Model = "smollm2-135m", device: Device = "auto", dtype: Dtype = "auto",
+          seed: Seed = 0, seeds: Seeds = None, model: Model = "smollm2-135m", device: Device = "auto",
+          dtype: Dtype = "auto",
           questions_per_context: QPC = 3, max_new_tokens: MaxNew = None, n_pairs: NPairs = None,
           unrelated: Unrelated = None, targets_dir: TargetsDir = None, method_config: MethodConfig = None,
           general: General = False, mmlu: MMLU = None, mmlu_subjects: Subjects = None, mmlu_per_subject: PerSubject = 20,
-          wikitext: Wikitext = None, ppl_tokens: PplTokens = 4096, progress: Progress = True) -> None:
+          wikitext: Wikitext = None, ppl_tokens: PplTokens = 4096, articles: Articles = None,
+          progress: Progress = True) -> None:
     """Batch injection: K contexts in one update, then all their questions."""
     _run("batch", **locals())
 
@@ -107,12 +122,13 @@ def batch(data: Data, out: Out, methods: Methods = _QA_DEFAULT_METHODS, n: N = 2
 @eval_app.command()
 def sequential(data: Data, out: Out, methods: Methods = "selfparam,ft-s,ft-c",
                t: Annotated[int, typer.Option("--t", help="contexts injected one after another")] = 10,
-               seed: Seed = 0, model: Model = "smollm2-135m", device: Device = "auto", dtype: Dtype = "auto",
+               seed: Seed = 0, seeds: Seeds = None, model: Model = "smollm2-135m", device: Device = "auto",
+          dtype: Dtype = "auto",
                questions_per_context: QPC = 3, max_new_tokens: MaxNew = None, n_pairs: NPairs = None,
                unrelated: Unrelated = None, targets_dir: TargetsDir = None, method_config: MethodConfig = None,
                general: General = False, mmlu: MMLU = None, mmlu_subjects: Subjects = None,
                mmlu_per_subject: PerSubject = 20, wikitext: Wikitext = None, ppl_tokens: PplTokens = 4096,
-               progress: Progress = True) -> None:
+               articles: Articles = None, progress: Progress = True) -> None:
     """Sequential injection of T contexts; after each step every earlier context is asked (retention matrix)."""
     options = locals()
     options["n"] = options.pop("t")
@@ -123,7 +139,8 @@ def sequential(data: Data, out: Out, methods: Methods = "selfparam,ft-s,ft-c",
 def recommendation(data: Data, out: Out, methods: Methods = "base,base-cq,ft-c,ft-s,selfparam,rag-bm25,rag-dense",
                    dataset: Annotated[str, typer.Option("--dataset", help="inspired or redial (subfolder of --data)")]
                    = "inspired",
-                   n: N = 20, seed: Seed = 0, model: Model = "smollm2-135m", device: Device = "auto",
+                   n: N = 20, seed: Seed = 0, seeds: Seeds = None, model: Model = "smollm2-135m",
+                   device: Device = "auto",
                    dtype: Dtype = "auto", max_new_tokens: MaxNew = None, n_pairs: NPairs = None,
                    unrelated: Unrelated = None, targets_dir: TargetsDir = None, method_config: MethodConfig = None,
                    general: General = False, mmlu: MMLU = None, mmlu_subjects: Subjects = None,
@@ -137,18 +154,11 @@ def recommendation(data: Data, out: Out, methods: Methods = "base,base-cq,ft-c,f
 def merge(folders: Annotated[list[Path], typer.Argument(help="run folders of the same task, data and draw")],
           out: Out) -> None:
     """One summary table (and plots) from runs of the same task and draw, e.g. baselines and SELF-PARAM run
-    apart; lifelong reports (summary.json without config.json) merge into one lifelong table."""
-    from ..eval.lifelong import merge_lifelong
+    apart, or lifelong runs of the same edits (each method may stop at another edit count)."""
     from ..eval.report import merge_runs
 
-    lifelong_reports = all((Path(f) / "summary.json").is_file() and not (Path(f) / "config.json").is_file()
-                           for f in folders)
     try:
-        if lifelong_reports:
-            merge_lifelong(folders, out)
-            summary = Path(out) / "summary.md"
-        else:
-            summary = merge_runs(folders, out)["summary_md"]
+        summary = merge_runs(folders, out)["summary_md"]
     except ValueError as e:
         typer.secho(f"error: {e}", fg=typer.colors.RED, err=True)
         raise typer.Exit(2) from None

@@ -9,15 +9,14 @@ Per method and edit count T:
   the share of greedy answers unchanged;
 - edit_ms: mean wall time of one `inject` over the first T edits; storage_bytes after T edits.
 Beyond T = `eval_sample` the scores are over a seeded sample of the edits so far (all T are injected).
-Methods are built with `build_method` and used through the protocol only.
+Methods are built with `build_method` and run by the shared harness (`tasks.run_methods`: failure isolation,
+timing) and reported by the shared writer (`report.write_report`), so `selfparam eval merge` merges
+lifelong reports like any other.
 """
 
 from __future__ import annotations
 
-import json
-import os
 import random
-import subprocess
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -28,7 +27,9 @@ from tqdm.auto import tqdm
 from ..lm import LM
 from ..methods.base import Context, Query, Resources
 from ..methods.registry import build_method
+from . import tasks
 from .editing_data import EditRecord
+from .report import summary_dict, write_config, write_report
 
 METRICS = ("reliability", "generality", "locality", "reliability_gen", "generality_gen", "locality_gen")
 
@@ -110,157 +111,101 @@ def _time_answers(fn, queries: Sequence[Query], max_new_tokens: int) -> float:
     return (time.perf_counter() - started) * 1000 / len(queries)
 
 
-def run_method(lm: LM, name: str, config: Any, records: Sequence[EditRecord], cfg: LifelongConfig,
-               resources: Resources | None = None, progress: bool = True) -> dict:
-    """Sequential editing with one method; returns {str(T): metrics} plus latency and MMLU entries."""
+def edit_counts(name: str, cfg: LifelongConfig, n_records: int) -> list[int]:
+    """The edit counts `name` is scored at: those of `cfg.edits` within the records and its cap."""
+    counts = [t for t in cfg.edits if t <= min(n_records, cfg.max_edits.get(name, cfg.edits[-1]))]
+    if not counts:
+        raise ValueError(f"{name}: no edit count of {cfg.edits} fits {n_records} records "
+                         f"(cap {cfg.max_edits.get(name)})")
+    return counts
+
+
+def lifelong_body(lm: LM, records: Sequence[EditRecord], cfg: LifelongConfig, progress: bool = True) -> tasks.Body:
+    """The lifelong task as a `tasks.run_methods` body: edits injected one by one (timed by the meter), the
+    figures at each count in `outcome.extra[str(T)]`, those at the last count as the method's metrics, and
+    one record per scored edit and count."""
     from ..generation import generate
     from ..prompts import answer_prompt
 
-    counts = [t for t in cfg.edits if t <= min(len(records), cfg.max_edits.get(name, cfg.edits[-1]))]
-    if not counts:
-        raise ValueError(f"{name}: no edit count of {cfg.edits} fits {len(records)} records "
-                         f"(cap {cfg.max_edits.get(name)})")
-    method = build_method(name, lm, config, resources)
-    method.reset()
-    samples = {t: _sample(t, cfg.eval_sample, cfg.seed) for t in counts}
-    needed = sorted(set().union(*samples.values()))
-    # the unedited method's greedy answers on the locality prompts: the locality reference
-    loc_queries = {i: Query(records[i].locality_prompt) for i in needed}
-    base_answers = dict(zip(needed, _answers(method, [loc_queries[i] for i in needed], cfg.max_new_tokens)))
-    latency_q = [Query(records[i].prompt) for i in range(min(cfg.latency_queries, len(records)))]
-    plain = lambda qs, k: generate(lm, [answer_prompt(lm.tokenizer, q.question) for q in qs], max_new_tokens=k)
-    plain(latency_q, 1), method.answer(latency_q, 1)  # warm-up: the first calls pay one-off allocation costs
-    result: dict[str, Any] = {"latency_ms": {"base_model": _time_answers(plain, latency_q, cfg.max_new_tokens),
-                                             "method_0_edits": _time_answers(method.answer, latency_q, cfg.max_new_tokens)}}
-    if cfg.mmlu_dir:
-        result["mmlu_before"] = mmlu_by_protocol(method, Path(cfg.mmlu_dir), cfg.mmlu_questions, cfg.seed)
-    edit_ms: list[float] = []
-    bar = tqdm(total=counts[-1], desc=f"{name}: editing", disable=not progress)
-    for t in counts:
-        while len(edit_ms) < t:
-            rec = records[len(edit_ms)]
-            started = time.perf_counter()
-            method.inject([Context(rec.id, rec.fact)])
-            edit_ms.append((time.perf_counter() - started) * 1000)
-            bar.update(1)
-        idx = samples[t]
-        gen_idx = idx[:cfg.gen_sample]
-        rel = _scores(method, [Query(records[i].prompt) for i in idx], [records[i].target for i in idx])
-        gen = _scores(method, [Query(records[i].rephrase) for i in idx], [records[i].target for i in idx])
-        loc_targets = [base_answers[i] or records[i].locality_target for i in idx]
-        loc = _scores(method, [loc_queries[i] for i in idx], loc_targets)
-        ans_rel = _answers(method, [Query(records[i].prompt) for i in gen_idx], cfg.max_new_tokens)
-        ans_gen = _answers(method, [Query(records[i].rephrase) for i in gen_idx], cfg.max_new_tokens)
-        ans_loc = _answers(method, [loc_queries[i] for i in gen_idx], cfg.max_new_tokens)
-        result[str(t)] = {
-            "reliability": _mean(rel), "generality": _mean(gen), "locality": _mean(loc),
-            "reliability_gen": _mean([contains_answer(a, records[i].target) for a, i in zip(ans_rel, gen_idx)]),
-            "generality_gen": _mean([contains_answer(a, records[i].target) for a, i in zip(ans_gen, gen_idx)]),
-            "locality_gen": _mean([a == base_answers[i] for a, i in zip(ans_loc, gen_idx)]),
-            "edit_ms": _mean(edit_ms[:t]), "storage_bytes": method.storage_bytes(),
-            "scored": len(idx), "generated": len(gen_idx),
-            "examples": [{"id": records[i].id, "target": records[i].target, "answer": a}
-                         for a, i in list(zip(ans_rel, gen_idx))[:3]],
-        }
-        bar.set_postfix(T=t, rel=f"{result[str(t)]['reliability']:.2f}", loc=f"{result[str(t)]['locality']:.2f}")
-    bar.close()
-    result["latency_ms"][f"method_{counts[-1]}_edits"] = _time_answers(method.answer, latency_q, cfg.max_new_tokens)
-    if cfg.mmlu_dir:
-        result["mmlu_after"] = mmlu_by_protocol(method, Path(cfg.mmlu_dir), cfg.mmlu_questions, cfg.seed)
-        result["mmlu_after_edits"] = counts[-1]
-    method.reset()
-    return result
+    def body(name: str, method: Any, meter: tasks.Meter, out_records: list[dict], outcome: tasks.MethodOutcome,
+             log: Any) -> None:
+        counts = edit_counts(name, cfg, len(records))
+        method.reset()
+        samples = {t: _sample(t, cfg.eval_sample, cfg.seed) for t in counts}
+        needed = sorted(set().union(*samples.values()))
+        # the unedited method's greedy answers on the locality prompts: the locality reference
+        loc_queries = {i: Query(records[i].locality_prompt) for i in needed}
+        base_answers = dict(zip(needed, _answers(method, [loc_queries[i] for i in needed], cfg.max_new_tokens)))
+        latency_q = [Query(records[i].prompt) for i in range(min(cfg.latency_queries, len(records)))]
+        plain = lambda qs, k: generate(lm, [answer_prompt(lm.tokenizer, q.question) for q in qs],  # noqa: E731
+                                       max_new_tokens=k)
+        plain(latency_q, 1), method.answer(latency_q, 1)  # warm-up: the first calls pay one-off allocation costs
+        extra = outcome.extra
+        extra["latency_ms"] = {"base_model": _time_answers(plain, latency_q, cfg.max_new_tokens),
+                               "method_0_edits": _time_answers(method.answer, latency_q, cfg.max_new_tokens)}
+        if cfg.mmlu_dir:
+            extra["mmlu_before"] = mmlu_by_protocol(method, Path(cfg.mmlu_dir), cfg.mmlu_questions, cfg.seed)
+        edit_ms: list[float] = []
+        bar = tqdm(total=counts[-1], desc=f"{name}: editing", disable=not progress)
+        for t in counts:
+            while len(edit_ms) < t:
+                rec = records[len(edit_ms)]
+                started = time.perf_counter()
+                meter.inject(method, [Context(rec.id, rec.fact)])
+                edit_ms.append((time.perf_counter() - started) * 1000)
+                bar.update(1)
+            idx = samples[t]
+            gen_idx = idx[:cfg.gen_sample]
+            rel = _scores(method, [Query(records[i].prompt) for i in idx], [records[i].target for i in idx])
+            gen = _scores(method, [Query(records[i].rephrase) for i in idx], [records[i].target for i in idx])
+            loc_targets = [base_answers[i] or records[i].locality_target for i in idx]
+            loc = _scores(method, [loc_queries[i] for i in idx], loc_targets)
+            ask = lambda qs: [meter.answer(method, [q], cfg.max_new_tokens)[0] for q in qs]  # noqa: E731
+            ans_rel = ask([Query(records[i].prompt) for i in gen_idx])
+            ans_gen = ask([Query(records[i].rephrase) for i in gen_idx])
+            ans_loc = ask([loc_queries[i] for i in gen_idx])
+            extra[str(t)] = {
+                "reliability": _mean(rel), "generality": _mean(gen), "locality": _mean(loc),
+                "reliability_gen": _mean([contains_answer(a, records[i].target) for a, i in zip(ans_rel, gen_idx)]),
+                "generality_gen": _mean([contains_answer(a, records[i].target) for a, i in zip(ans_gen, gen_idx)]),
+                "locality_gen": _mean([a == base_answers[i] for a, i in zip(ans_loc, gen_idx)]),
+                "edit_ms": _mean(edit_ms[:t]), "storage_bytes": method.storage_bytes(),
+                "scored": len(idx), "generated": len(gen_idx),
+                "examples": [{"id": records[i].id, "target": records[i].target, "answer": a}
+                             for a, i in list(zip(ans_rel, gen_idx))[:3]],
+            }
+            out_records += [{"method": name, "edits": t, "id": records[i].id, "reliability": r, "generality": g,
+                             "locality": lo} for i, r, g, lo in zip(idx, rel, gen, loc)]
+            outcome.metrics = {k: extra[str(t)][k] for k in METRICS}  # the latest count's figures
+            bar.set_postfix(T=t, rel=f"{extra[str(t)]['reliability']:.2f}", loc=f"{extra[str(t)]['locality']:.2f}")
+        bar.close()
+        extra["latency_ms"][f"method_{counts[-1]}_edits"] = _time_answers(method.answer, latency_q, cfg.max_new_tokens)
+        if cfg.mmlu_dir:
+            extra["mmlu_after"] = mmlu_by_protocol(method, Path(cfg.mmlu_dir), cfg.mmlu_questions, cfg.seed)
+            extra["mmlu_after_edits"] = counts[-1]
 
-
-def write_report(summary: dict, out: Path) -> None:
-    """summary.json, summary.md (one table) and lifelong.png (metrics against edit count), atomically."""
-    out.mkdir(parents=True, exist_ok=True)
-    tmp = out / "summary.json.tmp"
-    tmp.write_text(json.dumps(summary, indent=2))
-    os.replace(tmp, out / "summary.json")
-    lines = ["| method | edits | reliability | generality | locality | rel (gen) | gen (gen) | loc (gen) | edit ms | storage KB |",
-             "|---|---|---|---|---|---|---|---|---|---|"]
-    extra = []
-    for name, res in summary["methods"].items():
-        for t, m in ((k, v) for k, v in res.items() if k.isdigit()):
-            lines.append(f"| {name} | {t} | " + " | ".join(f"{m[k]:.3f}" for k in METRICS)
-                         + f" | {m['edit_ms']:.1f} | {m['storage_bytes'] / 1024:.0f} |")
-        lat = res.get("latency_ms", {})
-        extra.append(f"- {name}: answer latency (ms/query, {summary['config']['max_new_tokens']} new tokens): "
-                     + ", ".join(f"{k} {v:.0f}" for k, v in lat.items())
-                     + (f"; MMLU {res['mmlu_before']:.3f} before, {res['mmlu_after']:.3f} after "
-                        f"{res['mmlu_after_edits']} edits" if "mmlu_after" in res else ""))
-    md = [f"# Lifelong editing on {summary['data']}", "", f"Model {summary['model']}; command: `{summary['command']}`", "",
-          *lines, "", *extra, ""]
-    (out / "summary.md.tmp").write_text("\n".join(md))
-    os.replace(out / "summary.md.tmp", out / "summary.md")
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, axes = plt.subplots(1, 3, figsize=(13, 3.6))
-    for ax, metric in zip(axes, ("reliability", "generality", "locality")):
-        for name, res in summary["methods"].items():
-            ts = sorted(int(k) for k in res if k.isdigit())
-            ax.plot(ts, [res[str(t)][metric] for t in ts], marker="o", label=name)
-        ax.set_xscale("log")
-        ax.set_ylim(-0.02, 1.02)
-        ax.set_title(metric)
-        ax.set_xlabel("edits")
-    axes[0].legend()
-    fig.tight_layout()
-    fig.savefig(out / "lifelong.png.tmp.png", dpi=110)
-    plt.close(fig)
-    os.replace(out / "lifelong.png.tmp.png", out / "lifelong.png")
+    return body
 
 
 def run_lifelong(lm: LM, methods: dict[str, Any], records: Sequence[EditRecord], cfg: LifelongConfig, out: Path,
                  data_name: str = "", command: str = "", resources: Resources | None = None,
                  progress: bool = True) -> dict:
-    """Run every method (name -> its config, None for defaults) on the same edits; write and return the summary."""
-    try:
-        rev = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=10).stdout.strip()
-    except (OSError, subprocess.SubprocessError):
-        rev = ""
-    summary = {"data": data_name, "model": lm.name, "command": command, "git_revision": rev,
-               "config": {**asdict(cfg), "edits": list(cfg.edits)}, "methods": {}}
+    """Run every method (name -> its config, None for defaults) on the same edits through the shared harness
+    (`tasks.run_methods`: a method that raises is reported as failed and the others go on); the report
+    (`report.write_report`) is rewritten after each method, so a long run leaves its finished part behind.
+    Returns the summary."""
+    for name in methods:
+        edit_counts(name, cfg, len(records))  # a cap that leaves nothing to score fails before any work
+    settings = {"task": "lifelong", "data": data_name, "model": lm.name, **asdict(cfg), "edits": list(cfg.edits)}
+    write_config(Path(out), {"settings": settings,
+                             "method_configs": {k: asdict(v) for k, v in methods.items() if v is not None}})
+    body = lifelong_body(lm, records, cfg, progress)
+    extra = {"data": data_name, "model": lm.name, "command": command, "config": settings, "n_edits": len(records)}
+    result = tasks.TaskResult("lifelong", [], [], extra)
     for name, config in methods.items():
-        started = time.perf_counter()
-        summary["methods"][name] = run_method(lm, name, config, records, cfg, resources, progress)
-        summary["methods"][name]["seconds"] = round(time.perf_counter() - started, 1)
-        write_report(summary, Path(out))  # after every method: a long run leaves its finished part behind
-    return summary
-
-
-# settings two lifelong reports must share to be merged into one table (the edits are the data file's
-# first T records, so the same file means the same edits)
-_SAME_DATA = ("data", "model")
-_SAME_CONFIG = ("eval_sample", "gen_sample", "max_new_tokens", "seed")
-
-
-def merge_lifelong(folders: Sequence[Path], out: Path) -> dict:
-    """One lifelong report from several (say RECIPE to 1000 edits, the weight methods to 100 run apart).
-    Refuses reports on other data or model, scored differently, or naming a method twice."""
-    if len(folders) < 2:
-        raise ValueError("merge: give at least two lifelong report folders")
-    summaries = []
-    for folder in map(Path, folders):
-        if not (folder / "summary.json").is_file():
-            raise ValueError(f"merge: {folder} is not a lifelong report (no summary.json)")
-        summaries.append(json.loads((folder / "summary.json").read_text(encoding="utf-8")))
-    first = summaries[0]
-    merged = {**first, "methods": {}, "merged_from": {}}
-    for folder, summary in zip(folders, summaries):
-        differ = [k for k in _SAME_DATA if summary.get(k) != first.get(k)]
-        differ += [k for k in _SAME_CONFIG if summary["config"].get(k) != first["config"].get(k)]
-        if differ:
-            raise ValueError(f"merge: {folder} differs from {folders[0]} in {', '.join(differ)}")
-        for name, result in summary["methods"].items():
-            if name in merged["methods"]:
-                raise ValueError(f"merge: method {name!r} appears in more than one report ({folder})")
-            merged["methods"][name] = result
-        merged["merged_from"][str(folder)] = {"command": summary.get("command"), "git_revision": summary.get("git_revision")}
-    merged["command"] = "; ".join(s.get("command", "") for s in summaries)
-    write_report(merged, Path(out))
-    return merged
+        part = tasks.run_methods("lifelong", [name], lambda n: build_method(n, lm, config, resources), body,
+                                 seed=cfg.seed)
+        result.outcomes += part.outcomes
+        result.records += part.records
+        write_report(Path(out), result, f"Lifelong editing on {data_name}")
+    return summary_dict(result)

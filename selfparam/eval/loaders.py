@@ -47,8 +47,32 @@ def _read_text(path: Path) -> str:
         raise DataError(f"data file {path} is not UTF-8 text ({e})") from None
 
 
-def load_squad(path: Path) -> list[ContextQA]:
-    """SQuAD v1.1 JSON: every paragraph is one context (id `<title>/<paragraph index>`)."""
+def parse_articles(spec: str) -> tuple[int, ...]:
+    """1-based article numbers from ranges and lists, sorted and distinct.
+
+    >>> parse_articles("17-19,25")
+    (17, 18, 19, 25)
+    """
+    numbers: set[int] = set()
+    for part in str(spec).split(","):
+        part = part.strip()
+        lo, dash, hi = part.partition("-")
+        try:
+            first, last = int(lo), int(hi if dash else lo)
+        except ValueError:
+            raise ValueError(f"articles: {part!r} in {spec!r} is not a number or a range like 17-32") from None
+        if first < 1 or last < first:
+            raise ValueError(f"articles: {part!r} in {spec!r} must be a number >= 1 or a range FIRST-LAST with "
+                             f"1 <= FIRST <= LAST")
+        numbers.update(range(first, last + 1))
+    return tuple(sorted(numbers))
+
+
+def load_squad(path: Path, articles: tuple[int, ...] | None = None) -> list[ContextQA]:
+    """SQuAD v1.1 JSON: every paragraph is one context (id `<title>/<paragraph index>`).
+
+    `articles`: keep only these articles (1-based, in the file's order), e.g. the report split 17-32.
+    """
     path = Path(path)
     try:
         doc = json.loads(_read_text(path))
@@ -56,8 +80,15 @@ def load_squad(path: Path) -> list[ContextQA]:
         raise DataError(f"{path}: not valid JSON ({e})") from None
     if not isinstance(doc, dict) or not isinstance(doc.get("data"), list):
         raise DataError(f"{path}: not SQuAD JSON (expected an object with a 'data' list of articles)")
+    if articles is not None:
+        beyond = [a for a in articles if a > len(doc["data"])]
+        if beyond:
+            raise DataError(f"{path}: has {len(doc['data'])} articles; article(s) {beyond[:5]} do not exist")
+    keep = set(articles) if articles is not None else None
     out: list[ContextQA] = []
     for a, article in enumerate(doc["data"]):
+        if keep is not None and a + 1 not in keep:
+            continue
         title = article.get("title", f"article{a}")
         for p, paragraph in enumerate(article.get("paragraphs", [])):
             where = f"{path}: article {title!r} paragraph {p}"
@@ -96,13 +127,16 @@ def load_pwc_jsonl(path: Path) -> list[ContextQA]:
     return [ContextQA(Context(f"{path.stem}/{i}", text), tuple(qs)) for i, (text, qs) in enumerate(grouped.items())]
 
 
-def load_qa(path: Path) -> list[ContextQA]:
-    """SQuAD JSON (`.json`) or PwC JSONL (`.jsonl`), chosen by the file's suffix."""
+def load_qa(path: Path, articles: tuple[int, ...] | None = None) -> list[ContextQA]:
+    """SQuAD JSON (`.json`) or PwC JSONL (`.jsonl`), chosen by the file's suffix; `articles` (SQuAD only)
+    keeps those articles (1-based)."""
     path = Path(path)
     if not path.exists():
         raise DataError(f"data file {path} does not exist")
     if path.suffix == ".json":
-        return load_squad(path)
+        return load_squad(path, articles)
+    if articles is not None:
+        raise DataError(f"{path}: articles apply to SQuAD JSON only (a .json file of articles)")
     if path.suffix == ".jsonl":
         return load_pwc_jsonl(path)
     raise DataError(f"{path}: unknown data format {path.suffix!r}; give SQuAD JSON (.json) or PwC JSONL (.jsonl)")

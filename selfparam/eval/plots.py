@@ -3,8 +3,7 @@ recommendation runs; for sequential runs a retention heatmap per method and F1 v
 
 from __future__ import annotations
 
-import os
-import tempfile
+import io
 from pathlib import Path
 
 import matplotlib
@@ -13,21 +12,18 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
+from ..atomic import atomic_write_bytes  # noqa: E402
 from .tasks import TaskResult  # noqa: E402
 
 
 def _save(fig, path: Path) -> Path:
-    """Save atomically (temporary file + rename) and close the figure."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".png", dir=path.parent)
-    os.close(fd)
+    """Save atomically (`atomic_write_bytes`) and close the figure."""
     try:
-        fig.savefig(tmp, dpi=120, bbox_inches="tight")
-        os.replace(tmp, path)
+        buffer = io.BytesIO()
+        fig.savefig(buffer, format="png", dpi=120, bbox_inches="tight")
     finally:
         plt.close(fig)
-        Path(tmp).unlink(missing_ok=True)
-    return path
+    return atomic_write_bytes(path, buffer.getvalue())
 
 
 def _upper(values) -> float:
@@ -106,9 +102,28 @@ def plot_curve(result: TaskResult, path: Path) -> Path:
     return _save(fig, path)
 
 
+def plot_lifelong(result: TaskResult, path: Path) -> Path:
+    """Reliability, generality and locality against the number of edits (log scale), one line per method."""
+    fig, axes = plt.subplots(1, 3, figsize=(13, 3.6))
+    for ax, metric in zip(axes, ("reliability", "generality", "locality")):
+        for o in result.outcomes:
+            ts = sorted(int(k) for k in o.extra if k.isdigit())
+            if ts:
+                ax.plot(ts, [o.extra[str(t)][metric] for t in ts], marker="o", label=o.name)
+        ax.set_xscale("log")
+        ax.set_ylim(-0.02, 1.02)
+        ax.set_title(metric)
+        ax.set_xlabel("edits")
+    axes[0].legend()
+    fig.tight_layout()
+    return _save(fig, path)
+
+
 def plot_result(result: TaskResult, out: Path) -> dict[str, Path]:
     """The plots that fit the task, written into `out`."""
     out = Path(out)
+    if result.task == "lifelong":
+        return {"lifelong_png": plot_lifelong(result, out / "lifelong.png")}
     if result.task == "sequential":
         return {"retention_png": plot_retention(result, out / "retention.png"),
                 "curve_png": plot_curve(result, out / "f1_vs_injections.png")}

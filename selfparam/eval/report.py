@@ -12,38 +12,23 @@ Every file is written to a temporary name and renamed into place, so a crash nev
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
+from ..atomic import atomic_write_text
 from ..provenance import provenance
+from .comparison import BOOTSTRAP, QA_TASKS, is_statistic, level, report_statistics
 from .tasks import MethodOutcome, TaskResult
 
-QA_COLUMNS = ("f1", "em")
 REC_COLUMNS = ("r1", "r2", "r3", "r4", "r1@5", "r2@5", "r3@5", "r4@5")
 
 
-def write_text_atomic(path: Path, text: str) -> None:
-    """Write `text` to `path` via a temporary file in the same folder and `os.replace`."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def write_json(path: Path, obj: Any) -> None:
-    write_text_atomic(path, json.dumps(obj, indent=2, default=str) + "\n")
+    atomic_write_text(path, json.dumps(obj, indent=2, default=str) + "\n")
 
 
 def write_jsonl(path: Path, rows: list[dict]) -> None:
-    write_text_atomic(path, "".join(json.dumps(r, default=str) + "\n" for r in rows))
+    atomic_write_text(path, "".join(json.dumps(r, default=str) + "\n" for r in rows))
 
 
 def write_config(out: Path, config: dict[str, Any]) -> None:
@@ -51,9 +36,10 @@ def write_config(out: Path, config: dict[str, Any]) -> None:
     write_json(Path(out) / "config.json", {**config, **provenance()})
 
 
-def outcome_dict(o: MethodOutcome) -> dict[str, Any]:
-    """A method's summary entry: metrics flattened beside its costs, so `summary["methods"][m]["f1"]` works."""
-    row: dict[str, Any] = {"status": o.status, **o.metrics, "storage_bytes": o.storage_bytes,
+def outcome_dict(o: MethodOutcome, statistics: dict[str, Any] | None = None) -> dict[str, Any]:
+    """A method's summary entry: metrics (and their statistics) flattened beside its costs, so
+    `summary["methods"][m]["f1"]` works."""
+    row: dict[str, Any] = {"status": o.status, **o.metrics, **(statistics or {}), "storage_bytes": o.storage_bytes,
                            "inject_seconds": o.inject_seconds, "answer_latency": o.answer_latency,
                            "n_injections": o.n_injections, "n_questions": o.n_questions}
     if o.retention is not None:
@@ -65,8 +51,18 @@ def outcome_dict(o: MethodOutcome) -> dict[str, Any]:
     return row
 
 
+def result_statistics(result: TaskResult) -> dict[str, dict[str, Any]]:
+    """Per finished method, the bootstrap statistics of its records (QA tasks; see `comparison`)."""
+    return report_statistics(result.task, result.records, [o.name for o in result.outcomes if o.status == "ok"])
+
+
 def summary_dict(result: TaskResult) -> dict[str, Any]:
-    return {"task": result.task, **result.extra, "methods": {o.name: outcome_dict(o) for o in result.outcomes}}
+    statistics = result_statistics(result)
+    summary = {"task": result.task, **result.extra}
+    if result.task in QA_TASKS:
+        summary["bootstrap"] = BOOTSTRAP
+    summary["methods"] = {o.name: outcome_dict(o, statistics.get(o.name)) for o in result.outcomes}
+    return summary
 
 
 def _fmt(value: Any, digits: int = 3) -> str:
@@ -87,30 +83,94 @@ def _bytes(n: int | None) -> str:
     return str(n)
 
 
+def _with_ci(value: Any, ci: list[float] | None, signed: bool = False) -> str:
+    """`0.123 [0.100, 0.150]`; a signed difference whose interval holds 0 reads `level (...)`."""
+    if value is None:
+        return "–"
+    f = "{:+.3f}" if signed else "{:.3f}"
+    text = f.format(value) + (f" [{f.format(ci[0])}, {f.format(ci[1])}]" if ci else "")
+    return f"level ({text})" if signed and level(ci) else text
+
+
+_STAT_COLUMNS = (("F1 [95% CI]", "f1", False), ("EM [95% CI]", "em", False), ("recovery", "recovery", False),
+                 ("in-context recall", "in_context_recall", False), ("F1 − SELF-PARAM", "diff_vs_selfparam", True))
+
+
+def _stat_cells(row: dict[str, Any], suffix: str = "") -> list[str]:
+    return [_with_ci(row.get(key + suffix), row.get(key + suffix + "_ci"), signed) for _, key, signed in _STAT_COLUMNS]
+
+
+LIFELONG_COLUMNS = ("reliability", "generality", "locality", "reliability_gen", "generality_gen", "locality_gen")
+
+
+def lifelong_markdown(result: TaskResult, title: str | None = None) -> str:
+    """One row per method and edit count, then latency / MMLU per method and failures."""
+    extra = result.extra
+    lines = [f"# {title or 'Lifelong editing on ' + str(extra.get('data', ''))}", "",
+             f"Model {extra.get('model')}; command: `{extra.get('command')}`", "",
+             "| method | edits | " + " | ".join(LIFELONG_COLUMNS) + " | edit ms | storage KB |",
+             "|" + "---|" * (len(LIFELONG_COLUMNS) + 4)]
+    notes = []
+    for o in result.outcomes:
+        for t in sorted((k for k in o.extra if k.isdigit()), key=int):
+            m = o.extra[t]
+            lines.append(f"| {o.name} | {t} | " + " | ".join(_fmt(m.get(k)) for k in LIFELONG_COLUMNS)
+                         + f" | {_fmt(m.get('edit_ms'), 1)} | {_fmt(m['storage_bytes'] / 1024, 0)} |")
+        lat = o.extra.get("latency_ms", {})
+        if lat:
+            notes.append(f"- {o.name}: answer latency (ms/query, {extra.get('config', {}).get('max_new_tokens')} new "
+                         "tokens): " + ", ".join(f"{k} {v:.0f}" for k, v in lat.items())
+                         + (f"; MMLU {o.extra['mmlu_before']:.3f} before, {o.extra['mmlu_after']:.3f} after "
+                            f"{o.extra['mmlu_after_edits']} edits" if "mmlu_after" in o.extra else ""))
+    lines += ["", *notes]
+    failed = [o for o in result.outcomes if o.status != "ok"]
+    if failed:
+        lines += ["", "## Failures", ""]
+        lines += [f"- `{o.name}`: {o.error}" for o in failed]
+    return "\n".join(lines) + "\n"
+
+
 def summary_markdown(result: TaskResult, title: str | None = None) -> str:
-    """The summary as Markdown tables: one row per method, then retention matrices and failures."""
-    columns = REC_COLUMNS if result.task == "recommendation" else QA_COLUMNS
+    """The summary as Markdown tables: one row per method (QA tasks: with bootstrap intervals), then
+    retention matrices and failures."""
+    if result.task == "lifelong":
+        return lifelong_markdown(result, title)
+    qa = result.task in QA_TASKS
+    statistics = result_statistics(result) if qa else {}
+    columns = REC_COLUMNS if result.task == "recommendation" else ()
     if result.task == "sequential":
-        columns = ("f1", "em", "f1_diagonal", "f1_all")
+        columns = ("f1_all",)
     general_keys = sorted({k for o in result.outcomes for k in o.extra if k in ("mmlu_acc", "wikitext_ppl")})
     lines = [f"# {title or result.task}", ""]
     lines += [f"- {k}: {v}" for k, v in result.extra.items() if not isinstance(v, (dict, list))]
     lines.append("")
-    header = ["method", "status", *columns, *general_keys, "storage at inference", "inject s/update",
+    stat_headers = [h for h, _, _ in _STAT_COLUMNS] if qa else []
+    header = ["method", "status", *stat_headers, *columns, *general_keys, "storage at inference", "inject s/update",
               "answer s/question"]
     lines += ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for o in result.outcomes:
-        cells = [o.name, o.status, *(_fmt(o.metrics.get(c)) for c in columns),
+        stat_cells = _stat_cells(statistics.get(o.name, {})) if qa else []
+        cells = [o.name, o.status, *stat_cells, *(_fmt(o.metrics.get(c)) for c in columns),
                  *(_fmt(o.extra.get(k), 2) for k in general_keys), _bytes(o.storage_bytes),
                  _fmt(o.inject_seconds, 2), _fmt(o.answer_latency, 2)]
         lines.append("| " + " | ".join(cells) + " |")
+    if qa:
+        lines += ["", "Intervals: 95% bootstrap over questions. recovery = (F1 − F1 Base(Q)) / (F1 Base(C+Q) − "
+                  "F1 Base(Q)); in-context recall: among questions Base(C+Q) answers with F1 >= 0.5, the share the "
+                  "method answers as well; F1 − SELF-PARAM: paired difference on the same questions, `level` when "
+                  "its interval contains 0."]
     before = result.extra.get("general_before")
     if isinstance(before, dict):
         lines += ["", "General ability of the base model before any injection: "
                   + ", ".join(f"{k} {_fmt(v, 3)}" for k, v in before.items() if "/" not in k)]
     if result.task == "sequential":
-        lines += ["", "Columns: `f1`/`em` after the last injection over all contexts; `f1_diagonal` each context "
-                  "right after its own injection; `f1_all` every cell of the retention matrix."]
+        lines += ["", "Columns above: after the last injection, over all contexts; `f1_all` every cell of the "
+                  "retention matrix.", "", "## Right after each context's own injection (the diagonal)", "",
+                  "| method | " + " | ".join(h for h, _, _ in _STAT_COLUMNS) + " |",
+                  "|" + "---|" * (len(_STAT_COLUMNS) + 1)]
+        for o in result.outcomes:
+            if o.name in statistics:
+                lines.append(f"| {o.name} | " + " | ".join(_stat_cells(statistics[o.name], "_diagonal")) + " |")
         for o in result.outcomes:
             if o.retention is None:
                 continue
@@ -134,7 +194,7 @@ def write_report(out: Path, result: TaskResult, title: str | None = None, plots:
              "summary_md": out / "summary.md"}
     write_jsonl(paths["predictions"], result.records)
     write_json(paths["summary_json"], summary_dict(result))
-    write_text_atomic(paths["summary_md"], summary_markdown(result, title))
+    atomic_write_text(paths["summary_md"], summary_markdown(result, title))
     if plots:
         from .plots import plot_result
 
@@ -147,8 +207,10 @@ def write_report(out: Path, result: TaskResult, title: str | None = None, plots:
 METRIC_KEYS = ("f1", "em", "f1_diagonal", "f1_all", *REC_COLUMNS)
 _COST_KEYS = ("status", "storage_bytes", "inject_seconds", "answer_latency", "n_injections", "n_questions",
               "retention", "error", "traceback")
-# settings that must agree for two runs' rows to share a table
-_SAME = ("task", "data", "n", "seed", "model", "questions_per_context", "max_new_tokens", "k", "dataset")
+# settings that must agree for two runs' rows to share a table (lifelong: the edits are the data file's first T
+# records, so the same file means the same edits, and each method may stop at another count)
+_SAME = ("task", "data", "n", "seed", "model", "questions_per_context", "max_new_tokens", "k", "dataset", "articles")
+_SAME_LIFELONG = ("task", "data", "model", "eval_sample", "gen_sample", "max_new_tokens", "seed")
 
 
 def outcome_from_dict(name: str, row: dict[str, Any]) -> MethodOutcome:
@@ -159,7 +221,8 @@ def outcome_from_dict(name: str, row: dict[str, Any]) -> MethodOutcome:
         inject_seconds=row.get("inject_seconds"), answer_latency=row.get("answer_latency"),
         n_injections=row.get("n_injections", 0), n_questions=row.get("n_questions", 0),
         retention=row.get("retention"),
-        extra={k: v for k, v in row.items() if k not in METRIC_KEYS and k not in _COST_KEYS})
+        # the statistics are recomputed from the merged records, never carried over
+        extra={k: v for k, v in row.items() if k not in METRIC_KEYS and k not in _COST_KEYS and not is_statistic(k)})
 
 
 def merge_runs(folders: list[Path], out: Path, title: str | None = None) -> dict[str, Path]:
@@ -178,8 +241,9 @@ def merge_runs(folders: list[Path], out: Path, title: str | None = None) -> dict
         records += [json.loads(line) for line in (folder / "predictions.jsonl").read_text(encoding="utf-8").splitlines()
                     if line.strip()]
     first = configs[0]["settings"]
+    same = _SAME_LIFELONG if first.get("task") == "lifelong" else _SAME
     for folder, config in zip(folders[1:], configs[1:]):
-        differ = [k for k in _SAME if config["settings"].get(k) != first.get(k)]
+        differ = [k for k in same if config["settings"].get(k) != first.get(k)]
         if config.get("items") != configs[0].get("items"):
             differ.append("items")
         if differ:
@@ -199,5 +263,7 @@ def merge_runs(folders: list[Path], out: Path, title: str | None = None) -> dict
     extra["merged_from"] = [str(f) for f in folders]
     result = TaskResult(summaries[0]["task"], outcomes, records, extra)
     out = Path(out)
-    write_json(out / "config.json", {"merged_from": {str(f): c for f, c in zip(folders, configs)}, **provenance()})
+    # the settings the runs share (so a merged folder merges again), and each run's own config
+    write_json(out / "config.json", {"settings": first, "items": configs[0].get("items"),
+                                     "merged_from": {str(f): c for f, c in zip(folders, configs)}, **provenance()})
     return write_report(out, result, title)

@@ -8,6 +8,7 @@ run folder behind.
 from __future__ import annotations
 
 import dataclasses
+import json
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,10 +18,12 @@ from ..lm import DEFAULT_MODEL, LM, load_lm
 from ..methods.base import KnowledgeMethod, Resources
 from ..methods.registry import METHODS, QA_METHODS, build_method
 from . import tasks
-from .configs import method_configs
+from .configs import config_class, method_configs
 from .general import GeneralConfig, general_ability
-from .loaders import CRS_DATASETS, DataError, load_crs, load_qa, sample_contexts, sample_turns
+from .loaders import CRS_DATASETS, DataError, load_crs, load_qa, parse_articles, sample_contexts, sample_turns
+from .progress import LOG_NAME, RunLog, resume_differences
 from .report import write_config, write_report
+from .seeds import parse_seeds, seed_folder, seed_settings, seed_summary, seeded, write_seed_report
 
 TASKS = ("single", "batch", "sequential", "recommendation")
 DEFAULT_MAX_NEW_TOKENS = {"single": 32, "batch": 32, "sequential": 32, "recommendation": 64}
@@ -40,6 +43,7 @@ class EvalSettings:
     device: str = "auto"
     dtype: str = "auto"
     questions_per_context: int = 3
+    articles: tuple[int, ...] | str | None = None  # SQuAD: draw only from these articles (1-based), e.g. "17-32"
     max_new_tokens: int | None = None  # None: the task's default
     k: int | None = None  # batch: contexts per update (None: all n at once)
     dataset: str | None = None  # recommendation: inspired | redial (a subfolder of `data`)
@@ -76,6 +80,13 @@ class EvalSettings:
             if self.dataset is not None and self.dataset not in CRS_DATASETS:
                 raise ValueError(f"unknown dataset {self.dataset!r}; known: {', '.join(CRS_DATASETS)}")
         self.data, self.out = Path(self.data), Path(self.out)
+        if self.articles is not None:
+            if self.task == "recommendation" or self.data.suffix != ".json":
+                raise ValueError(f"articles: apply to SQuAD JSON data only, not to {self.task} on {self.data}")
+            self.articles = parse_articles(self.articles) if isinstance(self.articles, str) \
+                else tuple(sorted(set(int(a) for a in self.articles)))
+            if not self.articles or self.articles[0] < 1:
+                raise ValueError(f"articles: need article numbers >= 1, got {self.articles}")
         if self.unrelated is not None and not Path(self.unrelated).is_file():
             raise ValueError(f"unrelated corpus {self.unrelated} does not exist")
         if self.targets_dir is None:
@@ -94,7 +105,7 @@ def load_task_data(settings: EvalSettings):
             raise DataError(f"recommendation data folder {folder} does not exist")
         data = load_crs(folder)
         return data, sample_turns(data, settings.n, settings.seed)
-    contexts = load_qa(settings.data)
+    contexts = load_qa(settings.data, settings.articles)
     return None, sample_contexts(contexts, settings.n, settings.seed, settings.questions_per_context)
 
 
@@ -120,6 +131,53 @@ def shared_target_resources(lm: LM, *, seed: int, unrelated: Path | None, n_pair
                      seed=seed)
 
 
+# settings that may change between an interrupted run and its resumption (they change no figure)
+_RESUMABLE = ("progress", "command")
+
+
+def open_run_log(out: Path, config: dict[str, Any]) -> RunLog:
+    """The run log in `out`, after checking that the run it logs had the same settings, method configs and
+    drawn items as `config` (a changed setting would mix two runs' figures in one report)."""
+    path = Path(out) / LOG_NAME
+    if not path.is_file():
+        return RunLog(path)
+    previous = Path(out) / "config.json"
+    if not previous.is_file():
+        raise ValueError(f"{out} has a run log but no config.json; move {path} away to start afresh")
+    old = json.loads(previous.read_text(encoding="utf-8"))
+    differ = resume_differences(old.get("settings", {}), config["settings"], ignore=_RESUMABLE)
+    differ += resume_differences({k: old.get(k) for k in ("method_configs", "items")},
+                                 {k: config[k] for k in ("method_configs", "items")})
+    if differ:
+        raise ValueError(f"{out} holds a run with other settings, which this command would resume: "
+                         f"{'; '.join(differ)}. Run it with the same settings, or choose another --out")
+    return RunLog(path)
+
+
+def run_method_configs(settings: EvalSettings) -> dict[str, Any]:
+    """Every method's config for this run: the `--method-config` file's settings (defaults otherwise) with
+    every `seed` field set to the run's seed (LoRA initialisation, shuffling, dropout). A file that sets a
+    seed itself is refused: the run's seed is the one place a seed is chosen."""
+    if settings.method_config is not None:
+        configs = method_configs(settings.method_config, list(settings.methods))
+        raw = json.loads(Path(settings.method_config).read_text(encoding="utf-8"))
+        where = [f"{name}.{path}" for name, values in raw.items() for path in seed_settings(values)]
+        if where:
+            raise ValueError(f"method config file {settings.method_config}: {', '.join(where)} set a seed; the run's "
+                             f"--seed/--seeds sets every method's seed")
+    else:
+        configs = {}
+    out = {}
+    for name in settings.methods:
+        config = configs.get(name)
+        if config is None:
+            cls = config_class(name)
+            config = cls() if cls is not None else None
+        if config is not None:
+            out[name] = seeded(config, settings.seed)
+    return out
+
+
 def evaluate(settings: EvalSettings, lm: LM | None = None,
              build: Callable[[str], KnowledgeMethod] | None = None) -> tuple[tasks.TaskResult, dict[str, Path]]:
     """Run the task for every method and write the report into `settings.out`.
@@ -128,12 +186,13 @@ def evaluate(settings: EvalSettings, lm: LM | None = None,
     tests pass a tiny model or a fake builder.
     """
     data, items = load_task_data(settings)  # bad data fails here, before the model loads
-    configs = method_configs(settings.method_config, list(settings.methods))
+    configs = run_method_configs(settings)
+    config = {"settings": settings.to_dict(),
+              "method_configs": {k: dataclasses.asdict(v) for k, v in configs.items()},
+              "items": [getattr(getattr(i, "context", None), "id", None) or getattr(i, "id", None) for i in items]}
+    log = open_run_log(settings.out, config)  # a changed setting refuses to resume, before anything is written
     settings.out.mkdir(parents=True, exist_ok=True)
-    write_config(settings.out, {"settings": settings.to_dict(),
-                                "method_configs": {k: dataclasses.asdict(v) for k, v in configs.items()},
-                                "items": [getattr(getattr(i, "context", None), "id", None) or getattr(i, "id", None)
-                                          for i in items]})
+    write_config(settings.out, config)
     started = time.time()
     if build is None:
         lm = lm or load_lm(settings.model, settings.device, settings.dtype)
@@ -150,7 +209,9 @@ def evaluate(settings: EvalSettings, lm: LM | None = None,
         general_before = general_ability(lm, settings.general)
         after = _general_after(settings.general)
 
-    common = dict(max_new_tokens=settings.max_new_tokens, seed=settings.seed, progress=settings.progress, after=after)
+    resumed = len(log.units)
+    common = dict(max_new_tokens=settings.max_new_tokens, seed=settings.seed, progress=settings.progress, after=after,
+                  log=log)
     if settings.task == "single":
         result = tasks.run_single(settings.methods, build, items, **common)
     elif settings.task == "batch":
@@ -162,6 +223,8 @@ def evaluate(settings: EvalSettings, lm: LM | None = None,
     if general_before is not None:
         result.extra["general_before"] = general_before
     result.extra["wall_seconds"] = round(time.time() - started, 1)
+    if resumed:
+        result.extra["resumed_units"] = resumed  # units taken from the run log of an earlier, interrupted run
     result.extra["model"] = settings.model
     title = f"{settings.task} injection: {settings.data.name}" if settings.task != "recommendation" \
         else f"conversational recommendation: {result.extra.get('dataset')}"
@@ -182,3 +245,31 @@ def _general_after(config: GeneralConfig):
         return general_ability(lm, config)
 
     return after
+
+
+def evaluate_seeds(settings: EvalSettings, seeds: tuple[int, ...] | str, lm: LM | None = None,
+                   build: Callable[[str], KnowledgeMethod] | None = None) -> tuple[dict[int, tasks.TaskResult],
+                                                                                  dict[str, Path]]:
+    """`evaluate` once per seed into `OUT/seed-S/` (each seed draws its contexts and seeds every method), then
+    a combined `OUT/summary.{json,md}` with the per-seed figures and their mean. The model loads once."""
+    seeds = parse_seeds(seeds) if isinstance(seeds, str) else tuple(seeds)
+    if not seeds:
+        raise ValueError("seeds: give at least one seed")
+    shared_targets = settings.targets_dir if settings.targets_dir != settings.out / "targets" else None
+    per_seed = [dataclasses.replace(settings, seed=s, out=seed_folder(settings.out, s), targets_dir=shared_targets)
+                for s in seeds]
+    for s in per_seed:  # every seed's data and method configs are checked before anything runs
+        load_task_data(s)
+        run_method_configs(s)
+    if build is None and lm is None:
+        lm = load_lm(settings.model, settings.device, settings.dtype)
+    results, summaries = {}, {}
+    for seed, s in zip(seeds, per_seed):
+        result, paths = evaluate(s, lm, build)
+        results[seed] = result
+        summaries[seed] = json.loads(paths["summary_json"].read_text(encoding="utf-8"))
+    title = f"{settings.task}: {settings.data.name}"
+    paths = write_seed_report(settings.out, seed_summary(summaries),
+                              {"settings": settings.to_dict(), "seeds": list(seeds),
+                               "runs": [str(s.out) for s in per_seed]}, title)
+    return results, paths

@@ -6,6 +6,9 @@ other on the same data; one that raises (while being built, injecting or answeri
 failed with its error and the run goes on with the others. Every method is `reset()` when its turn ends,
 so the next one starts from the unchanged base model.
 
+Each unit of work (a context, a batch group, a sequential step, a dialogue turn) is logged as it ends
+(`progress.RunLog`), so a run interrupted part-way resumes where it stopped.
+
 Protocol use per task:
 - single: per context, reset, inject([c]), answer that context's questions.
 - batch: per group of K contexts, reset, inject(group) as one update, answer all their questions.
@@ -27,7 +30,8 @@ from tqdm.auto import tqdm
 
 from ..methods.base import Context, KnowledgeMethod, Query
 from .loaders import ContextQA, RecData, RecTurn
-from .metrics import best_em, best_f1, mean, nearest_title, parse_titles, recall_at_k
+from .metrics import TitleMatch, best_em, best_f1, mean, nearest_title, parse_titles, recall_at_k
+from .progress import RunLog
 
 Builder = Callable[[str], KnowledgeMethod]
 # called after a method's last injection, before its reset: extra figures for the summary (general ability)
@@ -98,6 +102,18 @@ class Meter:
             raise RuntimeError(f"answer() returned {len(answers)} answers for {len(queries)} questions")
         return answers
 
+    def costs(self) -> dict[str, float]:
+        return {"inject_time": self.inject_time, "n_injections": self.n_injections, "answer_time": self.answer_time,
+                "n_questions": self.n_questions, "storage": self.storage}
+
+    def add(self, costs: dict[str, float]) -> None:
+        """Add the costs of a unit run earlier (a resumed run reports the whole run's costs)."""
+        self.inject_time += costs["inject_time"]
+        self.n_injections += int(costs["n_injections"])
+        self.answer_time += costs["answer_time"]
+        self.n_questions += int(costs["n_questions"])
+        self.storage = max(self.storage, int(costs["storage"]))
+
     def fill(self, outcome: MethodOutcome) -> None:
         outcome.storage_bytes = self.storage
         outcome.inject_seconds = self.inject_time / self.n_injections if self.n_injections else None
@@ -105,18 +121,29 @@ class Meter:
         outcome.n_injections, outcome.n_questions = self.n_injections, self.n_questions
 
 
-def run_methods(task: str, names: Sequence[str], build: Builder,
-                body: Callable[[str, KnowledgeMethod, Meter, list[dict], MethodOutcome], None],
-                seed: int = 0, after: AfterHook | None = None) -> TaskResult:
-    """Run `body` once per method, isolating failures: a failed method keeps its partial records and error."""
+Body = Callable[[str, KnowledgeMethod, Meter, list[dict], MethodOutcome, RunLog], None]
+
+
+def run_methods(task: str, names: Sequence[str], build: Builder, body: Body, seed: int = 0,
+                after: AfterHook | None = None, log: RunLog | None = None) -> TaskResult:
+    """Run `body` once per method, isolating failures: a failed method keeps its partial records and error.
+
+    `log` holds the units finished by an earlier, interrupted run of the same settings: a method it lists
+    as finished is restored without being built; the others skip (or replay) their logged units."""
+    log = log if log is not None else RunLog()
     outcomes, records = [], []
     for name in names:
+        done = log.finished(name)
+        if done is not None:
+            outcomes.append(MethodOutcome(**done["outcome"]))
+            records.extend(log.records(name))
+            continue
         outcome, meter, method_records = MethodOutcome(name), Meter(), []
         method = None
         torch.manual_seed(seed)  # each method sees the same random stream (LoRA init, dropout, sampling)
         try:
             method = build(name)
-            body(name, method, meter, method_records, outcome)
+            body(name, method, meter, method_records, outcome, log)
             if after is not None:
                 outcome.extra.update(after(name, method))
         except Exception as e:  # noqa: BLE001 - reported per method, the run goes on
@@ -131,6 +158,8 @@ def run_methods(task: str, names: Sequence[str], build: Builder,
                 except Exception as e:  # noqa: BLE001
                     tqdm.write(f"[{task}] method {name!r} could not be reset: {type(e).__name__}: {e}")
         meter.fill(outcome)
+        if outcome.status == "ok":
+            log.finish(outcome)
         outcomes.append(outcome)
         records.extend(method_records)
     return TaskResult(task, outcomes, records)
@@ -174,37 +203,44 @@ def _progress(items: Sequence, name: str, task: str, progress: bool):
 
 
 def run_single(names: Sequence[str], build: Builder, contexts: Sequence[ContextQA], max_new_tokens: int = 32,
-               seed: int = 0, progress: bool = True, after: AfterHook | None = None) -> TaskResult:
+               seed: int = 0, progress: bool = True, after: AfterHook | None = None,
+               log: RunLog | None = None) -> TaskResult:
     """Single-context injection: each context injected alone into a fresh model, then its questions."""
 
-    def body(name, method, meter, records, outcome):
+    def body(name, method, meter, records, outcome, log):
         for item in _progress(contexts, name, "single", progress):
-            method.reset()
-            meter.inject(method, [item.context])
-            _ask(name, method, meter, [item], max_new_tokens, None, records)
+            if log.replay(name, item.context.id, meter, records):
+                continue
+            with log.unit(name, item.context.id, meter, records):
+                method.reset()
+                meter.inject(method, [item.context])
+                _ask(name, method, meter, [item], max_new_tokens, None, records)
         outcome.metrics = _qa_metrics(records)
 
-    result = run_methods("single", names, build, body, seed, after)
+    result = run_methods("single", names, build, body, seed, after, log)
     result.extra["n_contexts"] = len(contexts)
     return result
 
 
 def run_batch(names: Sequence[str], build: Builder, contexts: Sequence[ContextQA], k: int,
               max_new_tokens: int = 32, seed: int = 0, progress: bool = True,
-              after: AfterHook | None = None) -> TaskResult:
+              after: AfterHook | None = None, log: RunLog | None = None) -> TaskResult:
     """Batch injection: the contexts in groups of `k`, each group one update on a fresh model."""
     if k < 1 or len(contexts) % k:
         raise ValueError(f"batch: k={k} must be >= 1 and divide the number of contexts ({len(contexts)})")
     groups = [list(contexts[i:i + k]) for i in range(0, len(contexts), k)]
 
-    def body(name, method, meter, records, outcome):
+    def body(name, method, meter, records, outcome, log):
         for g, group in enumerate(_progress(groups, name, f"batch(K={k})", progress)):
-            method.reset()
-            meter.inject(method, [item.context for item in group])
-            _ask(name, method, meter, group, max_new_tokens, g, records)
+            if log.replay(name, f"group {g}", meter, records):
+                continue
+            with log.unit(name, f"group {g}", meter, records):
+                method.reset()
+                meter.inject(method, [item.context for item in group])
+                _ask(name, method, meter, group, max_new_tokens, g, records)
         outcome.metrics = _qa_metrics(records)
 
-    result = run_methods("batch", names, build, body, seed, after)
+    result = run_methods("batch", names, build, body, seed, after, log)
     result.extra.update(n_contexts=len(contexts), k=k)
     return result
 
@@ -229,36 +265,42 @@ def retention_summary(matrix: Sequence[Sequence[float | None]]) -> dict[str, Any
 
 
 def run_sequential(names: Sequence[str], build: Builder, contexts: Sequence[ContextQA], max_new_tokens: int = 32,
-                   seed: int = 0, progress: bool = True, after: AfterHook | None = None) -> TaskResult:
-    """Sequential injection of T contexts with the retention matrix (T x T, lower triangle filled)."""
+                   seed: int = 0, progress: bool = True, after: AfterHook | None = None,
+                   log: RunLog | None = None) -> TaskResult:
+    """Sequential injection of T contexts with the retention matrix (T x T, lower triangle filled).
+    A resumed run replays the logged steps' injections (unmetered) and asks only the remaining steps."""
     t_total = len(contexts)
 
-    def body(name, method, meter, records, outcome):
+    def body(name, method, meter, records, outcome, log):
         matrix: list[list[float | None]] = [[None] * t_total for _ in range(t_total)]
         outcome.retention = matrix  # partial rows stay visible if a later step fails
         method.reset()
         for t, item in enumerate(_progress(contexts, name, "sequential", progress)):
-            meter.inject(method, [item.context])
             seen = list(contexts[: t + 1])
-            step_records: list[dict] = []
-            _ask(name, method, meter, seen, max_new_tokens, t, step_records)
+            start = len(records)
+            if log.replay(name, f"step {t}", meter, records):
+                method.inject([item.context])  # the weights are not saved between steps: inject again
+            else:
+                with log.unit(name, f"step {t}", meter, records):
+                    meter.inject(method, [item.context])
+                    _ask(name, method, meter, seen, max_new_tokens, t, records)
             for i, old in enumerate(seen):
-                matrix[t][i] = mean(r["f1"] for r in step_records if r["context_id"] == old.context.id)
-            records.extend(step_records)
+                matrix[t][i] = mean(r["f1"] for r in records[start:] if r["context_id"] == old.context.id)
         final = [r for r in records if r["step"] == t_total - 1]
         summary = retention_summary(matrix)
         outcome.metrics = {**_qa_metrics(final), "f1_diagonal": summary["f1_diagonal"],
                            "f1_all": summary["f1_all"]}
         outcome.extra.update(curve=summary["curve"], first_context=summary["first_context"])
 
-    result = run_methods("sequential", names, build, body, seed, after)
+    result = run_methods("sequential", names, build, body, seed, after, log)
     result.extra["n_contexts"] = t_total
     return result
 
 
 def run_recommendation(names: Sequence[str], build: Builder, data: RecData, turns: Sequence[RecTurn],
                        max_new_tokens: int = 64, seed: int = 0, progress: bool = True, threshold: int = 2,
-                       question: str = REC_QUESTION, after: AfterHook | None = None) -> TaskResult:
+                       question: str = REC_QUESTION, after: AfterHook | None = None,
+                       log: RunLog | None = None) -> TaskResult:
     """Conversational recommendation: inject the dialogue so far, ask for movies without it."""
     matched_cache: dict[str, Any] = {}
 
@@ -267,18 +309,22 @@ def run_recommendation(names: Sequence[str], build: Builder, data: RecData, turn
             matched_cache[title] = nearest_title(title, data.catalogue)
         return matched_cache[title]
 
-    def body(name, method, meter, records, outcome):
-        per_turn = []
-        for turn in _progress(turns, name, f"recommendation({data.name})", progress):
-            method.reset()
-            meter.inject(method, [Context(turn.id, turn.dialogue)])
-            answer = meter.answer(method, [Query(question, turn.dialogue)], max_new_tokens)[0]
-            matches = [match(t) for t in parse_titles(answer)]
-            per_turn.append((matches, turn.gold, turn.seen))
-            records.append({"method": name, "turn_id": turn.id, "prediction": answer,
-                            "titles": [{"predicted": m.predicted, "nearest": m.nearest, "distance": m.distance}
-                                       for m in matches],
-                            "gold": list(turn.gold), "seen": list(turn.seen)})
+    def body(name, method, meter, records, outcome, log):
+        for i, turn in enumerate(_progress(turns, name, f"recommendation({data.name})", progress)):
+            key = f"turn {i}: {turn.id}"
+            if log.replay(name, key, meter, records):
+                continue
+            with log.unit(name, key, meter, records):
+                method.reset()
+                meter.inject(method, [Context(turn.id, turn.dialogue)])
+                answer = meter.answer(method, [Query(question, turn.dialogue)], max_new_tokens)[0]
+                matches = [match(t) for t in parse_titles(answer)]
+                records.append({"method": name, "turn_id": turn.id, "prediction": answer,
+                                "titles": [{"predicted": m.predicted, "nearest": m.nearest, "distance": m.distance}
+                                           for m in matches],
+                                "gold": list(turn.gold), "seen": list(turn.seen)})
+        # from the records, so turns taken from the run log count the same as turns run now
+        per_turn = [([TitleMatch(**m) for m in r["titles"]], r["gold"], r["seen"]) for r in records]
         metrics: dict[str, float | None] = {}
         for k in REC_KS:
             scores = recall_at_k([p[0] for p in per_turn], [p[1] for p in per_turn], [p[2] for p in per_turn],
@@ -287,7 +333,7 @@ def run_recommendation(names: Sequence[str], build: Builder, data: RecData, turn
                 metrics[filt if k == 1 else f"{filt}@{k}"] = value
         outcome.metrics = metrics
 
-    result = run_methods("recommendation", names, build, body, seed, after)
+    result = run_methods("recommendation", names, build, body, seed, after, log)
     result.extra.update(dataset=data.name, n_turns=len(turns), catalogue_size=len(data.catalogue),
                         question=question, edit_distance_threshold=threshold)
     return result

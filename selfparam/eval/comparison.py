@@ -1,0 +1,100 @@
+"""The statistics of a QA report, computed from its per-question records (so a merge recomputes them).
+
+Per method (records matched across methods by context id and question):
+- `f1`, `em` with `f1_ci`, `em_ci`: the mean over questions and its 95% bootstrap interval;
+- `recovery` (`recovery_ci`): the recovered share of the in-context gain, when `base` and `base-cq` ran;
+- `in_context_recall` (`_ci`): among questions Base(C+Q) answers with F1 >= 0.5, the share the method
+  answers that well, when `base-cq` ran;
+- `diff_vs_selfparam` (`_ci`): the method's F1 minus SELF-PARAM's on the same questions, when `selfparam` ran.
+Sequential runs give these on the last step's row and, with the suffix `_diagonal`, on each context right
+after its own injection (`f1_diagonal`, `recovery_diagonal_ci`, ...).
+
+The three reference names below are the report's conventions (what "recovery" and "versus SELF-PARAM"
+are measured against), not dispatch: every method is run and scored the same way.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Iterable, Sequence
+
+from . import stats
+
+BASE, UPPER, REFERENCE = "base", "base-cq", "selfparam"
+QA_TASKS = ("single", "batch", "sequential")
+_STATISTICS = ("f1", "em", "recovery", "in_context_recall", "diff_vs_selfparam")
+BOOTSTRAP = {"resamples": stats.RESAMPLES, "level": stats.LEVEL, "seed": stats.SEED, "well_f1": stats.WELL}
+
+
+def is_statistic(key: str) -> bool:
+    """Whether a summary key is one this module computes (and a merge must recompute)."""
+    key = key.removesuffix("_ci").removesuffix("_diagonal")
+    return key in _STATISTICS
+
+
+Key = tuple[str, str]
+
+
+def _table(records: Iterable[dict]) -> dict[Key, dict]:
+    return {(r["context_id"], r["question"]): r for r in records}
+
+
+def _common(*tables: dict[Key, dict]) -> list[Key]:
+    """Questions every table scored, in the first table's order."""
+    return [k for k in tables[0] if all(k in t for t in tables[1:])]
+
+
+def statistics(records_by_method: dict[str, Sequence[dict]], suffix: str = "") -> dict[str, dict[str, Any]]:
+    """{method: {key: value}} for one set of per-question records per method (see the module doc)."""
+    tables = {m: _table(rs) for m, rs in records_by_method.items()}
+    out: dict[str, dict[str, Any]] = {}
+
+    def put(row: dict, name: str, est: stats.Estimate) -> None:
+        row[name + suffix], row[name + suffix + "_ci"] = est.value, est.ci
+
+    for method, table in tables.items():
+        row: dict[str, Any] = {}
+        put(row, "f1", stats.mean_ci([r["f1"] for r in table.values()]))
+        put(row, "em", stats.mean_ci([float(r["em"]) for r in table.values()]))
+        if BASE in tables and UPPER in tables:
+            keys = _common(table, tables[BASE], tables[UPPER])
+            put(row, "recovery", stats.recovery([table[k]["f1"] for k in keys], [tables[BASE][k]["f1"] for k in keys],
+                                                [tables[UPPER][k]["f1"] for k in keys]))
+        if UPPER in tables:
+            keys = _common(table, tables[UPPER])
+            put(row, "in_context_recall", stats.in_context_recall([table[k]["f1"] for k in keys],
+                                                                  [tables[UPPER][k]["f1"] for k in keys]))
+        if REFERENCE in tables and method != REFERENCE:
+            keys = _common(table, tables[REFERENCE])
+            put(row, "diff_vs_selfparam", stats.paired_difference([table[k]["f1"] for k in keys],
+                                                                  [tables[REFERENCE][k]["f1"] for k in keys]))
+        out[method] = row
+    return out
+
+
+def report_statistics(task: str, records: Sequence[dict], methods: Sequence[str]) -> dict[str, dict[str, Any]]:
+    """The statistics of a QA task's report for `methods` (those that finished); {} for other tasks."""
+    if task not in QA_TASKS:
+        return {}
+    by_method: dict[str, list[dict]] = {m: [] for m in methods}
+    for r in records:
+        if r.get("method") in by_method:
+            by_method[r["method"]].append(r)
+    if task != "sequential":
+        return statistics(by_method)
+    final, diagonal = {}, {}
+    for m, rs in by_method.items():
+        last = max((r["step"] for r in rs), default=None)
+        final[m] = [r for r in rs if r["step"] == last]
+        first_step: dict[str, int] = {}
+        for r in rs:  # a context's diagonal cell is the step it was injected at: the first step it is asked
+            first_step[r["context_id"]] = min(r["step"], first_step.get(r["context_id"], r["step"]))
+        diagonal[m] = [r for r in rs if r["step"] == first_step[r["context_id"]]]
+    out = statistics(final)
+    for m, row in statistics(diagonal, suffix="_diagonal").items():
+        out[m].update(row)
+    return out
+
+
+def level(ci: Sequence[float] | None) -> bool:
+    """Whether an interval of a difference contains 0 (the two methods are level)."""
+    return ci is not None and ci[0] <= 0 <= ci[1]

@@ -1,0 +1,125 @@
+"""The run log that makes long runs resumable: `OUT/progress.jsonl`, one line per finished unit of work.
+
+A unit is what a task does between two points where nothing is lost by stopping: one context (single),
+one group (batch), one step (sequential), one dialogue turn (recommendation). Its line carries the unit's
+per-question records and its costs; a method's last line (`"kind": "method"`) carries its finished row.
+Run the same command again and every logged unit is taken from the log instead of being run again: a
+finished method is not even built, a single/batch/recommendation method skips its scored units, and a
+sequential method replays the logged steps' injections (its weights are not saved between steps) without
+asking their questions again.
+
+Lines are appended and flushed to disk as each unit ends, so an interruption loses at most the unit in
+flight. A torn last line (the process died mid-write) is dropped when the log is opened again.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import json
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Iterator
+
+from ..atomic import atomic_write_text
+
+if TYPE_CHECKING:
+    from .tasks import Meter, MethodOutcome
+
+LOG_NAME = "progress.jsonl"
+
+
+class RunLog:
+    """The finished units of one run, read from and appended to `path` (None: kept in memory only)."""
+
+    def __init__(self, path: Path | None = None):
+        self.path = Path(path) if path is not None else None
+        self.units: dict[tuple[str, str], dict] = {}
+        self.methods: dict[str, dict] = {}
+        if self.path is not None and self.path.is_file():
+            self._read()
+
+    def _read(self) -> None:
+        lines = self.path.read_text(encoding="utf-8").splitlines()
+        entries = []
+        for n, line in enumerate(lines, start=1):
+            if not line.strip():
+                continue
+            try:
+                entries.append(json.loads(line))
+            except json.JSONDecodeError:
+                if n != len(lines):
+                    raise ValueError(f"{self.path}:{n}: not valid JSON; the run log is damaged (move it away to "
+                                     f"start the run afresh)") from None
+                # the process died while writing the last line: drop it for good
+                atomic_write_text(self.path, "".join(json.dumps(e) + "\n" for e in entries))
+        for entry in entries:
+            if entry.get("kind") == "method":
+                self.methods[entry["method"]] = entry
+            else:
+                self.units[(entry["method"], entry["unit"])] = entry
+
+    def _append(self, entry: dict) -> None:
+        if self.path is None:
+            return
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with open(self.path, "a", encoding="utf-8") as f:
+            f.write(json.dumps(entry, default=str) + "\n")
+            f.flush()
+            os.fsync(f.fileno())
+
+    def finished(self, method: str) -> dict | None:
+        """The logged row of a method that finished (its outcome and records), None otherwise."""
+        return self.methods.get(method)
+
+    def records(self, method: str) -> list[dict]:
+        """Every logged record of `method`, in the order its units were logged."""
+        return [r for (m, _), e in self.units.items() if m == method for r in e["records"]]
+
+    def finish(self, outcome: "MethodOutcome") -> None:
+        row = {k: v for k, v in dataclasses.asdict(outcome).items() if k != "traceback"}
+        entry = {"kind": "method", "method": outcome.name, "outcome": row}
+        self.methods[outcome.name] = entry
+        self._append(entry)
+
+    def replay(self, method: str, unit: str, meter: "Meter", records: list[dict]) -> bool:
+        """If `unit` of `method` is logged: add its records and costs and return True (skip the work)."""
+        entry = self.units.get((method, unit))
+        if entry is None:
+            return False
+        records.extend(entry["records"])
+        meter.add(entry["costs"])
+        return True
+
+    @contextlib.contextmanager
+    def unit(self, method: str, unit: str, meter: "Meter", records: list[dict]) -> Iterator[None]:
+        """Log `unit` when the block ends without error: the records it added and the costs it metered."""
+        before, start = meter.costs(), len(records)
+        yield
+        after = meter.costs()
+        costs = {k: after[k] - before[k] for k in after if k != "storage"} | {"storage": after["storage"]}
+        entry = {"kind": "unit", "method": method, "unit": unit, "records": records[start:], "costs": costs}
+        self.units[(method, unit)] = entry
+        self._append(entry)
+
+
+def resume_differences(old: dict[str, Any], new: dict[str, Any], ignore: tuple[str, ...] = ()) -> list[str]:
+    """`key.path: old -> new` for every (nested) value that differs, both read as JSON, except top-level
+    keys in `ignore`.
+
+    >>> resume_differences({"seed": 0, "train": {"lr": 1}}, {"seed": 1, "train": {"lr": 2}})
+    ['seed: 0 -> 1', 'train.lr: 1 -> 2']
+    """
+    norm = lambda x: json.loads(json.dumps(x, default=str))  # noqa: E731 - Paths and tuples as written
+
+    def short(value: Any) -> str:
+        text = repr(value)
+        return text if len(text) <= 80 else text[:77] + "..."
+
+    def walk(a: Any, b: Any, where: str) -> list[str]:
+        if isinstance(a, dict) and isinstance(b, dict):
+            return [d for k in sorted(set(a) | set(b)) if not (where == "" and k in ignore)
+                    for d in walk(a.get(k), b.get(k), f"{where}.{k}" if where else k)]
+        return [] if a == b else [f"{where}: {short(a)} -> {short(b)}"]
+
+    return walk(norm(old), norm(new), "")

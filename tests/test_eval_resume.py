@@ -1,0 +1,143 @@
+"""Long runs resume: interrupt a fake method after N units, run the same command again, get the whole run."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from selfparam.eval.progress import RunLog, resume_differences
+from selfparam.eval.run import EvalSettings, evaluate
+
+from test_eval_tasks import TableMethod
+
+
+class Interrupted(BaseException):
+    """Stands for Ctrl-C or a killed process: not an error the harness isolates per method."""
+
+
+class Counting(TableMethod):
+    """A table method that reads the gold answers of the drawn SQuAD questions and can be interrupted."""
+
+    def __init__(self, name, golds, interrupt_after=None, memory=None):
+        super().__init__(name, memory=memory)
+        self.golds, self.interrupt_after, self.asked = golds, interrupt_after, []
+
+    def inject(self, contexts):
+        if self.interrupt_after is not None and self.injections == self.interrupt_after:
+            raise Interrupted()
+        self.injections += 1
+        self.known += [c.text for c in contexts]
+        if self.memory is not None:
+            self.known = self.known[max(0, len(self.known) - self.memory):]
+
+    def answer(self, queries, max_new_tokens=32):
+        self.asked += [q.question for q in queries]
+        # right on contexts it remembers, and on every other question of the others
+        return [self.golds[q.question][0] if (q.context in self.known or len(q.question) % 2) else "nothing"
+                for q in queries]
+
+
+@pytest.fixture
+def squad(shared_data):
+    return shared_data / "squad_v1.1/dev-v1.1-public.json"
+
+
+@pytest.fixture
+def golds(squad):
+    from selfparam.eval.loaders import load_qa
+
+    return {qa.question: qa.answers for c in load_qa(squad) for qa in c.questions}
+
+
+def _settings(squad, out, task="single", **kw):
+    return EvalSettings(task, squad, out, methods=("base", "selfparam"), n=4, progress=False, **kw)
+
+
+@pytest.mark.parametrize("task, memory", [("single", None), ("sequential", 2), ("batch", None)])
+def test_interrupted_run_resumes_to_the_same_report(task, memory, squad, golds, tmp_path):
+    extra = {"k": 2} if task == "batch" else {}
+    whole = {n: Counting(n, golds, memory=memory) for n in ("base", "selfparam")}
+    reference, _ = evaluate(_settings(squad, tmp_path / "whole", task, **extra), build=lambda n: whole[n])
+
+    first = {"base": Counting("base", golds, memory=memory),
+             "selfparam": Counting("selfparam", golds, interrupt_after=1, memory=memory)}
+    out = tmp_path / "run"
+    with pytest.raises(Interrupted):
+        evaluate(_settings(squad, out, task, **extra), build=lambda n: first[n])
+    log = [json.loads(line) for line in (out / "progress.jsonl").read_text().splitlines()]
+    units = {"single": 4, "batch": 2, "sequential": 4}[task]
+    assert [e["method"] for e in log if e["kind"] == "method"] == ["base"]
+    assert sum(e["kind"] == "unit" and e["method"] == "selfparam" for e in log) == 1
+    assert not (out / "summary.json").exists()
+
+    second = {"base": Counting("base", golds, memory=memory), "selfparam": Counting("selfparam", golds, memory=memory)}
+    built = []
+    result, paths = evaluate(_settings(squad, out, task, **extra), build=lambda n: built.append(n) or second[n])
+    assert built == ["selfparam"]  # base finished: restored from the log without being built
+    if task == "sequential":  # the logged step is replayed (injected again) but not asked again
+        assert second["selfparam"].injections == 4
+        assert len(second["selfparam"].asked) == 3 * (2 + 3 + 4)
+    else:
+        assert second["selfparam"].injections == units - 1
+    summary = json.loads(paths["summary_json"].read_text())
+    assert summary["resumed_units"] == units + 1
+    for name in ("base", "selfparam"):
+        want, got = reference.outcome(name), result.outcome(name)
+        assert got.status == "ok" and got.metrics == want.metrics
+        assert got.retention == want.retention and got.n_questions == want.n_questions
+        assert got.n_injections == want.n_injections
+    lines = paths["predictions"].read_text().splitlines()
+    assert len(lines) == len(reference.records)
+    # and once more: everything comes from the log
+    again, _ = evaluate(_settings(squad, out, task, **extra), build=lambda n: pytest.fail("nothing left to run"))
+    assert again.outcome("selfparam").metrics == reference.outcome("selfparam").metrics
+
+
+def test_a_failed_method_is_retried_from_its_last_unit(squad, golds, tmp_path):
+    class Fails(Counting):
+        def inject(self, contexts):
+            if self.injections == 2:
+                raise RuntimeError("out of memory")
+            super().inject(contexts)
+
+    out = tmp_path / "run"
+    result, _ = evaluate(_settings(squad, out), build=lambda n: Fails(n, golds) if n == "selfparam" else Counting(n, golds))
+    assert result.outcome("selfparam").status == "failed"
+    again = Counting("selfparam", golds)
+    result, _ = evaluate(_settings(squad, out), build=lambda n: again)
+    assert result.outcome("selfparam").status == "ok" and again.injections == 2
+    assert result.outcome("selfparam").n_questions == 12
+
+
+def test_a_changed_setting_refuses_to_resume(squad, golds, tmp_path):
+    out = tmp_path / "run"
+    first = {"base": Counting("base", golds), "selfparam": Counting("selfparam", golds, interrupt_after=1)}
+    with pytest.raises(Interrupted):
+        evaluate(_settings(squad, out), build=lambda n: first[n])
+    before = (out / "progress.jsonl").read_text()
+    with pytest.raises(ValueError, match=r"max_new_tokens: 32 -> 8.*same settings"):
+        evaluate(_settings(squad, out, max_new_tokens=8), build=lambda n: Counting(n, golds))
+    with pytest.raises(ValueError, match=r"seed: 0 -> 1"):
+        evaluate(_settings(squad, out, seed=1), build=lambda n: Counting(n, golds))
+    assert (out / "progress.jsonl").read_text() == before  # nothing changed
+    # a setting that changes no figure may change
+    evaluate(_settings(squad, out, command="again"), build=lambda n: Counting(n, golds))
+
+
+def test_torn_last_line_is_dropped(tmp_path):
+    path = tmp_path / "progress.jsonl"
+    good = {"kind": "unit", "method": "m", "unit": "c0", "records": [{"f1": 1.0}],
+            "costs": {"inject_time": 0, "n_injections": 1, "answer_time": 0, "n_questions": 1, "storage": 0}}
+    path.write_text(json.dumps(good) + "\n" + '{"kind": "unit", "meth')
+    log = RunLog(path)
+    assert list(log.units) == [("m", "c0")] and path.read_text() == json.dumps(good) + "\n"
+    path.write_text('{"kind": \n' + json.dumps(good) + "\n")
+    with pytest.raises(ValueError, match="damaged"):
+        RunLog(path)
+
+
+def test_resume_differences_name_the_nested_setting():
+    assert resume_differences({"seed": 0, "train": {"lr": 1}, "command": "a"},
+                              {"seed": 1, "train": {"lr": 2}, "command": "b"}, ignore=("command",)) == \
+        ["seed: 0 -> 1", "train.lr: 1 -> 2"]
