@@ -1,10 +1,14 @@
-"""Batched greedy answering and teacher-forced scoring: the decoding every method shares."""
+"""Batched greedy answering, sampling many continuations of one prompt, and teacher-forced scoring:
+the decoding every method shares."""
 
 from __future__ import annotations
 
-from typing import Sequence
+import copy
+from dataclasses import dataclass
+from typing import Callable, Sequence
 
 import torch
+from transformers import DynamicCache
 
 from .lm import LM, inference_mode
 
@@ -37,6 +41,128 @@ def generate(lm: LM, prompts: Sequence[str], max_new_tokens: int = 32, batch_siz
             new = out[:, enc["input_ids"].shape[1]:]
             outputs.extend(text.strip() for text in tok.batch_decode(new, skip_special_tokens=True))
     return outputs
+
+
+@dataclass
+class EncodedPrompt:
+    """A prompt read once: its token ids, its KV cache and the logits of the token after it.
+
+    The cache holds every prompt token (batch 1); `sample_continuations` copies it over the batch, so the
+    prompt is never computed again however many continuations or rounds are drawn from it.
+    """
+
+    ids: list[int]
+    cache: DynamicCache
+    next_logits: torch.Tensor  # (1, V) float32: the distribution of the first new token
+
+
+@dataclass(frozen=True)
+class Completion:
+    """One sampled continuation: its text, its token ids, and whether the model ended it (EOS) itself;
+    False means it was cut by `max_new_tokens` or by an early stop, so its last line may be unfinished."""
+
+    text: str
+    ids: tuple[int, ...]
+    ended: bool
+
+
+def encode_prompt(lm: LM, prompt: str, prefix: EncodedPrompt | None = None) -> EncodedPrompt:
+    """Run `prompt` through the model once (one forward pass, logits for its last position only).
+
+    With `prefix` (an encoded earlier part, e.g. an instruction many prompts share), `prompt` is the text
+    that follows it, tokenized on its own (so split at a line break), and only it is computed.
+    """
+    ids = lm.tokenizer(prompt, add_special_tokens=False)["input_ids"]
+    if not ids:
+        raise ValueError("encode_prompt: empty prompt")
+    cache = copy.deepcopy(prefix.cache) if prefix is not None else DynamicCache()
+    with inference_mode(lm):
+        out = lm.model(input_ids=torch.tensor([ids], device=lm.device), past_key_values=cache,
+                       use_cache=True, logits_to_keep=1)
+    return EncodedPrompt(ids=(prefix.ids if prefix is not None else []) + ids, cache=out.past_key_values,
+                         next_logits=out.logits[:, -1].float())
+
+
+def top_p_filter(logits: torch.Tensor, top_p: float) -> torch.Tensor:
+    """Nucleus filtering as transformers' `TopPLogitsWarper` does it: keep the smallest set of most likely
+    tokens whose probability reaches `top_p` (at least one); the rest get -inf. (B, V) -> (B, V)."""
+    if top_p >= 1.0:
+        return logits
+    sorted_logits, sorted_indices = torch.sort(logits, descending=False)
+    cumulative = sorted_logits.softmax(dim=-1).cumsum(dim=-1)
+    remove_sorted = cumulative <= (1 - top_p)
+    remove_sorted[..., -1:] = False
+    remove = remove_sorted.scatter(1, sorted_indices, remove_sorted)
+    return logits.masked_fill(remove, float("-inf"))
+
+
+def _eos_ids(lm: LM) -> set[int]:
+    ids = {lm.tokenizer.eos_token_id}
+    configured = getattr(lm.model.generation_config, "eos_token_id", None)
+    ids.update(configured if isinstance(configured, (list, tuple)) else [configured])
+    return {i for i in ids if i is not None}
+
+
+def sample_continuations(lm: LM, prompt: EncodedPrompt, n: int, max_new_tokens: int, do_sample: bool = True,
+                         temperature: float = 1.0, top_p: float = 1.0, seed: int | None = None,
+                         enough: Callable[[list[Completion]], bool] | None = None,
+                         check_every: int = 8) -> list[Completion]:
+    """`n` continuations of one encoded prompt, decoded together on copies of its KV cache.
+
+    Same distribution as `generate(lm, [prompt] * n, do_sample=True, temperature, top_p)` (temperature,
+    then nucleus filtering, no top-k), without recomputing the prompt n times. The draw uses its own
+    generator seeded by `seed`, so it is reproducible and leaves torch's global RNG alone. Rows that end
+    (EOS) leave the batch. Every `check_every` steps `enough(partial completions)` is asked, and a True
+    stops all rows at once (for callers that need a certain amount of usable text, not a length).
+    Greedy with `do_sample=False`.
+    """
+    if n < 1 or max_new_tokens < 1:
+        raise ValueError(f"sample_continuations: n and max_new_tokens must be >= 1, got {n} and {max_new_tokens}")
+    if do_sample and temperature <= 0:
+        raise ValueError(f"temperature must be > 0 when sampling, got {temperature}")
+    generator = torch.Generator(device=lm.device)
+    if seed is not None:
+        generator.manual_seed(seed)
+    eos = _eos_ids(lm)
+    tokens: list[list[int]] = [[] for _ in range(n)]
+    ended = [False] * n
+    active = list(range(n))  # rows still being decoded, in cache order
+    cache = copy.deepcopy(prompt.cache)
+    cache.batch_repeat_interleave(n)
+    logits = prompt.next_logits.expand(n, -1)  # (n, V)
+
+    def completions() -> list[Completion]:
+        texts = lm.tokenizer.batch_decode(tokens, skip_special_tokens=True)
+        return [Completion(text, tuple(ids), done) for text, ids, done in zip(texts, tokens, ended)]
+
+    with inference_mode(lm):
+        for step in range(max_new_tokens):
+            if do_sample:
+                probs = torch.softmax(top_p_filter(logits / temperature, top_p), dim=-1)
+                chosen = torch.multinomial(probs, 1, generator=generator).squeeze(1)  # (B,)
+            else:
+                chosen = logits.argmax(-1)
+            keep = []
+            for position, (row, token) in enumerate(zip(active, chosen.tolist())):
+                if token in eos:
+                    ended[row] = True
+                else:
+                    tokens[row].append(token)
+                    keep.append(position)
+            if len(keep) < len(active):
+                active = [active[i] for i in keep]
+                if not active:
+                    break
+                index = torch.tensor(keep, device=lm.device)
+                cache.batch_select_indices(index)
+                chosen = chosen[index]
+            if step == max_new_tokens - 1:
+                break
+            if enough is not None and (step + 1) % check_every == 0 and enough(completions()):
+                break
+            out = lm.model(input_ids=chosen.unsqueeze(1), past_key_values=cache, use_cache=True)
+            logits = out.logits[:, -1].float()
+    return completions()
 
 
 def encode_with_target(lm: LM, prefix: str, target: str) -> tuple[list[int], int]:

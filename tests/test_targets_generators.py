@@ -7,6 +7,8 @@ import json
 import httpx
 import pytest
 
+from selfparam.generation import Completion
+from selfparam.targets import generators
 from selfparam.testing import tiny_lm
 from selfparam.targets.generators import JsonlGenerator, LocalGenerator, OpenAIGenerator
 from selfparam.targets.qa import RESPONSE_PREFIX
@@ -33,7 +35,7 @@ def test_local_generator_samples_rounds_on_the_tiny_model(tiny_long):
     assert isinstance(raw, list) and all(isinstance(p, QAPair) for p in raw)
 
 
-def test_local_generator_stops_when_enough_pairs(tiny_long, monkeypatch):
+def test_local_generator_plain_path_stops_when_enough_pairs(tiny_long, monkeypatch):
     tiny = tiny_long
     calls = []
 
@@ -42,11 +44,48 @@ def test_local_generator_stops_when_enough_pairs(tiny_long, monkeypatch):
         return [GOOD.removeprefix(RESPONSE_PREFIX) + "\n"] * len(prompts)
 
     monkeypatch.setattr("selfparam.targets.generators.lm_generate", fake_generate)
-    gen = LocalGenerator(tiny, batch_size=3, max_rounds=5, max_new_tokens=1000)  # byte tokens: not truncated
+    gen = LocalGenerator(tiny, batch_size=3, max_rounds=5, max_new_tokens=1000, reuse_prompt_cache=False)
     raw = gen.generate(CTX, n=3, seed=7)
     assert calls == [7000] and gen.rounds_used == 1 and len(raw) == 9
     gen.generate(CTX, n=4, seed=1)  # only 3 unique pairs exist: runs to the cap, with a new seed each round
     assert calls[1:] == [1000, 1001, 1002, 1003, 1004]
+
+
+def test_local_generator_cached_path_encodes_the_prompt_once_and_stops_when_enough(tiny_long, monkeypatch):
+    tiny = tiny_long
+    encoded, calls = [], []
+    real_encode = generators.encode_prompt
+
+    def counting_encode(lm, prompt):
+        encoded.append(prompt)
+        return real_encode(lm, prompt)
+
+    def fake_sample(lm, prompt, n, max_new_tokens, temperature, top_p, seed, enough):
+        calls.append((seed, enough([])))
+        text = GOOD.removeprefix(RESPONSE_PREFIX) + "\n"
+        return [Completion(text, (), ended=True)] * n
+
+    monkeypatch.setattr(generators, "encode_prompt", counting_encode)
+    monkeypatch.setattr(generators, "sample_continuations", fake_sample)
+    gen = LocalGenerator(tiny, batch_size=3, max_rounds=5, max_new_tokens=100)
+    raw = gen.generate(CTX, n=3, seed=7)
+    assert calls == [(7000, False)] and gen.rounds_used == 1 and len(raw) == 9 and encoded == [gen.prompt(CTX)]
+    gen.generate(CTX, n=4, seed=1)  # only 3 unique pairs exist: runs to the cap, the prompt encoded once
+    assert [seed for seed, _ in calls[1:]] == [1000, 1001, 1002, 1003, 1004] and len(encoded) == 2
+    assert [done for _, done in calls[2:]] == [False] * 4  # `enough` sees earlier rounds' pairs: 3 < 4
+
+
+def test_local_generator_drops_the_last_pair_of_a_cut_completion(tiny_long):
+    gen = LocalGenerator(tiny_long)
+    text = GOOD.removeprefix(RESPONSE_PREFIX)
+    assert len(gen._pairs(Completion(text, (), ended=True))) == 3
+    assert len(gen._pairs(Completion(text, (), ended=False))) == 2
+
+
+def test_local_generator_cached_sampling_is_reproducible(tiny_long):
+    gen = LocalGenerator(tiny_long, batch_size=2, max_new_tokens=12, max_rounds=2, temperature=1.0)
+    first = gen.generate(CTX, n=5, seed=3)
+    assert gen.rounds_used == 2 and gen.generate(CTX, n=5, seed=3) == first
 
 
 def test_local_generator_rejects_bad_settings_and_overlong_context(tiny):

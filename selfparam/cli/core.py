@@ -141,14 +141,16 @@ def demo(
 def bench(
     model: ModelOpt = DEFAULT_MODEL,
     n_pairs: Annotated[int, typer.Option(help="pairs for the one context")] = DEFAULT_N_PAIRS,
-    unrelated: Annotated[str, typer.Option(help="corpus of unrelated sentences")] = "../shared/data/wikitext2/wiki.test.raw",
+    unrelated: Annotated[str, typer.Option(help="corpus of unrelated sentences ('none' for none)")]
+    = "../shared/data/wikitext2/wiki.test.raw",
     epochs: Annotated[int, typer.Option()] = TrainConfig.epochs,
     skip_naive: Annotated[bool, typer.Option(help="skip the naive reference run")] = False,
     device: DeviceOpt = "auto",
     dtype: DtypeOpt = "auto",
 ) -> None:
-    """Time pair generation, the teacher pass and training against the naive path; ends with one JSON line."""
+    """Time one whole injection of a SQuAD paragraph (generation, teacher, training) against the naive
+    path; ends with one JSON line."""
     from ..bench import run_bench
 
-    run_bench(console, model=model, n_pairs=n_pairs, unrelated=unrelated, epochs=epochs, naive=not skip_naive,
-              device=device, dtype=dtype)
+    run_bench(console, model=model, n_pairs=n_pairs, unrelated=None if unrelated == "none" else unrelated,
+              epochs=epochs, naive=not skip_naive, device=device, dtype=dtype)

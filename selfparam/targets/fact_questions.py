@@ -1,0 +1,164 @@
+"""Fact-covering target sets: one question per answer span of every sentence, written by the model.
+
+A small model asked for free questions about a whole paragraph mostly misses its facts ("What is the
+Sun's mass?" for a paragraph on the gravitational constant). Answer-aware generation suits it better:
+`extract_facts` picks the answer spans of each sentence first (names, numbers, dates, definitions), then
+the model is shown the sentence (with the one before it, so "it" can be resolved) and the span, and
+asked for a self-contained question whose answer is that span — several phrasings per fact (Physics of
+LMs 3.1: facts seen in one phrasing only are stored but not extractable). The target answer is the span,
+or the teacher's answer (the model with the whole context in view) where that contains the span.
+
+The instruction and its worked example are encoded once and shared by every fact's prompt; each fact's
+phrasings are sampled together on its prompt's cache (`selfparam.generation`).
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Callable
+
+from ..generation import encode_prompt, generate, sample_continuations
+from ..lm import LM
+from ..prompts import answer_prompt, chat_prompt
+from .facts import Fact, context_sentences, extract_facts
+from .qa import FilterConfig, normalize_question, select_pairs
+from .types import GeneratorError, QAPair
+
+FACT_INSTRUCTION = (
+    "Write one question whose answer is the given answer, using the given text. The question must make sense "
+    "on its own: name the people, places and things it is about, and never say \"the passage\", \"the text\" "
+    "or \"the sentence\"."
+)
+FACT_EXAMPLE = ("Quenby is a harbour town on Varnholm. Its Zorblat Festival was founded in 1987 by a fisherwoman "
+                "named Edda Lunsk.", "1987", "In what year was the Zorblat Festival of Quenby founded?")
+RESPONSE_PREFIX = "Question:"
+# A question that leans on a word only the text in view resolves ("When was it founded?").
+_PRONOUN = re.compile(r"\b(?:it|its|he|she|his|her|hers|they|their|them|this|these|those|there)\b", re.IGNORECASE)
+
+
+def fact_user_text(window: str, answer: str) -> str:
+    """The user turn asking for a question about `window` whose answer is `answer`."""
+    text, ans, question = FACT_EXAMPLE
+    return (f"{FACT_INSTRUCTION}\n\nExample:\nText: {text}\nAnswer: {ans}\nQuestion: {question}\n\n"
+            f"Text: {window.strip()}\nAnswer: {answer.strip()}")
+
+
+def first_question(completion: str) -> str:
+    """The question a completion starts with: its first line, up to and including the first '?'."""
+    line = completion.strip().split("\n", 1)[0].strip()
+    mark = line.find("?")
+    return line[:mark + 1].strip() if mark >= 0 else ""
+
+
+def question_problem(question: str, answer: str) -> str | None:
+    """Why a question written for `answer` is unusable (a short reason name), or None.
+
+    >>> question_problem("When was it founded?", "1987")
+    'pronoun'
+    """
+    if not question:
+        return "no_question"
+    if _PRONOUN.search(question):
+        return "pronoun"
+    if normalize_question(answer) and normalize_question(answer) in normalize_question(question):
+        return "answer_in_question"
+    return None
+
+
+def _round_robin(facts: list[Fact]) -> list[Fact]:
+    """Facts reordered so every sentence's first fact comes before any sentence's second: when only some
+    facts are needed, each sentence still gets its questions."""
+    by_sentence: dict[int, list[Fact]] = {}
+    for fact in facts:
+        by_sentence.setdefault(fact.sentence_index, []).append(fact)
+    ordered, depth = [], 0
+    while len(ordered) < len(facts):
+        ordered += [group[depth] for group in by_sentence.values() if depth < len(group)]
+        depth += 1
+    return ordered
+
+
+class FactGenerator:
+    """Writes `phrasings` questions per fact of the context with a local model (see the module docstring).
+
+    `extract` maps a context to its facts (default: the rule-based `extract_facts`; a spaCy-based one can
+    be passed, indexing sentences as `context_sentences` does). With `teacher_answers`, each question is also answered by the model with the whole
+    context in view and that answer is kept where it contains the span; otherwise the span is the answer.
+    Pairs come back ordered phrasing by phrasing over the facts, so truncating to `n` keeps the coverage.
+    `dropped` counts, per reason, the questions this generator threw away in its last call.
+    """
+
+    def __init__(self, lm: LM, phrasings: int = 3, window: int = 1, temperature: float = 0.7, top_p: float = 0.95,
+                 max_new_tokens: int = 40, teacher_answers: bool = True, filter_config: FilterConfig | None = None,
+                 extract: Callable[[str], list[Fact]] = extract_facts):
+        if phrasings < 1 or max_new_tokens < 1 or window < 0:
+            raise ValueError(f"phrasings and max_new_tokens must be >= 1 and window >= 0, got {phrasings}, "
+                             f"{max_new_tokens} and {window}")
+        if temperature <= 0 or not 0 < top_p <= 1:
+            raise ValueError(f"temperature must be > 0 and top_p in (0, 1], got {temperature} and {top_p}")
+        self.lm, self.phrasings, self.window = lm, phrasings, window
+        self.temperature, self.top_p, self.max_new_tokens = temperature, top_p, max_new_tokens
+        self.teacher_answers, self.filter_config, self.extract = teacher_answers, filter_config, extract
+        answers = "span, or the teacher's answer where it contains the span" if teacher_answers else "span"
+        self.description = (f"facts:{lm.name} phrasings={phrasings} window={window} temperature={temperature} "
+                            f"top_p={top_p} answers={answers}")
+        self.dropped: dict[str, int] = {}
+
+    def _window(self, fact: Fact, sentences: list[str]) -> str:
+        """The fact's sentence with the `window` sentences before it."""
+        first = max(0, fact.sentence_index - self.window)
+        return " ".join(sentences[first:fact.sentence_index] + [fact.sentence])
+
+    def _prompt_parts(self, window: str, answer: str) -> tuple[str, str]:
+        """(shared prefix, fact-specific rest) of the chat prompt; the split is just before 'Text:'."""
+        full = chat_prompt(self.lm.tokenizer, fact_user_text(window, answer)) + RESPONSE_PREFIX
+        cut = full.rindex("Text: ")
+        return full[:cut], full[cut:]
+
+    def generate(self, context: str, n: int, seed: int) -> list[QAPair]:
+        facts = _round_robin(self.extract(context))
+        if not facts:
+            raise GeneratorError(f"no facts (names, numbers, dates, definitions) found in the context to ask "
+                                 f"about: {context[:80]!r}; use the paper's questions instead (questions='paper')")
+        sentences = context_sentences(context)
+        shared_text, _ = self._prompt_parts("", "")
+        shared = encode_prompt(self.lm, shared_text)
+        self.dropped = {}
+        per_fact: list[list[QAPair]] = []
+        usable = 0
+        for index, fact in enumerate(facts):
+            _, rest = self._prompt_parts(self._window(fact, sentences), fact.answer)
+            encoded = encode_prompt(self.lm, rest, prefix=shared)
+            if len(encoded.ids) + self.max_new_tokens > self.lm.max_length:
+                raise GeneratorError(f"a fact prompt is {len(encoded.ids)} tokens, too long for {self.lm.name}'s "
+                                     f"window of {self.lm.max_length}: lower `window`")
+            completions = sample_continuations(self.lm, encoded, self.phrasings, self.max_new_tokens,
+                                               temperature=self.temperature, top_p=self.top_p,
+                                               seed=seed * 100_003 + index)
+            pairs = []
+            for completion in completions:
+                question = first_question(completion.text)
+                reason = question_problem(question, fact.answer)
+                if reason:
+                    self.dropped[reason] = self.dropped.get(reason, 0) + 1
+                else:
+                    pairs.append(QAPair(question, fact.answer))
+            per_fact.append(pairs)
+            usable = len(select_pairs([p for ps in per_fact for p in ps], context, self.filter_config)[0])
+            if usable >= n:
+                break
+        ordered = [ps[k] for k in range(self.phrasings) for ps in per_fact if k < len(ps)]
+        return self._answer(ordered, context) if self.teacher_answers else ordered
+
+    def _answer(self, pairs: list[QAPair], context: str) -> list[QAPair]:
+        """Each question answered by the model with the context in view; its answer kept where it contains
+        the span (it then carries the teacher's own wording), else the span."""
+        if not pairs:
+            return pairs
+        prompts = [answer_prompt(self.lm.tokenizer, p.question, context) for p in pairs]
+        answers = generate(self.lm, prompts, max_new_tokens=48)
+        kept = []
+        for pair, answer in zip(pairs, answers):
+            contains = normalize_question(pair.answer) in normalize_question(answer)
+            kept.append(QAPair(pair.question, answer.strip() if contains and answer.strip() else pair.answer))
+        return kept

@@ -1,0 +1,68 @@
+"""`selfparam bench`'s figures on the tiny model: every key, and the arithmetic between them."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from selfparam.bench import bench_context, bench_injection
+from selfparam.methods.selfparam import TargetConfig
+from selfparam.precision import cpu_bf16_native
+from selfparam.targets import LocalGenerator
+from selfparam.targets.types import QAPair
+from selfparam.testing import tiny_lm
+from selfparam.training.adapters import AdapterConfig
+from selfparam.training.trainer import TrainConfig
+
+CTX = "Mara Lindqvist opened the Blue Heron bakery in Tromso in 2019. Its best seller is a cardamom bun."
+PAIRS = [QAPair("Who opened the Blue Heron bakery?", "Mara Lindqvist"),
+         QAPair("When did the Blue Heron bakery open?", "In 2019"),
+         QAPair("What is the best seller of the Blue Heron bakery?", "A cardamom bun")]
+
+
+def test_bench_reports_the_whole_injection_and_the_naive_path(monkeypatch):
+    paths = []
+
+    def fixed_pairs(self, context, n, seed):  # a random tiny model writes no usable pairs
+        paths.append(self.reuse_prompt_cache)
+        return list(PAIRS)
+
+    monkeypatch.setattr(LocalGenerator, "generate", fixed_pairs)
+    lm = tiny_lm(seed=0, max_position_embeddings=2048)
+    weights = {k: v.clone() for k, v in lm.model.state_dict().items()}
+    figures = bench_injection(lm, CTX, TargetConfig(n_pairs=3, answers="generator"), AdapterConfig(),
+                              TrainConfig(epochs=1, batch_size=2), naive=True, log=lambda *_: None)
+    assert paths == [True, False]  # ours samples on the cached prompt, the naive path recomputes it
+    assert figures["pairs"] == 3 and figures["unrelated"] == 0 and figures["epochs"] == 1
+    assert figures["compute_dtype"] == "float32" and figures["cpu_bf16_native"] == cpu_bf16_native()
+    parts = figures["seconds_generation"] + figures["seconds_teacher"] + figures["seconds_train"]
+    assert figures["seconds_total"] == pytest.approx(parts, abs=0.02)
+    naive_total = figures["naive_seconds_generation"] + figures["naive_seconds_train"]
+    assert figures["naive_seconds_total"] == pytest.approx(naive_total, abs=0.02)
+    assert figures["naive_seconds_train"] > 0 and figures["seconds_train"] > 0
+    assert _ratio_of_rounded(figures["speedup_vs_naive"], figures["naive_seconds_total"], figures["seconds_total"], 1)
+    assert _ratio_of_rounded(figures["speedup_train_vs_naive"], figures["naive_seconds_train"],
+                             figures["seconds_teacher"] + figures["seconds_train"], 2)
+    assert all(torch.equal(v, weights[k]) for k, v in lm.model.state_dict().items())  # the model is left as it was
+
+
+def _ratio_of_rounded(ratio: float, num: float, den: float, n_den: int) -> bool:
+    """Whether `ratio` (rounded to 0.01) can be num/den for seconds that were each rounded to 0.01
+    (`n_den` rounded terms in the denominator): the tiny model's steps take centiseconds."""
+    lo = (num - 0.005) / (den + 0.005 * n_den)
+    hi = (num + 0.005) / max(den - 0.005 * n_den, 1e-9)
+    return lo - 0.005 <= ratio <= hi + 0.005
+
+
+def test_bench_without_naive_has_no_naive_keys(monkeypatch):
+    monkeypatch.setattr(LocalGenerator, "generate", lambda self, context, n, seed: list(PAIRS))
+    figures = bench_injection(tiny_lm(seed=0, max_position_embeddings=2048), CTX,
+                              TargetConfig(n_pairs=3, answers="generator"), AdapterConfig(), TrainConfig(epochs=1),
+                              naive=False, log=lambda *_: None)
+    assert not any(k.startswith(("naive", "speedup")) for k in figures) and figures["seconds_total"] > 0
+
+
+def test_bench_context_is_a_squad_length_tuning_paragraph():
+    data = bench_context()
+    assert 100 <= len(data["context"].split()) <= 200 and "Oxygen" in data["source"]
+    assert all(any(a in data["context"] for a in q["answers"]) for q in data["questions"])

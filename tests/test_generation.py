@@ -1,0 +1,90 @@
+"""Sampling many continuations of one prompt on its cached KV state (tiny random model)."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from transformers.generation.logits_process import TopPLogitsWarper
+
+from selfparam.generation import encode_prompt, generate, sample_continuations, top_p_filter
+from selfparam.testing import tiny_lm
+
+PROMPT = "<|im_start|>user\nWho opened the Blue Heron bakery in Tromso?<|im_end|>\n<|im_start|>assistant\n"
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_cached_greedy_decoding_gives_the_uncached_tokens(seed):
+    lm = tiny_lm(seed=seed)
+    encoded = encode_prompt(lm, PROMPT)
+    cached = sample_continuations(lm, encoded, n=3, max_new_tokens=24, do_sample=False)
+    enc = lm.tokenizer([PROMPT], return_tensors="pt", add_special_tokens=False)
+    out = lm.model.generate(**enc, max_new_tokens=24, do_sample=False, pad_token_id=lm.tokenizer.pad_token_id)
+    reference = [t for t in out[0, enc["input_ids"].shape[1]:].tolist() if t != lm.tokenizer.eos_token_id]
+    assert all(list(c.ids) == reference for c in cached)  # every row of the expanded cache, token for token
+    assert cached[0].text.strip() == generate(lm, [PROMPT], max_new_tokens=24)[0]
+
+
+def test_sampling_is_reproducible_per_seed_and_leaves_the_global_rng_alone():
+    lm = tiny_lm(seed=0)
+    encoded = encode_prompt(lm, PROMPT)
+    torch.manual_seed(123)
+    before = torch.rand(1)
+    a = sample_continuations(lm, encoded, n=4, max_new_tokens=16, temperature=0.7, top_p=0.9, seed=5)
+    torch.manual_seed(123)
+    b = sample_continuations(lm, encoded, n=4, max_new_tokens=16, temperature=0.7, top_p=0.9, seed=5)
+    assert torch.rand(1) == before  # the draw used its own generator
+    c = sample_continuations(lm, encoded, n=4, max_new_tokens=16, temperature=0.7, top_p=0.9, seed=6)
+    assert a == b and a != c
+    assert len({x.ids for x in a}) == 4  # the rows are distinct samples, not one sample copied
+
+
+def test_top_p_filter_equals_transformers_warper():
+    torch.manual_seed(0)
+    logits = torch.randn(5, 50) * 3
+    for top_p in (0.1, 0.5, 0.9, 0.95):
+        expected = TopPLogitsWarper(top_p)(None, logits.clone())
+        assert torch.equal(top_p_filter(logits, top_p), expected)
+    assert torch.equal(top_p_filter(logits, 1.0), logits)
+
+
+def test_enough_stops_every_row_early():
+    lm = tiny_lm(seed=0)
+    encoded = encode_prompt(lm, PROMPT)
+    seen = []
+
+    def enough(partial):
+        seen.append(max(len(c.ids) for c in partial))
+        return seen[-1] >= 16
+
+    out = sample_continuations(lm, encoded, n=3, max_new_tokens=64, seed=0, enough=enough, check_every=8)
+    assert seen[:2] == [8, 16] and len(seen) == 2  # asked every 8 tokens, stopped at the first True
+    assert all(len(c.ids) <= 16 and not c.ended for c in out)
+
+
+def test_rows_that_end_leave_the_batch():
+    lm = tiny_lm(seed=0)
+    lm.model.generation_config.eos_token_id = list(range(len(lm.tokenizer)))  # every token ends a row
+    out = sample_continuations(lm, encode_prompt(lm, PROMPT), n=3, max_new_tokens=10, seed=0)
+    assert all(c.ended and c.ids == () and c.text == "" for c in out)
+
+
+def test_bad_arguments_are_refused():
+    lm = tiny_lm(seed=0)
+    encoded = encode_prompt(lm, PROMPT)
+    with pytest.raises(ValueError, match="temperature"):
+        sample_continuations(lm, encoded, n=2, max_new_tokens=4, temperature=0)
+    with pytest.raises(ValueError, match="n and max_new_tokens"):
+        sample_continuations(lm, encoded, n=0, max_new_tokens=4)
+    with pytest.raises(ValueError, match="empty prompt"):
+        encode_prompt(lm, "")
+
+
+def test_a_shared_prefix_encoded_once_gives_the_whole_prompts_logits():
+    lm = tiny_lm(seed=0)
+    head, tail = PROMPT[:30], PROMPT[30:]
+    whole = encode_prompt(lm, PROMPT)
+    extended = encode_prompt(lm, tail, prefix=encode_prompt(lm, head))
+    assert extended.ids == whole.ids
+    assert torch.allclose(extended.next_logits, whole.next_logits, atol=1e-5)
+    a = sample_continuations(lm, whole, n=2, max_new_tokens=8, seed=1)
+    assert a == sample_continuations(lm, extended, n=2, max_new_tokens=8, seed=1)

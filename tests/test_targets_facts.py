@@ -1,0 +1,129 @@
+"""Fact-covering targets: sentence splitting, answer spans, coverage, and the fact question generator."""
+
+from __future__ import annotations
+
+import pytest
+
+from selfparam.generation import Completion
+from selfparam.targets import fact_questions
+from selfparam.targets.fact_questions import FactGenerator, first_question, question_problem
+from selfparam.targets.facts import context_sentences, coverage, extract_facts, pair_sentence, sentence_spans
+from selfparam.targets.qa import select_pairs
+from selfparam.targets.types import GeneratorError, QAPair
+from selfparam.testing import tiny_lm
+
+CTX = ("Mara Lindqvist opened the Blue Heron bakery in Tromsø in 2019. Its best seller is a cardamom bun. "
+       "Dr. Lindqvist trained in Paris for 3 years. However, the bakery closes every August.")
+
+
+def test_sentences_do_not_split_at_abbreviations_initials_or_decimals():
+    assert context_sentences("Dr. Ann Lee came in 2019. She left. It was 20.8 km away. J. R. R. Tolkien wrote.") == [
+        "Dr. Ann Lee came in 2019.", "She left.", "It was 20.8 km away.", "J. R. R. Tolkien wrote."]
+    assert len(context_sentences(CTX)) == 4
+
+
+def test_spans_are_names_numbers_dates_and_definitions_of_each_sentence():
+    facts = extract_facts(CTX)
+    by_sentence = {}
+    for f in facts:
+        assert f.answer in f.sentence and f.sentence == context_sentences(CTX)[f.sentence_index]
+        by_sentence.setdefault(f.sentence_index, []).append(f.answer)
+    assert by_sentence[0] == ["Mara Lindqvist", "Blue Heron", "Tromsø", "2019"]
+    assert by_sentence[1] == ["cardamom bun"]  # the definition after "is a"
+    assert by_sentence[2] == ["Dr. Lindqvist", "Paris", "3 years"]  # the title stays with the name
+    assert by_sentence[3] == ["August"]  # "However" opens the sentence; it is no name
+    assert sentence_spans("Casimir Pulaski, a Polish general, was born here in 1745.") == [
+        "Casimir Pulaski", "Polish", "1745"]
+    assert sentence_spans("It was played on February 7, 2016, at Levi's Stadium in Santa Clara, California.") == [
+        "February 7, 2016", "Levi's Stadium", "Santa Clara", "California"]
+    assert sentence_spans("Diatomic oxygen gas constitutes 20.8% of the Earth's atmosphere.") == ["20.8%", "Earth"]
+
+
+def test_coverage_counts_sentences_some_pair_is_about():
+    pairs = [QAPair("Who opened the Blue Heron bakery in Tromsø?", "Mara Lindqvist"),
+             QAPair("In what year did the Blue Heron bakery open?", "2019"),
+             QAPair("Where did Dr. Lindqvist train?", "Paris"),
+             QAPair("What is the capital of Peru?", "Lima")]  # about no sentence of the context
+    cov = coverage(CTX, pairs)
+    assert (cov.sentences, cov.covered, cov.pairs_per_sentence, cov.unplaced) == (4, 2, (2, 0, 1, 0), 1)
+    assert cov.share == 0.5 and cov.to_dict()["share"] == 0.5
+    assert coverage(CTX, []).share == 0.0 and coverage("", []).share == 0.0
+    # the sentence holding the answer wins a tie of shared words
+    sentences = ["Ann baked bread in Oslo.", "Ann baked bread in Rome."]
+    assert pair_sentence(QAPair("Where did Ann bake bread?", "Rome"), sentences) == 1
+
+
+def test_question_checks():
+    assert first_question(" In what year was it?\nQuestion: again?") == "In what year was it?"
+    assert first_question("no question here") == ""
+    assert question_problem("When was it founded?", "1987") == "pronoun"
+    assert question_problem("Who opened Mara Lindqvist's bakery?", "Mara Lindqvist") == "answer_in_question"
+    assert question_problem("", "x") == "no_question"
+    assert question_problem("Who opened the Blue Heron bakery?", "Mara Lindqvist") is None
+
+
+@pytest.fixture
+def tiny_long():
+    return tiny_lm(seed=0, max_position_embeddings=2048)
+
+
+def _fake_sampler(prompts_seen):
+    """For each fact prompt: the fact's sentence turned into a question (twice), and one with a pronoun."""
+
+    def sample(lm, encoded, n, max_new_tokens, temperature, top_p, seed):
+        text = lm.tokenizer.decode(encoded.ids)
+        prompts_seen.append(text)
+        window, answer = text.rsplit("Text: ", 1)[1].split("<|im_end|>")[0].split("\nAnswer: ")
+        good = " " + context_sentences(window)[-1].replace(answer, "what").rstrip(".") + "?\nmore"
+        return [Completion(good, (), True), Completion(" When did it happen?", (), True),
+                Completion(good, (), True)][:n]
+
+    return sample
+
+
+def test_fact_generator_returns_questions_whose_answers_are_spans(tiny_long, monkeypatch):
+    prompts = []
+    monkeypatch.setattr(fact_questions, "sample_continuations", _fake_sampler(prompts))
+    gen = FactGenerator(tiny_long, phrasings=3, teacher_answers=False)
+    pairs = gen.generate(CTX, n=100, seed=0)
+    facts = extract_facts(CTX)
+    assert len(prompts) == len(facts)  # every fact asked once, all phrasings from one prompt
+    assert pairs[0] == QAPair("what opened the Blue Heron bakery in Tromsø in 2019?", "Mara Lindqvist")
+    assert all(p.answer in CTX for p in pairs)
+    in_second = sum(f.sentence_index == 1 for f in facts)  # "Its best seller is a what?": a pronoun
+    assert {p.answer for p in pairs} == {f.answer for f in facts if f.sentence_index != 1}
+    assert gen.dropped == {"pronoun": len(facts) + 2 * in_second}
+    # round robin: the first fact of every sentence is asked before any second fact
+    assert [prompts[i].rsplit("Answer: ", 1)[1].split("<|im_end|>")[0] for i in range(4)] == [
+        "Mara Lindqvist", "cardamom bun", "Dr. Lindqvist", "August"]
+    # the window: a fact's sentence with the one before it
+    assert "Text: Mara Lindqvist opened the Blue Heron bakery in Tromsø in 2019. Its best seller" in prompts[1]
+    kept, dropped = select_pairs(pairs, CTX)
+    assert dropped == {"duplicate": len(facts) - in_second}
+    cov = coverage(CTX, kept)
+    assert cov.share == 0.75 and cov.pairs_per_sentence == (4, 0, 3, 1)
+
+
+def test_fact_generator_stops_when_enough_and_keeps_the_teachers_answer_with_the_span(tiny_long, monkeypatch):
+    context = ("Mara Lindqvist opened the Blue Heron bakery in Tromsø in 2019. The Blue Heron bakery sells a "
+               "cardamom bun. Dr. Lindqvist trained in Paris for 3 years.")
+    prompts = []
+    monkeypatch.setattr(fact_questions, "sample_continuations", _fake_sampler(prompts))
+    monkeypatch.setattr(fact_questions, "generate", lambda lm, ps, max_new_tokens: [
+        "Mara Lindqvist opened it." if "what opened" in p else "No idea." for p in ps])
+    pairs = FactGenerator(tiny_long, phrasings=1, teacher_answers=True).generate(context, n=3, seed=0)
+    assert len(prompts) == 3  # one fact per sentence was enough: the rest were never asked
+    assert pairs == [QAPair("what opened the Blue Heron bakery in Tromsø in 2019?", "Mara Lindqvist opened it."),
+                     QAPair("The what bakery sells a cardamom bun?", "Blue Heron"),  # "No idea.": the span
+                     QAPair("what trained in Paris for 3 years?", "Dr. Lindqvist")]
+
+
+def test_fact_generator_on_the_tiny_model_and_its_errors(tiny_long):
+    gen = FactGenerator(tiny_long, phrasings=2, max_new_tokens=6)
+    pairs = gen.generate(CTX, n=5, seed=0)
+    assert gen.generate(CTX, n=5, seed=0) == pairs  # seeded
+    assert all(p.answer in CTX or any(f.answer in p.answer for f in extract_facts(CTX)) for p in pairs)
+    with pytest.raises(GeneratorError, match="no facts"):
+        gen.generate("nothing here at all to ask about.", n=5, seed=0)
+    with pytest.raises(ValueError, match="phrasings"):
+        FactGenerator(tiny_long, phrasings=0)
