@@ -141,3 +141,24 @@ def test_resume_differences_name_the_nested_setting():
     assert resume_differences({"seed": 0, "train": {"lr": 1}, "command": "a"},
                               {"seed": 1, "train": {"lr": 2}, "command": "b"}, ignore=("command",)) == \
         ["seed: 0 -> 1", "train.lr: 1 -> 2"]
+
+
+def test_a_single_run_grows_by_a_larger_n_without_rerunning_its_items(squad, golds, tmp_path):
+    out = tmp_path / "run"
+    whole = {n: Counting(n, golds) for n in ("base", "selfparam")}
+    reference, _ = evaluate(EvalSettings("single", squad, tmp_path / "whole", methods=("base", "selfparam"), n=5,
+                                         progress=False), build=lambda n: whole[n])
+    evaluate(EvalSettings("single", squad, out, methods=("base", "selfparam"), n=2, progress=False),
+             build=lambda n: Counting(n, golds))
+    grown = {n: Counting(n, golds) for n in ("base", "selfparam")}
+    result, paths = evaluate(EvalSettings("single", squad, out, methods=("base", "selfparam"), n=5, progress=False),
+                             build=lambda n: grown[n])
+    assert [m.injections for m in grown.values()] == [3, 3]  # only the three new contexts are run
+    for name in ("base", "selfparam"):
+        assert result.outcome(name).metrics == reference.outcome(name).metrics
+        assert result.outcome(name).n_questions == 15
+    assert json.loads((out / "config.json").read_text())["settings"]["n"] == 5
+    # shrinking, or growing a sequential run, is still a changed setting
+    with pytest.raises(ValueError, match=r"n: 5 -> 3"):
+        evaluate(EvalSettings("single", squad, out, methods=("base", "selfparam"), n=3, progress=False),
+                 build=lambda n: Counting(n, golds))

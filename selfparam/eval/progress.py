@@ -32,12 +32,16 @@ LOG_NAME = "progress.jsonl"
 class RunLog:
     """The finished units of one run, read from and appended to `path` (None: kept in memory only)."""
 
-    def __init__(self, path: Path | None = None):
+    def __init__(self, path: Path | None = None, reopen_methods: bool = False):
+        """`reopen_methods`: forget which methods finished (their units stay logged), so each one runs the
+        units it has not logged yet; a grown run (more items of the same draw) is resumed this way."""
         self.path = Path(path) if path is not None else None
         self.units: dict[tuple[str, str], dict] = {}
         self.methods: dict[str, dict] = {}
         if self.path is not None and self.path.is_file():
             self._read()
+        if reopen_methods:
+            self.methods = {}
 
     def _read(self) -> None:
         lines = self.path.read_text(encoding="utf-8").splitlines()

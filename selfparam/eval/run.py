@@ -137,7 +137,12 @@ _RESUMABLE = ("progress", "command")
 
 def open_run_log(out: Path, config: dict[str, Any]) -> RunLog:
     """The run log in `out`, after checking that the run it logs had the same settings, method configs and
-    drawn items as `config` (a changed setting would mix two runs' figures in one report)."""
+    drawn items as `config` (a changed setting would mix two runs' figures in one report).
+
+    Single-context and recommendation runs may grow: a larger `--n` draws the same items first (draws are
+    prefixes of one seeded order), so the logged items are kept, the new ones are run, and every method's
+    figures are computed again over all of them. Long recorded runs are grown this way in steps, with a
+    complete table for every method after each step."""
     path = Path(out) / LOG_NAME
     if not path.is_file():
         return RunLog(path)
@@ -145,13 +150,24 @@ def open_run_log(out: Path, config: dict[str, Any]) -> RunLog:
     if not previous.is_file():
         raise ValueError(f"{out} has a run log but no config.json; move {path} away to start afresh")
     old = json.loads(previous.read_text(encoding="utf-8"))
-    differ = resume_differences(old.get("settings", {}), config["settings"], ignore=_RESUMABLE)
-    differ += resume_differences({k: old.get(k) for k in ("method_configs", "items")},
-                                 {k: config[k] for k in ("method_configs", "items")})
+    grows = _grows(old, config)
+    ignore = _RESUMABLE + (("n",) if grows else ())
+    differ = resume_differences(old.get("settings", {}), config["settings"], ignore=ignore)
+    differ += resume_differences({k: old.get(k) for k in ("method_configs",) + (() if grows else ("items",))},
+                                 {k: config[k] for k in ("method_configs",) + (() if grows else ("items",))})
     if differ:
         raise ValueError(f"{out} holds a run with other settings, which this command would resume: "
                          f"{'; '.join(differ)}. Run it with the same settings, or choose another --out")
-    return RunLog(path)
+    return RunLog(path, reopen_methods=grows)
+
+
+def _grows(old: dict[str, Any], new: dict[str, Any]) -> bool:
+    """Whether `new` extends the logged run `old` by more items of the same draw (single/recommendation)."""
+    old_settings, new_settings = old.get("settings", {}), new["settings"]
+    old_items, new_items = old.get("items") or [], new.get("items") or []
+    return (new_settings.get("task") in ("single", "recommendation")
+            and isinstance(old_settings.get("n"), int) and new_settings["n"] > old_settings["n"]
+            and len(new_items) > len(old_items) and new_items[:len(old_items)] == old_items)
 
 
 def run_method_configs(settings: EvalSettings) -> dict[str, Any]:
