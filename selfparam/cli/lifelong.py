@@ -35,7 +35,7 @@ def lifelong(
     method_config: Annotated[Optional[Path], typer.Option(help="JSON of per-method settings keyed by name")] = None,
     eval_sample: Annotated[int, typer.Option(help="score at most this many of the edits so far")] = 200,
     gen_sample: Annotated[int, typer.Option(help="of those, this many by greedy generation too")] = 100,
-    max_new_tokens: Annotated[int, typer.Option(help="greedy answer length")] = 8,
+    max_new_tokens: Annotated[int, typer.Option(help="greedy answer length for the greedy_* figures")] = 16,
     mmlu: Annotated[Optional[Path], typer.Option(help="MMLU folder: accuracy before and after the last count")] = None,
     mmlu_questions: Annotated[int, typer.Option(help="MMLU questions")] = 50,
     n_pairs: NPairs = None,

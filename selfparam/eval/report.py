@@ -100,7 +100,8 @@ def _stat_cells(row: dict[str, Any], suffix: str = "") -> list[str]:
     return [_with_ci(row.get(key + suffix), row.get(key + suffix + "_ci"), signed) for _, key, signed in _STAT_COLUMNS]
 
 
-LIFELONG_COLUMNS = ("reliability", "generality", "locality", "reliability_gen", "generality_gen", "locality_gen")
+LIFELONG_COLUMNS = ("reliability", "generality", "locality",  # teacher-forced, then by greedy generation
+                    "greedy_reliability", "greedy_generality", "greedy_locality")
 
 
 def lifelong_markdown(result: TaskResult, title: str | None = None) -> str:
