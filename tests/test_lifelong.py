@@ -76,10 +76,15 @@ def test_lifelong_cli(tiny, tmp_path, recipe_ready, monkeypatch):
     assert r.exit_code == 0, r.output
     assert "| recipe | 3 |" in r.output
     r = CliRunner().invoke(app, ["lifelong", "--data", str(tmp_path / "cf.json"), "--methods", "recipe,nope"])
-    assert r.exit_code != 0 and "unknown method" in str(r.exception)
+    assert r.exit_code == 2 and "unknown method 'nope'" in r.output and "Traceback" not in r.output
     r = CliRunner().invoke(app, ["lifelong", "--data", str(tmp_path / "cf.json"), "--methods", "selfparam",
                                  "--unrelated", str(tmp_path / "missing.txt"), "--out", str(tmp_path / "o2")])
     assert r.exit_code == 2 and "missing.txt" in r.output and not (tmp_path / "o2").exists()
+    (tmp_path / "m.json").write_text(json.dumps({"selfparam": {"train": {"seed": 5}}}))
+    r = CliRunner().invoke(app, ["lifelong", "--data", str(tmp_path / "cf.json"), "--methods", "selfparam",
+                                 "--method-config", str(tmp_path / "m.json"), "--out", str(tmp_path / "o3")])
+    assert r.exit_code == 2 and "selfparam.train.seed set a seed" in r.output and "Traceback" not in r.output
+    assert not (tmp_path / "o3").exists()
 
 
 def test_lifelong_weight_methods_share_one_target_set_per_edit(tiny, tmp_path):
