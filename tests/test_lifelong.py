@@ -257,3 +257,14 @@ def test_a_failing_method_is_isolated_and_timed_by_the_shared_harness(tiny, tmp_
     assert LifelongConfig().max_new_tokens == 16
     md = (saved / "summary.md").read_text()
     assert "| greedy_reliability | greedy_generality | greedy_locality |" in md
+
+
+def test_old_lifelong_reports_are_refused_with_a_reason(tmp_path):
+    from selfparam.eval.report import merge_runs
+
+    for name in ("a", "b"):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "summary.json").write_text(json.dumps({"methods": {}}))
+    with pytest.raises(ValueError, match="before the shared harness"):
+        merge_runs([tmp_path / "a", tmp_path / "b"], tmp_path / "ab")
+    assert not (tmp_path / "ab").exists()

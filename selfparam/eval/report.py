@@ -236,7 +236,10 @@ def merge_runs(folders: list[Path], out: Path, title: str | None = None) -> dict
     for folder in map(Path, folders):
         for name in ("config.json", "summary.json", "predictions.jsonl"):
             if not (folder / name).is_file():
-                raise ValueError(f"merge: {folder} is not a run folder (no {name})")
+                old_lifelong = name == "config.json" and (folder / "summary.json").is_file()
+                raise ValueError(f"merge: {folder} is not a run folder (no {name})" + (
+                    "; lifelong reports written before the shared harness cannot be merged: run them again"
+                    if old_lifelong else ""))
         configs.append(json.loads((folder / "config.json").read_text(encoding="utf-8")))
         summaries.append(json.loads((folder / "summary.json").read_text(encoding="utf-8")))
         records += [json.loads(line) for line in (folder / "predictions.jsonl").read_text(encoding="utf-8").splitlines()
