@@ -162,3 +162,38 @@ def test_a_single_run_grows_by_a_larger_n_without_rerunning_its_items(squad, gol
     with pytest.raises(ValueError, match=r"n: 5 -> 3"):
         evaluate(EvalSettings("single", squad, out, methods=("base", "selfparam"), n=3, progress=False),
                  build=lambda n: Counting(n, golds))
+
+
+def test_recommendation_resumes_turn_by_turn(tmp_path):
+    """Recall is computed from the records, so turns taken from the log count exactly as turns run now."""
+    from selfparam.eval.loaders import RecData, RecTurn
+    from selfparam.eval.tasks import run_recommendation
+
+    from test_eval_tasks import Recommender
+
+    class Stops(Recommender):
+        def inject(self, contexts):
+            if contexts[0].id == "t2":
+                raise Interrupted()
+            super().inject(contexts)
+
+    data = RecData("toy", (RecTurn("t1", "User: hi", ("Up",), ()),
+                           RecTurn("t2", "User: I loved Up", ("Deadpool",), ("Up",))),
+                   ("Up", "Deadpool", "Casablanca"))
+    whole = run_recommendation(["inject"], lambda n: Recommender(n), data, list(data.turns), progress=False)
+    with pytest.raises(Interrupted):
+        run_recommendation(["inject"], lambda n: Stops(n), data, list(data.turns), progress=False,
+                           log=RunLog(tmp_path / "progress.jsonl"))
+    class Records(Recommender):
+        injected: list[str] = []
+
+        def inject(self, contexts):
+            self.injected.append(contexts[0].id)
+            super().inject(contexts)
+
+    fresh = Records("inject")
+    resumed = run_recommendation(["inject"], lambda n: fresh, data, list(data.turns), progress=False,
+                                 log=RunLog(tmp_path / "progress.jsonl"))
+    assert resumed.outcome("inject").metrics == whole.outcome("inject").metrics
+    assert fresh.injected == ["t2"]  # only the second turn was run again
+    assert len(resumed.records) == 2

@@ -58,7 +58,7 @@ def test_lifelong_summary_per_method_and_count(tiny, tmp_path, recipe_ready):
                 assert 0.0 <= m[key] <= 1.0
             assert m["edit_ms"] >= 0 and m["scored"] == min(int(t), 5)
     # the base model never changes: its locality against its own answers is (about) perfect
-    assert saved["methods"]["base"]["4"]["locality_gen"] == 1.0
+    assert saved["methods"]["base"]["4"]["greedy_locality"] == 1.0
     assert saved["methods"]["recipe"]["10"]["storage_bytes"] > saved["methods"]["recipe"]["1"]["storage_bytes"]
     assert (tmp_path / "out" / "summary.md").is_file() and (tmp_path / "out" / "lifelong.png").is_file()
 
@@ -76,10 +76,15 @@ def test_lifelong_cli(tiny, tmp_path, recipe_ready, monkeypatch):
     assert r.exit_code == 0, r.output
     assert "| recipe | 3 |" in r.output
     r = CliRunner().invoke(app, ["lifelong", "--data", str(tmp_path / "cf.json"), "--methods", "recipe,nope"])
-    assert r.exit_code != 0 and "unknown method" in str(r.exception)
+    assert r.exit_code == 2 and "unknown method 'nope'" in r.output and "Traceback" not in r.output
     r = CliRunner().invoke(app, ["lifelong", "--data", str(tmp_path / "cf.json"), "--methods", "selfparam",
                                  "--unrelated", str(tmp_path / "missing.txt"), "--out", str(tmp_path / "o2")])
     assert r.exit_code == 2 and "missing.txt" in r.output and not (tmp_path / "o2").exists()
+    (tmp_path / "m.json").write_text(json.dumps({"selfparam": {"train": {"seed": 5}}}))
+    r = CliRunner().invoke(app, ["lifelong", "--data", str(tmp_path / "cf.json"), "--methods", "selfparam",
+                                 "--method-config", str(tmp_path / "m.json"), "--out", str(tmp_path / "o3")])
+    assert r.exit_code == 2 and "selfparam.train.seed set a seed" in r.output and "Traceback" not in r.output
+    assert not (tmp_path / "o3").exists()
 
 
 def test_lifelong_weight_methods_share_one_target_set_per_edit(tiny, tmp_path):
@@ -186,7 +191,7 @@ def test_scores_do_not_depend_on_batching(tiny, tmp_path, monkeypatch):
     res = summary["methods"]["sensitive"]
     for t in ("1", "10"):
         assert res[t]["reliability"] == res[t]["locality"] == 1.0
-        assert res[t]["locality_gen"] == 1.0  # the same answer as before any edit, whatever the sample size
+        assert res[t]["greedy_locality"] == 1.0  # the same answer as before any edit, whatever the sample size
 
 
 def test_repeated_edits_are_dropped_and_too_many_edits_refused(tiny, tmp_path, recipe_ready, monkeypatch):
@@ -245,3 +250,22 @@ def test_a_failing_method_is_isolated_and_timed_by_the_shared_harness(tiny, tmp_
     assert config["settings"]["task"] == "lifelong" and "git_revision" in config
     lines = (saved / "predictions.jsonl").read_text().splitlines()
     assert len(lines) == 1 + 1 + 4  # boom: 1 edit scored at T=1; sensitive: 1 at T=1, 4 at T=4
+    at4 = [json.loads(line) for line in lines[2:]]
+    # greedy figures on the first gen_sample=2 of the scored edits, beside the teacher-forced ones
+    assert [("greedy_reliability" in r, r["reliability"]) for r in at4] == [(True, 1.0), (True, 1.0), (False, 1.0),
+                                                                             (False, 1.0)]
+    assert at4[0]["greedy_locality"] is True and at4[0]["greedy_reliability"] is False  # "batch of 1" != "City0"
+    assert LifelongConfig().max_new_tokens == 16
+    md = (saved / "summary.md").read_text()
+    assert "| greedy_reliability | greedy_generality | greedy_locality |" in md
+
+
+def test_old_lifelong_reports_are_refused_with_a_reason(tmp_path):
+    from selfparam.eval.report import merge_runs
+
+    for name in ("a", "b"):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "summary.json").write_text(json.dumps({"methods": {}}))
+    with pytest.raises(ValueError, match="before the shared harness"):
+        merge_runs([tmp_path / "a", tmp_path / "b"], tmp_path / "ab")
+    assert not (tmp_path / "ab").exists()

@@ -35,7 +35,7 @@ def lifelong(
     method_config: Annotated[Optional[Path], typer.Option(help="JSON of per-method settings keyed by name")] = None,
     eval_sample: Annotated[int, typer.Option(help="score at most this many of the edits so far")] = 200,
     gen_sample: Annotated[int, typer.Option(help="of those, this many by greedy generation too")] = 100,
-    max_new_tokens: Annotated[int, typer.Option(help="greedy answer length")] = 8,
+    max_new_tokens: Annotated[int, typer.Option(help="greedy answer length for the greedy_* figures")] = 16,
     mmlu: Annotated[Optional[Path], typer.Option(help="MMLU folder: accuracy before and after the last count")] = None,
     mmlu_questions: Annotated[int, typer.Option(help="MMLU questions")] = 50,
     n_pairs: NPairs = None,
@@ -50,10 +50,26 @@ def lifelong(
     dtype: Annotated[str, typer.Option()] = "auto",
 ) -> None:
     """Lifelong knowledge editing: reliability, generality, locality and edit time after each edit count."""
-    from ..eval.configs import method_configs
+    try:
+        summary = _lifelong(**locals())
+    except ValueError as e:  # bad input (unknown method, malformed data or settings): one line, no traceback
+        typer.secho(f"error: {e}", fg=typer.colors.RED, err=True)
+        raise typer.Exit(2) from None
+    typer.echo((Path(out) / "summary.md").read_text())
+    failed = [name for name, row in summary["methods"].items() if row["status"] != "ok"]
+    if failed:
+        typer.echo(f"failed methods: {', '.join(failed)} (errors in {Path(out) / 'summary.md'})")
+        raise typer.Exit(1)
+
+
+def _lifelong(data: Path, methods: str, edits: str, out: Path, model: str, max_edits: str | None,
+              method_config: Path | None, eval_sample: int, gen_sample: int, max_new_tokens: int, mmlu: Path | None,
+              mmlu_questions: int, n_pairs: int | None, unrelated: Path | None, targets_dir: Path | None,
+              pair_samples: int | None, pair_tokens: int | None, seed: int, device: str, dtype: str) -> dict:
     from ..eval.editing_data import distinct_edits, load_edits
     from ..eval.lifelong import LifelongConfig, run_lifelong
     from ..eval.run import shared_target_resources
+    from ..eval.seeds import seeded_method_configs
     from ..lm import load_lm
     from ..methods.registry import method_class
 
@@ -69,7 +85,7 @@ def lifelong(
     cfg = LifelongConfig(edits=tuple(_ints(edits, "edits")), max_edits=caps, eval_sample=eval_sample,
                          gen_sample=gen_sample, max_new_tokens=max_new_tokens,
                          mmlu_dir=str(mmlu) if mmlu else None, mmlu_questions=mmlu_questions, seed=seed)
-    configs = method_configs(method_config, names)
+    configs = seeded_method_configs(method_config, names, seed)  # --seed reaches training too
     if unrelated is not None and not unrelated.is_file():
         raise typer.BadParameter(f"unrelated: corpus {unrelated} does not exist")
     records, repeated = distinct_edits(load_edits(data))
@@ -83,6 +99,5 @@ def lifelong(
     resources = shared_target_resources(lm, seed=seed, unrelated=unrelated, n_pairs=n_pairs,
                                         targets_dir=targets_dir or Path(out) / "targets",
                                         generator_samples=pair_samples, generator_max_new_tokens=pair_tokens)
-    run_lifelong(lm, {n: configs.get(n) for n in names}, records, cfg, out, data_name=str(data),
-                 command="selfparam eval lifelong " + shlex.join(_own_args(sys.argv)), resources=resources)
-    typer.echo((Path(out) / "summary.md").read_text())
+    return run_lifelong(lm, {n: configs.get(n) for n in names}, records, cfg, out, data_name=str(data),
+                        command="selfparam eval lifelong " + shlex.join(_own_args(sys.argv)), resources=resources)

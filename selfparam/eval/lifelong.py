@@ -3,10 +3,11 @@ method is scored on the edits so far, as in RECIPE's table 1.
 
 Per method and edit count T:
 - reliability / generality: teacher-forced token accuracy of the new target after the edit prompt / its
-  rephrase (the papers' metric), and `*_gen`: the share whose greedy answer contains the target;
+  rephrase (the papers' metric), and `greedy_reliability` / `greedy_generality`: the share whose greedy
+  answer (16 new tokens by default) contains the target (teacher forcing flatters editors);
 - locality: teacher-forced agreement with the unedited method on the locality prompt: the target is the
-  method's own greedy answer before any edit, so the unedited model scores (about) 1; `locality_gen`:
-  the share of greedy answers unchanged;
+  method's own greedy answer before any edit, so the unedited model scores (about) 1; `greedy_locality`:
+  the share of greedy answers unchanged from the unedited method's;
 - edit_ms: mean wall time of one `inject` over the first T edits; storage_bytes after T edits.
 Beyond T = `eval_sample` the scores are over a seeded sample of the edits so far (all T are injected).
 Methods are built with `build_method` and run by the shared harness (`tasks.run_methods`: failure isolation,
@@ -31,7 +32,7 @@ from . import tasks
 from .editing_data import EditRecord
 from .report import summary_dict, write_config, write_report
 
-METRICS = ("reliability", "generality", "locality", "reliability_gen", "generality_gen", "locality_gen")
+METRICS = ("reliability", "generality", "locality", "greedy_reliability", "greedy_generality", "greedy_locality")
 
 
 @dataclass
@@ -40,7 +41,7 @@ class LifelongConfig:
     max_edits: dict[str, int] = field(default_factory=dict, metadata={"help": "per-method cap on the edit count"})
     eval_sample: int = field(default=200, metadata={"help": "score at most this many of the edits so far"})
     gen_sample: int = field(default=100, metadata={"help": "of those, this many also by greedy generation"})
-    max_new_tokens: int = field(default=8, metadata={"help": "greedy answer length"})
+    max_new_tokens: int = field(default=16, metadata={"help": "greedy answer length"})
     latency_queries: int = field(default=16, metadata={"help": "queries timed for answer latency"})
     mmlu_dir: str | None = field(default=None, metadata={"help": "MMLU folder: accuracy before/after the last count"})
     mmlu_questions: int = field(default=50, metadata={"help": "MMLU questions (10 per default subject)"})
@@ -166,16 +167,20 @@ def lifelong_body(lm: LM, records: Sequence[EditRecord], cfg: LifelongConfig, pr
             ans_loc = ask([loc_queries[i] for i in gen_idx])
             extra[str(t)] = {
                 "reliability": _mean(rel), "generality": _mean(gen), "locality": _mean(loc),
-                "reliability_gen": _mean([contains_answer(a, records[i].target) for a, i in zip(ans_rel, gen_idx)]),
-                "generality_gen": _mean([contains_answer(a, records[i].target) for a, i in zip(ans_gen, gen_idx)]),
-                "locality_gen": _mean([a == base_answers[i] for a, i in zip(ans_loc, gen_idx)]),
+                "greedy_reliability": _mean([contains_answer(a, records[i].target) for a, i in zip(ans_rel, gen_idx)]),
+                "greedy_generality": _mean([contains_answer(a, records[i].target) for a, i in zip(ans_gen, gen_idx)]),
+                "greedy_locality": _mean([a == base_answers[i] for a, i in zip(ans_loc, gen_idx)]),
                 "edit_ms": _mean(edit_ms[:t]), "storage_bytes": method.storage_bytes(),
                 "scored": len(idx), "generated": len(gen_idx),
                 "examples": [{"id": records[i].id, "target": records[i].target, "answer": a}
                              for a, i in list(zip(ans_rel, gen_idx))[:3]],
             }
+            greedy = {i: {"greedy_reliability": contains_answer(a, records[i].target),
+                          "greedy_generality": contains_answer(b, records[i].target),
+                          "greedy_locality": c == base_answers[i]}
+                      for a, b, c, i in zip(ans_rel, ans_gen, ans_loc, gen_idx)}
             out_records += [{"method": name, "edits": t, "id": records[i].id, "reliability": r, "generality": g,
-                             "locality": lo} for i, r, g, lo in zip(idx, rel, gen, loc)]
+                             "locality": lo, **greedy.get(i, {})} for i, r, g, lo in zip(idx, rel, gen, loc)]
             outcome.metrics = {k: extra[str(t)][k] for k in METRICS}  # the latest count's figures
             bar.set_postfix(T=t, rel=f"{extra[str(t)]['reliability']:.2f}", loc=f"{extra[str(t)]['locality']:.2f}")
         bar.close()

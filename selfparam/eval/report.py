@@ -100,7 +100,8 @@ def _stat_cells(row: dict[str, Any], suffix: str = "") -> list[str]:
     return [_with_ci(row.get(key + suffix), row.get(key + suffix + "_ci"), signed) for _, key, signed in _STAT_COLUMNS]
 
 
-LIFELONG_COLUMNS = ("reliability", "generality", "locality", "reliability_gen", "generality_gen", "locality_gen")
+LIFELONG_COLUMNS = ("reliability", "generality", "locality",  # teacher-forced, then by greedy generation
+                    "greedy_reliability", "greedy_generality", "greedy_locality")
 
 
 def lifelong_markdown(result: TaskResult, title: str | None = None) -> str:
@@ -235,7 +236,10 @@ def merge_runs(folders: list[Path], out: Path, title: str | None = None) -> dict
     for folder in map(Path, folders):
         for name in ("config.json", "summary.json", "predictions.jsonl"):
             if not (folder / name).is_file():
-                raise ValueError(f"merge: {folder} is not a run folder (no {name})")
+                old_lifelong = name == "config.json" and (folder / "summary.json").is_file()
+                raise ValueError(f"merge: {folder} is not a run folder (no {name})" + (
+                    "; lifelong reports written before the shared harness cannot be merged: run them again"
+                    if old_lifelong else ""))
         configs.append(json.loads((folder / "config.json").read_text(encoding="utf-8")))
         summaries.append(json.loads((folder / "summary.json").read_text(encoding="utf-8")))
         records += [json.loads(line) for line in (folder / "predictions.jsonl").read_text(encoding="utf-8").splitlines()

@@ -18,12 +18,11 @@ from ..lm import DEFAULT_MODEL, LM, load_lm
 from ..methods.base import KnowledgeMethod, Resources
 from ..methods.registry import METHODS, QA_METHODS, build_method
 from . import tasks
-from .configs import config_class, method_configs
 from .general import GeneralConfig, general_ability
 from .loaders import CRS_DATASETS, DataError, load_crs, load_qa, parse_articles, sample_contexts, sample_turns
 from .progress import LOG_NAME, RunLog, resume_differences
 from .report import write_config, write_report
-from .seeds import parse_seeds, seed_folder, seed_settings, seed_summary, seeded, write_seed_report
+from .seeds import parse_seeds, seed_folder, seed_summary, seeded_method_configs, write_seed_report
 
 TASKS = ("single", "batch", "sequential", "recommendation")
 DEFAULT_MAX_NEW_TOKENS = {"single": 32, "batch": 32, "sequential": 32, "recommendation": 64}
@@ -171,27 +170,8 @@ def _grows(old: dict[str, Any], new: dict[str, Any]) -> bool:
 
 
 def run_method_configs(settings: EvalSettings) -> dict[str, Any]:
-    """Every method's config for this run: the `--method-config` file's settings (defaults otherwise) with
-    every `seed` field set to the run's seed (LoRA initialisation, shuffling, dropout). A file that sets a
-    seed itself is refused: the run's seed is the one place a seed is chosen."""
-    if settings.method_config is not None:
-        configs = method_configs(settings.method_config, list(settings.methods))
-        raw = json.loads(Path(settings.method_config).read_text(encoding="utf-8"))
-        where = [f"{name}.{path}" for name, values in raw.items() for path in seed_settings(values)]
-        if where:
-            raise ValueError(f"method config file {settings.method_config}: {', '.join(where)} set a seed; the run's "
-                             f"--seed/--seeds sets every method's seed")
-    else:
-        configs = {}
-    out = {}
-    for name in settings.methods:
-        config = configs.get(name)
-        if config is None:
-            cls = config_class(name)
-            config = cls() if cls is not None else None
-        if config is not None:
-            out[name] = seeded(config, settings.seed)
-    return out
+    """Every method's config for this run, seeded with the run's seed (see `seeds.seeded_method_configs`)."""
+    return seeded_method_configs(settings.method_config, settings.methods, settings.seed)
 
 
 def evaluate(settings: EvalSettings, lm: LM | None = None,

@@ -11,10 +11,11 @@ from __future__ import annotations
 import dataclasses
 import json
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Mapping, Sequence
 
 from ..atomic import atomic_write_text
 from ..provenance import provenance
+from .configs import config_class, method_configs
 
 
 def seeded(config: Any, seed: int) -> Any:
@@ -53,6 +54,28 @@ def seed_settings(raw: Any, where: str = "") -> list[str]:
             found.append(path)
         found += seed_settings(value, path)
     return found
+
+
+def seeded_method_configs(path: Path | None, names: Sequence[str], seed: int) -> dict[str, Any]:
+    """Every named method's config: the settings of the `--method-config` file at `path` (defaults otherwise)
+    with every `seed` field set to `seed`. A file that sets a seed itself is refused: the run's seed is the
+    one place a seed is chosen."""
+    configs = method_configs(path, list(names)) if path is not None else {}
+    if path is not None:
+        raw = json.loads(Path(path).read_text(encoding="utf-8"))
+        where = [f"{name}.{p}" for name, values in raw.items() for p in seed_settings(values)]
+        if where:
+            raise ValueError(f"method config file {path}: {', '.join(where)} set a seed; the run's --seed/--seeds "
+                             f"sets every method's seed")
+    out = {}
+    for name in names:
+        config = configs.get(name)
+        if config is None:
+            cls = config_class(name)
+            config = cls() if cls is not None else None
+        if config is not None:
+            out[name] = seeded(config, seed)
+    return out
 
 
 def parse_seeds(text: str) -> tuple[int, ...]:
