@@ -325,3 +325,22 @@ def test_examples_that_carry_their_teacher_skip_the_teacher_pass(tiny, monkeypat
     out = teacher_pass(tiny, [with_teacher, without], top_k=2, progress=False)
     assert out[0] is kept and len(out[1]) == without.n_scored
     assert calls == [[without.teacher_ids]]  # only the sentence without a kept teacher was run
+
+
+def test_only_answers_that_tokenize_back_keep_their_written_distributions(tiny, monkeypatch):
+    import selfparam.training.teacher as teacher_module
+    from selfparam.training.losses import CompactTeacher
+
+    tok, eos = tiny.tokenizer, tiny.tokenizer.eos_token
+    ids = tok("In May." + eos, add_special_tokens=False)["input_ids"]
+    kept = CompactTeacher(torch.zeros(len(ids), 2), torch.zeros(len(ids), 2, dtype=torch.long), torch.zeros(len(ids)))
+    truncated = CompactTeacher(torch.zeros(3, 2), torch.zeros(3, 2, dtype=torch.long), torch.zeros(3))
+    monkeypatch.setattr(teacher_module, "teacher_answers", lambda lm, prompts, *a, **k: [
+        ("In May.", ids, kept), ("Quenby", tok("Quenby", add_special_tokens=False)["input_ids"][:3], truncated)])
+    ts = TargetSet(CONTEXT, [QAPair("When?", "x"), QAPair("Where?", "y")])
+    out, written = teacher_module.teacher_writes_answers(tiny, ts, top_k=2)
+    assert [p.answer for p in out.pairs] == ["In May.", "Quenby"]
+    assert written == {(CONTEXT, "When?", "In May." + eos): kept}  # the EOS was never reached for "Quenby"
+    examples = distillation_examples(tok, out, written=written)
+    assert examples[0].teacher is kept and examples[1].teacher is None
+    assert encode(tok, examples[0], tiny.max_length).teacher is kept

@@ -79,7 +79,7 @@ UNRELATED_TEACHERS = ("context", "base")
 
 def distillation_examples(tokenizer: PreTrainedTokenizerBase, targets: TargetSet,
                           unrelated_teacher: str = "context",
-                          written: Mapping[tuple[str, str], CompactTeacher] | None = None) -> list[Example]:
+                          written: Mapping[tuple[str, str, str], CompactTeacher] | None = None) -> list[Example]:
     """SELF-PARAM's examples for one context: every pair asked with the context in view (teacher) and
     without it (student), and every unrelated sentence read by the student alone.
 
@@ -87,7 +87,7 @@ def distillation_examples(tokenizer: PreTrainedTokenizerBase, targets: TargetSet
     model reading the context before the sentence; "base" the model reading the sentence alone, i.e. the
     model as it was before this update, a KL anchor that keeps unrelated text unchanged.
 
-    `written` maps (question, answer text) to the teacher's distributions kept while it wrote that answer
+    `written` maps (context, question, answer text) to the teacher's distributions kept while it wrote that answer
     (`teacher.teacher_answers`); those pairs need no teacher pass.
     """
     if unrelated_teacher not in UNRELATED_TEACHERS:
@@ -96,7 +96,8 @@ def distillation_examples(tokenizer: PreTrainedTokenizerBase, targets: TargetSet
     examples = [Example(student_prefix=answer_prompt(tokenizer, p.question),
                         teacher_prefix=answer_prompt(tokenizer, p.question, targets.context),
                         text=p.answer.strip() + eos,
-                        teacher=(written or {}).get((p.question, p.answer.strip() + eos))) for p in targets.pairs]
+                        teacher=(written or {}).get((targets.context, p.question, p.answer.strip() + eos)))
+                for p in targets.pairs]
     unrelated_prefix = context_block(targets.context) if unrelated_teacher == "context" else ""
     examples += [Example(student_prefix="", teacher_prefix=unrelated_prefix, text=s) for s in targets.unrelated]
     return examples

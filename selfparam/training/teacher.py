@@ -88,23 +88,23 @@ def teacher_answers(lm: LM, prompts: Sequence[str], max_new_tokens: int, top_k: 
 
 
 def teacher_writes_answers(teacher: LM, ts: TargetSet, top_k: int,
-                           batch_size: int = 16) -> tuple[TargetSet, dict[tuple[str, str], CompactTeacher]]:
+                           batch_size: int = 16) -> tuple[TargetSet, dict[tuple[str, str, str], CompactTeacher]]:
     """`ts` with every question re-answered by `teacher` with the context in view (as `targets.reanswer`),
-    and the teacher's distributions over each answer as written, keyed by (question, answer + EOS).
+    and the teacher's distributions over each answer as written, keyed by (context, question, answer + EOS).
 
     An answer is kept only when the text the student will learn tokenizes back to exactly the generated
     ids (no stripped whitespace, the EOS reached); other answers go through the teacher pass as before.
     """
     tok = teacher.tokenizer
     eos = tok.eos_token or ""
-    written: dict[tuple[str, str], CompactTeacher] = {}
+    written: dict[tuple[str, str, str], CompactTeacher] = {}
 
     def answer(questions: list[str], context: str) -> list[str]:
         results = teacher_answers(teacher, [answer_prompt(tok, q, context) for q in questions],
                                   TEACHER_ANSWER_TOKENS, top_k, batch_size)
         for q, (text, ids, compact) in zip(questions, results):
             if text and tok(text + eos, add_special_tokens=False)["input_ids"] == ids:
-                written[(q, text + eos)] = compact
+                written[(context, q, text + eos)] = compact
         return [text for text, _, _ in results]
 
     return answer_in_context(ts, answer), written
