@@ -171,11 +171,11 @@ def test_the_teacher_of_each_update_reanswers_on_both_routes(tiny, tmp_path, mon
     def run(resources):
         seen = []
 
-        def reanswer(teacher, ts):
+        def reanswer(teacher, ts, top_k):
             seen.append(model_fingerprint(teacher.model))
-            return TargetSet(ts.context, [QAPair(p.question, "Taught.", p.answer) for p in ts.pairs])
+            return TargetSet(ts.context, [QAPair(p.question, "Taught.", p.answer) for p in ts.pairs]), {}
 
-        monkeypatch.setattr(sp_method, "reanswer", reanswer)
+        monkeypatch.setattr(sp_method, "teacher_writes_answers", reanswer)
         m = SelfParam(tiny, SelfParamConfig(targets=config, train=fast_train()), resources, progress=False)
         before = []
         for c in (CONTEXT, OTHER):
@@ -287,3 +287,60 @@ def test_generator_credentials_never_reach_disk(tiny, tmp_path):
     method.save(tmp_path / "inj")
     written = "".join(p.read_text() for p in (tmp_path / "inj").rglob("*.json"))
     assert "s3cret" not in written and "abc123" not in written and "llm.example.com" in written
+
+
+# -- issue 10.3: the teacher's distributions kept while it writes the answers -------------------------
+def test_distributions_kept_while_writing_equal_the_teacher_pass(tiny):
+    from selfparam.prompts import answer_prompt
+    from selfparam.training.examples import Encoded
+    from selfparam.training.teacher import teacher_answers, teacher_pass
+
+    lm = tiny_lm(seed=0, initializer_range=0.3)  # writes non-empty (random) answers
+    prompts = [answer_prompt(lm.tokenizer, q, CONTEXT) for q in ("Where is the festival?", "When?", "Who hosts it?")]
+    written = teacher_answers(lm, prompts, max_new_tokens=12, top_k=8)
+    encoded = [Encoded(student_ids=ids, teacher_ids=lm.tokenizer(p, add_special_tokens=False)["input_ids"] + ids,
+                       n_scored=len(ids)) for p, (_, ids, _) in zip(prompts, written)]
+    passed = teacher_pass(lm, encoded, top_k=8, progress=False)
+    for (_, ids, kept), ref in zip(written, passed):
+        assert len(kept) == len(ids) == 12
+        assert torch.equal(kept.topk_ids, ref.topk_ids)
+        assert torch.allclose(kept.topk_logp, ref.topk_logp, atol=1e-4)
+        assert torch.allclose(kept.rest_logp, ref.rest_logp, atol=1e-4)
+
+
+def test_examples_that_carry_their_teacher_skip_the_teacher_pass(tiny, monkeypatch):
+    import selfparam.training.teacher as teacher_module
+    from selfparam.training.examples import Example
+    from selfparam.training.losses import CompactTeacher
+    from selfparam.training.teacher import teacher_pass
+
+    text = "Ell." + tiny.tokenizer.eos_token
+    n = len(tiny.tokenizer(text, add_special_tokens=False)["input_ids"])
+    kept = CompactTeacher(torch.zeros(n, 2), torch.zeros(n, 2, dtype=torch.long), torch.zeros(n))
+    with_teacher = encode(tiny.tokenizer, Example("Q: where?", text, "C. Q: where?", teacher=kept), tiny.max_length)
+    without = encode(tiny.tokenizer, Example("", "Cats sit on mats.", "C.\n\n"), tiny.max_length)
+    calls = []
+    real = teacher_module.scored_logprobs
+    monkeypatch.setattr(teacher_module, "scored_logprobs", lambda m, lm, seqs, ns: calls.append(seqs) or real(m, lm, seqs, ns))
+    out = teacher_pass(tiny, [with_teacher, without], top_k=2, progress=False)
+    assert out[0] is kept and len(out[1]) == without.n_scored
+    assert calls == [[without.teacher_ids]]  # only the sentence without a kept teacher was run
+
+
+def test_only_answers_that_tokenize_back_keep_their_written_distributions(tiny, monkeypatch):
+    import selfparam.training.teacher as teacher_module
+    from selfparam.training.losses import CompactTeacher
+
+    tok, eos = tiny.tokenizer, tiny.tokenizer.eos_token
+    ids = tok("In May." + eos, add_special_tokens=False)["input_ids"]
+    kept = CompactTeacher(torch.zeros(len(ids), 2), torch.zeros(len(ids), 2, dtype=torch.long), torch.zeros(len(ids)))
+    truncated = CompactTeacher(torch.zeros(3, 2), torch.zeros(3, 2, dtype=torch.long), torch.zeros(3))
+    monkeypatch.setattr(teacher_module, "teacher_answers", lambda lm, prompts, *a, **k: [
+        ("In May.", ids, kept), ("Quenby", tok("Quenby", add_special_tokens=False)["input_ids"][:3], truncated)])
+    ts = TargetSet(CONTEXT, [QAPair("When?", "x"), QAPair("Where?", "y")])
+    out, written = teacher_module.teacher_writes_answers(tiny, ts, top_k=2)
+    assert [p.answer for p in out.pairs] == ["In May.", "Quenby"]
+    assert written == {(CONTEXT, "When?", "In May." + eos): kept}  # the EOS was never reached for "Quenby"
+    examples = distillation_examples(tok, out, written=written)
+    assert examples[0].teacher is kept and examples[1].teacher is None
+    assert encode(tok, examples[0], tiny.max_length).teacher is kept

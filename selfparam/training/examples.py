@@ -12,20 +12,27 @@ two distributions line up position by position.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Mapping
 
 from transformers import PreTrainedTokenizerBase
 
 from ..prompts import answer_prompt
 from ..targets.types import TargetSet
+from .losses import CompactTeacher
 
 
 @dataclass(frozen=True)
 class Example:
-    """One training sequence. `teacher_prefix` None means next-token training on `text`."""
+    """One training sequence. `teacher_prefix` None means next-token training on `text`.
+
+    `teacher` holds the teacher's distributions over `text` when they are already known (kept while the
+    teacher wrote the answer), so the teacher pass skips this example.
+    """
 
     student_prefix: str
     text: str
     teacher_prefix: str | None = None
+    teacher: CompactTeacher | None = None
 
 
 @dataclass
@@ -39,6 +46,7 @@ class Encoded:
     student_ids: list[int]
     teacher_ids: list[int] | None
     n_scored: int
+    teacher: CompactTeacher | None = None
 
 
 def encode(tokenizer: PreTrainedTokenizerBase, example: Example, max_length: int) -> Encoded:
@@ -57,7 +65,8 @@ def encode(tokenizer: PreTrainedTokenizerBase, example: Example, max_length: int
     if longest > max_length:
         raise ValueError(f"a training sequence has {longest} tokens, more than the model's window of "
                          f"{max_length}: shorten the context or split it into several contexts")
-    return Encoded(student_ids, teacher_ids, n_scored)
+    teacher = example.teacher if example.teacher is not None and len(example.teacher) == n_scored else None
+    return Encoded(student_ids, teacher_ids, n_scored, teacher)
 
 
 def context_block(context: str) -> str:
@@ -69,20 +78,26 @@ UNRELATED_TEACHERS = ("context", "base")
 
 
 def distillation_examples(tokenizer: PreTrainedTokenizerBase, targets: TargetSet,
-                          unrelated_teacher: str = "context") -> list[Example]:
+                          unrelated_teacher: str = "context",
+                          written: Mapping[tuple[str, str, str], CompactTeacher] | None = None) -> list[Example]:
     """SELF-PARAM's examples for one context: every pair asked with the context in view (teacher) and
     without it (student), and every unrelated sentence read by the student alone.
 
     `unrelated_teacher` says who teaches the unrelated sentences: "context" (the paper's objective) the
     model reading the context before the sentence; "base" the model reading the sentence alone, i.e. the
     model as it was before this update, a KL anchor that keeps unrelated text unchanged.
+
+    `written` maps (context, question, answer text) to the teacher's distributions kept while it wrote that answer
+    (`teacher.teacher_answers`); those pairs need no teacher pass.
     """
     if unrelated_teacher not in UNRELATED_TEACHERS:
         raise ValueError(f"unrelated_teacher: {unrelated_teacher!r} is not one of {', '.join(UNRELATED_TEACHERS)}")
     eos = tokenizer.eos_token or ""
     examples = [Example(student_prefix=answer_prompt(tokenizer, p.question),
                         teacher_prefix=answer_prompt(tokenizer, p.question, targets.context),
-                        text=p.answer.strip() + eos) for p in targets.pairs]
+                        text=p.answer.strip() + eos,
+                        teacher=(written or {}).get((targets.context, p.question, p.answer.strip() + eos)))
+                for p in targets.pairs]
     unrelated_prefix = context_block(targets.context) if unrelated_teacher == "context" else ""
     examples += [Example(student_prefix="", teacher_prefix=unrelated_prefix, text=s) for s in targets.unrelated]
     return examples

@@ -1,8 +1,10 @@
-"""The teacher pass: the frozen model reads each sentence with the context before it, once.
+"""The teacher's distributions: kept while it writes the answers, or from one pass over each sentence.
 
-Its distributions over the scored tokens are kept as `CompactTeacher` (top-k log-probabilities plus the
-left-over mass), so training never runs the teacher again and memory stays at k+1 numbers per token
-instead of a vocabulary's worth (49,152 for SmolLM2).
+They are kept as `CompactTeacher` (top-k log-probabilities plus the left-over mass), so training never
+runs the teacher again and memory stays at k+1 numbers per token instead of a vocabulary's worth (49,152
+for SmolLM2). When the teacher writes (or re-writes) an answer with the context in view
+(`teacher_writes_answers`), the log-probabilities of each generated token are exactly the distributions the
+KL needs for that answer: those pairs skip `teacher_pass`; unrelated sentences still go through it.
 """
 
 from __future__ import annotations
@@ -13,18 +15,23 @@ import torch
 from tqdm.auto import tqdm
 
 from ..lm import LM, inference_mode
-from .batching import scored_logprobs
+from ..prompts import answer_prompt
+from ..targets import answer_in_context
+from ..targets.builder import TEACHER_ANSWER_TOKENS
+from ..targets.types import TargetSet
+from .batching import fp32_output_layer, scored_logprobs
 from .examples import Encoded
-from .losses import CompactTeacher, compact_teacher
+from .losses import CompactTeacher, compact_teacher, log_softmax_fp32
 
 
 def teacher_pass(lm: LM, encoded: Sequence[Encoded], top_k: int, batch_size: int = 8,
                  progress: bool = True) -> list[CompactTeacher]:
-    """Compact teacher distributions for every example, in the order given (sorted by length inside)."""
+    """Compact teacher distributions for every example, in the order given (sorted by length inside);
+    examples that already carry theirs (`Encoded.teacher`) are not run again."""
     if any(e.teacher_ids is None for e in encoded):
         raise ValueError("teacher_pass needs examples with a teacher prefix")
-    order = sorted(range(len(encoded)), key=lambda i: len(encoded[i].teacher_ids))
-    result: list[CompactTeacher | None] = [None] * len(encoded)
+    result: list[CompactTeacher | None] = [e.teacher for e in encoded]
+    order = sorted((i for i, e in enumerate(encoded) if e.teacher is None), key=lambda i: len(encoded[i].teacher_ids))
     with inference_mode(lm), tqdm(total=len(order), desc="teacher", unit="seq", disable=not progress,
                                   leave=False) as bar:
         for start in range(0, len(order), batch_size):
@@ -53,3 +60,51 @@ def stack_right_aligned(teachers: Sequence[CompactTeacher]) -> tuple[torch.Tenso
         ids[row, width - n:] = t.topk_ids
         rest[row, width - n:] = t.rest_logp
     return logp, ids, rest
+
+
+def teacher_answers(lm: LM, prompts: Sequence[str], max_new_tokens: int, top_k: int,
+                    batch_size: int = 16) -> list[tuple[str, list[int], CompactTeacher]]:
+    """Greedy answers to `prompts` with, for each, the generated token ids (up to and including EOS) and
+    the compact distributions the model gave each of them (fp32 output layer, as in `teacher_pass`)."""
+    tok = lm.tokenizer
+    out: list[tuple[str, list[int], CompactTeacher]] = []
+    with inference_mode(lm), fp32_output_layer(lm.model):
+        for start in range(0, len(prompts), batch_size):
+            enc = tok(list(prompts[start:start + batch_size]), return_tensors="pt", padding=True,
+                      add_special_tokens=False).to(lm.device)
+            gen = lm.model.generate(**enc, max_new_tokens=max_new_tokens, do_sample=False, temperature=None,
+                                    top_p=None, top_k=None, pad_token_id=tok.pad_token_id,
+                                    eos_token_id=tok.eos_token_id, output_logits=True, return_dict_in_generate=True)
+            new = gen.sequences[:, enc["input_ids"].shape[1]:].cpu()   # (B, n)
+            logits = torch.stack(gen.logits, dim=1)                    # (B, n, V)
+            for row in range(new.shape[0]):
+                ids = new[row].tolist()
+                if tok.eos_token_id in ids:
+                    ids = ids[:ids.index(tok.eos_token_id) + 1]
+                compact = compact_teacher(log_softmax_fp32(logits[row, :len(ids)]), top_k)
+                out.append((tok.decode(ids, skip_special_tokens=True).strip(), ids,
+                            CompactTeacher(compact.topk_logp.cpu(), compact.topk_ids.cpu(), compact.rest_logp.cpu())))
+    return out
+
+
+def teacher_writes_answers(teacher: LM, ts: TargetSet, top_k: int,
+                           batch_size: int = 16) -> tuple[TargetSet, dict[tuple[str, str, str], CompactTeacher]]:
+    """`ts` with every question re-answered by `teacher` with the context in view (as `targets.reanswer`),
+    and the teacher's distributions over each answer as written, keyed by (context, question, answer + EOS).
+
+    An answer is kept only when the text the student will learn tokenizes back to exactly the generated
+    ids (no stripped whitespace, the EOS reached); other answers go through the teacher pass as before.
+    """
+    tok = teacher.tokenizer
+    eos = tok.eos_token or ""
+    written: dict[tuple[str, str, str], CompactTeacher] = {}
+
+    def answer(questions: list[str], context: str) -> list[str]:
+        results = teacher_answers(teacher, [answer_prompt(tok, q, context) for q in questions],
+                                  TEACHER_ANSWER_TOKENS, top_k, batch_size)
+        for q, (text, ids, compact) in zip(questions, results):
+            if text and tok(text + eos, add_special_tokens=False)["input_ids"] == ids:
+                written[(context, q, text + eos)] = compact
+        return [text for text, _, _ in results]
+
+    return answer_in_context(ts, answer), written

@@ -7,7 +7,7 @@ import sys
 from accelerate import PartialState
 
 from selfparam.methods.base import Context, Resources
-from selfparam.methods.selfparam import SelfParam, SelfParamConfig
+from selfparam.methods.selfparam import SelfParam, SelfParamConfig, TargetConfig
 from selfparam.targets.types import QAPair, TargetSet
 from selfparam.testing import tiny_lm
 from selfparam.training import TrainConfig
@@ -19,7 +19,7 @@ def targets(context: str) -> TargetSet:
 
 
 state = PartialState(cpu=True)  # as the trainer asks for on a CPU-only machine
-config = SelfParamConfig(train=TrainConfig(epochs=2, batch_size=2, lr=1e-2))
+config = SelfParamConfig(targets=TargetConfig(answers="generator"), train=TrainConfig(epochs=2, batch_size=2, lr=1e-2))
 method = SelfParam(tiny_lm(seed=0, initializer_range=0.3), config, Resources(target_builder=targets), progress=False)
 method.inject([Context("c", "Quenby hosts the Zorblat festival every May.")])
 digest = float(sum(p.double().sum() for p in method.lm.model.parameters()))

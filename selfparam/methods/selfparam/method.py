@@ -5,11 +5,12 @@ updates, each merged before the next). It reads as the recipe:
 
 1. targets   generated question-answer pairs about each context plus unrelated sentences (the run's
              shared, cached builder, or one from this method's `TargetConfig`); with `answers="teacher"`
-             the teacher re-answers every question with the context in view;
+             the teacher re-answers every question with the context in view, keeping its top-k
+             log-probabilities of each written token;
 2. examples  each pair asked with the context (teacher) and without it (student); each unrelated
              sentence read by the student alone, taught by the model with or without the context;
-3. teacher   the model as it is before this update reads each example once; its top-k distributions
-             over the answer tokens are kept;
+3. teacher   the model as it is before this update reads each example whose distributions are not yet
+             known (unrelated sentences; answers it did not write) once; top-k distributions are kept;
 4. train     a LoRA (or the MLP weights) learns to match them without the context: compact KL;
 5. merge     the update is merged into the method's private model copy and recorded for save/load.
 """
@@ -22,10 +23,10 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from ...lm import LM
-from ...targets import make_generator, make_target_builder, reanswer, target_set_to_dict  # noqa: F401 (re-exported)
+from ...targets import make_generator, make_target_builder, target_set_to_dict  # noqa: F401 (re-exported)
 from ...targets.types import TargetSet
 from ...training.examples import distillation_examples
-from ...training.teacher import teacher_pass
+from ...training.teacher import teacher_pass, teacher_writes_answers
 from ...training.trainer import encode_share, train_and_merge
 from ..base import Context, Query, Resources
 from ..prompted import answer_questions, score_questions
@@ -58,10 +59,13 @@ class SelfParam:
     def inject(self, contexts: Sequence[Context]) -> None:
         teacher = self.weights.begin(contexts)  # the model as it is now: trained below, and its own teacher
         target_sets = [self.build_targets(c.text) for c in contexts]                               # 1. targets
+        written: dict = {}  # the teacher's distributions kept while it re-wrote the answers
         if self.targets.answers == "teacher":
-            target_sets = [reanswer(teacher, ts) for ts in target_sets]
+            rewritten = [teacher_writes_answers(teacher, ts, self.config.train.top_k) for ts in target_sets]
+            target_sets = [ts for ts, _ in rewritten]
+            written = {key: t for _, kept in rewritten for key, t in kept.items()}
         examples = [e for ts in target_sets                                                          # 2. examples
-                    for e in distillation_examples(teacher.tokenizer, ts, self.config.unrelated_teacher)]
+                    for e in distillation_examples(teacher.tokenizer, ts, self.config.unrelated_teacher, written)]
         encoded = encode_share(teacher, examples)
         t0 = time.perf_counter()
         teachers = teacher_pass(teacher, encoded, self.config.train.top_k,                           # 3. teacher

@@ -1,0 +1,77 @@
+"""The protocol every registered method keeps, on the tiny model: reset restores the base model, save -> load
+gives the same answers, and `storage_bytes` says where the knowledge lives."""
+
+import pytest
+import torch
+
+from selfparam.methods.base import Context, Query, Resources
+from selfparam.methods.registry import METHODS, build_method, config_class
+from selfparam.targets import TargetConfig
+from selfparam.targets.types import QAPair, TargetSet
+from selfparam.training import TrainConfig
+
+CONTEXTS = [Context("a", "Quenby hosts the Zorblat festival every May."),
+            Context("b", "Glass boats race on the river Ell each June.")]
+QUERIES = [Query("When is the Zorblat festival?", CONTEXTS[0].text), Query("Where do glass boats race?", CONTEXTS[1].text)]
+
+
+def targets(context: str) -> TargetSet:
+    return TargetSet(context, [QAPair("When is the festival?", "Every May."), QAPair("Which river?", "The Ell.")],
+                     unrelated=["The cat sat on the mat."])
+
+
+def make(name, tiny):
+    if name == "recipe":  # needs a trained editor: the tiny one the RECIPE tests build
+        from test_recipe import tiny_editor, tiny_encoder
+
+        from selfparam.methods.recipe import Recipe, RecipeConfig
+
+        enc = tiny_encoder()
+        return Recipe(tiny, RecipeConfig(batch_size=4), editor=tiny_editor(tiny, enc), encoder=enc)
+    cls = config_class(name)
+    config = cls(train=TrainConfig(epochs=2, batch_size=2, lr=5e-2)) if cls and "train" in cls.__dataclass_fields__ \
+        else None
+    resources = Resources(target_builder=targets, targets=TargetConfig(answers="generator"), seed=0)
+    method = build_method(name, tiny, config, resources)
+    method.progress = False
+    return method
+
+
+def base_logits(model, tiny) -> torch.Tensor:
+    ids = tiny.tokenizer("Question: When is the festival?", return_tensors="pt")["input_ids"]
+    with torch.no_grad():
+        return model(input_ids=ids).logits
+
+
+@pytest.mark.parametrize("name", list(METHODS))
+def test_protocol(name, tiny, tmp_path, monkeypatch):
+    import selfparam.methods.finetune.method as finetune
+
+    # the random tiny model answers nothing: ft-s-teacher's teacher writes fixed answers instead
+    monkeypatch.setattr(finetune, "reanswer", lambda teacher, ts: TargetSet(
+        ts.context, [QAPair(p.question, "Taught answer.", p.answer) for p in ts.pairs], list(ts.unrelated)))
+    method = make(name, tiny)
+    before = method.answer(QUERIES, max_new_tokens=4)
+    method.inject(CONTEXTS)
+    weights = getattr(method, "weights", None)
+    if weights is not None:  # the knowledge is in the weights: they changed, and nothing is kept beside them
+        assert not torch.equal(base_logits(method.lm.model, tiny), base_logits(tiny.model, tiny))
+        assert method.storage_bytes() == 0
+    elif name.startswith("base"):
+        assert method.storage_bytes() == 0
+    else:
+        assert method.storage_bytes() > 0  # retrieval and RECIPE keep what they stored beside the model
+    injected = method.answer(QUERIES, max_new_tokens=4)
+    method.save(tmp_path / name)
+
+    loaded = make(name, tiny)
+    loaded.load(tmp_path / name)
+    assert loaded.answer(QUERIES, max_new_tokens=4) == injected
+    if weights is not None:
+        assert torch.allclose(base_logits(loaded.lm.model, tiny), base_logits(method.lm.model, tiny), atol=1e-5)
+
+    method.reset()
+    assert method.answer(QUERIES, max_new_tokens=4) == before
+    assert method.storage_bytes() == 0
+    if weights is not None:
+        assert torch.equal(base_logits(method.lm.model, tiny), base_logits(tiny.model, tiny))
