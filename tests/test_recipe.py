@@ -230,6 +230,25 @@ def test_recipe_save_load_roundtrip(recipe, tiny, tmp_path):
     assert len(recipe.repository) == 0 and recipe.storage_bytes() == 0
 
 
+def test_repository_of_another_editor_is_refused(recipe, tiny, tmp_path):
+    recipe.inject([Context("e1", "The Eiffel Tower is in Rome")])
+    recipe.save(tmp_path / "r")
+    assert [p.name for p in tmp_path.iterdir()] == ["r"]  # written whole, no temporary left
+    # the same editor written to disk and read back is the same editor: accepted
+    recipe.editor.save(tmp_path / "editor")
+    same = Recipe(tiny, RecipeConfig(checkpoint=str(tmp_path / "editor")), encoder=recipe.encoder)
+    same.load(tmp_path / "r")
+    assert same.repository.ids == ["e1"]
+    # an editor of the same shape with other weights (another training run): refused, nothing changed
+    other = Recipe(tiny, RecipeConfig(), editor=tiny_editor(tiny, recipe.encoder, seed=1), encoder=recipe.encoder)
+    other.inject([Context("mine", "Hamlet was written by Bacon")])
+    with pytest.raises(ValueError, match="another RECIPE editor"):
+        other.load(tmp_path / "r")
+    assert other.repository.ids == ["mine"]
+    with pytest.raises(FileNotFoundError, match="recipe.json"):
+        other.load(tmp_path)
+
+
 # --- bad input: a clear error, nothing changed ----------------------------------------------------------
 
 def test_empty_target_is_refused(recipe):

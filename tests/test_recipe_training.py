@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import pytest
 import torch
 from typer.testing import CliRunner
 
@@ -74,11 +75,16 @@ def test_tiny_training_runs_resumes_and_learns_retrieval(tiny, tmp_path):
     assert after["reliability"] > before["reliability"] and after["reliability"] >= 0.75
     # the frozen LLM stayed frozen
     assert all(p.requires_grad for p in tiny.model.parameters())
+    config = json.loads((tmp_path / "run" / "train_config.json").read_text())
+    assert config["versions"]["torch"] == torch.__version__ and "git_revision" in config
+    # a run killed after logging steps past its checkpoint (4) logged rows it will redo, the last cut short
+    with open(tmp_path / "run" / "train_log.jsonl", "a") as f:
+        f.write(json.dumps({"step": 5, "loss": -1.0}) + "\n" + '{"step": 6, "lo')
     # resume: 2 more steps continue the log from step 5
     train.steps = 6
     train_recipe(tiny, enc, recs, cfg, train, progress=False)
     log = [json.loads(line) for line in (tmp_path / "run" / "train_log.jsonl").read_text().splitlines()]
-    assert [r["step"] for r in log] == [1, 2, 3, 4, 5, 6]
+    assert [r["step"] for r in log] == [1, 2, 3, 4, 5, 6] and all(r["loss"] != -1.0 for r in log)
     # the written editor serves the method
     recipe = Recipe(tiny, RecipeConfig(checkpoint=str(tmp_path / "run" / "editor")), encoder=enc)
     recipe.inject([Context(r.id, r.fact) for r in recs])
@@ -96,7 +102,7 @@ def test_resumed_run_gets_its_own_time_allowance(tiny, tmp_path):
                         save_every=1, seed=0)
     train_recipe(tiny, enc, records(), cfg, train, progress=False)
     state_path = tmp_path / "run" / "checkpoint" / "state.pt"
-    state = torch.load(state_path, weights_only=False)
+    state = torch.load(state_path, weights_only=True)  # tensors and plain containers only
     state["seconds"] = 1e6  # as if earlier runs had trained for 11 days
     torch.save(state, state_path)
     train.steps, train.max_seconds = 4, 1e5
@@ -132,3 +138,42 @@ def test_edit_cli_adds_deletes_and_rolls_back(tiny, tmp_path, monkeypatch):
     assert '"edits": 0' in r.output
     r = runner.invoke(app, ["recipe", "edit", *common, "--rollback", "1"])
     assert '"edits": 1' in r.output
+
+
+class Unpicklable:
+    """Stands for any object a checkpoint could smuggle in: loading it would run arbitrary code."""
+
+
+def test_resume_refuses_a_state_that_is_not_plain_tensors(tiny, tmp_path):
+    enc = HashingEncoder()
+    cfg = EditorConfig(encoder="tiny-bert", repr_dim=16, head_hidden=32, prompt_hidden=32)
+    train = TrainConfig(out=str(tmp_path / "run"), steps=1, batch_size=2, contrastive_batch=8, retrieval_steps=0,
+                        save_every=1, seed=0)
+    train_recipe(tiny, enc, records(), cfg, train, progress=False)
+    state_path = tmp_path / "run" / "checkpoint" / "state.pt"
+    state = torch.load(state_path, weights_only=True)
+    torch.save({**state, "extra": Unpicklable()}, state_path)
+    train.steps = 2
+    with pytest.raises(ValueError, match="more than tensors and plain containers"):
+        train_recipe(tiny, enc, records(), cfg, train, progress=False)
+    log = [json.loads(line) for line in (tmp_path / "run" / "train_log.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in log] == [1]  # nothing trained on
+
+
+class CountingEncoder(HashingEncoder):
+    def __init__(self):
+        self.calls = 0
+
+    def encode(self, texts):
+        self.calls += 1
+        return super().encode(texts)
+
+
+def test_encodings_are_cached_under_their_key(tmp_path):
+    enc, cache = CountingEncoder(), tmp_path / "encodings.safetensors"
+    first = encode_records(enc, records(), cache, progress=False)
+    assert enc.calls == 4 and [p.name for p in tmp_path.iterdir()] == [cache.name]
+    again = encode_records(enc, records(), cache, progress=False)
+    assert enc.calls == 4 and all(torch.equal(first[k], again[k]) for k in first)
+    other = encode_records(enc, records()[:5], cache, progress=False)  # another record set: encoded afresh
+    assert enc.calls == 8 and other["fact"].shape[0] == 5

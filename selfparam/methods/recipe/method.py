@@ -11,6 +11,7 @@ from typing import Sequence
 
 import torch
 
+from ...atomic import atomic_folder
 from ...lm import LM
 from ...prompts import answer_prompt
 from ..base import Context, Query, Resources
@@ -21,6 +22,7 @@ from .prompting import prompted_generate, prompted_token_accuracy
 from .repository import KnowledgeRepository
 
 REPOSITORY_DIR = "repository"
+RECIPE_META = "recipe.json"
 
 
 def llm_hidden_size(lm: LM) -> int:
@@ -131,20 +133,24 @@ class Recipe:
         self.repository = self._empty_repository()
 
     def save(self, path: Path) -> None:
-        """Write the repository (safetensors + JSON, with its operation log) under `path`."""
-        path = Path(path)
-        path.mkdir(parents=True, exist_ok=True)
-        self.repository.save(path / REPOSITORY_DIR)
+        """Write the repository (safetensors + JSON, with its operation log) and `recipe.json` (the model,
+        the editor and its digest) to `path`, replaced whole."""
         meta = {"method": self.name, "llm": self.lm.name, "llm_hidden": self.editor.llm_hidden,
-                "editor": self.editor.meta(), "checkpoint": self.config.checkpoint}
-        tmp = path / "recipe.json.tmp"
-        tmp.write_text(json.dumps(meta, indent=2))
-        tmp.replace(path / "recipe.json")
+                "editor": self.editor.meta(), "editor_digest": self.editor.digest(),
+                "checkpoint": self.config.checkpoint}
+        with atomic_folder(path) as tmp:
+            (tmp / REPOSITORY_DIR).mkdir()
+            self.repository.write(tmp / REPOSITORY_DIR)
+            (tmp / RECIPE_META).write_text(json.dumps(meta, indent=2), encoding="utf-8")
 
     def load(self, path: Path) -> None:
-        """Restore a saved repository; one built for another hidden size or prompt shape is refused and
-        the current repository is kept."""
-        repo = KnowledgeRepository.load(Path(path) / REPOSITORY_DIR)
+        """Restore a saved repository. One built for another hidden size or prompt shape, or by another
+        editor (its keys and prompts mean nothing to this one), is refused and the current one is kept."""
+        path = Path(path)
+        if not (path / RECIPE_META).is_file():
+            raise FileNotFoundError(f"{path}: no {RECIPE_META}; not a folder saved by RECIPE")
+        meta = json.loads((path / RECIPE_META).read_text(encoding="utf-8"))
+        repo = KnowledgeRepository.load(path / REPOSITORY_DIR)
         want = (self.editor.llm_hidden, self.editor.config.n_prompt_tokens, self.editor.config.repr_dim)
         got = (repo.hidden_size, repo.n_prompt_tokens, repo.repr_dim)
         if got[0] != want[0]:
@@ -153,6 +159,13 @@ class Recipe:
         if got != want:
             raise ValueError(f"repository {path} has (hidden, prompt tokens, repr dim) = {got}; this editor "
                              f"needs {want}")
+        digest = self.editor.digest()
+        if meta.get("editor_digest") != digest:
+            raise ValueError(
+                f"repository {path} was built by another RECIPE editor ({meta.get('checkpoint') or 'default location'}, "
+                f"digest {str(meta.get('editor_digest'))[:12]}) than this one ({self.config.checkpoint or 'default location'}, "
+                f"digest {digest[:12]}): its keys and prompts only work with the editor that wrote them; "
+                f"load it with that editor (--checkpoint) or start a new repository")
         self.repository = repo
 
     def storage_bytes(self) -> int:

@@ -13,9 +13,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
+from safetensors.torch import load_file, save_file
 
 from ...atomic import atomic_folder
-from safetensors.torch import load_file, save_file
 
 REPO_TENSORS = "repository.safetensors"
 REPO_META = "repository.json"
@@ -183,8 +183,12 @@ class KnowledgeRepository:
     # --- persistence -----------------------------------------------------------------------------
     def save(self, folder: Path) -> None:
         """Write the repository and its operation log to `folder` atomically."""
+        with atomic_folder(folder) as tmp:
+            self.write(tmp)
+
+    def write(self, folder: Path) -> None:
+        """Write the repository's files into the existing folder `folder` (a caller's atomic folder)."""
         folder = Path(folder)
-        folder.parent.mkdir(parents=True, exist_ok=True)
         tensors = {"keys": self.keys.contiguous(), "prompts": self.prompts.contiguous()}
         log = []
         for n, (op, e, pos) in enumerate(self.log):
@@ -193,16 +197,15 @@ class KnowledgeRepository:
             tensors[f"log.{n}.prompt"] = e.prompt.contiguous()
         meta = {"hidden_size": self.hidden_size, "n_prompt_tokens": self.n_prompt_tokens, "repr_dim": self.repr_dim,
                 "ids": self.ids, "texts": self.texts, "log": log}
-        with atomic_folder(folder) as tmp:
-            save_file(tensors, tmp / REPO_TENSORS)
-            (tmp / REPO_META).write_text(json.dumps(meta, ensure_ascii=False))
+        save_file(tensors, folder / REPO_TENSORS)
+        (folder / REPO_META).write_text(json.dumps(meta, ensure_ascii=False), encoding="utf-8")
 
     @classmethod
     def load(cls, folder: Path) -> "KnowledgeRepository":
         folder = Path(folder)
         if not (folder / REPO_META).is_file() or not (folder / REPO_TENSORS).is_file():
             raise FileNotFoundError(f"no RECIPE repository in {folder} (expected {REPO_META} and {REPO_TENSORS})")
-        meta = json.loads((folder / REPO_META).read_text())
+        meta = json.loads((folder / REPO_META).read_text(encoding="utf-8"))
         tensors = load_file(folder / REPO_TENSORS)
         repo = cls(meta["hidden_size"], meta["n_prompt_tokens"], meta["repr_dim"])
         if tensors["keys"].shape[0] != len(meta["ids"]) or tensors["prompts"].shape[0] != len(meta["ids"]):
