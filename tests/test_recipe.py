@@ -15,7 +15,8 @@ from selfparam.methods.recipe import (EditorConfig, KnowledgeRepository, Recipe,
                                       TrainConfig, fact_text, sentinel_retrieve)
 from selfparam.methods.recipe.encoder import MeanPoolEncoder
 from selfparam.methods.recipe.losses import IGNORE, masked_kl, sentinel_info_nce, target_cross_entropy
-from selfparam.methods.recipe.prompting import insert_prompts, prompted_generate, prompted_logits
+from selfparam.methods.recipe.prompting import prompted_generate
+from selfparam.prompt_vectors import insert_prompts, prompted_logits
 from selfparam.prompts import answer_prompt
 
 
@@ -162,6 +163,37 @@ def test_recipe_scores_like_the_base_model_until_something_is_retrieved(recipe, 
     for row, rid in enumerate(ids):
         same = torch.allclose(edited[row][real[row]], plain[row][real[row]], atol=1e-5)
         assert same == (rid is None)
+
+
+def test_teacher_forced_accuracy_with_prompts_scores_each_row_with_its_own_prompt(tiny):
+    """The tiny random model (tied embeddings, a strong residual) predicts the token it was just fed, so
+    the accuracies are known by hand: "aab" after "...a" gets a, a right and b wrong (2/3). Batched, padded
+    and with prompts, each row must score that; and each row's forward pass must carry its own prompt."""
+    torch.manual_seed(2)
+    prefixes, targets = ["Where is it? xa", "Qa", "zz"], ["aab", "aaaa", "zqzz"]
+    hand = [2 / 3, 1.0, 2 / 4]
+    prompts = 50 * torch.randn(3, 3, tiny.model.config.hidden_size)
+    has = torch.tensor([True, False, True])
+    seen = []
+
+    def spy(module, args, kwargs):
+        seen.append((kwargs["inputs_embeds"][:, :3].detach().clone(), kwargs["attention_mask"][:, :3].clone()))
+
+    assert target_token_accuracy(tiny, prefixes, targets) == pytest.approx(hand)
+    handle = tiny.model.register_forward_pre_hook(spy, with_kwargs=True)
+    try:
+        for batch_size in (1, 2):
+            seen.clear()
+            got = target_token_accuracy(tiny, prefixes, targets, batch_size=batch_size, prompts=prompts,
+                                        has_prompt=has)
+            assert got == pytest.approx(hand)
+            embeds, masks = torch.cat([e for e, _ in seen]), torch.cat([m for _, m in seen])
+            assert torch.equal(embeds[has], prompts[has])  # right padding: the prompt comes first
+            assert masks[has].all() and not masks[~has].any()  # a row without one gets masked slots
+    finally:
+        handle.remove()
+    with pytest.raises(ValueError, match="together"):
+        target_token_accuracy(tiny, prefixes, targets, prompts=prompts)
 
 
 def test_generation_with_kv_cache_matches_a_no_cache_greedy_loop(tiny):

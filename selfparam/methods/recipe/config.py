@@ -11,7 +11,7 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-DEFAULT_ENCODER = "all-minilm-l6-v2"
+from ...sentence_encoder import DEFAULT_ENCODER
 
 
 def default_checkpoint(model_name: str) -> Path:

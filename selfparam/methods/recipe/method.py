@@ -12,13 +12,14 @@ from typing import Sequence
 import torch
 
 from ...atomic import atomic_folder
+from ...generation import target_token_accuracy
 from ...lm import LM
 from ...prompts import answer_prompt
 from ..base import Context, Query, Resources
 from .config import RecipeConfig, default_checkpoint
 from .editor import RecipeEditor
 from .encoder import TextEncoder, load_encoder
-from .prompting import prompted_generate, prompted_token_accuracy
+from .prompting import prompted_generate
 from .repository import KnowledgeRepository
 
 REPOSITORY_DIR = "repository"
@@ -125,8 +126,8 @@ class Recipe:
             return []
         prompts, index = self.retrieve([q.question for q in queries])
         texts = [answer_prompt(self.lm.tokenizer, q.question) for q in queries]
-        return prompted_token_accuracy(self.lm, texts, [t.strip() for t in targets], prompts, index >= 0,
-                                       batch_size=self.config.batch_size)
+        return target_token_accuracy(self.lm, texts, [t.strip() for t in targets], self.config.batch_size,
+                                     prompts=prompts, has_prompt=index >= 0)
 
     # --- state ------------------------------------------------------------------------------------
     def reset(self) -> None:

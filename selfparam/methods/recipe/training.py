@@ -27,13 +27,14 @@ from ...atomic import atomic_folder, atomic_write_text, atomic_file
 from ...generation import encode_with_target
 from ...lm import LM
 from ...prompts import answer_prompt
+from ...padding import pad_tokens
+from ...prompt_vectors import prompted_logits
 from ...provenance import provenance
 from .config import EditorConfig, TrainConfig
 from .editor import RecipeEditor
 from .encoder import TextEncoder
 from .losses import IGNORE, masked_kl, sentinel_info_nce, target_cross_entropy
 from .method import llm_hidden_size
-from .prompting import pad_right, prompted_logits
 from .repository import sentinel_retrieve
 
 if TYPE_CHECKING:  # records are duck-typed: any object with these fields (eval/editing_data.EditRecord)
@@ -85,8 +86,8 @@ def build_edit_batch(lm: LM, records: Sequence[EditRecord]) -> dict[str, torch.T
         labels_start.append(None)
         kl_spans.append((len(rows) - 1, start - 1, len(ids) - 1))
         needs.append(len(ids) - start + 1)
-    ids, mask = pad_right([r[::-1] for r in rows], tok.pad_token_id)
-    ids, mask = ids.flip(1), mask.flip(1)  # left padding
+    padded = pad_tokens(rows, tok.pad_token_id, side="left")
+    ids, mask = padded["input_ids"], padded["attention_mask"]
     width = ids.shape[1]
     labels = torch.full_like(ids, IGNORE)
     for row, start in enumerate(labels_start):
