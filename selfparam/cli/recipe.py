@@ -48,9 +48,10 @@ def train(
     config = TrainConfig(data=str(data), out=str(out), max_records=max_records, steps=steps, batch_size=batch_size,
                          contrastive_batch=contrastive_batch, lr=lr, retrieval_steps=retrieval_steps, max_seconds=max_seconds, save_every=save_every,
                          seed=seed, device=device)
-    lm = load_lm(model, device=device, dtype=dtype)
     editor_config = EditorConfig(encoder=encoder, n_prompt_tokens=n_prompt_tokens)
-    train_recipe(lm, load_encoder(encoder, device=device), train_records, editor_config, config, validation=held_out)
+    text_encoder = load_encoder(encoder, device=device)  # a bad encoder fails before the LLM loads
+    lm = load_lm(model, device=device, dtype=dtype)
+    train_recipe(lm, text_encoder, train_records, editor_config, config, validation=held_out)
     typer.echo(f"editor written to {out / 'editor'}")
     if (out / "validation.json").is_file():
         typer.echo((out / "validation.json").read_text())
@@ -72,18 +73,22 @@ def edit(
     """Add, delete or roll back edits in a RECIPE repository, and optionally ask a question."""
     from ..lm import load_lm
     from ..methods.base import Query
-    from ..methods.recipe import Recipe, RecipeConfig
+    from ..methods.recipe import Recipe, RecipeConfig, RecipeEditor, default_checkpoint
 
     if (prompt is None) != (target is None):
         raise typer.BadParameter("give both --prompt and --target for an edit")
+    editor = RecipeEditor.load(checkpoint or default_checkpoint(model))  # a missing editor fails before the LLM loads
     lm = load_lm(model, device=device)
-    recipe = Recipe(lm, RecipeConfig(checkpoint=str(checkpoint) if checkpoint else None))
+    recipe = Recipe(lm, RecipeConfig(checkpoint=str(checkpoint) if checkpoint else None), editor=editor)
     if (repo / "recipe.json").is_file():
         recipe.load(repo)
     if rollback:
         recipe.rollback(rollback)
     if delete:
-        recipe.delete(delete)
+        try:
+            recipe.delete(delete)
+        except KeyError as e:
+            raise ValueError(e.args[0]) from None
     if prompt is not None:
         started = time.perf_counter()
         new_id = recipe.edit(prompt, target, edit_id)

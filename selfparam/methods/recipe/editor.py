@@ -92,7 +92,8 @@ class RecipeEditor(nn.Module):
         if not (folder / EDITOR_META).is_file() or not (folder / EDITOR_WEIGHTS).is_file():
             raise FileNotFoundError(
                 f"no trained RECIPE editor in {folder} (expected {EDITOR_META} and {EDITOR_WEIGHTS}); "
-                f"train one with `selfparam recipe train --out {folder}`")
+                f"train one with `selfparam recipe train --out DIR`, which writes DIR/editor"
+                + (f" (here: --out {folder.parent})" if folder.name == "editor" else ""))
         meta = json.loads((folder / EDITOR_META).read_text())
         editor = cls(EditorConfig(**meta["config"]), meta["encoder_dim"], meta["llm_hidden"],
                      llm_name=meta.get("llm_name", ""))
