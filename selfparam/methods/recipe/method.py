@@ -72,7 +72,8 @@ class Recipe:
         self.repository = self._empty_repository()
 
     def _empty_repository(self) -> KnowledgeRepository:
-        return KnowledgeRepository(self.editor.llm_hidden, self.editor.config.n_prompt_tokens, self.editor.config.repr_dim)
+        config = self.editor.config
+        return KnowledgeRepository(self.editor.llm_hidden, config.n_prompt_tokens, config.repr_dim)
 
     # --- editing ----------------------------------------------------------------------------------
     def inject(self, contexts: Sequence[Context]) -> None:
@@ -160,13 +161,13 @@ class Recipe:
         if got != want:
             raise ValueError(f"repository {path} has (hidden, prompt tokens, repr dim) = {got}; this editor "
                              f"needs {want}")
-        digest = self.editor.digest()
-        if meta.get("editor_digest") != digest:
+        digest, saved = self.editor.digest(), str(meta.get("editor_digest"))
+        if saved != digest:
+            theirs, ours = meta.get("checkpoint") or "default location", self.config.checkpoint or "default location"
             raise ValueError(
-                f"repository {path} was built by another RECIPE editor ({meta.get('checkpoint') or 'default location'}, "
-                f"digest {str(meta.get('editor_digest'))[:12]}) than this one ({self.config.checkpoint or 'default location'}, "
-                f"digest {digest[:12]}): its keys and prompts only work with the editor that wrote them; "
-                f"load it with that editor (--checkpoint) or start a new repository")
+                f"repository {path} was built by another RECIPE editor ({theirs}, digest {saved[:12]}) than this "
+                f"one ({ours}, digest {digest[:12]}): its keys and prompts only work with the editor that wrote "
+                f"them; load it with that editor (--checkpoint) or start a new repository")
         self.repository = repo
 
     def storage_bytes(self) -> int:

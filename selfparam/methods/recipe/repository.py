@@ -26,7 +26,8 @@ def normalize_fact(text: str) -> str:
     return " ".join(text.lower().split())
 
 
-def sentinel_retrieve(queries: torch.Tensor, keys: torch.Tensor, sentinel: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+def sentinel_retrieve(queries: torch.Tensor, keys: torch.Tensor,
+                      sentinel: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """The knowledge-sentinel rule.
 
     queries (Q, R), keys (K, R), sentinel (R,) -> index (Q,) of the best key, or -1 where the query is at
@@ -35,7 +36,8 @@ def sentinel_retrieve(queries: torch.Tensor, keys: torch.Tensor, sentinel: torch
     """
     sentinel_sim = queries @ sentinel  # (Q,)
     if keys.shape[0] == 0:
-        return torch.full((queries.shape[0],), -1, dtype=torch.long), torch.full_like(sentinel_sim, float("-inf")), sentinel_sim
+        nothing = torch.full((queries.shape[0],), -1, dtype=torch.long)
+        return nothing, torch.full_like(sentinel_sim, float("-inf")), sentinel_sim
     best_sim, best = (queries @ keys.T).max(dim=1)  # (Q,)
     return torch.where(best_sim > sentinel_sim, best, torch.full_like(best, -1)), best_sim, sentinel_sim
 
@@ -87,7 +89,8 @@ class KnowledgeRepository:
         if n + extra > self._keys.shape[0]:
             capacity = max(2 * self._keys.shape[0], n + extra)
             self._keys = torch.cat([self._keys[:n], torch.zeros(capacity - n, self.repr_dim)])
-            self._prompts = torch.cat([self._prompts[:n], torch.zeros(capacity - n, self.n_prompt_tokens, self.hidden_size)])
+            more = torch.zeros(capacity - n, self.n_prompt_tokens, self.hidden_size)
+            self._prompts = torch.cat([self._prompts[:n], more])
         self._keys[n:n + extra] = keys
         self._prompts[n:n + extra] = prompts
 
@@ -213,6 +216,6 @@ class KnowledgeRepository:
                              f"{tensors['keys'].shape[0]} keys, {tensors['prompts'].shape[0]} prompts")
         repo._set(tensors["keys"], tensors["prompts"])
         repo.ids, repo.texts = list(meta["ids"]), list(meta["texts"])
-        repo.log = [(e["op"], Entry(e["id"], e["text"], tensors[f"log.{n}.key"], tensors[f"log.{n}.prompt"]), e["position"])
-                    for n, e in enumerate(meta["log"])]
+        repo.log = [(e["op"], Entry(e["id"], e["text"], tensors[f"log.{n}.key"], tensors[f"log.{n}.prompt"]),
+                     e["position"]) for n, e in enumerate(meta["log"])]
         return repo

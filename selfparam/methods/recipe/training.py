@@ -23,12 +23,12 @@ from safetensors import safe_open
 from safetensors.torch import save_file
 from tqdm.auto import tqdm
 
-from ...atomic import atomic_folder, atomic_write_text, atomic_file
+from ...atomic import atomic_file, atomic_folder, atomic_write_text
 from ...generation import encode_with_target
 from ...lm import LM
-from ...prompts import answer_prompt
 from ...padding import pad_tokens
 from ...prompt_vectors import prompted_logits
+from ...prompts import answer_prompt
 from ...provenance import provenance
 from .config import EditorConfig, TrainConfig
 from .editor import RecipeEditor
@@ -200,9 +200,11 @@ def train_recipe(lm: LM, encoder: TextEncoder, records: Sequence[EditRecord], ed
         def contrastive(idx: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
             keys, prompts = editor.knowledge(enc["fact"][idx].to(device))  # (C, R), (C, n, H)
             c = idx.shape[0]
-            queries = torch.cat([editor.query(enc[f][idx].to(device)) for f in ("prompt", "rephrase", "locality_prompt")])
+            queries = torch.cat([editor.query(enc[f][idx].to(device))
+                                 for f in ("prompt", "rephrase", "locality_prompt")])  # (3C, R)
             positives = torch.cat([torch.arange(c), torch.arange(c), torch.full((c,), -1)]).to(device)
-            return sentinel_info_nce(queries, keys, editor.sentinel_repr(), positives, editor_config.temperature), prompts
+            loss = sentinel_info_nce(queries, keys, editor.sentinel_repr(), positives, editor_config.temperature)
+            return loss, prompts
 
         while step < config.steps:
             for _ in range(config.retrieval_steps):
