@@ -289,6 +289,11 @@ def test_repository_of_another_editor_is_refused(recipe, tiny, tmp_path):
     assert other.repository.ids == ["mine"]
     with pytest.raises(FileNotFoundError, match="recipe.json"):
         other.load(tmp_path)
+    meta = json.loads((tmp_path / "r" / "recipe.json").read_text())
+    del meta["editor_digest"]  # as saved before digests were recorded
+    (tmp_path / "r" / "recipe.json").write_text(json.dumps(meta))
+    with pytest.raises(ValueError, match="no editor digest"):
+        same.load(tmp_path / "r")
 
 
 # --- bad input: a clear error, nothing changed ----------------------------------------------------------

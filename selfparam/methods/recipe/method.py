@@ -161,7 +161,10 @@ class Recipe:
         if got != want:
             raise ValueError(f"repository {path} has (hidden, prompt tokens, repr dim) = {got}; this editor "
                              f"needs {want}")
-        digest, saved = self.editor.digest(), str(meta.get("editor_digest"))
+        digest, saved = self.editor.digest(), meta.get("editor_digest")
+        if saved is None:
+            raise ValueError(f"repository {path} records no editor digest (saved by an older selfparam), so "
+                             f"whether this editor built it cannot be checked; re-create it with this editor")
         if saved != digest:
             theirs, ours = meta.get("checkpoint") or "default location", self.config.checkpoint or "default location"
             raise ValueError(
