@@ -11,6 +11,8 @@ import torch
 from transformers import DynamicCache
 
 from .lm import LM, inference_mode
+from .padding import pad_tokens
+from .prompt_vectors import prompted_logits
 
 
 def _batches(items: Sequence, size: int):
@@ -175,12 +177,18 @@ def encode_with_target(lm: LM, prefix: str, target: str) -> tuple[list[int], int
 
 
 def target_token_accuracy(lm: LM, prefixes: Sequence[str], targets: Sequence[str],
-                          batch_size: int = 16, model: torch.nn.Module | None = None) -> list[float]:
+                          batch_size: int = 16, model: torch.nn.Module | None = None,
+                          prompts: torch.Tensor | None = None, has_prompt: torch.Tensor | None = None) -> list[float]:
     """For each (prefix, target): the share of target tokens the model predicts as its argmax when fed
     the gold tokens before them (the editing papers' teacher-forced accuracy). `model` overrides
-    `lm.model` (for example a wrapper that prepends prompt vectors)."""
+    `lm.model`. With `prompts` (N, n, H) and `has_prompt` (N,) bool, row i is run with its n prompt
+    vectors before its first token where has_prompt[i] (RECIPE; see `prompt_vectors.insert_prompts`)."""
     if len(prefixes) != len(targets):
         raise ValueError(f"{len(prefixes)} prefixes but {len(targets)} targets")
+    if (prompts is None) != (has_prompt is None):
+        raise ValueError("prompts and has_prompt go together")
+    if prompts is not None and (model is not None or prompts.shape[0] != len(prefixes)):
+        raise ValueError(f"prompts: one row per prefix ({len(prefixes)}) on lm.model, got {tuple(prompts.shape)}")
     net = model if model is not None else lm.model
     pad = lm.tokenizer.pad_token_id
     scores: list[float] = []
@@ -188,18 +196,18 @@ def target_token_accuracy(lm: LM, prefixes: Sequence[str], targets: Sequence[str
         for start, _ in _batches(list(prefixes), batch_size):
             encoded = [encode_with_target(lm, p, t) for p, t in
                        zip(prefixes[start:start + batch_size], targets[start:start + batch_size])]
-            width = max(len(ids) for ids, _ in encoded)
-            input_ids = torch.full((len(encoded), width), pad, dtype=torch.long)
-            mask = torch.zeros((len(encoded), width), dtype=torch.long)
-            for row, (ids, _) in enumerate(encoded):  # right padding: positions stay 0..len-1
-                input_ids[row, :len(ids)] = torch.tensor(ids)
-                mask[row, :len(ids)] = 1
-            logits = net(input_ids=input_ids.to(lm.device), attention_mask=mask.to(lm.device)).logits
+            if any(start_t == 0 or start_t == len(ids) for ids, start_t in encoded):
+                raise ValueError("target_token_accuracy needs a non-empty prefix and target")
+            batch = pad_tokens([ids for ids, _ in encoded], pad, side="right")  # positions stay 0..len-1
+            input_ids, mask = batch["input_ids"].to(lm.device), batch["attention_mask"].to(lm.device)
+            if prompts is None:
+                logits = net(input_ids=input_ids, attention_mask=mask).logits
+            else:
+                rows = slice(start, start + batch_size)
+                logits = prompted_logits(lm, input_ids, mask, prompts[rows].to(lm.device),
+                                         has_prompt[rows].to(lm.device))
             predicted = logits.argmax(-1).cpu()  # (B, T): prediction for the token at t+1
             for row, (ids, start_t) in enumerate(encoded):
-                n_target = len(ids) - start_t
-                if n_target == 0 or start_t == 0:
-                    raise ValueError("target_token_accuracy needs a non-empty prefix and target")
                 gold = torch.tensor(ids[start_t:])
                 pred = predicted[row, start_t - 1:len(ids) - 1]
                 scores.append((pred == gold).float().mean().item())

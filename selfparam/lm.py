@@ -190,8 +190,6 @@ def load_lm(name_or_path: str = DEFAULT_MODEL, device: str | torch.device = "aut
     resolved_device = resolve_device(device)
     precision = resolve_precision(dtype, resolved_device)
     compute_dtype = precision.dtype
-    if verbose:
-        print(f"selfparam: computing in {precision.name} on {resolved_device.type}: {precision.reason}", file=sys.stderr)
     path = resolve_model_path(name_or_path)
     # fp16 weights underflow small LoRA updates; keep fp32 master weights and autocast instead,
     # except that on CUDA bf16 weights are the usual trade for memory.
@@ -206,6 +204,8 @@ def load_lm(name_or_path: str = DEFAULT_MODEL, device: str | torch.device = "aut
             f"a .gguf file, a local model folder, or a hub id in the local cache ({type(e).__name__}: {str(e)[:300]})"
         ) from None
     model.to(resolved_device).eval()
+    if verbose:  # after the load, so a model that fails to load gets its error line alone
+        print(f"selfparam: computing in {precision.name} on {resolved_device.type}: {precision.reason}", file=sys.stderr)
     return LM(model=model, tokenizer=prepare_tokenizer(tokenizer), device=resolved_device,
               compute_dtype=compute_dtype, name=name_or_path)
 

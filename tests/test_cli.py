@@ -4,6 +4,7 @@ import json
 from pathlib import Path
 
 import pytest
+import torch
 from typer.testing import CliRunner
 
 from selfparam.cli import app
@@ -56,10 +57,16 @@ def test_inject_ask_export_round_trip(tiny_dir, pairs_file, context_file, tmp_pa
     assert manifest["config"]["adapter"]["r"] == 8 and manifest["versions"]["torch"]
     result = run("ask", out, "What happens in Quenby?", "--device", "cpu", "--dtype", "fp32", "--max-new-tokens", "4")
     assert result.exit_code == 0, result.output
-    assert "with injection" in result.output
+    assert "with injection" in result.output and "What happens in Quenby?" in result.output
     result = run("export", out, "--out", tmp_path / "hf")
     assert result.exit_code == 0, result.output
-    assert (tmp_path / "hf" / "config.json").is_file()
+    # a plain transformers folder: the base architecture and parameter names, with the update merged in
+    from transformers import AutoModelForCausalLM
+
+    base = AutoModelForCausalLM.from_pretrained(tiny_dir).state_dict()
+    merged = AutoModelForCausalLM.from_pretrained(tmp_path / "hf").state_dict()
+    assert merged.keys() == base.keys()
+    assert any(not torch.equal(merged[k], base[k]) for k in base if "q_proj" in k)
 
 
 def test_sequential_mode_writes_one_update_per_context(tiny_dir, pairs_file, context_file, tmp_path):
@@ -132,3 +139,124 @@ def test_existing_output_folder_is_refused(tiny_dir, pairs_file, context_file, t
 def test_ask_on_a_folder_that_is_not_an_injection(tmp_path):
     result = run("ask", tmp_path, "question?")
     assert result.exit_code == 2 and "not a saved injection" in result.output
+
+
+# --- every command: a user's mistake is one clear line on stderr and exit code 2 ------------------------
+
+def leaf_commands() -> list[tuple[str, ...]]:
+    """Every command of the `selfparam` app, as the words that name it (sub-apps walked)."""
+    import typer.main
+
+    def walk(cmd, ctx, path):
+        if hasattr(cmd, "list_commands"):
+            for name in cmd.list_commands(ctx):
+                sub = cmd.get_command(ctx, name)
+                yield from walk(sub, typer.Context(sub, parent=ctx, info_name=name), path + (name,))
+        else:
+            yield path
+
+    root = typer.main.get_command(app)
+    return list(walk(root, typer.Context(root, info_name="selfparam"), ()))
+
+
+def _qa_eval(task):
+    return lambda t: (["eval", task, "--data", t / "missing.json", "--out", t / "out"], "missing.json")
+
+
+# one bad input per command (a missing file or a bad value) that fails before any real model loads;
+# a new command fails `test_every_command_has_a_bad_input_case` until it gets one here
+BAD_INPUTS = {
+    ("inject",): lambda t: (["inject", t / "missing.txt", "--out", t / "out"], "missing.txt: no such file"),
+    ("ask",): lambda t: (["ask", t / "missing", "What?"], "missing"),
+    ("export",): lambda t: (["export", t / "missing", "--out", t / "out"], "missing"),
+    ("demo",): lambda t: (["demo", "--unrelated", t / "missing.txt", "--out", t / "out"], "missing.txt"),
+    ("bench",): lambda t: (["bench", "--model", "no-such-org/no-such-model"], "no-such-model"),
+    ("eval", "single"): _qa_eval("single"),
+    ("eval", "batch"): _qa_eval("batch"),
+    ("eval", "sequential"): _qa_eval("sequential"),
+    ("eval", "recommendation"): _qa_eval("recommendation"),
+    ("eval", "merge"): lambda t: (["eval", "merge", t / "missing", t / "missing2", "--out", t / "out"], "missing"),
+    ("eval", "lifelong"): lambda t: (["eval", "lifelong", "--data", t / "missing.json", "--out", t / "out"],
+                                     "missing.json"),
+    ("recipe", "train"): lambda t: (["recipe", "train", "--data", t / "missing.json", "--out", t / "out"],
+                                    "missing.json"),
+    ("recipe", "edit"): lambda t: (["recipe", "edit", "--repo", t / "out", "--checkpoint", t / "no-editor"],
+                                   "no trained RECIPE editor"),
+}
+
+BAD_VALUES = [  # values the commands check themselves
+    (["inject", "x.txt", "--out", "{t}/out", "--mode", "sideways"], "sideways"),
+    (["eval", "lifelong", "--data", "x.json", "--edits", "1,two", "--out", "{t}/out"], "edits"),
+    (["recipe", "edit", "--repo", "{t}/out", "--prompt", "The CEO of Amazon is"], "--target"),
+    (["recipe", "train", "--data", "x.json", "--validation", "0", "--steps", "0", "--out", "{t}/out"], "steps"),
+]
+
+
+def assert_one_error_line(result, *expected: str, after_loading: bool = False) -> str:
+    """Exit code 2, no traceback, and stderr is one `error: ...` line holding `expected` (with
+    `after_loading`, the model's loading progress and precision lines may come before it)."""
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert result.exit_code == 2, result.output
+    assert "Traceback" not in result.output, result.output
+    if after_loading:
+        assert all(line.startswith(("Loading weights", "selfparam: computing")) for line in lines[:-1]), result.stderr
+        lines = lines[-1:]
+    assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
+    for text in expected:
+        assert text in lines[0], lines[0]
+    return lines[0]
+
+
+def test_every_command_has_a_bad_input_case():
+    commands = leaf_commands()
+    assert ("eval", "lifelong") in commands and ("recipe", "edit") in commands  # sub-apps are walked
+    assert sorted(commands) == sorted(BAD_INPUTS)
+
+
+@pytest.mark.parametrize("command", sorted(BAD_INPUTS), ids=" ".join)
+def test_bad_input_is_one_line_and_exit_2(command, tmp_path):
+    args, expected = BAD_INPUTS[command](tmp_path)
+    assert_one_error_line(run(*args), expected)
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("command", leaf_commands(), ids=" ".join)
+def test_unknown_option_is_one_line_and_exit_2(command):
+    line = assert_one_error_line(run(*command, "--no-such-option", "1"))
+    assert "--no-such-option" in line and f"{' '.join(command)} --help" in line
+
+
+@pytest.mark.parametrize("args, expected", BAD_VALUES, ids=lambda a: " ".join(a) if isinstance(a, list) else "")
+def test_bad_values_are_one_line_and_exit_2(args, expected, tmp_path, context_file):
+    (tmp_path / "x.json").write_text(json.dumps([COUNTERFACT_RECORD]))
+    args = [a.format(t=tmp_path) for a in args]
+    args = [str(tmp_path / a) if a in ("x.json",) else str(context_file) if a == "x.txt" else a for a in args]
+    assert_one_error_line(run(*args), expected)
+    assert not (tmp_path / "out").exists()
+
+
+COUNTERFACT_RECORD = {"case_id": 0, "prompt": "Alice lives in", "target_new": "Paris", "subject": "Alice",
+                      "ground_truth": "Rome", "rephrase_prompt": "The home town of Alice is",
+                      "locality_prompt": "Bob likes the colour", "locality_ground_truth": "blue"}
+
+
+def test_lifelong_recipe_without_a_trained_editor(tiny_dir, tmp_path, monkeypatch):
+    monkeypatch.setenv("SELFPARAM_RECIPE_CHECKPOINT", str(tmp_path / "no-editor"))
+    data = tmp_path / "edits.json"
+    data.write_text(json.dumps([COUNTERFACT_RECORD]))
+    result = run("eval", "lifelong", "--data", data, "--methods", "recipe", "--edits", "1", "--model", tiny_dir,
+                 "--device", "cpu", "--dtype", "fp32", "--out", tmp_path / "out")
+    # the registry's preflight finds the missing editor before the model loads
+    assert_one_error_line(result, "trained editor", "no-editor")
+    assert not (tmp_path / "out").exists()
+
+
+def test_eval_single_recipe_without_a_trained_editor_fails_before_the_model_loads(tmp_path, monkeypatch):
+    monkeypatch.setenv("SELFPARAM_RECIPE_CHECKPOINT", str(tmp_path / "no-editor"))
+    squad = Path(__file__).resolve().parents[2] / "shared/data/squad_v1.1/dev-v1.1-public.json"
+    if not squad.is_file():
+        pytest.skip("shared data not found")
+    result = run("eval", "single", "--data", squad, "--methods", "base,recipe", "--n", "1", "--model", "no-such-model",
+                 "--out", tmp_path / "out")
+    assert_one_error_line(result, "trained editor", "no-editor")
+    assert not (tmp_path / "out").exists()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from selfparam.methods.base import Context, KnowledgeMethod, Query
+from selfparam.methods.base import Context, Query
 from selfparam.methods.rag import BM25RAG, DenseRAG, RAGConfig, chunk_text
 from selfparam.methods.registry import build_method
 from selfparam.prompts import answer_prompt
@@ -40,7 +40,6 @@ def test_config_rejects_bad_values(field, value):
 
 
 def _check_retrieval(method):
-    assert isinstance(method, KnowledgeMethod)
     assert method.retrieve(QUESTIONS) == [[], [], []]  # nothing stored: the question alone, as Base(Q)
     assert method.prompt_for(Query(QUESTIONS[0])) == answer_prompt(method.lm.tokenizer, QUESTIONS[0])
     assert method.storage_bytes() == 0
@@ -53,20 +52,26 @@ def _check_retrieval(method):
     # the retrieved passage stands where Base(C+Q) puts the gold context
     assert method.prompt_for(Query(QUESTIONS[1], context="ignored gold")) == \
         answer_prompt(method.lm.tokenizer, QUESTIONS[1], CONTEXTS[1].text)
-    assert len(method.answer([Query(q) for q in QUESTIONS], max_new_tokens=3)) == 3
+    # so RAG answers exactly as Base(C+Q) does with the gold context
+    in_context = build_method("base-cq", method.lm)
+    gold = [Query(q, context=c.text) for q, c in zip(QUESTIONS, CONTEXTS)]
+    assert method.answer([Query(q) for q in QUESTIONS], max_new_tokens=3) == in_context.answer(gold, max_new_tokens=3)
 
 
 def test_bm25_retrieves_the_matching_context(tiny):
     method = build_method("rag-bm25", tiny)
     assert isinstance(method, BM25RAG)
     _check_retrieval(method)
-    # a question of stop words only matches nothing: still an answer, no crash
-    assert len(method.retrieve(["the of a"])[0]) == 1
+    # a question of stop words only matches nothing: every score ties at 0 and store order decides
+    assert method.retrieve(["the of a"]) == [[CONTEXTS[0].text]]
 
 
 def test_dense_retrieves_the_matching_context(dense_encoder_rag):
     dense_encoder_rag.reset()
     _check_retrieval(dense_encoder_rag)
+    # storage: the passages' UTF-8 bytes plus one float32 embedding (384-d MiniLM) per passage
+    text_bytes = sum(len(c.text.encode("utf-8")) for c in CONTEXTS)
+    assert dense_encoder_rag.storage_bytes() == text_bytes + len(CONTEXTS) * 384 * 4
     dense_encoder_rag.reset()
 
 

@@ -11,11 +11,20 @@ from torch.nn import functional as F
 from selfparam.eval.editing_data import EditRecord, load_edits
 from selfparam.generation import generate, target_token_accuracy
 from selfparam.methods.base import Context, Query
-from selfparam.methods.recipe import (EditorConfig, KnowledgeRepository, Recipe, RecipeConfig, RecipeEditor,
-                                      TrainConfig, fact_text, sentinel_retrieve)
+from selfparam.methods.recipe import (
+    EditorConfig,
+    KnowledgeRepository,
+    Recipe,
+    RecipeConfig,
+    RecipeEditor,
+    TrainConfig,
+    fact_text,
+    sentinel_retrieve,
+)
 from selfparam.methods.recipe.encoder import MeanPoolEncoder
 from selfparam.methods.recipe.losses import IGNORE, masked_kl, sentinel_info_nce, target_cross_entropy
-from selfparam.methods.recipe.prompting import insert_prompts, prompted_generate, prompted_logits
+from selfparam.methods.recipe.prompting import prompted_generate
+from selfparam.prompt_vectors import insert_prompts, prompted_logits
 from selfparam.prompts import answer_prompt
 
 
@@ -86,7 +95,8 @@ def test_sentinel_info_nce_is_cross_entropy_with_sentinel_first():
     s = F.normalize(torch.randn(4), dim=0)
     pos = torch.tensor([0, 1, -1])
     logits = torch.stack([torch.cat([(qi @ s)[None], k @ qi]) for qi in q]) / 0.1
-    assert sentinel_info_nce(q, k, s, pos, 0.1).item() == pytest.approx(F.cross_entropy(logits, torch.tensor([1, 2, 0])).item())
+    want = F.cross_entropy(logits, torch.tensor([1, 2, 0])).item()
+    assert sentinel_info_nce(q, k, s, pos, 0.1).item() == pytest.approx(want)
     # perfect separation -> loss near 0
     q2 = torch.tensor([[1.0, 0, 0], [0, 1.0, 0], [0, 0, 1.0]])
     k2 = torch.tensor([[1.0, 0, 0], [0, 1.0, 0]])
@@ -164,6 +174,37 @@ def test_recipe_scores_like_the_base_model_until_something_is_retrieved(recipe, 
         assert same == (rid is None)
 
 
+def test_teacher_forced_accuracy_with_prompts_scores_each_row_with_its_own_prompt(tiny):
+    """The tiny random model (tied embeddings, a strong residual) predicts the token it was just fed, so
+    the accuracies are known by hand: "aab" after "...a" gets a, a right and b wrong (2/3). Batched, padded
+    and with prompts, each row must score that; and each row's forward pass must carry its own prompt."""
+    torch.manual_seed(2)
+    prefixes, targets = ["Where is it? xa", "Qa", "zz"], ["aab", "aaaa", "zqzz"]
+    hand = [2 / 3, 1.0, 2 / 4]
+    prompts = 50 * torch.randn(3, 3, tiny.model.config.hidden_size)
+    has = torch.tensor([True, False, True])
+    seen = []
+
+    def spy(module, args, kwargs):
+        seen.append((kwargs["inputs_embeds"][:, :3].detach().clone(), kwargs["attention_mask"][:, :3].clone()))
+
+    assert target_token_accuracy(tiny, prefixes, targets) == pytest.approx(hand)
+    handle = tiny.model.register_forward_pre_hook(spy, with_kwargs=True)
+    try:
+        for batch_size in (1, 2):
+            seen.clear()
+            got = target_token_accuracy(tiny, prefixes, targets, batch_size=batch_size, prompts=prompts,
+                                        has_prompt=has)
+            assert got == pytest.approx(hand)
+            embeds, masks = torch.cat([e for e, _ in seen]), torch.cat([m for _, m in seen])
+            assert torch.equal(embeds[has], prompts[has])  # right padding: the prompt comes first
+            assert masks[has].all() and not masks[~has].any()  # a row without one gets masked slots
+    finally:
+        handle.remove()
+    with pytest.raises(ValueError, match="together"):
+        target_token_accuracy(tiny, prefixes, targets, prompts=prompts)
+
+
 def test_generation_with_kv_cache_matches_a_no_cache_greedy_loop(tiny):
     torch.manual_seed(1)
     texts = ["abc", "hello there"]
@@ -225,9 +266,34 @@ def test_recipe_save_load_roundtrip(recipe, tiny, tmp_path):
     other.load(tmp_path / "r")
     assert other.repository.ids == ["e1", "e2"]
     assert (other.score(q, ["Rome"]), other.retrieved_ids([q[0].question])) == before
-    assert other.storage_bytes() == recipe.storage_bytes() > 0
+    # 2 edits x (a 16-d key + 3 prompt vectors of the LLM's 32-d hidden size) x 4 bytes
+    assert other.storage_bytes() == recipe.storage_bytes() == 2 * (16 + 3 * 32) * 4
     recipe.reset()
     assert len(recipe.repository) == 0 and recipe.storage_bytes() == 0
+
+
+def test_repository_of_another_editor_is_refused(recipe, tiny, tmp_path):
+    recipe.inject([Context("e1", "The Eiffel Tower is in Rome")])
+    recipe.save(tmp_path / "r")
+    assert [p.name for p in tmp_path.iterdir()] == ["r"]  # written whole, no temporary left
+    # the same editor written to disk and read back is the same editor: accepted
+    recipe.editor.save(tmp_path / "editor")
+    same = Recipe(tiny, RecipeConfig(checkpoint=str(tmp_path / "editor")), encoder=recipe.encoder)
+    same.load(tmp_path / "r")
+    assert same.repository.ids == ["e1"]
+    # an editor of the same shape with other weights (another training run): refused, nothing changed
+    other = Recipe(tiny, RecipeConfig(), editor=tiny_editor(tiny, recipe.encoder, seed=1), encoder=recipe.encoder)
+    other.inject([Context("mine", "Hamlet was written by Bacon")])
+    with pytest.raises(ValueError, match="another RECIPE editor"):
+        other.load(tmp_path / "r")
+    assert other.repository.ids == ["mine"]
+    with pytest.raises(FileNotFoundError, match="recipe.json"):
+        other.load(tmp_path)
+    meta = json.loads((tmp_path / "r" / "recipe.json").read_text())
+    del meta["editor_digest"]  # as saved before digests were recorded
+    (tmp_path / "r" / "recipe.json").write_text(json.dumps(meta))
+    with pytest.raises(ValueError, match="no editor digest"):
+        same.load(tmp_path / "r")
 
 
 # --- bad input: a clear error, nothing changed ----------------------------------------------------------

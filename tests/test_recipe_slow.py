@@ -5,10 +5,11 @@ from __future__ import annotations
 import pytest
 import torch
 
-from selfparam.generation import generate
+from selfparam.generation import generate, target_token_accuracy
 from selfparam.methods.base import Context, Query
 from selfparam.methods.recipe import EditorConfig, Recipe, RecipeConfig, RecipeEditor
 from selfparam.methods.recipe.encoder import load_encoder
+from selfparam.prompt_vectors import prompted_logits
 from selfparam.prompts import answer_prompt
 
 
@@ -19,15 +20,22 @@ def test_recipe_on_smollm2_matches_base_until_retrieval(embedded_lm):
     editor = RecipeEditor(EditorConfig(), encoder.dim, 576, prompt_scale=0.5, llm_name=embedded_lm.name).eval()
     recipe = Recipe(embedded_lm, RecipeConfig(), editor=editor, encoder=encoder)
     q = [Query("The mother tongue of Danielle Darrieux is")]
-    base = generate(embedded_lm, [answer_prompt(embedded_lm.tokenizer, q[0].question)], max_new_tokens=6)
+    prompt = answer_prompt(embedded_lm.tokenizer, q[0].question)
+    base = generate(embedded_lm, [prompt], max_new_tokens=6)
     assert recipe.answer(q, max_new_tokens=6) == base
+    assert recipe.score(q, ["English"]) == target_token_accuracy(embedded_lm, [prompt], ["English"])
     recipe.inject([Context("e1", "The mother tongue of Danielle Darrieux is English")])
     with torch.no_grad():  # make the sentinel lose for this query: its prompt is used
         r = recipe.editor.query(encoder.encode([q[0].question]))[0]
         recipe.editor.sentinel.copy_(-r)
     assert recipe.retrieved_ids([q[0].question]) == ["e1"]
-    edited = recipe.score(q, ["English"])
-    assert len(edited) == 1 and 0.0 <= edited[0] <= 1.0
-    assert isinstance(recipe.answer(q, max_new_tokens=6)[0], str)
+    # the retrieved prompt reaches the model: the next-token distribution after the question moves
+    prompts, index = recipe.retrieve([q[0].question])
+    enc = embedded_lm.tokenizer([prompt], return_tensors="pt", add_special_tokens=False)
+    ids, mask = enc["input_ids"], enc["attention_mask"]
+    with torch.no_grad(), embedded_lm.autocast():
+        plain = prompted_logits(embedded_lm, ids, mask, None, None)[0, -1].float()
+        edited = prompted_logits(embedded_lm, ids, mask, prompts, index >= 0)[0, -1].float()
+    assert (plain.softmax(-1) - edited.softmax(-1)).abs().sum() > 1e-3
     with pytest.raises(ValueError, match="hidden size 576"):
         Recipe(embedded_lm, RecipeConfig(), editor=RecipeEditor(EditorConfig(), encoder.dim, 32), encoder=encoder)

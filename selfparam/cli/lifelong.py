@@ -71,7 +71,7 @@ def _lifelong(data: Path, methods: str, edits: str, out: Path, model: str, max_e
     from ..eval.run import shared_target_resources
     from ..eval.seeds import seeded_method_configs
     from ..lm import load_lm
-    from ..methods.registry import method_class
+    from ..methods.registry import method_class, preflight
 
     names = [m.strip() for m in methods.split(",") if m.strip()]
     for name in names:
@@ -94,6 +94,8 @@ def _lifelong(data: Path, methods: str, edits: str, out: Path, model: str, max_e
     if max(cfg.edits) > len(records):
         raise typer.BadParameter(f"edits: {max(cfg.edits)} asked for, but {data} holds {len(records)} distinct edits")
     records = records[:max(cfg.edits)]
+    for name in names:
+        preflight(name, configs.get(name), model)  # e.g. RECIPE's trained editor, before the model loads
     lm = load_lm(model, device=device, dtype=dtype)
     # each edit is one context: SELF-PARAM and FT(S) share its generated target set
     resources = shared_target_resources(lm, seed=seed, unrelated=unrelated, n_pairs=n_pairs,

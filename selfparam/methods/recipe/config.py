@@ -11,9 +11,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ...sentence_encoder import DEFAULT_ENCODER
 from ...settings import build_dataclass
-
-DEFAULT_ENCODER = "all-minilm-l6-v2"
 
 
 def default_checkpoint(model_name: str) -> Path:
@@ -68,7 +67,8 @@ class RecipeConfig:
     encode_batch_size: int = field(default=64, metadata={"help": "texts per sentence-encoder pass"})
 
     def __post_init__(self):
-        if self.checkpoint is not None and (not isinstance(self.checkpoint, (str, Path)) or not str(self.checkpoint).strip()):
+        if self.checkpoint is not None and (not isinstance(self.checkpoint, (str, Path))
+                                            or not str(self.checkpoint).strip()):
             raise ValueError(f"checkpoint: must be a folder path or None, got {self.checkpoint!r}")
         if self.checkpoint is not None:
             self.checkpoint = str(self.checkpoint)
@@ -97,7 +97,8 @@ class TrainConfig:
     weight_decay: float = field(default=0.0, metadata={"help": "AdamW weight decay"})
     locality_weight: float = field(default=1.0, metadata={"help": "weight of the locality KL in the edit loss"})
     contrastive_weight: float = field(default=1.0, metadata={"help": "weight of the InfoNCE losses"})
-    max_seconds: float = field(default=0.0, metadata={"help": "stop (after a checkpoint) once this invocation has run this many seconds (a resumed run gets "
+    max_seconds: float = field(default=0.0, metadata={
+        "help": "stop (after a checkpoint) once this invocation has run this many seconds (a resumed run gets "
                 "its own allowance); 0: no limit"})
     save_every: int = field(default=25, metadata={"help": "checkpoint every this many steps"})
     seed: int = field(default=0, metadata={"help": "seed for initialisation and sampling"})

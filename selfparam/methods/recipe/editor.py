@@ -12,17 +12,17 @@ matrix, so fresh prompts start at the size of real token embeddings.
 
 from __future__ import annotations
 
+import hashlib
 import json
 from dataclasses import asdict
 from pathlib import Path
 
 import torch
-
-from ...atomic import atomic_folder
 from safetensors.torch import load_file, save_file
 from torch import nn
 from torch.nn import functional as F
 
+from ...atomic import atomic_folder
 from .config import EditorConfig
 
 EDITOR_WEIGHTS = "editor.safetensors"
@@ -69,6 +69,16 @@ class RecipeEditor(nn.Module):
         return {"config": asdict(self.config), "encoder_dim": self.encoder_dim, "llm_hidden": self.llm_hidden,
                 "llm_name": self.llm_name}
 
+    def digest(self) -> str:
+        """SHA-256 of the architecture and every weight: a repository records the digest of the editor that
+        built its keys and prompts, and refuses to load under another one."""
+        h = hashlib.sha256(json.dumps(self.meta(), sort_keys=True).encode())
+        for name, tensor in sorted(self.state_dict().items()):
+            t = tensor.detach().cpu().contiguous()
+            h.update(f"{name}:{t.dtype}:{tuple(t.shape)}".encode())
+            h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes())
+        return h.hexdigest()
+
     def save(self, folder: Path, extra: dict | None = None) -> None:
         """Write weights and metadata to `folder` atomically (a temporary folder, then a rename)."""
         folder = Path(folder)
@@ -77,12 +87,19 @@ class RecipeEditor(nn.Module):
             (tmp / EDITOR_META).write_text(json.dumps({**self.meta(), **(extra or {})}, indent=2))
 
     @classmethod
-    def load(cls, folder: Path, device: str | torch.device = "cpu") -> "RecipeEditor":
+    def require(cls, folder: Path) -> None:
+        """FileNotFoundError saying how to train one when `folder` holds no trained editor."""
         folder = Path(folder)
         if not (folder / EDITOR_META).is_file() or not (folder / EDITOR_WEIGHTS).is_file():
             raise FileNotFoundError(
                 f"no trained RECIPE editor in {folder} (expected {EDITOR_META} and {EDITOR_WEIGHTS}); "
-                f"train one with `selfparam recipe train --out {folder}`")
+                f"train one with `selfparam recipe train --out DIR`, which writes DIR/editor"
+                + (f" (here: --out {folder.parent})" if folder.name == "editor" else ""))
+
+    @classmethod
+    def load(cls, folder: Path, device: str | torch.device = "cpu") -> "RecipeEditor":
+        folder = Path(folder)
+        cls.require(folder)
         meta = json.loads((folder / EDITOR_META).read_text())
         editor = cls(EditorConfig(**meta["config"]), meta["encoder_dim"], meta["llm_hidden"],
                      llm_name=meta.get("llm_name", ""))

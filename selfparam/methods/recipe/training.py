@@ -11,30 +11,34 @@ step), `train_config.json` (resolved configs, versions, git revision) and `valid
 from __future__ import annotations
 
 import json
-import os
+import pickle
 import random
-import subprocess
 import time
 from dataclasses import asdict
 from pathlib import Path
-from typing import Sequence
+from typing import TYPE_CHECKING, Sequence
 
 import torch
-from safetensors.torch import load_file, save_file
+from safetensors import safe_open
+from safetensors.torch import save_file
 from tqdm.auto import tqdm
 
-from ...eval.editing_data import EditRecord
+from ...atomic import atomic_file, atomic_folder, atomic_write_text
 from ...generation import encode_with_target
-from ...atomic import atomic_folder
 from ...lm import LM
+from ...padding import pad_tokens
+from ...prompt_vectors import prompted_logits
 from ...prompts import answer_prompt
+from ...provenance import provenance
 from .config import EditorConfig, TrainConfig
 from .editor import RecipeEditor
 from .encoder import TextEncoder
 from .losses import IGNORE, masked_kl, sentinel_info_nce, target_cross_entropy
 from .method import llm_hidden_size
-from .prompting import pad_right, prompted_logits
 from .repository import sentinel_retrieve
+
+if TYPE_CHECKING:  # records are duck-typed: any object with these fields (eval/editing_data.EditRecord)
+    from ...eval.editing_data import EditRecord
 
 FIELDS = ("fact", "prompt", "rephrase", "locality_prompt")
 
@@ -43,22 +47,19 @@ def encode_records(encoder: TextEncoder, records: Sequence[EditRecord], cache: P
                    progress: bool = True) -> dict[str, torch.Tensor]:
     """Encoder outputs (N, D) for the fact, reliability, generality and locality text of every record,
     cached in `cache` (keyed by encoder name and record ids) so a resumed run skips this."""
-    key = {"encoder": encoder.name, "n": len(records), "first": records[0].id, "last": records[-1].id}
+    key = {"encoder": encoder.name, "n": str(len(records)), "first": records[0].id, "last": records[-1].id}
     if cache is not None and cache.is_file():
-        tensors = load_file(cache)
-        meta = json.loads(cache.with_suffix(".json").read_text()) if cache.with_suffix(".json").is_file() else {}
-        if meta == key:
-            return tensors
+        with safe_open(cache, "pt") as f:  # the key is stored in the file's own metadata: one atomic write
+            if (f.metadata() or {}) == key:
+                return {name: f.get_tensor(name) for name in f.keys()}
     out = {}
     for name in tqdm(FIELDS, desc="encoding training texts", disable=not progress):
         texts = [getattr(r, name) for r in records]
         chunks = [encoder.encode(texts[s:s + 512]) for s in range(0, len(texts), 512)]
         out[name] = torch.cat(chunks)
     if cache is not None:
-        tmp = cache.with_name(cache.name + ".tmp")
-        save_file(out, tmp)
-        os.replace(tmp, cache)
-        cache.with_suffix(".json").write_text(json.dumps(key))
+        with atomic_file(cache) as tmp:
+            save_file(out, tmp, metadata=key)
     return out
 
 
@@ -85,8 +86,8 @@ def build_edit_batch(lm: LM, records: Sequence[EditRecord]) -> dict[str, torch.T
         labels_start.append(None)
         kl_spans.append((len(rows) - 1, start - 1, len(ids) - 1))
         needs.append(len(ids) - start + 1)
-    ids, mask = pad_right([r[::-1] for r in rows], tok.pad_token_id)
-    ids, mask = ids.flip(1), mask.flip(1)  # left padding
+    padded = pad_tokens(rows, tok.pad_token_id, side="left")
+    ids, mask = padded["input_ids"], padded["attention_mask"]
     width = ids.shape[1]
     labels = torch.full_like(ids, IGNORE)
     for row, start in enumerate(labels_start):
@@ -117,22 +118,38 @@ def retrieval_accuracy(editor: RecipeEditor, enc: dict[str, torch.Tensor]) -> di
     return out
 
 
-def run_metadata() -> dict:
-    import transformers
-
-    try:
-        rev = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=10,
-                             cwd=Path(__file__).parent).stdout.strip()
-    except (OSError, subprocess.SubprocessError):
-        rev = ""
-    return {"torch": torch.__version__, "transformers": transformers.__version__, "git_revision": rev}
-
-
-def _save_checkpoint(out: Path, editor: RecipeEditor, optimizer: torch.optim.Optimizer, step: int, seconds: float) -> None:
+def _save_checkpoint(out: Path, editor: RecipeEditor, optimizer: torch.optim.Optimizer, step: int,
+                     seconds: float) -> None:
+    """Editor + optimizer + counters + RNG states, replaced whole. Only tensors and plain containers, so
+    `_load_state` reads it with `torch.load(weights_only=True)` (no pickled code runs on resume)."""
     with atomic_folder(out / "checkpoint") as tmp:
         editor.save(tmp / "editor")
         torch.save({"optimizer": optimizer.state_dict(), "step": step, "seconds": seconds,
                     "rng": torch.get_rng_state(), "py_rng": random.getstate()}, tmp / "state.pt")
+
+
+def _load_state(path: Path) -> dict:
+    try:
+        return torch.load(path, weights_only=True, map_location="cpu")
+    except pickle.UnpicklingError as e:
+        raise ValueError(f"{path} holds more than tensors and plain containers, so it is not loaded (only "
+                         f"checkpoints written by `selfparam recipe train` are): {str(e).splitlines()[0]}; "
+                         f"use another --out or delete {path.parent}") from None
+
+
+def _truncate_log(path: Path, step: int) -> None:
+    """Keep the log rows up to the checkpoint's step: a killed run logged steps that this run redoes (and may
+    have cut its last line short)."""
+    if not path.is_file():
+        return
+    kept = []
+    for line in path.read_text().splitlines():
+        try:
+            if json.loads(line)["step"] <= step:
+                kept.append(line + "\n")
+        except (json.JSONDecodeError, KeyError, TypeError):
+            continue
+    atomic_write_text(path, "".join(kept))
 
 
 def train_recipe(lm: LM, encoder: TextEncoder, records: Sequence[EditRecord], editor_config: EditorConfig,
@@ -160,14 +177,15 @@ def train_recipe(lm: LM, encoder: TextEncoder, records: Sequence[EditRecord], ed
             raise ValueError(f"{out}/checkpoint was trained with another editor config or model: "
                              f"{resumed.meta()} vs {editor.meta()}; use another --out")
         editor.load_state_dict(resumed.state_dict())
-        state = torch.load(out / "checkpoint" / "state.pt", weights_only=False)
+        state = _load_state(out / "checkpoint" / "state.pt")
         optimizer.load_state_dict(state["optimizer"])
         step, seconds = state["step"], state["seconds"]
         torch.set_rng_state(state["rng"])
         random.setstate(state["py_rng"])
-    (out / "train_config.json").write_text(json.dumps(
+    _truncate_log(out / "train_log.jsonl", step)
+    atomic_write_text(out / "train_config.json", json.dumps(
         {"editor": asdict(editor_config), "train": asdict(config), "llm": lm.name, "encoder": encoder.name,
-         "records": len(records), "validation_records": len(validation), **run_metadata()}, indent=2))
+         "records": len(records), "validation_records": len(validation), **provenance()}, indent=2))
 
     editor.to(device).train()
     frozen = [p.requires_grad for p in lm.model.parameters()]
@@ -182,9 +200,11 @@ def train_recipe(lm: LM, encoder: TextEncoder, records: Sequence[EditRecord], ed
         def contrastive(idx: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
             keys, prompts = editor.knowledge(enc["fact"][idx].to(device))  # (C, R), (C, n, H)
             c = idx.shape[0]
-            queries = torch.cat([editor.query(enc[f][idx].to(device)) for f in ("prompt", "rephrase", "locality_prompt")])
+            queries = torch.cat([editor.query(enc[f][idx].to(device))
+                                 for f in ("prompt", "rephrase", "locality_prompt")])  # (3C, R)
             positives = torch.cat([torch.arange(c), torch.arange(c), torch.full((c,), -1)]).to(device)
-            return sentinel_info_nce(queries, keys, editor.sentinel_repr(), positives, editor_config.temperature), prompts
+            loss = sentinel_info_nce(queries, keys, editor.sentinel_repr(), positives, editor_config.temperature)
+            return loss, prompts
 
         while step < config.steps:
             for _ in range(config.retrieval_steps):
@@ -235,5 +255,5 @@ def train_recipe(lm: LM, encoder: TextEncoder, records: Sequence[EditRecord], ed
     if validation:
         val_enc = encode_records(encoder, validation, None, progress=False)
         report = {"steps": step, "seconds": round(seconds, 1), "retrieval": retrieval_accuracy(editor, val_enc)}
-        (out / "validation.json").write_text(json.dumps(report, indent=2))
+        atomic_write_text(out / "validation.json", json.dumps(report, indent=2))
     return editor
