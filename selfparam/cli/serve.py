@@ -64,6 +64,11 @@ def serve(
         uvicorn.run(create_app(engine, settings), host=host, port=port, log_level="warning")
     finally:
         knowledge.close()
+    if engine.busy:
+        # training cannot be cut short cleanly: leave now; the next start reports the job failed (nothing
+        # of it was written) and the last complete version serves
+        err.print("stopped during an injection: it was dropped and will be reported failed at the next start")
+        os._exit(1)
 
 
 def _loopback(host: str) -> bool:
