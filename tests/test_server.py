@@ -175,3 +175,30 @@ def test_open_chat_lets_chat_through_but_not_admin():
     KeyCheck(KEY, optional=True)(FakeRequest())  # chat with --open-chat: no key needed
     with pytest.raises(Exception, match="needs an API key"):
         KeyCheck(KEY)(FakeRequest())
+
+
+@pytest.mark.parametrize("args,message", [
+    (["--host", "0.0.0.0"], "set --api-key-env"),
+    (["--api-key-env", "SELFPARAM_TEST_UNSET_KEY"], "SELFPARAM_TEST_UNSET_KEY is not set"),
+    (["--max-body-bytes", "0"], "max_body_bytes"),
+    (["--method", "nonsense"], "unknown method 'nonsense'"),
+])
+def test_serve_refuses_bad_settings_before_loading_anything(tmp_path, args, message):
+    from typer.testing import CliRunner
+
+    from selfparam.cli import app
+
+    result = CliRunner().invoke(app, ["serve", "--store", str(tmp_path / "kb"), *args])
+    assert result.exit_code == 2 and message in result.output, result.output
+    assert not (tmp_path / "kb").exists()
+
+
+def test_serve_refuses_a_folder_that_is_not_a_store(tmp_path):
+    from typer.testing import CliRunner
+
+    from selfparam.cli import app
+
+    (tmp_path / "notes.txt").write_text("mine")
+    result = CliRunner().invoke(app, ["serve", "--store", str(tmp_path)])
+    assert result.exit_code == 2 and "not a knowledge store" in result.output, result.output
+    assert [p.name for p in tmp_path.iterdir()] == ["notes.txt"]
