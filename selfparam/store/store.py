@@ -65,6 +65,7 @@ class Version:
     pairs: int = 0
     metrics: dict = field(default_factory=dict)
     current: bool = False
+    note: str = ""  # what the version did when that is not an injection (RECIPE: "delete")
 
     def to_dict(self) -> dict:
         return asdict(self)
