@@ -186,6 +186,8 @@ class KnowledgeStore:
             raise ValueError("store add: no contexts given")
         with self._lock():
             self.reload()
+            for leftover in self.path.glob(".staging.*"):  # of an add that was killed: we hold the lock
+                shutil.rmtree(leftover, ignore_errors=True)
             parent = self.current
             if not self._is_live(method, parent):
                 _say(progress, f"bringing {self.method_name} to version {parent}")
