@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from . import core
+from . import core, store
 from .eval import eval_app
 from .lifelong import lifelong
 from .recipe import recipe_app
@@ -13,6 +13,7 @@ from .serve import serve
 app = typer.Typer(no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
                   help="Make language models self-updatable: inject knowledge, ask, export, evaluate.")
 core.register(app)
+store.register(app)
 app.command()(serve)
 eval_app.command("lifelong")(lifelong)
 app.add_typer(eval_app, name="eval")

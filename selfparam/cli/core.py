@@ -111,11 +111,12 @@ def ask(
 def export(
     injection: Annotated[Path, typer.Argument(help="a folder written by `selfparam inject`")],
     out: Annotated[Path, typer.Option(help="new folder for the merged Hugging Face model")],
+    version: Annotated[Optional[int], typer.Option(help="the store version to export (default: the current one)")] = None,
 ) -> None:
     """Write the injected model as a plain Hugging Face folder (loads with transformers alone)."""
     from ..injections import export_merged
 
-    export_merged(injection, out)
+    export_merged(injection, out, version=version)
     console.print(f"[green]exported[/] {out}: AutoModelForCausalLM.from_pretrained({str(out)!r})")
 
 

@@ -65,6 +65,7 @@ class Version:
     pairs: int = 0
     metrics: dict = field(default_factory=dict)
     current: bool = False
+    note: str = ""  # what the version did when that is not an injection (RECIPE: "delete")
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -185,6 +186,8 @@ class KnowledgeStore:
             raise ValueError("store add: no contexts given")
         with self._lock():
             self.reload()
+            for leftover in self.path.glob(".staging.*"):  # of an add that was killed: we hold the lock
+                shutil.rmtree(leftover, ignore_errors=True)
             parent = self.current
             if not self._is_live(method, parent):
                 _say(progress, f"bringing {self.method_name} to version {parent}")
