@@ -59,6 +59,9 @@ def test_openai_client_lists_models_chats_and_streams(server):
     api = openai.OpenAI(base_url=f"{server.url}/v1", api_key=KEY)
     ids = [m.id for m in api.models.list().data]
     assert ids[0] == "current" and "v0" in ids
+    assert api.models.retrieve("v0").id == "v0"
+    with pytest.raises(openai.NotFoundError, match="no model 'v77'"):
+        api.models.retrieve("v77")
     messages = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": QUESTION}]
     reply = api.chat.completions.create(model="current", messages=messages, max_tokens=8)
     expected = ask(httpx.Client(base_url=server.url, headers=AUTH), QUESTION)["choices"][0]["message"]["content"]

@@ -33,6 +33,7 @@ def serve(
     max_context_tokens: Annotated[Optional[int], typer.Option(help="longest document to inject, in tokens "
                                                                    "(default: what the model's window allows)")] = None,
     max_new_tokens: Annotated[int, typer.Option(help="largest max_tokens a chat request may ask for")] = 256,
+    max_queued_jobs: Annotated[int, typer.Option(help="knowledge jobs allowed to wait (429 above)")] = 16,
     device: DeviceOpt = "auto",
     dtype: DtypeOpt = "auto",
 ) -> None:
@@ -52,7 +53,8 @@ def serve(
         raise ValueError(f"--host {host}: anyone who can reach it could change the model; set --api-key-env "
                          f"(or pass --insecure-no-key)")
     settings = ServerSettings(api_key=key, open_chat=open_chat, max_body_bytes=max_body_bytes,
-                              max_context_tokens=max_context_tokens, max_new_tokens=max_new_tokens)
+                              max_context_tokens=max_context_tokens, max_new_tokens=max_new_tokens,
+                              max_queued_jobs=max_queued_jobs)
     knowledge = open_or_create_store(store, method, model or DEFAULT_MODEL, explicit_model=model)
     lm = load_lm(knowledge.base_model, device=device, dtype=dtype)
     config = method_settings(knowledge.method_name, method_config)

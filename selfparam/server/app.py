@@ -113,6 +113,14 @@ def create_app(engine: Engine, settings: ServerSettings | None = None, jobs_fold
                   "current": n == current} for n, t in created.items()]
         return {"object": "list", "data": data}
 
+    @app.get("/v1/models/{model_id}", dependencies=[chat_key])
+    async def model(model_id: str) -> dict:
+        found = [m for m in (await models())["data"] if m["id"] == model_id]
+        if not found:
+            raise APIError(404, f"no model {model_id!r}: 'current' or v0..vN (GET /v1/models)", "model_id",
+                           "not_found_error")
+        return found[0]
+
     @app.post("/v1/chat/completions", dependencies=[chat_key])
     async def chat(req: ChatRequest):
         serving = engine.serving
@@ -164,6 +172,10 @@ def create_app(engine: Engine, settings: ServerSettings | None = None, jobs_fold
             raise APIError(413, f"text: the document has {n_tokens} tokens; this server injects at most {max_context} "
                                 f"per document (the model's window and --max-context-tokens): split it", "text",
                            "request_too_large")
+        if worker.queued >= settings.max_queued_jobs:
+            raise APIError(429, f"{worker.queued} knowledge jobs are already waiting (the limit is "
+                                f"{settings.max_queued_jobs}); submit this one when some have finished", None,
+                           "rate_limit_error")
         job = book.new(method, [Context(body.id or "document", body.text)])
         worker.submit(job)
         return JSONResponse(job.public(), status_code=202, headers={"Location": f"/v1/jobs/{job.id}"})

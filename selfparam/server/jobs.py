@@ -28,7 +28,8 @@ STATES = ("queued", "running", "done", "failed")
 
 
 def _now() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+    # microseconds: jobs are ordered by creation time, and several can arrive within a second
+    return datetime.now(timezone.utc).isoformat(timespec="microseconds")
 
 
 @dataclass
@@ -78,7 +79,9 @@ class JobBook:
         return self._jobs.get(job_id)
 
     def all(self) -> list[Job]:
-        return sorted(self._jobs.values(), key=lambda j: (j.created, j.id))
+        with self._lock:
+            jobs = list(self._jobs.values())
+        return sorted(jobs, key=lambda j: (j.created, j.id))
 
     def save(self, job: Job) -> None:
         with self._lock:

@@ -17,9 +17,10 @@ class ServerSettings:
         "help": "longest document accepted for injection, in tokens (413 above); None: what the model's window allows"})
     max_new_tokens: int = field(default=256, metadata={"help": "largest max_tokens a chat request may ask for"})
     default_max_new_tokens: int = field(default=64, metadata={"help": "answer length when a request names none"})
+    max_queued_jobs: int = field(default=16, metadata={"help": "knowledge jobs waiting at most (429 above)"})
 
     def __post_init__(self) -> None:
-        for name in ("max_body_bytes", "max_new_tokens", "default_max_new_tokens"):
+        for name in ("max_body_bytes", "max_new_tokens", "default_max_new_tokens", "max_queued_jobs"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name}: must be >= 1, got {getattr(self, name)}")
         if self.max_context_tokens is not None and self.max_context_tokens < 1:
