@@ -165,7 +165,9 @@ def test_a_key_is_required_for_everything_but_the_page_and_health(server):
         assert anonymous.get("/static/app.js").status_code == 200
 
 
-def test_unknown_job_and_version_are_404(client):
+def test_unknown_job_version_and_route_are_404_in_openais_shape(client):
+    r = client.get("/v1/nowhere")
+    assert r.status_code == 404 and r.json()["error"]["type"] == "not_found_error"
     assert client.get("/v1/jobs/nope").status_code == 404
     r = client.post("/v1/versions/42/activate")
     assert r.status_code == 404 and "no version 42" in r.json()["error"]["message"]
