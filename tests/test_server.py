@@ -207,3 +207,16 @@ def test_serve_refuses_a_folder_that_is_not_a_store(tmp_path):
     result = CliRunner().invoke(app, ["serve", "--store", str(tmp_path)])
     assert result.exit_code == 2 and "not a knowledge store" in result.output, result.output
     assert [p.name for p in tmp_path.iterdir()] == ["notes.txt"]
+
+
+def test_serve_refuses_a_store_another_writer_holds(tmp_path):
+    from typer.testing import CliRunner
+
+    from selfparam.cli import app
+
+    held = KnowledgeStore.create(tmp_path / "kb", "selfparam", "tiny").hold()
+    try:
+        result = CliRunner().invoke(app, ["serve", "--store", str(tmp_path / "kb")])
+    finally:
+        held.close()
+    assert result.exit_code == 2 and "being written by another writer" in result.output, result.output

@@ -43,6 +43,7 @@ def serve(
     from ..lm import load_lm
     from ..server import Engine, ServerSettings, create_app
     from ..server.setup import method_settings, open_or_create_store
+    from ..store import StoreLockedError
 
     key = None
     if api_key_env:
@@ -56,10 +57,13 @@ def serve(
                               max_context_tokens=max_context_tokens, max_new_tokens=max_new_tokens,
                               max_queued_jobs=max_queued_jobs)
     knowledge = open_or_create_store(store, method, model or DEFAULT_MODEL, explicit_model=model)
-    lm = load_lm(knowledge.base_model, device=device, dtype=dtype)
     config = method_settings(knowledge.method_name, method_config)
-    knowledge.hold()  # this server is the store's one writer while it runs
     try:
+        knowledge.hold()  # this server is the store's one writer while it runs
+    except StoreLockedError as e:
+        raise ValueError(f"--store: {e}") from None
+    try:
+        lm = load_lm(knowledge.base_model, device=device, dtype=dtype)
         engine = Engine(knowledge, lm, config)
         err.print(f"selfparam serve: {knowledge.method_name} on {lm.name}, version {engine.serving.version} of "
                   f"{store}; http://{host}:{port}/  (key {'required' if key else 'not set'})")
