@@ -136,3 +136,22 @@ def test_recipe_repository_rolls_back_and_forward_in_the_store_words(tmp_path):
     live.add(["new"], ["a new fact"], torch.nn.functional.normalize(torch.randn(1, 3), dim=-1), torch.randn(1, 2, 4))
     live.save(tmp_path / "rec" / "repository")
     assert [v.contexts[0]["id"] for v in history.versions()[1:]] == ["e0", "new"]
+
+
+def test_inject_from_a_rolled_back_run_continues_its_current_version(injected, tmp_path):
+    import shutil
+
+    model, saved = injected
+    run_dir = tmp_path / "run"
+    shutil.copytree(saved, run_dir)
+    assert run("rollback", run_dir, "--to", "1").exit_code == 0
+    pairs = saved.parent / "pairs.jsonl"
+    result = run("inject", saved.parent / "two.txt", "--from", run_dir, "--out", tmp_path / "next", "--model", model,
+                 "--pairs-file", pairs, "--n-pairs", "4", "--epochs", "1", "--batch-size", "2", "--device", "cpu",
+                 "--dtype", "fp32", "--answers", "generator")
+    assert result.exit_code == 0, result.output
+    # version 1 and the new update; version 2 of the source (rolled back) is not carried over
+    assert [v.number for v in KnowledgeStore.open(tmp_path / "next").versions()] == [0, 1, 2]
+    assert (tmp_path / "next" / "updates" / "0001" / "adapter_model.safetensors").read_bytes() == \
+        (run_dir / "updates" / "0001" / "adapter_model.safetensors").read_bytes()
+    assert json.loads((tmp_path / "next" / "updates" / "0002" / "manifest.json").read_text())["step"] == 2

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from selfparam.eval.boundary import (BoundaryConfig, Probe, counterfact_items, entities, pollution_share,
+from selfparam.eval.boundary import (BoundaryConfig, BoundaryItem, counterfact_items, entities, pollution_share,
                                      run_boundary, squad_items, template)
 from selfparam.eval.conflicts import ConflictConfig, FactCase, classify, draw, load_fact_cases, run_conflicts, shares
 from selfparam.eval.loaders import ContextQA, QuestionAnswers
@@ -151,7 +151,7 @@ def test_pollution_arithmetic_from_fake_methods(cf_file, tmp_path):
     with pytest.raises(ValueError):
         pollution_share(["a"], [])
     with pytest.raises(ValueError, match="no near-miss probe"):
-        run_boundary([items[0].__class__("x", Context("x", "t"), (), ())], ["exact"], methods.__getitem__,
+        run_boundary([BoundaryItem("x", Context("x", "t"), (), ())], ["exact"], methods.__getitem__,
                      BoundaryConfig(), tmp_path / "c", progress=False)
     assert "| exact | 0.500 | 0.000 | 0.000 |" in (tmp_path / "b" / "summary.md").read_text()
 

@@ -275,3 +275,46 @@ def test_a_saved_injection_opens_as_a_chain(ftc, tiny, tmp_path):
     v3 = store.add(ftc, [Context("c", "Zorblat is a festival of lanterns.")])
     assert (v3.number, v3.parent) == (3, 1)
     assert [v.number for v in KnowledgeStore.open(tmp_path / "run").versions()] == [0, 1, 2, 3]
+
+
+def test_threads_sharing_a_store_do_not_interleave(tmp_path):
+    """A server's rollback request while its background injection runs is refused, not interleaved."""
+    import threading
+
+    store = KnowledgeStore.create(tmp_path / "kb", "notebook", "tiny")
+    started, finish = threading.Event(), threading.Event()
+    method = Notebook()
+    inject = method.inject
+
+    def slow_inject(contexts):
+        started.set()
+        finish.wait(10)
+        inject(contexts)
+
+    method.inject = slow_inject
+    worker = threading.Thread(target=store.add, args=(method, ctx(1)))
+    worker.start()
+    try:
+        assert started.wait(10)
+        with pytest.raises(StoreLockedError, match="busy with another operation"):
+            store.activate(0)
+    finally:
+        finish.set()
+        worker.join()
+    assert store.current == 1 and [v.number for v in KnowledgeStore.open(tmp_path / "kb").versions()] == [0, 1]
+
+
+def test_export_a_snapshot_version_and_bad_metrics(tmp_path):
+    store = KnowledgeStore.create(tmp_path / "kb", "notebook", "tiny")
+    method = Notebook()
+    store.add(method, ctx(1))
+    store.add(method, ctx(2))
+    out = store.export(1, tmp_path / "v1")
+    assert json.loads((out / "notes.json").read_text())["texts"] == ["fact number 1"]
+    assert json.loads((out / "selfparam_version.json").read_text())["number"] == 1
+    with pytest.raises(FileExistsError):
+        store.export(2, tmp_path / "v1")
+    with pytest.raises(ValueError, match="base model itself"):
+        store.export(0, tmp_path / "v0")
+    with pytest.raises(ValueError, match="must be a dict"):
+        store.record_metrics(1, [0.5])

@@ -70,8 +70,10 @@ def inject(
     )
     lm = load_lm(model, device=device, dtype=dtype)
     method = SelfParam(lm, config)
-    if resume is not None:
-        method.load(resume)
+    if resume is not None:  # its current version (a store rolled back or branched holds more updates)
+        from ..store import KnowledgeStore
+
+        KnowledgeStore.open(resume).materialize(method)
     for batch in ([texts] if mode == "batch" else [[c] for c in texts]):
         method.inject(batch)
         stats = method.last_stats

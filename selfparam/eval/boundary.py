@@ -190,7 +190,7 @@ def load_items(path: str | Path, n: int, seed: int, per_kind: int, questions_per
 @dataclass
 class BoundaryConfig:
     per_kind: int = field(default=2, metadata={"help": "near misses of each kind per fact"})
-    max_new_tokens: int = field(default=8, metadata={"help": "greedy answer length"})
+    max_new_tokens: int = field(default=16, metadata={"help": "greedy answer length (the small model often repeats the prompt first)"})
     seed: int = 0
 
     def __post_init__(self):

@@ -128,7 +128,7 @@ def shares(labels: Sequence[str]) -> dict[str, float]:
 
 @dataclass
 class ConflictConfig:
-    max_new_tokens: int = field(default=8, metadata={"help": "greedy answer length"})
+    max_new_tokens: int = field(default=16, metadata={"help": "greedy answer length (the small model often repeats the prompt first)"})
     seed: int = 0
 
     def __post_init__(self):

@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import os
+import threading
 from pathlib import Path
 from typing import Iterator
 
@@ -28,21 +29,25 @@ def _holder(path: Path) -> str:
 
 
 class StoreLock:
-    """A re-entrant (within one object) exclusive lock on `path`."""
+    """An exclusive lock on `path`, re-entrant within one object (its holds are counted)."""
 
     def __init__(self, path: Path):
         self.path = Path(path)
         self._fd: int | None = None
         self._depth = 0
+        self._guard = threading.Lock()  # the count is shared by the threads of one object
 
     @property
     def held(self) -> bool:
         return self._fd is not None
 
     def acquire(self) -> None:
-        if self._fd is not None:
+        with self._guard:
+            if self._fd is None:
+                self._fd = self._take()
             self._depth += 1
-            return
+
+    def _take(self) -> int:
         fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -54,19 +59,20 @@ class StoreLock:
         os.ftruncate(fd, 0)
         os.write(fd, f"{os.getpid()}\n".encode())
         os.fsync(fd)
-        self._fd, self._depth = fd, 1
+        return fd
 
     def release(self) -> None:
-        if self._fd is None:
-            return
-        self._depth -= 1
-        if self._depth > 0:
-            return
-        fd, self._fd = self._fd, None
-        with contextlib.suppress(OSError):
-            os.ftruncate(fd, 0)
-        fcntl.flock(fd, fcntl.LOCK_UN)
-        os.close(fd)
+        with self._guard:
+            if self._fd is None:
+                return
+            self._depth -= 1
+            if self._depth > 0:
+                return
+            fd, self._fd = self._fd, None
+            with contextlib.suppress(OSError):
+                os.ftruncate(fd, 0)
+            fcntl.flock(fd, fcntl.LOCK_UN)
+            os.close(fd)
 
     @contextlib.contextmanager
     def __call__(self) -> Iterator[None]:

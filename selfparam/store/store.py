@@ -26,12 +26,14 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import contextlib
 import tempfile
+import threading
 import weakref
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Iterator, Sequence
 
 from ..atomic import atomic_folder, atomic_write_text
 from ..methods.base import Context
@@ -89,6 +91,7 @@ class KnowledgeStore:
         self.path = Path(path)
         self._state = state
         self._lock = StoreLock(self.path / ".lock")
+        self._busy = threading.RLock()  # one operation at a time among the threads sharing this object
         self._live: tuple[weakref.ref, int] | None = None  # (method, version) last brought to a version here
 
     # -- opening ----------------------------------------------------------------------------------
@@ -100,13 +103,10 @@ class KnowledgeStore:
             raise FileExistsError(f"store: {path} already exists and is not empty; choose a new folder "
                                   f"or open it with KnowledgeStore.open")
         state = {"format": FORMAT, "method": method_name, "base_model": base_model, "config": config or {},
-                 "layout": None, "current": 0,
-                 "versions": [Version(0, None, _now()).to_dict()]}
-        for v in state["versions"]:
-            v.pop("current")
+                 "layout": None, "current": 0, "versions": [Version(0, None, _now()).to_dict()]}
         store = cls(path, state)
         path.mkdir(parents=True, exist_ok=True)
-        with store._lock():
+        with store._operation():
             store._write_state(state)
         return store
 
@@ -162,6 +162,18 @@ class KnowledgeStore:
         return out[::-1]
 
     # -- writing ----------------------------------------------------------------------------------
+    @contextlib.contextmanager
+    def _operation(self) -> Iterator[None]:
+        """The writer lock, and no other operation of this object running in another thread."""
+        if not self._busy.acquire(blocking=False):
+            raise StoreLockedError(f"{self.path} is busy with another operation in this process; try again when "
+                                   f"it has finished")
+        try:
+            with self._lock():
+                yield
+        finally:
+            self._busy.release()
+
     def hold(self) -> "KnowledgeStore":
         """Keep the writer lock until `close()` (a server that owns the store); single operations lock
         for their own duration anyway."""
@@ -184,7 +196,7 @@ class KnowledgeStore:
         self._check_method(method)
         if not contexts:
             raise ValueError("store add: no contexts given")
-        with self._lock():
+        with self._operation():
             self.reload()
             for leftover in self.path.glob(".staging.*"):  # of an add that was killed: we hold the lock
                 shutil.rmtree(leftover, ignore_errors=True)
@@ -211,7 +223,7 @@ class KnowledgeStore:
         """Make version `n` current (rollback or roll forward). With `method`, it is first brought to
         version `n`; if that fails the store still names the previous version and the method is brought
         back to it."""
-        with self._lock():
+        with self._operation():
             self.reload()
             self.version(n)
             previous = self.current
@@ -229,8 +241,10 @@ class KnowledgeStore:
 
     def record_metrics(self, n: int, metrics: dict) -> Version:
         """Merge evaluation figures into version `n`'s record."""
-        json.dumps(metrics)  # refuse what cannot be stored before changing anything
-        with self._lock():
+        if not isinstance(metrics, dict):
+            raise ValueError(f"record_metrics: metrics must be a dict of figures, got {type(metrics).__name__}")
+        json.dumps(metrics)  # refuse what cannot be stored (TypeError) before changing anything
+        with self._operation():
             self.reload()
             self.version(n)
             versions = [{**v, "metrics": {**v.get("metrics", {}), **metrics}} if v["number"] == n else v
@@ -275,15 +289,6 @@ class KnowledgeStore:
                 {"store": str(self.path), "method": self.method_name, "base_model": self.base_model,
                  **self.version(n).to_dict()}, indent=2))
         return out
-
-    def updates_view(self, n: int, folder: str | Path) -> Path:
-        """Write at `folder` a saved injection holding version `n`'s updates (links to this store's update
-        folders), for tools that read saved injections."""
-        if self._state["layout"] != "updates" and n != 0:
-            raise ValueError(f"store {self.path}: method {self.method_name!r} keeps no weight updates")
-        self.version(n)
-        self._updates_view(self.chain(n), Path(folder))
-        return Path(folder)
 
     # -- internals --------------------------------------------------------------------------------
     def _is_live(self, method: Any, n: int) -> bool:
