@@ -61,7 +61,11 @@ def test_ask_teach_see_the_answer_change_and_roll_back(page):
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import WebDriverWait
 
-    wait = WebDriverWait(page, 60, poll_frequency=0.1)
+    from selenium.common.exceptions import NoSuchElementException, StaleElementReferenceException
+
+    # the page re-renders the version list when it changes: an element found just before may be replaced
+    wait = WebDriverWait(page, 60, poll_frequency=0.1,
+                         ignored_exceptions=(NoSuchElementException, StaleElementReferenceException))
     find = page.find_element
 
     def ask() -> tuple[str, str]:
@@ -88,6 +92,10 @@ def test_ask_teach_see_the_answer_change_and_roll_back(page):
     if os.environ.get("SELFPARAM_SCREENSHOT"):
         page.save_screenshot(str(Path(os.environ["SELFPARAM_SCREENSHOT"])))
 
-    find(By.CSS_SELECTOR, "#version-0 button.activate").click()
+    def roll_back(d) -> bool:
+        d.find_element(By.CSS_SELECTOR, "#version-0 button.activate").click()
+        return True
+
+    wait.until(roll_back)
     wait.until(lambda d: "serving" in d.find_element(By.ID, "version-0").text)
     assert ask() == ((before or "(empty answer)"), "v0")

@@ -93,7 +93,11 @@ async function activate(n, button) {
   refresh();
 }
 
+let shownVersions = "";
 function renderVersions(list) {
+  const key = JSON.stringify(list);
+  if (key === shownVersions) return;  // unchanged: keep the buttons (and any click on them) as they are
+  shownVersions = key;
   const ol = $("versions");
   ol.replaceChildren();
   for (const v of [...list.data].reverse()) {
