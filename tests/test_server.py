@@ -64,7 +64,8 @@ def test_openai_client_lists_models_chats_and_streams(server):
         api.models.retrieve("v77")
     messages = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": QUESTION}]
     reply = api.chat.completions.create(model="current", messages=messages, max_tokens=8)
-    expected = ask(httpx.Client(base_url=server.url, headers=AUTH), QUESTION)["choices"][0]["message"]["content"]
+    with httpx.Client(base_url=server.url, headers=AUTH) as plain:
+        expected = ask(plain, QUESTION)["choices"][0]["message"]["content"]
     assert reply.choices[0].message.content == expected and reply.choices[0].message.role == "assistant"
     assert reply.model == f"v{server.engine.serving.version}" and reply.usage.prompt_tokens > 0
     stream = api.chat.completions.create(model="current", messages=messages, max_tokens=8, stream=True)

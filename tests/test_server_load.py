@@ -28,7 +28,8 @@ def test_load_while_injecting_has_no_errors(tmp_path, capsys):
         main(["--url", server.url, "--clients", "3", "--seconds", "2", "--teach", str(tmp_path / "doc.txt"),
               "--max-tokens", "4", "--out", str(tmp_path / "load.json")])
         job_id = json.loads((tmp_path / "load.json").read_text())["job"]["id"]
-        assert wait_job(httpx.Client(base_url=server.url), job_id)["state"] == "done"  # no training left at exit
+        with httpx.Client(base_url=server.url) as client:
+            assert wait_job(client, job_id)["state"] == "done"  # no training left at exit
     figures = json.loads((tmp_path / "load.json").read_text())
     assert json.loads(capsys.readouterr().out) == figures
     assert figures["requests"] > 0 and figures["errors"] == 0

@@ -74,7 +74,8 @@ def test_kill_9_mid_injection_then_restart(tmp_path):
     try:
         before = answer(url)
         job_id = httpx.post(f"{url}/v1/knowledge", json={"text": DOCUMENT}).json()["id"]
-        job = wait_job(httpx.Client(base_url=url), job_id, timeout=60, until=("running", "done", "failed"))
+        with httpx.Client(base_url=url) as client:
+            job = wait_job(client, job_id, timeout=60, until=("running", "done", "failed"))
         while job["state"] == "running" and not job["stage"].startswith("injecting"):
             job = httpx.get(f"{url}/v1/jobs/{job_id}").json()
         assert job["state"] == "running", job
