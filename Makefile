@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 export HF_HUB_OFFLINE := 1
 
-.PHONY: setup demo test test-fast bench
+.PHONY: setup demo test test-fast bench browser
 
 setup: $(STAMP)
 
@@ -30,3 +30,9 @@ test-fast: setup
 
 bench: setup
 	$(BIN)/selfparam bench
+
+# The server's browser test drives Debian's chromium through its chromedriver (apt, never a download).
+browser:
+	command -v chromium >/dev/null && command -v chromedriver >/dev/null || { \
+	  $(if $(filter 0,$(shell id -u)),,sudo) apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive $(if $(filter 0,$(shell id -u)),,sudo) apt-get install -y -qq chromium chromium-driver; }

@@ -27,27 +27,32 @@ def read_index(path: Path) -> dict:
 
 
 def load_injection(path: str | Path, lm: LM | None = None, device: str | torch.device = "auto",
-                   dtype: str | torch.dtype = "auto") -> tuple[LM, KnowledgeMethod]:
+                   dtype: str | torch.dtype = "auto", version: int | None = None) -> tuple[LM, KnowledgeMethod]:
     """The base LM (loaded from the name the injection records, unless given) and the method with the
-    injection replayed onto its own copy of the model (refused when `lm` is not the model it was saved from)."""
+    injection replayed onto its own copy of the model: the store's current version, or `version` (refused
+    when `lm` is not the model it was saved from)."""
+    from .store import KnowledgeStore
+
     path = Path(path)
-    index = read_index(path)
-    base = lm or load_lm(index["base_model"], device=device, dtype=dtype)
-    method = build_method(index["method"], base)
+    store = KnowledgeStore.open(path)  # a saved injection opens as a store of its updates
+    base = lm or load_lm(store.base_model, device=device, dtype=dtype)
+    method = build_method(store.method_name, base)
     if not isinstance(getattr(method, "weights", None), WeightUpdates):
-        raise ValueError(f"{path}: method {index['method']!r} does not store its knowledge in the weights")
+        raise ValueError(f"{path}: method {store.method_name!r} does not store its knowledge in the weights")
     method.progress = False
-    method.load(path)
+    store.materialize(method, version)
     return base, method
 
 
-def export_merged(path: str | Path, out: str | Path, lm: LM | None = None, device: str | torch.device = "cpu") -> Path:
-    """Write the injected model as a Hugging Face folder that plain `transformers` loads (no selfparam
-    code needed), with the injection's index beside the weights. Atomic: all or nothing at `out`."""
+def export_merged(path: str | Path, out: str | Path, lm: LM | None = None, device: str | torch.device = "cpu",
+                  version: int | None = None) -> Path:
+    """Write the injected model (the current version, or `version`) as a Hugging Face folder that plain
+    `transformers` loads (no selfparam code needed), with the injection's index beside the weights.
+    Atomic: all or nothing at `out`."""
     out = Path(out)
     if out.exists():
         raise FileExistsError(f"export: {out} already exists; choose a new folder")
-    _, method = load_injection(path, lm=lm, device=device, dtype="fp32")
+    _, method = load_injection(path, lm=lm, device=device, dtype="fp32", version=version)
     with atomic_folder(out, overwrite=False) as tmp:
         method.lm.model.save_pretrained(tmp)
         method.lm.tokenizer.save_pretrained(tmp)

@@ -182,6 +182,13 @@ BAD_INPUTS = {
                                     "missing.json"),
     ("recipe", "edit"): lambda t: (["recipe", "edit", "--repo", t / "out", "--checkpoint", t / "no-editor"],
                                    "no trained RECIPE editor"),
+    ("versions",): lambda t: (["versions", t / "missing"], "missing"),
+    ("rollback",): lambda t: (["rollback", t / "missing", "--to", "0"], "missing"),
+    ("serve",): lambda t: (["serve", "--store", t / "store", "--method", "no-such-method"], "no-such-method"),
+    ("eval", "conflicts"): lambda t: (["eval", "conflicts", "--data", t / "missing.json", "--out", t / "out"],
+                                      "missing.json"),
+    ("eval", "boundary"): lambda t: (["eval", "boundary", "--data", t / "missing.json", "--out", t / "out"],
+                                     "missing.json"),
 }
 
 BAD_VALUES = [  # values the commands check themselves

@@ -71,8 +71,10 @@ def inject(
     )
     lm = load_lm(model, device=device, dtype=dtype)
     method = SelfParam(lm, config)
-    if resume is not None:
-        method.load(resume)
+    if resume is not None:  # its current version (a store rolled back or branched holds more updates)
+        from ..store import KnowledgeStore
+
+        KnowledgeStore.open(resume).materialize(method)
     for batch in ([texts] if mode == "batch" else [[c] for c in texts]):
         method.inject(batch)
         stats = method.last_stats
@@ -112,11 +114,12 @@ def ask(
 def export(
     injection: Annotated[Path, typer.Argument(help="a folder written by `selfparam inject`")],
     out: Annotated[Path, typer.Option(help="new folder for the merged Hugging Face model")],
+    version: Annotated[Optional[int], typer.Option(help="the store version to export (default: the current one)")] = None,
 ) -> None:
     """Write the injected model as a plain Hugging Face folder (loads with transformers alone)."""
     from ..injections import export_merged
 
-    export_merged(injection, out)
+    export_merged(injection, out, version=version)
     console.print(f"[green]exported[/] {out}: AutoModelForCausalLM.from_pretrained({str(out)!r})")
 
 

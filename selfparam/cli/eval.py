@@ -165,5 +165,10 @@ def merge(folders: Annotated[list[Path], typer.Argument(help="run folders of the
     typer.echo(summary.read_text())
 
 
+from .probes import boundary, conflicts  # noqa: E402  (they reuse the option types above)
+
+eval_app.command("conflicts")(conflicts)
+eval_app.command("boundary")(boundary)
+
 if __name__ == "__main__":  # `python -m selfparam.cli.eval TASK ...`, the same as `selfparam eval TASK ...`
     eval_app()

@@ -16,7 +16,7 @@ from ...training.examples import context_nwp_examples, repeat_to, target_nwp_exa
 from ...training.trainer import encode_share, train_and_merge
 from ..base import Context, Query, Resources
 from ..prompted import answer_questions, score_questions
-from ..weight_update import WeightUpdates, target_source, with_run_seed, with_run_seed
+from ..weight_update import WeightUpdates, target_source, with_run_seed
 from .config import FineTuneContextConfig, FineTuneTargetsConfig
 
 BUDGET_RULE = ("the context's chunks, repeated in order, give as many training sequences per context as "

@@ -1,0 +1,208 @@
+"""Conflicting updates: does a later context that contradicts an earlier one win?
+
+From each CounterFact record two fact sentences are made, one with the true object and one with
+`target_new` ("The mother tongue of Danielle Darrieux is French." / "... is English."). For each order
+(true then new, new then true) a fresh method is given the earlier sentence, asked the record's prompt and
+rephrase, given the later sentence as a second update, and asked again. Each answer after the second
+update is one of:
+
+- `later_wins`: it carries the later object and not the earlier one;
+- `earlier_kept`: it carries the earlier object and not the later one;
+- `both`: it carries both (a retriever that shows both facts may say either);
+- `neither`: it carries neither.
+
+The four shares sum to 1. `first_learned` is the share of answers after the first update carrying the
+earlier object: a method that never learned the first fact cannot show whether the second one overrides
+it. "Carries" is `contains_answer` (normalised containment), as in the lifelong evaluation.
+
+    >>> classify("It is English.", earlier="French", later="English")
+    'later_wins'
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+from tqdm.auto import tqdm
+
+from ..atomic import atomic_write_text
+from ..methods.base import Context, Query
+from ..provenance import provenance
+from .editing_data import counterfact_record
+from .lifelong import contains_answer
+
+OUTCOMES = ("later_wins", "earlier_kept", "both", "neither")
+ORDERS = ("true_then_new", "new_then_true")
+
+
+@dataclass(frozen=True)
+class FactCase:
+    """A CounterFact record as the two facts it contradicts itself with, and the questions about them."""
+
+    id: str
+    prompt: str
+    subject: str
+    true_object: str
+    new_object: str
+    rephrase: str
+    locality_prompt: str
+    locality_target: str
+
+    def sentence(self, obj: str) -> str:
+        """The fact as a context: "The mother tongue of Danielle Darrieux is French."."""
+        return f"{self.prompt.strip()} {obj.strip()}."
+
+    def questions(self) -> list[str]:
+        return [self.prompt, self.rephrase]
+
+
+def load_fact_cases(path: str | Path) -> list[FactCase]:
+    """CounterFact (RECIPE release) records with their true object (`ground_truth`); records whose two
+    objects are the same after normalisation are left out (they contradict nothing)."""
+    from .metrics import normalize_answer
+
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"CounterFact data {path} does not exist")
+    try:
+        raw = json.loads(path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise ValueError(f"CounterFact data {path}: not a JSON file ({e})") from None
+    if not isinstance(raw, list) or not raw or not isinstance(raw[0], dict):
+        raise ValueError(f"CounterFact data {path}: expected a non-empty JSON list of records")
+    cases = []
+    for i, r in enumerate(raw):
+        try:
+            rec = counterfact_record(r, i)  # the shared checks: every field present and non-empty
+            truth = r["ground_truth"]
+        except KeyError as e:
+            raise ValueError(f"CounterFact data {path}: record {i} lacks field {e} (conflicts need CounterFact "
+                             f"records with ground_truth)") from None
+        except ValueError as e:
+            raise ValueError(f"CounterFact data {path}: record {i}: {e}") from None
+        if not isinstance(truth, str) or not truth.strip():
+            raise ValueError(f"CounterFact data {path}: record {i}: empty ground_truth")
+        if normalize_answer(truth) == normalize_answer(rec.target):
+            continue
+        cases.append(FactCase(rec.id, rec.prompt, rec.subject, truth, rec.target, rec.rephrase,
+                              rec.locality_prompt, rec.locality_target))
+    return cases
+
+
+def draw(cases: Sequence[Any], n: int, seed: int) -> list[Any]:
+    """The first `n` of a seeded shuffle of `cases`: a smaller `n` draws a prefix of what a larger one draws
+    with the same seed (the QA tasks' rule), so runs of different sizes share records."""
+    if n < 1:
+        raise ValueError(f"n: must be >= 1, got {n}")
+    if n > len(cases):
+        raise ValueError(f"n: {n} asked for, but the data holds {len(cases)} usable records")
+    order = list(range(len(cases)))
+    random.Random(seed).shuffle(order)
+    return [cases[i] for i in order[:n]]
+
+
+def classify(answer: str, earlier: str, later: str) -> str:
+    """Which fact an answer given after both updates carries: one of `OUTCOMES`."""
+    has_earlier, has_later = contains_answer(answer, earlier), contains_answer(answer, later)
+    if has_later and not has_earlier:
+        return "later_wins"
+    if has_earlier and not has_later:
+        return "earlier_kept"
+    return "both" if has_later else "neither"
+
+
+def shares(labels: Sequence[str]) -> dict[str, float]:
+    """Share of each outcome; `shares(["later_wins", "neither"])["later_wins"] == 0.5`."""
+    if not labels:
+        raise ValueError("shares: no answers to count")
+    unknown = set(labels) - set(OUTCOMES)
+    if unknown:
+        raise ValueError(f"shares: unknown outcomes {sorted(unknown)}")
+    return {o: sum(label == o for label in labels) / len(labels) for o in OUTCOMES}
+
+
+@dataclass
+class ConflictConfig:
+    max_new_tokens: int = field(default=16, metadata={"help": "greedy answer length (the small model often repeats the prompt first)"})
+    seed: int = 0
+
+    def __post_init__(self):
+        if self.max_new_tokens < 1:
+            raise ValueError(f"max_new_tokens: must be >= 1, got {self.max_new_tokens}")
+
+
+def ask(method: Any, questions: Sequence[str], max_new_tokens: int) -> list[str]:
+    """Greedy answers, one question per call: an answer must not depend on its batch neighbours."""
+    return [method.answer([Query(q)], max_new_tokens)[0] for q in questions]
+
+
+def run_method(method: Any, cases: Sequence[FactCase], cfg: ConflictConfig, progress: bool = True) -> dict:
+    """Both orders of every case with one method; per-answer rows and the shares over them."""
+    rows = []
+    for case in tqdm(cases, desc=f"{getattr(method, 'name', 'method')}: conflicts", disable=not progress):
+        for order in ORDERS:
+            earlier, later = ((case.true_object, case.new_object) if order == "true_then_new"
+                              else (case.new_object, case.true_object))
+            method.reset()
+            method.inject([Context(f"{case.id}/earlier", case.sentence(earlier))])
+            first = ask(method, case.questions(), cfg.max_new_tokens)
+            method.inject([Context(f"{case.id}/later", case.sentence(later))])
+            second = ask(method, case.questions(), cfg.max_new_tokens)
+            for question, a1, a2 in zip(case.questions(), first, second):
+                rows.append({"id": case.id, "order": order, "question": question, "earlier": earlier, "later": later,
+                             "answer_after_first": a1, "answer_after_second": a2,
+                             "first_learned": contains_answer(a1, earlier), "outcome": classify(a2, earlier, later)})
+    method.reset()
+    return summarize(rows)
+
+
+def summarize(rows: Sequence[dict]) -> dict:
+    """Shares over all answers, per order, and `first_learned`; the rows kept for the predictions file."""
+    result: dict[str, Any] = {**shares([r["outcome"] for r in rows]), "answers": len(rows),
+                              "first_learned": sum(r["first_learned"] for r in rows) / len(rows)}
+    result["by_order"] = {o: shares([r["outcome"] for r in rows if r["order"] == o])
+                          for o in ORDERS if any(r["order"] == o for r in rows)}
+    result["rows"] = list(rows)
+    return result
+
+
+def write_report(summary: dict, out: Path) -> None:
+    """summary.json (without the rows), predictions.jsonl and summary.md, each written atomically."""
+    out = Path(out)
+    methods = {m: {k: v for k, v in r.items() if k != "rows"} for m, r in summary["methods"].items()}
+    atomic_write_text(out / "summary.json", json.dumps({**summary, "methods": methods}, indent=2))
+    atomic_write_text(out / "predictions.jsonl", "".join(
+        json.dumps({"method": m, **row}) + "\n" for m, r in summary["methods"].items() for row in r["rows"]))
+    lines = ["| method | answers | later_wins | earlier_kept | both | neither | first_learned | later_wins (true→new) "
+             "| later_wins (new→true) |", "|---|---|---|---|---|---|---|---|---|"]
+    for name, r in methods.items():
+        by = r["by_order"]
+        lines.append(f"| {name} | {r['answers']} | " + " | ".join(f"{r[o]:.3f}" for o in OUTCOMES)
+                     + f" | {r['first_learned']:.3f} | {by.get('true_then_new', {}).get('later_wins', float('nan')):.3f}"
+                     + f" | {by.get('new_then_true', {}).get('later_wins', float('nan')):.3f} |")
+    md = [f"# Conflicting updates on {summary['data']}", "",
+          f"Model {summary['model']}; {summary['cases']} records x 2 orders x 2 questions; command: "
+          f"`{summary['command']}`", "", *lines, "",
+          "Shares of the answers after the second (contradicting) update; first_learned: answers after the "
+          "first update that carry its object.", ""]
+    atomic_write_text(out / "summary.md", "\n".join(md))
+
+
+def run_conflicts(cases: Sequence[FactCase], names: Sequence[str], build: Callable[[str], Any], cfg: ConflictConfig,
+                  out: Path, data_name: str = "", model_name: str = "", command: str = "",
+                  progress: bool = True) -> dict:
+    """Every named method (built by `build(name)`) on the same cases; the report is rewritten after each."""
+    summary: dict[str, Any] = {"data": data_name, "model": model_name, "command": command, "cases": len(cases),
+                               "case_ids": [c.id for c in cases], "config": asdict(cfg), **provenance(),
+                               "methods": {}}
+    for name in names:
+        started = time.perf_counter()
+        summary["methods"][name] = run_method(build(name), cases, cfg, progress)
+        summary["methods"][name]["seconds"] = round(time.perf_counter() - started, 1)
+        write_report(summary, out)
+    return summary

@@ -1,0 +1,204 @@
+"""Conflicting updates and near-miss pollution: the scoring arithmetic on hand-made answers and fake methods
+whose answers are known in advance, the probe builders, and both CLI commands on the tiny model."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from selfparam.eval.boundary import (BoundaryConfig, BoundaryItem, counterfact_items, entities, pollution_share,
+                                     run_boundary, squad_items, template)
+from selfparam.eval.conflicts import ConflictConfig, FactCase, classify, draw, load_fact_cases, run_conflicts, shares
+from selfparam.eval.loaders import ContextQA, QuestionAnswers
+from selfparam.methods.base import Context
+
+RECORDS = [
+    {"case_id": 0, "prompt": "The mother tongue of Danielle Darrieux is", "target_new": "English",
+     "subject": "Danielle Darrieux", "ground_truth": "French",
+     "rephrase_prompt": "Danielle Darrieux speaks the language of", "locality_prompt": "Michel Rocard is a native speaker of",
+     "locality_ground_truth": "French"},
+    {"case_id": 1, "prompt": "The mother tongue of Michel Rocard is", "target_new": "Dutch", "subject": "Michel Rocard",
+     "ground_truth": "French", "rephrase_prompt": "Michel Rocard grew up speaking", "locality_prompt":
+     "Ségolène Royal is a native speaker of", "locality_ground_truth": "French"},
+    {"case_id": 2, "prompt": "The mother tongue of Tony Blair is", "target_new": "English", "subject": "Tony Blair",
+     "ground_truth": "English", "rephrase_prompt": "Tony Blair grew up speaking", "locality_prompt":
+     "Gordon Brown is a native speaker of", "locality_ground_truth": "English"},
+    {"case_id": 3, "prompt": "Toko Yasuda plays the", "target_new": "piano", "subject": "Toko Yasuda",
+     "ground_truth": "guitar", "rephrase_prompt": "Toko Yasuda is known for playing the",
+     "locality_prompt": "Jimi Hendrix plays the", "locality_ground_truth": "guitar"},
+]
+
+
+@pytest.fixture
+def cf_file(tmp_path) -> Path:
+    path = tmp_path / "cf.json"
+    path.write_text(json.dumps(RECORDS))
+    return path
+
+
+class Memo:
+    """Keeps injected fact sentences; answers a question with the object of the first or last sentence that
+    starts with it (so rephrased questions, which no sentence starts with, get "no idea")."""
+
+    def __init__(self, name: str = "memo", latest: bool = True, leak: bool = False):
+        self.name, self.latest, self.leak = name, latest, leak
+        self.facts: list[str] = []
+
+    def inject(self, contexts):
+        self.facts += [c.text for c in contexts]
+
+    def answer(self, queries, max_new_tokens=32):
+        out = []
+        for q in queries:
+            hits = [f[len(q.question):].strip(" .") for f in self.facts if f.startswith(q.question)]
+            if self.leak and self.facts:  # answers every question with the newest object
+                hits = [self.facts[-1].rsplit(" ", 1)[-1].strip(".")]
+            out.append((hits[-1] if self.latest else hits[0]) if hits else "no idea")
+        return out
+
+    def reset(self):
+        self.facts = []
+
+
+def test_classify_and_shares_by_hand():
+    assert classify("It is English.", earlier="French", later="English") == "later_wins"
+    assert classify("french", earlier="French", later="English") == "earlier_kept"
+    assert classify("French or English", earlier="French", later="English") == "both"
+    assert classify("Spanish", earlier="French", later="English") == "neither"
+    assert shares(["later_wins", "later_wins", "neither", "both"]) == {"later_wins": 0.5, "earlier_kept": 0.0,
+                                                                      "both": 0.25, "neither": 0.25}
+    with pytest.raises(ValueError):
+        shares([])
+    with pytest.raises(ValueError, match="unknown outcomes"):
+        shares(["won"])
+
+
+def test_fact_cases_skip_records_that_contradict_nothing(cf_file):
+    cases = load_fact_cases(cf_file)
+    assert [c.id for c in cases] == ["cf-0", "cf-1", "cf-3"]  # Tony Blair: English -> English
+    assert cases[0].sentence(cases[0].true_object) == "The mother tongue of Danielle Darrieux is French."
+    assert draw(cases, 2, 0) == draw(cases, 3, 0)[:2]  # a smaller n draws a prefix
+    with pytest.raises(ValueError, match="holds 3 usable"):
+        draw(cases, 4, 0)
+    bad = cf_file.parent / "bad.json"
+    bad.write_text(json.dumps([{k: v for k, v in RECORDS[0].items() if k != "ground_truth"}]))
+    with pytest.raises(ValueError, match="ground_truth"):
+        load_fact_cases(bad)
+
+
+def test_conflict_shares_from_fake_methods(cf_file, tmp_path):
+    cases = load_fact_cases(cf_file)
+    methods = {"latest": Memo("latest", latest=True), "earliest": Memo("earliest", latest=False)}
+    summary = run_conflicts(cases, list(methods), methods.__getitem__, ConflictConfig(), tmp_path / "out",
+                            data_name="cf", progress=False)
+    latest, earliest = summary["methods"]["latest"], summary["methods"]["earliest"]
+    # 3 cases x 2 orders x 2 questions = 12 answers; the prompt (6 of them) is answered from the facts,
+    # the rephrase (6) never: "no idea" -> neither
+    assert latest["answers"] == 12 and latest["first_learned"] == 0.5
+    assert (latest["later_wins"], latest["earlier_kept"], latest["both"], latest["neither"]) == (0.5, 0, 0, 0.5)
+    assert (earliest["later_wins"], earliest["earlier_kept"], earliest["neither"]) == (0, 0.5, 0.5)
+    assert latest["by_order"]["true_then_new"]["later_wins"] == 0.5
+    written = json.loads((tmp_path / "out" / "summary.json").read_text())
+    assert "rows" not in written["methods"]["latest"] and written["case_ids"] == ["cf-0", "cf-1", "cf-3"]
+    rows = [json.loads(x) for x in (tmp_path / "out" / "predictions.jsonl").read_text().splitlines()]
+    assert len(rows) == 24 and rows[0]["answer_after_second"] == "English" and rows[0]["outcome"] == "later_wins"
+    assert "| latest | 12 | 0.500 | 0.000 | 0.000 | 0.500 |" in (tmp_path / "out" / "summary.md").read_text()
+
+
+def test_counterfact_probes(cf_file):
+    pool = load_fact_cases(cf_file)
+    assert template(pool[0]) == "The mother tongue of {} is"
+    items = counterfact_items(pool[:1], pool, per_kind=2, seed=0)
+    probes = {(p.kind, p.question) for p in items[0].probes}
+    # Michel Rocard's true tongue is French, not the injected English: a fair near miss; the other relation
+    # ("{} plays the") with the same subject; the neighbourhood prompt (its truth French is not English)
+    assert probes == {("other_entity", "The mother tongue of Michel Rocard is"),
+                      ("other_relation", "Danielle Darrieux plays the"),
+                      ("neighbourhood", "Michel Rocard is a native speaker of")}
+    assert all(p.carried == ("English",) for p in items[0].probes)
+    assert items[0].context.text == "The mother tongue of Danielle Darrieux is English."
+    # Dutch for Michel Rocard: Danielle Darrieux (truth French) is a near miss too
+    rocard = counterfact_items(pool[1:2], pool, per_kind=2, seed=0)[0]
+    assert ("other_entity", "The mother tongue of Danielle Darrieux is") in {(p.kind, p.question) for p in rocard.probes}
+
+
+def test_squad_probes_swap_entities_of_the_same_shape():
+    assert entities("The Denver Broncos beat the Carolina Panthers in Santa Clara in 2016.") == \
+        ["Denver Broncos", "Carolina Panthers", "Santa Clara"]
+    cqa = ContextQA(Context("sb/0", "The Panthers practiced at San Jose State. The Broncos practiced at Stanford."),
+                    (QuestionAnswers("Where did the Panthers practice?", ("San Jose State",)),))
+    item = squad_items([cqa], per_kind=2, seed=0)[0]
+    assert [(p.question, p.carried) for p in item.probes] == \
+        [("Where did the Broncos practice?", ("San Jose State",)), ("Where did the Stanford practice?", ("San Jose State",))]
+
+
+def test_pollution_arithmetic_from_fake_methods(cf_file, tmp_path):
+    pool = load_fact_cases(cf_file)
+    items = counterfact_items(pool, pool, per_kind=2, seed=0)
+    n_probes = sum(len(i.probes) for i in items)
+    methods = {"leaky": Memo("leaky", leak=True), "exact": Memo("exact")}
+    summary = run_boundary(items, list(methods), methods.__getitem__, BoundaryConfig(), tmp_path / "b",
+                           data_name="cf", progress=False)
+    leaky, exact = summary["methods"]["leaky"], summary["methods"]["exact"]
+    assert leaky["probes"] == exact["probes"] == n_probes and leaky["questions"] == 6
+    assert (leaky["efficacy"], leaky["pollution"], leaky["pollution_before"]) == (1.0, 1.0, 0.0)
+    assert (exact["efficacy"], exact["pollution"], exact["pollution_before"]) == (0.5, 0.0, 0.0)
+    assert set(leaky["by_kind"]) == {"other_entity", "other_relation", "neighbourhood"}
+    assert pollution_share(["It is English.", "French"], [("English",), ("English",)]) == 0.5
+    with pytest.raises(ValueError):
+        pollution_share(["a"], [])
+    with pytest.raises(ValueError, match="no near-miss probe"):
+        run_boundary([BoundaryItem("x", Context("x", "t"), (), ())], ["exact"], methods.__getitem__,
+                     BoundaryConfig(), tmp_path / "c", progress=False)
+    assert "| exact | 0.500 | 0.000 | 0.000 |" in (tmp_path / "b" / "summary.md").read_text()
+
+
+@pytest.fixture(scope="module")
+def tiny_dir(tmp_path_factory) -> Path:
+    from selfparam.testing import tiny_lm
+
+    folder = tmp_path_factory.mktemp("tiny")
+    lm = tiny_lm(seed=0)
+    lm.model.save_pretrained(folder)
+    lm.tokenizer.save_pretrained(folder)
+    return folder
+
+
+def test_cli_conflicts_and_boundary_on_the_tiny_model(tiny_dir, cf_file, tmp_path):
+    from selfparam.cli import app
+
+    runner = CliRunner()
+    common = ["--methods", "base,rag-bm25", "--n", "2", "--seed", "0", "--model", str(tiny_dir), "--device", "cpu",
+              "--dtype", "fp32", "--max-new-tokens", "2", "--no-progress"]
+    result = runner.invoke(app, ["eval", "conflicts", "--data", str(cf_file), "--out", str(tmp_path / "c"), *common])
+    assert result.exit_code == 0, result.output
+    summary = json.loads((tmp_path / "c" / "summary.json").read_text())
+    for name in ("base", "rag-bm25"):
+        r = summary["methods"][name]
+        assert r["answers"] == 8 and sum(r[o] for o in ("later_wins", "earlier_kept", "both", "neither")) == 1.0
+
+    squad = tmp_path / "squad.json"
+    squad.write_text(json.dumps({"data": [{"title": "sb", "paragraphs": [
+        {"context": "The Panthers practiced at San Jose State. The Broncos practiced at Stanford.",
+         "qas": [{"question": "Where did the Panthers practice?", "answers": [{"text": "San Jose State"}]}]},
+        {"context": "Quenby hosts the Zorblat festival. Marlow hosts the Fennick fair.",
+         "qas": [{"question": "What does Quenby host?", "answers": [{"text": "the Zorblat festival"}]}]}]}]}))
+    for data in (cf_file, squad):
+        out = tmp_path / f"b-{data.stem}"
+        result = runner.invoke(app, ["eval", "boundary", "--data", str(data), "--out", str(out),
+                                     "--questions-per-context", "1", *common])
+        assert result.exit_code == 0, result.output
+        summary = json.loads((out / "summary.json").read_text())
+        assert summary["items"] == 2 and summary["methods"]["base"]["probes"] > 0
+        assert 0.0 <= summary["methods"]["rag-bm25"]["pollution"] <= 1.0
+
+    result = runner.invoke(app, ["eval", "conflicts", "--data", str(cf_file), "--out", str(tmp_path / "x"),
+                                 *common[:2], "--n", "9"])
+    assert result.exit_code == 2 and "holds 3 usable" in result.output
+    assert not (tmp_path / "x").exists()
+    result = runner.invoke(app, ["eval", "boundary", "--data", str(cf_file), "--out", str(tmp_path / "y"),
+                                 "--methods", "nonsense", "--n", "1", "--model", str(tiny_dir)])
+    assert result.exit_code == 2 and "unknown method" in result.output
