@@ -26,20 +26,38 @@ def read_index(path: Path) -> dict:
 
 
 def load_injection(path: str | Path, lm: LM | None = None, device: str | torch.device = "auto",
-                   dtype: str | torch.dtype = "auto", version: int | None = None) -> tuple[LM, WeightUpdateMethod]:
+                   dtype: str | torch.dtype = "auto") -> tuple[LM, WeightUpdateMethod]:
     """The base LM (loaded from the name the injection records, unless given) and the method with the
-    injection replayed onto its own copy of the model: the store's current version, or `version`."""
-    from .store import KnowledgeStore
-
+    injection replayed onto its own copy of the model."""
     path = Path(path)
-    store = KnowledgeStore.open(path)  # a saved injection opens as a store of its updates
+    index = read_index(path)
+    base = lm or load_lm(index["base_model"], device=device, dtype=dtype)
+    method = build_method(index["method"], base)
+    if not isinstance(method, WeightUpdateMethod):
+        raise ValueError(f"{path}: method {index['method']!r} does not store its knowledge in the weights")
+    method.progress = False
+    _open_store(path).materialize(method)  # the current version: a rolled-back store holds later updates too
+    return base, method
+
+
+def load_version(path: str | Path, version: int | None = None, lm: LM | None = None,
+                 device: str | torch.device = "auto", dtype: str | torch.dtype = "auto"):
+    """`load_injection` for any version of a store or saved injection (default: the current one):
+    the base LM and the method brought to that version. See `selfparam.store`."""
+    store = _open_store(path)
+    if store.layout not in ("updates", None):
+        raise ValueError(f"{path}: method {store.method_name!r} does not store its knowledge in the weights")
     base = lm or load_lm(store.base_model, device=device, dtype=dtype)
     method = build_method(store.method_name, base)
-    if not isinstance(method, WeightUpdateMethod):
-        raise ValueError(f"{path}: method {store.method_name!r} does not store its knowledge in the weights")
     method.progress = False
     store.materialize(method, version)
     return base, method
+
+
+def _open_store(path: str | Path):
+    from .store import KnowledgeStore
+
+    return KnowledgeStore.open(path)
 
 
 def export_merged(path: str | Path, out: str | Path, lm: LM | None = None, device: str | torch.device = "cpu",
@@ -50,7 +68,7 @@ def export_merged(path: str | Path, out: str | Path, lm: LM | None = None, devic
     out = Path(out)
     if out.exists():
         raise FileExistsError(f"export: {out} already exists; choose a new folder")
-    _, method = load_injection(path, lm=lm, device=device, dtype="fp32", version=version)
+    _, method = load_version(path, version, lm=lm, device=device, dtype="fp32")
     with atomic_folder(out, overwrite=False) as tmp:
         method.lm.model.save_pretrained(tmp)
         method.lm.tokenizer.save_pretrained(tmp)

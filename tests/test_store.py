@@ -229,7 +229,7 @@ def _same(a: dict, b: dict) -> bool:
 
 
 def test_weight_updates_as_versions(ftc, tiny, tmp_path):
-    from selfparam.injections import export_merged, load_injection
+    from selfparam.injections import export_merged, load_version
 
     store = KnowledgeStore.create(tmp_path / "kb", "ft-c", tiny.name)
     base = _weights(ftc)
@@ -252,7 +252,7 @@ def test_weight_updates_as_versions(ftc, tiny, tmp_path):
     assert store.chain(3) == [1, 3]
 
     # the saved-injection readers follow the store: current version by default, any version on request
-    _, loaded = load_injection(tmp_path / "kb", lm=tiny, version=2)
+    _, loaded = load_version(tmp_path / "kb", 2, lm=tiny)
     assert _same(_weights(loaded), after2)
     out = export_merged(tmp_path / "kb", tmp_path / "hf1", lm=tiny, version=1)
     from transformers import AutoModelForCausalLM
