@@ -138,6 +138,12 @@ class KnowledgeStore:
         return self._state["base_model"]
 
     @property
+    def layout(self) -> str | None:
+        """"updates" (weight methods: one update folder per version), "snapshots" (every other method),
+        None before the first version is written."""
+        return self._state["layout"]
+
+    @property
     def current(self) -> int:
         return int(self._state["current"])
 
