@@ -101,11 +101,13 @@ def test_conflict_shares_from_fake_methods(cf_file, tmp_path):
     assert (latest["later_wins"], latest["earlier_kept"], latest["both"], latest["neither"]) == (0.5, 0, 0, 0.5)
     assert (earliest["later_wins"], earliest["earlier_kept"], earliest["neither"]) == (0, 0.5, 0.5)
     assert latest["by_order"]["true_then_new"]["later_wins"] == 0.5
+    lo, hi = latest["later_wins_ci"]  # 6 of 12 answers: the interval lies around 0.5, inside (0, 1)
+    assert 0.0 < lo < 0.5 < hi < 1.0 and earliest["later_wins_ci"] == [0.0, 0.0]
     written = json.loads((tmp_path / "out" / "summary.json").read_text())
     assert "rows" not in written["methods"]["latest"] and written["case_ids"] == ["cf-0", "cf-1", "cf-3"]
     rows = [json.loads(x) for x in (tmp_path / "out" / "predictions.jsonl").read_text().splitlines()]
     assert len(rows) == 24 and rows[0]["answer_after_second"] == "English" and rows[0]["outcome"] == "later_wins"
-    assert "| latest | 12 | 0.500 | 0.000 | 0.000 | 0.500 |" in (tmp_path / "out" / "summary.md").read_text()
+    assert f"| latest | 12 | 0.500 [{lo:.2f}, {hi:.2f}] | 0.000 [0.00, 0.00] |" in (tmp_path / "out" / "summary.md").read_text()
 
 
 def test_counterfact_probes(cf_file):
@@ -146,6 +148,8 @@ def test_pollution_arithmetic_from_fake_methods(cf_file, tmp_path):
     assert leaky["probes"] == exact["probes"] == n_probes and leaky["questions"] == 6
     assert (leaky["efficacy"], leaky["pollution"], leaky["pollution_before"]) == (1.0, 1.0, 0.0)
     assert (exact["efficacy"], exact["pollution"], exact["pollution_before"]) == (0.5, 0.0, 0.0)
+    assert leaky["pollution_ci"] == [1.0, 1.0] and exact["pollution_ci"] == [0.0, 0.0]
+    assert exact["efficacy_ci"][0] < 0.5 < exact["efficacy_ci"][1]
     assert set(leaky["by_kind"]) == {"other_entity", "other_relation", "neighbourhood"}
     assert pollution_share(["It is English.", "French"], [("English",), ("English",)]) == 0.5
     with pytest.raises(ValueError):
@@ -153,7 +157,8 @@ def test_pollution_arithmetic_from_fake_methods(cf_file, tmp_path):
     with pytest.raises(ValueError, match="no near-miss probe"):
         run_boundary([BoundaryItem("x", Context("x", "t"), (), ())], ["exact"], methods.__getitem__,
                      BoundaryConfig(), tmp_path / "c", progress=False)
-    assert "| exact | 0.500 | 0.000 | 0.000 |" in (tmp_path / "b" / "summary.md").read_text()
+    lo, hi = exact["efficacy_ci"]
+    assert f"| exact | 0.500 [{lo:.2f}, {hi:.2f}] | 0.000 [0.00, 0.00] | 0.000 |" in (tmp_path / "b" / "summary.md").read_text()
 
 
 @pytest.fixture(scope="module")

@@ -36,7 +36,8 @@ from tqdm.auto import tqdm
 from ..atomic import atomic_write_text
 from ..methods.base import Context
 from ..provenance import provenance
-from .conflicts import FactCase, ask
+from .stats import mean_ci
+from .conflicts import FactCase, ask, with_ci
 from .lifelong import contains_answer
 from .loaders import ContextQA
 from .metrics import normalize_answer
@@ -228,7 +229,9 @@ def summarize(rows: Sequence[dict]) -> dict:
     true = [r for r in rows if r["kind"] == "true"]
     probes = [r for r in rows if r["kind"] != "true"]
     return {"efficacy": _share([r["carries"] for r in true]),
+            "efficacy_ci": mean_ci([float(r["carries"]) for r in true]).ci if true else None,
             "pollution": _share([r["carries"] for r in probes]),
+            "pollution_ci": mean_ci([float(r["carries"]) for r in probes]).ci if probes else None,
             "pollution_before": _share([r["carried_before"] for r in probes]),
             "by_kind": {k: {"probes": sum(r["kind"] == k for r in probes),
                             "pollution": _share([r["carries"] for r in probes if r["kind"] == k]),
@@ -247,7 +250,8 @@ def write_report(summary: dict, out: Path) -> None:
     lines = ["| method | efficacy | pollution | pollution before | " + " | ".join(f"{k}" for k in kinds)
              + " | questions | probes |", "|---|---|---|---|" + "---|" * len(kinds) + "---|---|"]
     for name, r in methods.items():
-        lines.append(f"| {name} | {r['efficacy']:.3f} | {r['pollution']:.3f} | {r['pollution_before']:.3f} | "
+        lines.append(f"| {name} | {with_ci(r['efficacy'], r.get('efficacy_ci'))} | "
+                     f"{with_ci(r['pollution'], r.get('pollution_ci'))} | {r['pollution_before']:.3f} | "
                      + " | ".join(f"{r['by_kind'][k]['pollution']:.3f}" if k in r["by_kind"] else "-" for k in kinds)
                      + f" | {r['questions']} | {r['probes']} |")
     md = [f"# Near-miss pollution on {summary['data']}", "",

@@ -33,6 +33,7 @@ from tqdm.auto import tqdm
 from ..atomic import atomic_write_text
 from ..methods.base import Context, Query
 from ..provenance import provenance
+from .stats import mean_ci
 from .editing_data import counterfact_record
 from .lifelong import contains_answer
 
@@ -165,10 +166,16 @@ def summarize(rows: Sequence[dict]) -> dict:
     """Shares over all answers, per order, and `first_learned`; the rows kept for the predictions file."""
     result: dict[str, Any] = {**shares([r["outcome"] for r in rows]), "answers": len(rows),
                               "first_learned": sum(r["first_learned"] for r in rows) / len(rows)}
+    for o in OUTCOMES:  # 95% bootstrap interval over answers
+        result[f"{o}_ci"] = mean_ci([float(r["outcome"] == o) for r in rows]).ci
     result["by_order"] = {o: shares([r["outcome"] for r in rows if r["order"] == o])
                           for o in ORDERS if any(r["order"] == o for r in rows)}
     result["rows"] = list(rows)
     return result
+
+
+def with_ci(value: float, ci: list[float] | None) -> str:
+    return f"{value:.3f} [{ci[0]:.2f}, {ci[1]:.2f}]" if ci else f"{value:.3f}"
 
 
 def write_report(summary: dict, out: Path) -> None:
@@ -182,7 +189,7 @@ def write_report(summary: dict, out: Path) -> None:
              "| later_wins (new→true) |", "|---|---|---|---|---|---|---|---|---|"]
     for name, r in methods.items():
         by = r["by_order"]
-        lines.append(f"| {name} | {r['answers']} | " + " | ".join(f"{r[o]:.3f}" for o in OUTCOMES)
+        lines.append(f"| {name} | {r['answers']} | " + " | ".join(with_ci(r[o], r.get(f"{o}_ci")) for o in OUTCOMES)
                      + f" | {r['first_learned']:.3f} | {by.get('true_then_new', {}).get('later_wins', float('nan')):.3f}"
                      + f" | {by.get('new_then_true', {}).get('later_wins', float('nan')):.3f} |")
     md = [f"# Conflicting updates on {summary['data']}", "",
