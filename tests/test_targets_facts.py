@@ -6,7 +6,7 @@ import pytest
 
 from selfparam.generation import Completion
 from selfparam.targets import fact_questions
-from selfparam.targets.fact_questions import FactGenerator, cloze_question, first_question, question_problem
+from selfparam.targets.fact_questions import FactGenerator, cloze_question, first_question, holds_span, question_problem
 from selfparam.targets.facts import Fact, context_sentences, coverage, extract_facts, pair_sentence, sentence_spans
 from selfparam.targets.qa import select_pairs
 from selfparam.targets.types import GeneratorError, QAPair
@@ -57,6 +57,9 @@ def test_question_checks():
     assert first_question(" In what year was it?\nQuestion: again?") == "In what year was it?"
     assert first_question("no question here") == ""
     assert question_problem("When was it founded?", "1987") == "pronoun"
+    assert question_problem("Though Chopin was born in Wola, when did he move to Warsaw?", "1810") is None
+    assert holds_span("In 1745.", "1745") and not holds_span("No idea.", "1745")
+    assert not holds_span("Władysław Szpilman, a Polish general and hero of the war, was born here", "Polish")
     assert question_problem("Who opened Mara Lindqvist's bakery?", "Mara Lindqvist") == "answer_in_question"
     assert question_problem("", "x") == "no_question"
     assert question_problem("Who opened the Blue Heron bakery?", "Mara Lindqvist") is None
@@ -95,15 +98,21 @@ def test_cloze_questions_ask_for_the_span():
 
 def test_fact_generator_returns_questions_whose_answers_are_spans(tiny_long, monkeypatch):
     prompts, asked = [], []
+    facts = extract_facts(CTX)
+
+    def teacher(lm, ps, max_new_tokens):  # knows which fact each question asks for, and says so
+        asked.extend(ps)
+        return [next((f"It is {f.answer}." for f in facts if (cloze_question(f) or "\0") in p
+                      or f.sentence.replace(f.answer, "what").rstrip(".") + "?" in p), "No idea.") for p in ps]
+
     monkeypatch.setattr(fact_questions, "sample_continuations", _fake_sampler(prompts))
-    monkeypatch.setattr(fact_questions, "generate", lambda lm, ps, max_new_tokens: asked.extend(ps) or [CTX] * len(ps))
+    monkeypatch.setattr(fact_questions, "generate", teacher)
     gen = FactGenerator(tiny_long, phrasings=3, teacher_answers=False)
     pairs = gen.generate(CTX, n=100, seed=0)
-    facts = extract_facts(CTX)
     in_second = sum(f.sentence_index == 1 for f in facts)  # "Its best seller ...": every question has a pronoun
     assert len(prompts) == len(facts)  # every fact's model phrasings from one prompt
     assert pairs[0] == QAPair("Who opened the Blue Heron bakery in Tromsø in 2019?", "Mara Lindqvist")  # cloze first
-    assert all(p.answer in CTX for p in pairs)  # the teacher "answered" with the whole context: spans kept
+    assert all(p.answer in CTX for p in pairs)  # teacher_answers=False: the spans themselves
     assert {p.answer for p in pairs} == {f.answer for f in facts if f.sentence_index != 1}
     assert gen.dropped == {"pronoun": len(facts) - in_second + 3 * in_second, "cloze_pronoun": in_second}
     assert len(asked) == len(pairs) == 2 * (len(facts) - in_second)  # a cloze and a model-written one per fact

@@ -12,7 +12,7 @@ Chopin move to Warsaw?" for the span "60 km" (docs/benchmarks.md). So the first 
 is a *cloze question* built by rule — the sentence with the span replaced by a wh-phrase ("Maria
 Skłodowska-Curie was the first female recipient of what?"), exact by construction — and the model's
 phrasings are kept only when the teacher (the model with the whole context in view) answers them with
-the span. The target answer is the teacher's answer where it contains the span, else the span.
+the span. The target answer is the teacher's answer where it gives the span (`holds_span`), else the span.
 
 The instruction and its worked example are encoded once and shared by every fact's prompt; each fact's
 phrasings are sampled together on its prompt's cache (`selfparam.generation`).
@@ -56,6 +56,16 @@ def first_question(completion: str) -> str:
     return line[:mark + 1].strip() if mark >= 0 else ""
 
 
+def _unresolved_pronoun(question: str) -> bool:
+    """A pronoun with no name before it in the question ("When was it founded?"); one after a name refers
+    to it ("Though Chopin was born in Żelazowa Wola, when did he move?")."""
+    pronoun = _PRONOUN.search(question)
+    if pronoun is None:
+        return False
+    words_before = question[:pronoun.start()].split()[1:]  # the first word is capitalised anyway
+    return not any(w[:1].isupper() for w in words_before)
+
+
 def question_problem(question: str, answer: str) -> str | None:
     """Why a question written for `answer` is unusable (a short reason name), or None.
 
@@ -64,11 +74,22 @@ def question_problem(question: str, answer: str) -> str | None:
     """
     if not question:
         return "no_question"
-    if _PRONOUN.search(question):
+    if _unresolved_pronoun(question):
         return "pronoun"
     if normalize_question(answer) and normalize_question(answer) in normalize_question(question):
         return "answer_in_question"
     return None
+
+
+def holds_span(answer: str, span: str, slack: int = 6) -> bool:
+    """Whether a teacher's answer gives the span: it contains it and is at most `slack` words longer (a long
+    answer that merely mentions the span, "Władysław Szpilman, a Polish general ..." for "Polish", does not).
+
+    >>> holds_span("In 1745.", "1745"), holds_span("He was a Polish general born in Warsaw in 1745 or so", "Polish")
+    (True, False)
+    """
+    return (bool(normalize_question(span)) and normalize_question(span) in normalize_question(answer)
+            and len(answer.split()) <= len(span.split()) + slack)
 
 
 _NAME_WORDS = re.compile(r"\b(?:University|College|School|War|Prize|Award|Stadium|League|Conference|Company|"
@@ -209,8 +230,8 @@ class FactGenerator:
 
     def _answer(self, per_fact: list[tuple[Fact, str | None, list[str]]], context: str) -> list[QAPair]:
         """The teacher (the model with the context in view) answers every question. A model-written question
-        is kept only when that answer contains the span (it asks for the fact); the target is the teacher's
-        answer where it contains the span (its own wording), else the span. Ordered phrasing by phrasing."""
+        is kept only when that answer gives the span (`holds_span`: it asks for the fact); the target is the
+        teacher's answer where it gives the span (its own wording), else the span. Ordered phrasing by phrasing."""
         asked = [(k, fact, question, cloze is not None and k == 0)
                  for fact, cloze, written in per_fact
                  for k, question in enumerate(([cloze] if cloze else []) + written)]
@@ -220,7 +241,7 @@ class FactGenerator:
         answers = generate(self.lm, prompts, max_new_tokens=48)
         kept: list[tuple[int, QAPair]] = []
         for (k, fact, question, is_cloze), answer in zip(asked, answers):
-            contains = bool(answer.strip()) and normalize_question(fact.answer) in normalize_question(answer)
+            contains = holds_span(answer, fact.answer)
             if not is_cloze and not contains:
                 self._drop("teacher_disagrees")
                 continue
