@@ -111,9 +111,9 @@ def bench_injection(lm: LM, context: str, targets: TargetConfig, adapter: Adapte
         "model": lm.name, "device": str(lm.device), "compute_dtype": str(lm.compute_dtype).removeprefix("torch."),
         "cpu_bf16_native": cpu_bf16_native(), "threads": torch.get_num_threads(),
         "context_words": len(context.split()), "pairs": len(target_set.pairs), "unrelated": len(target_set.unrelated),
-        "epochs": train.epochs, "seconds_generation": round(seconds_generation, 2),
-        "seconds_teacher": round(stats.seconds_teacher, 2), "seconds_train": round(stats.seconds_train, 2),
-        "seconds_total": round(seconds_total, 2), "train_tokens_per_s": round(stats.train_tokens_per_s, 1),
+        "epochs": train.epochs, "seconds_generation": round(seconds_generation, 3),
+        "seconds_teacher": round(stats.seconds_teacher, 3), "seconds_train": round(stats.seconds_train, 3),
+        "seconds_total": round(seconds_total, 3), "train_tokens_per_s": round(stats.train_tokens_per_s, 1),
     }
     if naive:
         reference = dataclasses.replace(lm, model=copy.deepcopy(lm.model).float(), compute_dtype=torch.float32)
@@ -125,8 +125,8 @@ def bench_injection(lm: LM, context: str, targets: TargetConfig, adapter: Adapte
         naive_seconds_train = naive_train(reference, examples, adapter, train)
         naive_total = naive_generation + naive_seconds_train
         figures.update({
-            "naive_seconds_generation": round(naive_generation, 2), "naive_seconds_train": round(naive_seconds_train, 2),
-            "naive_seconds_total": round(naive_total, 2),
+            "naive_seconds_generation": round(naive_generation, 3), "naive_seconds_train": round(naive_seconds_train, 3),
+            "naive_seconds_total": round(naive_total, 3),
             "speedup_generation_vs_naive": round(naive_generation / seconds_generation, 2),
             "speedup_train_vs_naive": round(naive_seconds_train / (stats.seconds_teacher + stats.seconds_train), 2),
             "speedup_vs_naive": round(naive_total / seconds_total, 2),

@@ -6,8 +6,8 @@ import pytest
 
 from selfparam.generation import Completion
 from selfparam.targets import fact_questions
-from selfparam.targets.fact_questions import FactGenerator, first_question, question_problem
-from selfparam.targets.facts import context_sentences, coverage, extract_facts, pair_sentence, sentence_spans
+from selfparam.targets.fact_questions import FactGenerator, cloze_question, first_question, holds_span, question_problem
+from selfparam.targets.facts import Fact, context_sentences, coverage, extract_facts, pair_sentence, sentence_spans
 from selfparam.targets.qa import select_pairs
 from selfparam.targets.types import GeneratorError, QAPair
 from selfparam.testing import tiny_lm
@@ -57,6 +57,9 @@ def test_question_checks():
     assert first_question(" In what year was it?\nQuestion: again?") == "In what year was it?"
     assert first_question("no question here") == ""
     assert question_problem("When was it founded?", "1987") == "pronoun"
+    assert question_problem("Though Chopin was born in Wola, when did he move to Warsaw?", "1810") is None
+    assert holds_span("In 1745.", "1745") and not holds_span("No idea.", "1745")
+    assert not holds_span("Władysław Szpilman, a Polish general and hero of the war, was born here", "Polish")
     assert question_problem("Who opened Mara Lindqvist's bakery?", "Mara Lindqvist") == "answer_in_question"
     assert question_problem("", "x") == "no_question"
     assert question_problem("Who opened the Blue Heron bakery?", "Mara Lindqvist") is None
@@ -68,54 +71,86 @@ def tiny_long():
 
 
 def _fake_sampler(prompts_seen):
-    """For each fact prompt: the fact's sentence turned into a question (twice), and one with a pronoun."""
+    """For each fact prompt: the fact's sentence turned into a question, then one with a pronoun."""
 
     def sample(lm, encoded, n, max_new_tokens, temperature, top_p, seed):
         text = lm.tokenizer.decode(encoded.ids)
         prompts_seen.append(text)
         window, answer = text.rsplit("Text: ", 1)[1].split("<|im_end|>")[0].split("\nAnswer: ")
-        good = " " + context_sentences(window)[-1].replace(answer, "what").rstrip(".") + "?\nmore"
+        good = " Say: " + context_sentences(window)[-1].replace(answer, "what").rstrip(".") + "?\nmore"
         return [Completion(good, (), True), Completion(" When did it happen?", (), True),
                 Completion(good, (), True)][:n]
 
     return sample
 
 
+def test_cloze_questions_ask_for_the_span():
+    assert cloze_question(Fact(0, "Casimir Pulaski was born in Warsaw in 1745.", "1745")) == \
+        "Casimir Pulaski was born in Warsaw in what year?"
+    assert cloze_question(Fact(0, "Casimir Pulaski was born in Warsaw in 1745.", "Casimir Pulaski")) == \
+        "Who was born in Warsaw in 1745?"
+    assert cloze_question(Fact(0, "Oxygen has the symbol O.", "O")) == "Oxygen has the symbol what?"  # not Oxygen's O
+    assert cloze_question(Fact(0, "Gas makes up 20.8% of the air.", "20.8%")) == \
+        "Gas makes up what percentage of the air?"
+    assert cloze_question(Fact(0, "It lies 60 km from Warsaw.", "60 km")) == "It lies how many km from Warsaw?"
+    assert cloze_question(Fact(0, "Warsaw.", "Warsaw")) is None
+
+
 def test_fact_generator_returns_questions_whose_answers_are_spans(tiny_long, monkeypatch):
-    prompts = []
+    prompts, asked = [], []
+    facts = extract_facts(CTX)
+
+    def teacher(lm, ps, max_new_tokens):  # knows which fact each question asks for, and says so
+        asked.extend(ps)
+        return [next((f"It is {f.answer}." for f in facts if (cloze_question(f) or "\0") in p
+                      or f.sentence.replace(f.answer, "what").rstrip(".") + "?" in p), "No idea.") for p in ps]
+
     monkeypatch.setattr(fact_questions, "sample_continuations", _fake_sampler(prompts))
+    monkeypatch.setattr(fact_questions, "generate", teacher)
     gen = FactGenerator(tiny_long, phrasings=3, teacher_answers=False)
     pairs = gen.generate(CTX, n=100, seed=0)
-    facts = extract_facts(CTX)
-    assert len(prompts) == len(facts)  # every fact asked once, all phrasings from one prompt
-    assert pairs[0] == QAPair("what opened the Blue Heron bakery in Tromsø in 2019?", "Mara Lindqvist")
-    assert all(p.answer in CTX for p in pairs)
-    in_second = sum(f.sentence_index == 1 for f in facts)  # "Its best seller is a what?": a pronoun
+    in_second = sum(f.sentence_index == 1 for f in facts)  # "Its best seller ...": every question has a pronoun
+    assert len(prompts) == len(facts)  # every fact's model phrasings from one prompt
+    assert pairs[0] == QAPair("Who opened the Blue Heron bakery in Tromsø in 2019?", "Mara Lindqvist")  # cloze first
+    assert all(p.answer in CTX for p in pairs)  # teacher_answers=False: the spans themselves
     assert {p.answer for p in pairs} == {f.answer for f in facts if f.sentence_index != 1}
-    assert gen.dropped == {"pronoun": len(facts) + 2 * in_second}
+    assert gen.dropped == {"pronoun": len(facts) - in_second + 3 * in_second, "cloze_pronoun": in_second}
+    assert len(asked) == len(pairs) == 2 * (len(facts) - in_second)  # a cloze and a model-written one per fact
     # round robin: the first fact of every sentence is asked before any second fact
     assert [prompts[i].rsplit("Answer: ", 1)[1].split("<|im_end|>")[0] for i in range(4)] == [
         "Mara Lindqvist", "cardamom bun", "Dr. Lindqvist", "August"]
     # the window: a fact's sentence with the one before it
     assert "Text: Mara Lindqvist opened the Blue Heron bakery in Tromsø in 2019. Its best seller" in prompts[1]
     kept, dropped = select_pairs(pairs, CTX)
-    assert dropped == {"duplicate": len(facts) - in_second}
     cov = coverage(CTX, kept)
-    assert cov.share == 0.75 and cov.pairs_per_sentence == (4, 0, 3, 1)
+    assert cov.share == 0.75 and cov.pairs_per_sentence[1] == 0 and cov.unplaced == 0
+
+
+CTX3 = ("Mara Lindqvist opened the Blue Heron bakery in Tromsø in 2019. The Blue Heron bakery sells a cardamom bun. "
+        "Dr. Lindqvist trained in Paris for 3 years.")
 
 
 def test_fact_generator_stops_when_enough_and_keeps_the_teachers_answer_with_the_span(tiny_long, monkeypatch):
-    context = ("Mara Lindqvist opened the Blue Heron bakery in Tromsø in 2019. The Blue Heron bakery sells a "
-               "cardamom bun. Dr. Lindqvist trained in Paris for 3 years.")
-    prompts = []
-    monkeypatch.setattr(fact_questions, "sample_continuations", _fake_sampler(prompts))
-    monkeypatch.setattr(fact_questions, "generate", lambda lm, ps, max_new_tokens: [
-        "Mara Lindqvist opened it." if "what opened" in p else "No idea." for p in ps])
-    pairs = FactGenerator(tiny_long, phrasings=1, teacher_answers=True).generate(context, n=3, seed=0)
-    assert len(prompts) == 3  # one fact per sentence was enough: the rest were never asked
-    assert pairs == [QAPair("what opened the Blue Heron bakery in Tromsø in 2019?", "Mara Lindqvist opened it."),
+    asked = []
+
+    def teacher(lm, prompts, max_new_tokens):
+        asked.extend(prompts)
+        return ["Mara Lindqvist opened it." if "Who opened" in p else "No idea." for p in prompts]
+
+    monkeypatch.setattr(fact_questions, "generate", teacher)
+    pairs = FactGenerator(tiny_long, phrasings=1, teacher_answers=True).generate(CTX3, n=3, seed=0)
+    assert len(asked) == 3  # one fact per sentence was enough: the rest were never asked
+    assert pairs == [QAPair("Who opened the Blue Heron bakery in Tromsø in 2019?", "Mara Lindqvist opened it."),
                      QAPair("The what bakery sells a cardamom bun?", "Blue Heron"),  # "No idea.": the span
-                     QAPair("what trained in Paris for 3 years?", "Dr. Lindqvist")]
+                     QAPair("Who trained in Paris for 3 years?", "Dr. Lindqvist")]
+
+
+def test_model_written_questions_the_teacher_does_not_answer_with_the_span_are_dropped(tiny_long, monkeypatch):
+    monkeypatch.setattr(fact_questions, "sample_continuations", _fake_sampler([]))
+    monkeypatch.setattr(fact_questions, "generate", lambda lm, ps, max_new_tokens: ["No idea."] * len(ps))
+    gen = FactGenerator(tiny_long, phrasings=2)
+    pairs = gen.generate(CTX3, n=100, seed=0)
+    assert all(not p.question.startswith("Say:") for p in pairs) and gen.dropped["teacher_disagrees"] == len(pairs)
 
 
 def test_fact_generator_on_the_tiny_model_and_its_errors(tiny_long):

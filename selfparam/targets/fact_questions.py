@@ -5,8 +5,14 @@ Sun's mass?" for a paragraph on the gravitational constant). Answer-aware genera
 `extract_facts` picks the answer spans of each sentence first (names, numbers, dates, definitions), then
 the model is shown the sentence (with the one before it, so "it" can be resolved) and the span, and
 asked for a self-contained question whose answer is that span — several phrasings per fact (Physics of
-LMs 3.1: facts seen in one phrasing only are stored but not extractable). The target answer is the span,
-or the teacher's answer (the model with the whole context in view) where that contains the span.
+LMs 3.1: facts seen in one phrasing only are stored but not extractable).
+
+SmolLM2-135M does not follow that request well: for Warsaw's paragraph it wrote "When did Frédéric
+Chopin move to Warsaw?" for the span "60 km" (docs/benchmarks.md). So the first phrasing of every fact
+is a *cloze question* built by rule — the sentence with the span replaced by a wh-phrase ("Maria
+Skłodowska-Curie was the first female recipient of what?"), exact by construction — and the model's
+phrasings are kept only when the teacher (the model with the whole context in view) answers them with
+the span. The target answer is the teacher's answer where it gives the span (`holds_span`), else the span.
 
 The instruction and its worked example are encoded once and shared by every fact's prompt; each fact's
 phrasings are sampled together on its prompt's cache (`selfparam.generation`).
@@ -50,6 +56,16 @@ def first_question(completion: str) -> str:
     return line[:mark + 1].strip() if mark >= 0 else ""
 
 
+def _unresolved_pronoun(question: str) -> bool:
+    """A pronoun with no name before it in the question ("When was it founded?"); one after a name refers
+    to it ("Though Chopin was born in Żelazowa Wola, when did he move?")."""
+    pronoun = _PRONOUN.search(question)
+    if pronoun is None:
+        return False
+    words_before = question[:pronoun.start()].split()[1:]  # the first word is capitalised anyway
+    return not any(w[:1].isupper() for w in words_before)
+
+
 def question_problem(question: str, answer: str) -> str | None:
     """Why a question written for `answer` is unusable (a short reason name), or None.
 
@@ -58,11 +74,63 @@ def question_problem(question: str, answer: str) -> str | None:
     """
     if not question:
         return "no_question"
-    if _PRONOUN.search(question):
+    if _unresolved_pronoun(question):
         return "pronoun"
     if normalize_question(answer) and normalize_question(answer) in normalize_question(question):
         return "answer_in_question"
     return None
+
+
+def holds_span(answer: str, span: str, slack: int = 6) -> bool:
+    """Whether a teacher's answer gives the span: it contains it and is at most `slack` words longer (a long
+    answer that merely mentions the span, "Władysław Szpilman, a Polish general ..." for "Polish", does not).
+
+    >>> holds_span("In 1745.", "1745"), holds_span("He was a Polish general born in Warsaw in 1745 or so", "Polish")
+    (True, False)
+    """
+    return (bool(normalize_question(span)) and normalize_question(span) in normalize_question(answer)
+            and len(answer.split()) <= len(span.split()) + slack)
+
+
+_NAME_WORDS = re.compile(r"\b(?:University|College|School|War|Prize|Award|Stadium|League|Conference|Company|"
+                         r"Church|River|Mountains?|Island|Ocean|Sea|Bay|Area|Park|Street|City|County|State|Republic|"
+                         r"Kingdom|Empire|Party|Museum|Bowl|Cup|Act|Treaty|Festival)\b")
+
+
+def _wh_phrase(span: str, at_start: bool) -> str:
+    """The wh-phrase a span is asked with: year, date, amount, person or thing."""
+    if re.fullmatch(r"\d{3,4}", span):
+        return "what year"
+    if re.search(r"[A-Za-z]+\.? \d", span) and re.search(r"\d{3,4}$", span):
+        return "what date"
+    if span.endswith("%") or "percent" in span:
+        return "what percentage"
+    amount = re.fullmatch(r"(?:\d[\d,.]*|[a-z]+) ([A-Za-z]+)", span)
+    if amount and span[0].isdigit():
+        return f"how many {amount.group(1)}"
+    words = span.split()
+    if at_start and 2 <= len(words) <= 3 and all(w[:1].isupper() for w in words) and not _NAME_WORDS.search(span):
+        return "who"
+    return "what"
+
+
+def cloze_question(fact: Fact) -> str | None:
+    """The fact's sentence asked as a question: the span replaced by a wh-phrase (None if the span is the
+    whole sentence). Clumsy at times, but its answer is the span by construction.
+
+    >>> cloze_question(Fact(0, "Casimir Pulaski was born in Warsaw in 1745.", "1745"))
+    'Casimir Pulaski was born in Warsaw in what year?'
+    """
+    sentence = fact.sentence.strip()
+    found = re.search(rf"(?<!\w){re.escape(fact.answer)}(?!\w)", sentence)  # "O", not the O of "Oxygen"
+    if found is None:
+        return None
+    start = found.start()
+    before, after = sentence[:start], sentence[found.end():]
+    question = (before + _wh_phrase(fact.answer, start == 0) + after).strip().rstrip(".!?;:, ") + "?"
+    if not re.search(r"[A-Za-z]{3,}", before + after):
+        return None
+    return question[:1].upper() + question[1:]
 
 
 def _round_robin(facts: list[Fact]) -> list[Fact]:
@@ -79,13 +147,14 @@ def _round_robin(facts: list[Fact]) -> list[Fact]:
 
 
 class FactGenerator:
-    """Writes `phrasings` questions per fact of the context with a local model (see the module docstring).
+    """Writes `phrasings` questions per fact of the context (see the module docstring): the cloze question,
+    then model-written ones that the teacher answers with the span.
 
     `extract` maps a context to its facts (default: the rule-based `extract_facts`; a spaCy-based one can
-    be passed, indexing sentences as `context_sentences` does). With `teacher_answers`, each question is also answered by the model with the whole
-    context in view and that answer is kept where it contains the span; otherwise the span is the answer.
-    Pairs come back ordered phrasing by phrasing over the facts, so truncating to `n` keeps the coverage.
-    `dropped` counts, per reason, the questions this generator threw away in its last call.
+    be passed, indexing sentences as `context_sentences` does). With `teacher_answers` the target is the
+    teacher's answer where it contains the span; otherwise the span. Pairs come back ordered phrasing by
+    phrasing over the facts, so truncating to `n` keeps the coverage. `dropped` counts, per reason, the
+    questions this generator threw away in its last call.
     """
 
     def __init__(self, lm: LM, phrasings: int = 3, window: int = 1, temperature: float = 0.7, top_p: float = 0.95,
@@ -99,9 +168,9 @@ class FactGenerator:
         self.lm, self.phrasings, self.window = lm, phrasings, window
         self.temperature, self.top_p, self.max_new_tokens = temperature, top_p, max_new_tokens
         self.teacher_answers, self.filter_config, self.extract = teacher_answers, filter_config, extract
-        answers = "span, or the teacher's answer where it contains the span" if teacher_answers else "span"
-        self.description = (f"facts:{lm.name} phrasings={phrasings} window={window} temperature={temperature} "
-                            f"top_p={top_p} answers={answers}")
+        answers = "the teacher's answer where it contains the span, else the span" if teacher_answers else "the span"
+        self.description = (f"facts:{lm.name} phrasings={phrasings} (cloze + model-written, teacher-checked) "
+                            f"window={window} temperature={temperature} top_p={top_p} answers={answers}")
         self.dropped: dict[str, int] = {}
 
     def _window(self, fact: Fact, sentences: list[str]) -> str:
@@ -115,50 +184,67 @@ class FactGenerator:
         cut = full.rindex("Text: ")
         return full[:cut], full[cut:]
 
+    def _drop(self, reason: str) -> None:
+        self.dropped[reason] = self.dropped.get(reason, 0) + 1
+
+    def _model_questions(self, fact: Fact, sentences: list[str], shared, count: int, seed: int) -> list[str]:
+        """`count` questions the model writes for the fact (the unusable ones dropped and counted)."""
+        _, rest = self._prompt_parts(self._window(fact, sentences), fact.answer)
+        encoded = encode_prompt(self.lm, rest, prefix=shared)
+        if len(encoded.ids) + self.max_new_tokens > self.lm.max_length:
+            raise GeneratorError(f"a fact prompt is {len(encoded.ids)} tokens, too long for {self.lm.name}'s "
+                                 f"window of {self.lm.max_length}: lower `window`")
+        completions = sample_continuations(self.lm, encoded, count, self.max_new_tokens, temperature=self.temperature,
+                                           top_p=self.top_p, seed=seed)
+        questions = []
+        for completion in completions:
+            question = first_question(completion.text)
+            reason = question_problem(question, fact.answer)
+            if reason:
+                self._drop(reason)
+            else:
+                questions.append(question)
+        return questions
+
     def generate(self, context: str, n: int, seed: int) -> list[QAPair]:
         facts = _round_robin(self.extract(context))
         if not facts:
             raise GeneratorError(f"no facts (names, numbers, dates, definitions) found in the context to ask "
                                  f"about: {context[:80]!r}; use the paper's questions instead (questions='paper')")
         sentences = context_sentences(context)
-        shared_text, _ = self._prompt_parts("", "")
-        shared = encode_prompt(self.lm, shared_text)
+        shared = encode_prompt(self.lm, self._prompt_parts("", "")[0]) if self.phrasings > 1 else None
         self.dropped = {}
-        per_fact: list[list[QAPair]] = []
-        usable = 0
+        per_fact: list[tuple[Fact, str | None, list[str]]] = []  # (fact, cloze question, model questions)
         for index, fact in enumerate(facts):
-            _, rest = self._prompt_parts(self._window(fact, sentences), fact.answer)
-            encoded = encode_prompt(self.lm, rest, prefix=shared)
-            if len(encoded.ids) + self.max_new_tokens > self.lm.max_length:
-                raise GeneratorError(f"a fact prompt is {len(encoded.ids)} tokens, too long for {self.lm.name}'s "
-                                     f"window of {self.lm.max_length}: lower `window`")
-            completions = sample_continuations(self.lm, encoded, self.phrasings, self.max_new_tokens,
-                                               temperature=self.temperature, top_p=self.top_p,
-                                               seed=seed * 100_003 + index)
-            pairs = []
-            for completion in completions:
-                question = first_question(completion.text)
-                reason = question_problem(question, fact.answer)
-                if reason:
-                    self.dropped[reason] = self.dropped.get(reason, 0) + 1
-                else:
-                    pairs.append(QAPair(question, fact.answer))
-            per_fact.append(pairs)
-            usable = len(select_pairs([p for ps in per_fact for p in ps], context, self.filter_config)[0])
-            if usable >= n:
+            cloze = cloze_question(fact)
+            if cloze is not None and question_problem(cloze, fact.answer):
+                self._drop(f"cloze_{question_problem(cloze, fact.answer)}")
+                cloze = None
+            wanted = self.phrasings - (cloze is not None)
+            written = self._model_questions(fact, sentences, shared, wanted, seed * 100_003 + index) if wanted else []
+            per_fact.append((fact, cloze, written))
+            candidates = [QAPair(q, f.answer) for f, c, w in per_fact for q in ([c] if c else []) + w]
+            if len(select_pairs(candidates, context, self.filter_config)[0]) >= n:
                 break
-        ordered = [ps[k] for k in range(self.phrasings) for ps in per_fact if k < len(ps)]
-        return self._answer(ordered, context) if self.teacher_answers else ordered
+        return self._answer(per_fact, context)
 
-    def _answer(self, pairs: list[QAPair], context: str) -> list[QAPair]:
-        """Each question answered by the model with the context in view; its answer kept where it contains
-        the span (it then carries the teacher's own wording), else the span."""
-        if not pairs:
-            return pairs
-        prompts = [answer_prompt(self.lm.tokenizer, p.question, context) for p in pairs]
+    def _answer(self, per_fact: list[tuple[Fact, str | None, list[str]]], context: str) -> list[QAPair]:
+        """The teacher (the model with the context in view) answers every question. A model-written question
+        is kept only when that answer gives the span (`holds_span`: it asks for the fact); the target is the
+        teacher's answer where it gives the span (its own wording), else the span. Ordered phrasing by phrasing."""
+        asked = [(k, fact, question, cloze is not None and k == 0)
+                 for fact, cloze, written in per_fact
+                 for k, question in enumerate(([cloze] if cloze else []) + written)]
+        if not asked:
+            return []
+        prompts = [answer_prompt(self.lm.tokenizer, question, context) for _, _, question, _ in asked]
         answers = generate(self.lm, prompts, max_new_tokens=48)
-        kept = []
-        for pair, answer in zip(pairs, answers):
-            contains = normalize_question(pair.answer) in normalize_question(answer)
-            kept.append(QAPair(pair.question, answer.strip() if contains and answer.strip() else pair.answer))
-        return kept
+        kept: list[tuple[int, QAPair]] = []
+        for (k, fact, question, is_cloze), answer in zip(asked, answers):
+            contains = holds_span(answer, fact.answer)
+            if not is_cloze and not contains:
+                self._drop("teacher_disagrees")
+                continue
+            target = answer.strip() if contains and self.teacher_answers else fact.answer
+            kept.append((k, QAPair(question, target)))
+        return [pair for _, pair in sorted(kept, key=lambda kp: kp[0])]  # stable: facts keep their order
