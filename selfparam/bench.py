@@ -99,7 +99,7 @@ def bench_injection(lm: LM, context: str, targets: TargetConfig, adapter: Adapte
     """
     t0 = time.perf_counter()
     target_set = make_target_builder(targets, lm)(context)  # generation and filters
-    if targets.answers == "teacher":
+    if targets.teacher_rewrites_answers:
         target_set = reanswer(lm, target_set)  # the teacher's answers, as SELF-PARAM's inject does
     seconds_generation = time.perf_counter() - t0
     examples = distillation_examples(lm.tokenizer, target_set)

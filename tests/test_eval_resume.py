@@ -197,3 +197,14 @@ def test_recommendation_resumes_turn_by_turn(tmp_path):
     assert resumed.outcome("inject").metrics == whole.outcome("inject").metrics
     assert fresh.injected == ["t2"]  # only the second turn was run again
     assert len(resumed.records) == 2
+
+
+def test_settings_added_by_newer_code_do_not_block_a_resume():
+    from selfparam.eval.progress import added_settings
+
+    old = {"seed": 0, "cfg": {"lr": 1}}
+    new = {"seed": 0, "cfg": {"lr": 1, "rehearsal": 0}, "questions": "paper"}
+    assert resume_differences(old, new) == []
+    assert added_settings(old, new) == ["cfg.rehearsal=0", "questions='paper'"]
+    # a key the old run had, with another value, is still a difference
+    assert resume_differences({**old, "questions": "facts"}, new) == ["questions: 'facts' -> 'paper'"]

@@ -162,3 +162,24 @@ def test_fact_generator_on_the_tiny_model_and_its_errors(tiny_long):
         gen.generate("nothing here at all to ask about.", n=5, seed=0)
     with pytest.raises(ValueError, match="phrasings"):
         FactGenerator(tiny_long, phrasings=0)
+
+
+def test_questions_facts_is_wired_through_target_config():
+    from selfparam.targets import (FactGenerator, LocalGenerator, QAPair, TargetConfig, TargetSet, cache_key,
+                                   make_generator, target_set_to_dict)
+    from selfparam.testing import tiny_lm
+
+    lm = tiny_lm(seed=0)
+    assert isinstance(make_generator(TargetConfig(questions="facts", fact_phrasings=2), lm), FactGenerator)
+    assert isinstance(make_generator(TargetConfig(), lm), LocalGenerator)
+    # at their defaults the new settings stay out of the cache key: sets built before them stay valid
+    assert "questions" not in cache_key(TargetConfig(), lm)["config"]
+    assert cache_key(TargetConfig(questions="facts"), lm)["config"]["questions"] == "facts"
+    # fact questions carry the teacher's span-checked answers: no second re-answering
+    assert TargetConfig().teacher_rewrites_answers and not TargetConfig(questions="facts").teacher_rewrites_answers
+    with pytest.raises(ValueError, match="questions"):
+        TargetConfig(questions="trivia")
+    with pytest.raises(ValueError, match="pairs_file"):
+        TargetConfig(questions="facts", pairs_file="pairs.jsonl")
+    ts = TargetSet("Ann baked bread. Bob sold fish.", [QAPair("Who baked bread?", "Ann")])
+    assert target_set_to_dict(ts)["coverage"]["share"] == 0.5

@@ -48,6 +48,8 @@ def inject(
     unrelated_ratio: Annotated[float, typer.Option(help="unrelated sentences per pair")] = DEFAULT_UNRELATED_RATIO,
     answers: Annotated[str, typer.Option(help="generator: the generator's answers; teacher: re-answered with the context")]
     = TargetConfig.answers,
+    questions: Annotated[str, typer.Option(help="paper: the paper's whole-context prompt; facts: answer-aware, "
+                                                "fact-covering questions")] = TargetConfig.questions,
     adapter: Annotated[str, typer.Option(help="lora or mlp")] = "lora",
     lr: Annotated[float, typer.Option()] = TrainConfig.lr,
     epochs: Annotated[int, typer.Option()] = TrainConfig.epochs,
@@ -65,7 +67,7 @@ def inject(
     config = SelfParamConfig(
         targets=TargetConfig(n_pairs=n_pairs, unrelated_ratio=unrelated_ratio, unrelated_path=unrelated,
                              pairs_file=pairs_file, generator_url=generator_url, generator_model=generator_model,
-                             answers=answers, seed=seed),
+                             answers=answers, questions=questions, seed=seed),
         adapter=AdapterConfig(kind=adapter),
         train=TrainConfig(lr=lr, epochs=epochs, batch_size=batch_size, seed=seed),
     )

@@ -44,6 +44,8 @@ Wikitext = Annotated[Optional[Path], typer.Option("--wikitext", help="WikiText-2
 PplTokens = Annotated[int, typer.Option("--ppl-tokens", help="token budget for perplexity")]
 Articles = Annotated[Optional[str], typer.Option("--articles", help="SQuAD: draw contexts only from these articles "
                                                                    "(1-based, file order), e.g. 17-32 or 1-4,9")]
+Questions = Annotated[str, typer.Option("--questions", help="target questions: paper (the paper's whole-context "
+                                                             "prompt) or facts (answer-aware, fact-covering)")]
 Progress = Annotated[bool, typer.Option("--progress/--no-progress", help="progress bars over contexts")]
 
 
@@ -100,7 +102,7 @@ def single(data: Data, out: Out, methods: Methods = _QA_DEFAULT_METHODS, n: N = 
            unrelated: Unrelated = None, targets_dir: TargetsDir = None, method_config: MethodConfig = None,
            general: General = False, mmlu: MMLU = None, mmlu_subjects: Subjects = None, mmlu_per_subject: PerSubject = 20,
            wikitext: Wikitext = None, ppl_tokens: PplTokens = 4096, articles: Articles = None,
-           progress: Progress = True) -> None:
+           questions: Questions = "paper", progress: Progress = True) -> None:
     """Single-context injection: each context alone into a fresh model, then its questions (QA-F1, EM)."""
     _run("single", **locals())
 
@@ -114,7 +116,7 @@ def batch(data: Data, out: Out, methods: Methods = _QA_DEFAULT_METHODS, n: N = 2
           unrelated: Unrelated = None, targets_dir: TargetsDir = None, method_config: MethodConfig = None,
           general: General = False, mmlu: MMLU = None, mmlu_subjects: Subjects = None, mmlu_per_subject: PerSubject = 20,
           wikitext: Wikitext = None, ppl_tokens: PplTokens = 4096, articles: Articles = None,
-          progress: Progress = True) -> None:
+          questions: Questions = "paper", progress: Progress = True) -> None:
     """Batch injection: K contexts in one update, then all their questions."""
     _run("batch", **locals())
 
@@ -123,12 +125,12 @@ def batch(data: Data, out: Out, methods: Methods = _QA_DEFAULT_METHODS, n: N = 2
 def sequential(data: Data, out: Out, methods: Methods = "selfparam,ft-s,ft-c",
                t: Annotated[int, typer.Option("--t", help="contexts injected one after another")] = 10,
                seed: Seed = 0, seeds: Seeds = None, model: Model = "smollm2-135m", device: Device = "auto",
-          dtype: Dtype = "auto",
+               dtype: Dtype = "auto",
                questions_per_context: QPC = 3, max_new_tokens: MaxNew = None, n_pairs: NPairs = None,
                unrelated: Unrelated = None, targets_dir: TargetsDir = None, method_config: MethodConfig = None,
                general: General = False, mmlu: MMLU = None, mmlu_subjects: Subjects = None,
                mmlu_per_subject: PerSubject = 20, wikitext: Wikitext = None, ppl_tokens: PplTokens = 4096,
-               articles: Articles = None, progress: Progress = True) -> None:
+               articles: Articles = None, questions: Questions = "paper", progress: Progress = True) -> None:
     """Sequential injection of T contexts; after each step every earlier context is asked (retention matrix)."""
     options = locals()
     options["n"] = options.pop("t")

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,7 +21,7 @@ from ..methods.registry import METHODS, QA_METHODS, build_method, preflight
 from . import tasks
 from .general import GeneralConfig, general_ability
 from .loaders import CRS_DATASETS, DataError, load_crs, load_qa, parse_articles, sample_contexts, sample_turns
-from .progress import LOG_NAME, RunLog, resume_differences
+from .progress import LOG_NAME, RunLog, added_settings, resume_differences
 from .report import write_config, write_report
 from .seeds import parse_seeds, seed_folder, seed_summary, seeded_method_configs, write_seed_report
 
@@ -48,6 +49,7 @@ class EvalSettings:
     dataset: str | None = None  # recommendation: inspired | redial (a subfolder of `data`)
     n_pairs: int | None = None  # generated pairs per context (None: the target builder's default)
     unrelated: Path | None = None  # unrelated sentences for the target sets (None: none)
+    questions: str = "paper"  # target questions: the paper's prompt, or answer-aware fact-covering ones
     targets_dir: Path | None = None  # cache of target sets (None: <out>/targets)
     method_config: Path | None = None  # JSON of per-method settings
     general: GeneralConfig | None = None
@@ -111,6 +113,7 @@ def load_task_data(settings: EvalSettings):
 def make_resources(settings: EvalSettings, lm: LM) -> Resources:
     """The run's shared target builder (see `shared_target_resources`)."""
     return shared_target_resources(lm, seed=settings.seed, unrelated=settings.unrelated, n_pairs=settings.n_pairs,
+                                   questions=settings.questions,
                                    targets_dir=settings.targets_dir)
 
 
@@ -157,6 +160,10 @@ def open_run_log(out: Path, config: dict[str, Any]) -> RunLog:
     if differ:
         raise ValueError(f"{out} holds a run with other settings, which this command would resume: "
                          f"{'; '.join(differ)}. Run it with the same settings, or choose another --out")
+    added = added_settings(old.get("settings", {}), config["settings"], ignore=ignore)
+    added += added_settings({"method_configs": old.get("method_configs")}, {"method_configs": config["method_configs"]})
+    if added:
+        print(f"selfparam: resuming {out}, whose run predates the settings {', '.join(added)}", file=sys.stderr)
     return RunLog(path, reopen_methods=grows)
 
 

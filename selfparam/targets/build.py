@@ -16,6 +16,7 @@ from ..atomic import atomic_write_text
 from ..redaction import redact
 from .config import DEFAULT_N_PAIRS, DEFAULT_UNRELATED_RATIO
 from .corpus import UnrelatedCorpus
+from .facts import coverage
 from .qa import FilterConfig, select_pairs
 from .types import PairGenerator, QAPair, TargetSet
 
@@ -98,7 +99,8 @@ def target_set_to_dict(ts: TargetSet) -> dict:
               **({"generator_answer": p.generator_answer} if p.generator_answer is not None else {})}
              for p in ts.pairs]
     return {"format_version": FORMAT_VERSION, "context": ts.context, "generator": redact(ts.generator),
-            "dropped": dict(ts.dropped), "pairs": pairs, "unrelated": list(ts.unrelated)}
+            "dropped": dict(ts.dropped), "pairs": pairs, "unrelated": list(ts.unrelated),
+            "coverage": coverage(ts.context, ts.pairs).to_dict()}  # derived: read back by nobody
 
 
 def target_set_from_dict(data: dict, source: str = "(dict)") -> TargetSet:

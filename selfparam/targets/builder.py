@@ -21,17 +21,24 @@ from ..prompts import answer_prompt
 from .build import FORMAT_VERSION, CachedTargetBuilder, answer_in_context, build_target_set
 from .config import TargetConfig, pair_filter
 from .corpus import UnrelatedCorpus
+from .fact_questions import FactGenerator
 from .generators import JsonlGenerator, LocalGenerator, OpenAIGenerator
 from .qa import generation_user_text
 from .types import PairGenerator, TargetSet
 
 TEACHER_ANSWER_TOKENS = 48
+# Settings added after format version 2 are left out of the cache key while at the default that reproduces
+# the earlier behaviour, so adding a setting never invalidates the sets already built (they are expensive).
+KEY_OMITTED_AT_DEFAULT = {"questions": "paper", "fact_phrasings": 3}
 
 
 def make_generator(config: TargetConfig, generator_lm: LM) -> PairGenerator:
     """The pair generator the config names: a file, an HTTP endpoint, or `generator_lm` itself."""
     if config.pairs_file:
         return JsonlGenerator(config.pairs_file)
+    if config.questions == "facts":
+        return FactGenerator(generator_lm, phrasings=config.fact_phrasings, teacher_answers=config.answers == "teacher",
+                             filter_config=pair_filter(config))
     if config.generator_url:
         return OpenAIGenerator(config.generator_url, config.generator_model, api_key_env=config.generator_api_key_env,
                                filter_config=pair_filter(config))
@@ -45,7 +52,8 @@ def cache_key(config: TargetConfig, generator_lm: LM) -> dict:
     local = not (config.pairs_file or config.generator_url)
     return {
         "format_version": FORMAT_VERSION,
-        "config": {k: v for k, v in dataclasses.asdict(config).items() if k != "answers"},
+        "config": {k: v for k, v in dataclasses.asdict(config).items()
+                   if k != "answers" and not (k in KEY_OMITTED_AT_DEFAULT and v == KEY_OMITTED_AT_DEFAULT[k])},
         "pairs_file_sha256": file_digest(config.pairs_file) if config.pairs_file else None,
         "unrelated_sha256": file_digest(config.unrelated_path) if config.unrelated_path else None,
         "prompt_sha256": hashlib.sha256(generation_user_text("").encode()).hexdigest()[:16],

@@ -39,6 +39,11 @@ class TargetConfig:
                 "switches off the section 3.3.3 filters on the generator's answers (see docs/tuning.md)"})
     seed: int = field(default=0, metadata={"help": "seeds pair sampling and, with each context's digest, the "
                                                    "unrelated sentences drawn for it"})
+    questions: str = field(default="paper", metadata={
+        "help": "paper: the paper's whole-context bulleted-QA prompt; facts: answer-aware, fact-covering questions "
+                "(answer spans chosen per sentence first, a cloze question plus model-written phrasings per span; "
+                "targets/fact_questions.py)"})
+    fact_phrasings: int = field(default=3, metadata={"help": "questions=facts: phrasings per fact (the cloze first)"})
 
     def __post_init__(self) -> None:
         if self.n_pairs < 1:
@@ -54,6 +59,19 @@ class TargetConfig:
             raise ValueError(f"answers: {self.answers!r} is not 'generator' or 'teacher'")
         if bool(self.generator_url) != bool(self.generator_model):
             raise ValueError("generator_url and generator_model go together")
+        if self.questions not in ("paper", "facts"):
+            raise ValueError(f"questions: {self.questions!r} is not 'paper' or 'facts'")
+        if self.questions == "facts" and (self.pairs_file or self.generator_url):
+            raise ValueError("questions='facts' writes its own questions with the local model: it does not go with "
+                             "pairs_file or generator_url")
+        if self.fact_phrasings < 1:
+            raise ValueError(f"fact_phrasings: must be >= 1, got {self.fact_phrasings}")
+
+    @property
+    def teacher_rewrites_answers(self) -> bool:
+        """Whether the teacher of each update re-answers the questions (`reanswer`): with answers='teacher' on
+        the paper's questions; fact questions already carry the teacher's span-checked answers."""
+        return self.answers == "teacher" and self.questions == "paper"
 
     def sentences_per_context(self) -> int:
         """The most training sentences one context's set holds: pairs plus unrelated sentences."""

@@ -110,7 +110,7 @@ class FineTuneTargets(_WeightMethod):
     def inject(self, contexts: Sequence[Context]) -> None:
         model = self.weights.begin(contexts)
         target_sets = [self.build_targets(c.text) for c in contexts]
-        if self.answers == "teacher":
+        if self.answers == "teacher" and self.targets.questions == "paper":
             target_sets = [reanswer(model, ts) for ts in target_sets]
         examples = [e for ts in target_sets for e in target_nwp_examples(model.tokenizer, ts, self.answers)]
         record, stats = train_and_merge(model, encode_share(model, examples), None, self.config.adapter,

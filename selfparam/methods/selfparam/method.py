@@ -60,7 +60,7 @@ class SelfParam:
         teacher = self.weights.begin(contexts)  # the model as it is now: trained below, and its own teacher
         target_sets = [self.build_targets(c.text) for c in contexts]                               # 1. targets
         written: dict = {}  # the teacher's distributions kept while it re-wrote the answers
-        if self.targets.answers == "teacher":
+        if self.targets.teacher_rewrites_answers:
             rewritten = [teacher_writes_answers(teacher, ts, self.config.train.top_k) for ts in target_sets]
             target_sets = [ts for ts, _ in rewritten]
             written = {key: t for _, kept in rewritten for key, t in kept.items()}
