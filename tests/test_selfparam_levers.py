@@ -260,3 +260,36 @@ def test_near_misses_join_the_target_set_answered_with_the_context_in_view(livel
     if near_misses:
         assert [e["question"] for e in m.records[-1].manifest["extra_questions"][0]] == expected
         assert m.records[-1].manifest["targets"][0]["pairs"][2]["question"] == expected[0]
+
+
+# -- the CLI: `selfparam inject --rehearsal/--reask/--near-misses` -----------------------------------------
+def test_inject_flags_reach_the_method_and_a_bad_value_changes_nothing(tmp_path):
+    from typer.testing import CliRunner
+
+    from selfparam.cli import app
+
+    folder = tmp_path / "tiny"
+    lm = tiny_lm(seed=0)
+    lm.model.save_pretrained(folder)
+    lm.tokenizer.save_pretrained(folder)
+    pairs = tmp_path / "pairs.jsonl"
+    pairs.write_text("\n".join(json.dumps({"context": ts.context, "question": p.question, "answer": p.answer})
+                               for ts in (pairs_about(A), pairs_about(B)) for p in ts.pairs))
+    files = []
+    for name, text in (("a", A), ("b", B)):
+        files.append(tmp_path / f"{name}.txt")
+        files[-1].write_text(text)
+
+    def inject(out, *flags):
+        return CliRunner().invoke(app, [str(a) for a in [
+            "inject", *files, "--out", out, "--model", folder, "--pairs-file", pairs, "--n-pairs", "4", "--epochs", "1",
+            "--device", "cpu", "--dtype", "fp32", "--answers", "generator", "--mode", "sequential", *flags]])
+
+    result = inject(tmp_path / "bad", "--rehearsal", "-1")
+    assert result.exit_code == 2 and "rehearsal" in result.output and not (tmp_path / "bad").exists()
+    out = tmp_path / "run"
+    result = inject(out, "--rehearsal", "2", "--reask", "3", "--near-misses", "1")
+    assert result.exit_code == 0, result.output
+    second = json.loads((out / "updates" / "0002" / "manifest.json").read_text())
+    assert (second["config"]["rehearsal"], second["config"]["reask"], second["config"]["near_misses"]) == (2, 3, 1)
+    assert second["rehearsal"]["replayed_pairs"] == 2 and (out / "updates" / "0001" / TEACHER_FILE).is_file()

@@ -94,6 +94,7 @@ def teacher_writes_answers(teacher: LM, ts: TargetSet, top_k: int, batch_size: i
 
     An answer is kept only when the text the student will learn tokenizes back to exactly the generated
     ids (no stripped whitespace, the EOS reached); other answers go through the teacher pass as before.
+    `require=False` accepts a set whose every answer came back empty (extra questions it can do without).
     """
     tok = teacher.tokenizer
     eos = tok.eos_token or ""
