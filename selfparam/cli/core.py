@@ -55,6 +55,12 @@ def inject(
     epochs: Annotated[int, typer.Option()] = TrainConfig.epochs,
     batch_size: Annotated[int, typer.Option()] = TrainConfig.batch_size,
     seed: Annotated[int, typer.Option()] = 0,
+    rehearsal: Annotated[int, typer.Option(help="pairs of every earlier context replayed with their stored "
+                                                "teacher at each update (0: off; see docs/tuning.md)")] = 0,
+    reask: Annotated[int, typer.Option(help="earlier contexts' questions naming an entity of a new context, "
+                                            "re-asked with the new context in view (0: off)")] = 0,
+    near_misses: Annotated[int, typer.Option(help="near-miss questions per context, answered with the context "
+                                                  "in view (0: off)")] = 0,
     device: DeviceOpt = "auto",
     dtype: DtypeOpt = "auto",
 ) -> None:
@@ -70,6 +76,7 @@ def inject(
                              answers=answers, questions=questions, seed=seed),
         adapter=AdapterConfig(kind=adapter),
         train=TrainConfig(lr=lr, epochs=epochs, batch_size=batch_size, seed=seed),
+        rehearsal=rehearsal, reask=reask, near_misses=near_misses,
     )
     lm = load_lm(model, device=device, dtype=dtype)
     method = SelfParam(lm, config)

@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import json
 import random
-import re
 import time
 from collections import defaultdict
 from dataclasses import asdict, dataclass, field
@@ -36,6 +35,7 @@ from tqdm.auto import tqdm
 from ..atomic import atomic_write_text
 from ..methods.base import Context
 from ..provenance import provenance
+from ..targets.entities import entities, other_entity_questions
 from .stats import mean_ci
 from .conflicts import FactCase, ask, with_ci
 from .lifelong import contains_answer
@@ -118,32 +118,6 @@ def counterfact_items(cases: Sequence[FactCase], pool: Sequence[FactCase], per_k
 
 # -- SQuAD-style contexts ------------------------------------------------------------------------------
 
-_ENTITY = re.compile(r"\b[A-Z][\w'’-]*(?:\s+(?:of|de|the|and)?\s*[A-Z][\w'’-]*)*")
-_NOT_ENTITIES = {"The", "A", "An", "In", "On", "At", "It", "He", "She", "They", "This", "That", "What", "Which", "Who",
-                 "When", "Where", "Why", "How", "After", "Before", "During", "However", "His", "Her", "Its", "Their"}
-
-
-def entities(text: str) -> list[str]:
-    """Capitalised spans of `text`, first occurrence order, without sentence-opening function words.
-
-    >>> entities("The Denver Broncos beat the Carolina Panthers in Santa Clara.")
-    ['Denver Broncos', 'Carolina Panthers', 'Santa Clara']
-    """
-    out: list[str] = []
-    for m in _ENTITY.finditer(text):
-        words = m.group(0).split()
-        while words and words[0] in _NOT_ENTITIES:
-            words = words[1:]
-        span = " ".join(words)
-        if len(span) >= 3 and span not in out:
-            out.append(span)
-    return out
-
-
-def _kind_of(entity: str) -> str:
-    return "number" if any(ch.isdigit() for ch in entity) else "name"
-
-
 def squad_items(contexts: Sequence[ContextQA], per_kind: int, seed: int, questions_per_context: int = 3) -> list[BoundaryItem]:
     """Items for SQuAD contexts: each question whose text names an entity of the context gets near misses
     with that entity swapped for other entities of the same context."""
@@ -155,18 +129,12 @@ def squad_items(contexts: Sequence[ContextQA], per_kind: int, seed: int, questio
         probes = []
         for qa in questions:
             answers = {normalize_answer(a) for a in qa.answers}
-            named = [e for e in ents if e in qa.question]
-            if not named:
-                continue
-            swap = max(named, key=len)
-            others = [e for e in ents if e not in qa.question and normalize_answer(e) not in answers
-                      and not any(a and a in normalize_answer(e) for a in answers)
-                      and _kind_of(e) == _kind_of(swap)]
-            # without a tagger, "the same type" is approximated by shape: as many words, then a seeded draw
-            rng.shuffle(others)
-            others.sort(key=lambda e: abs(len(e.split()) - len(swap.split())))
-            for other in others[:per_kind]:
-                probes.append(Probe("other_entity", qa.question.replace(swap, other), qa.answers))
+
+            def is_answer(e: str) -> bool:
+                return normalize_answer(e) in answers or any(a and a in normalize_answer(e) for a in answers)
+
+            for question in other_entity_questions(qa.question, ents, per_kind, rng, avoid=is_answer):
+                probes.append(Probe("other_entity", question, qa.answers))
         items.append(BoundaryItem(cqa.context.id, cqa.context, tuple((q.question, q.answers) for q in questions),
                                   tuple(probes)))
     return items

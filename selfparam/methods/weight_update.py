@@ -10,7 +10,7 @@ method was given stays the unchanged base model, which the harness shares with o
 
 Saved layout (another tool builds a store on it; keep it): `injection.json` (method, base model and its
 weight fingerprint, resolved config, versions, git revision) and `updates/NNNN/` (a PEFT adapter folder
-or MLP weights, and `manifest.json`).
+or MLP weights, `manifest.json`, and `teacher.safetensors` when the update kept its teachers for rehearsal).
 """
 
 from __future__ import annotations

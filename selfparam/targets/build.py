@@ -70,19 +70,20 @@ def unrelated_seed(seed: int, context: str) -> int:
     return int(hashlib.sha256(f"{seed}:{context_key(context)}".encode()).hexdigest()[:16], 16)
 
 
-def answer_in_context(ts: TargetSet, answer: Callable[[list[str], str], list[str]]) -> TargetSet:
+def answer_in_context(ts: TargetSet, answer: Callable[[list[str], str], list[str]], require: bool = True) -> TargetSet:
     """The same questions, each answered anew by `answer(questions, context)` with the context in view.
 
     With `answer` the teacher itself (the model being updated, shown the context), every target sentence
     lies on the teacher's own likely path: the KL then teaches the student what the teacher would say,
     rather than matching the teacher's distributions along another model's (possibly wrong) wording.
-    Empty answers are dropped and counted. Each pair keeps the generator's answer in `generator_answer`.
+    Empty answers are dropped and counted (all of them empty is an error unless `require` is False: extra
+    questions a set can do without). Each pair keeps the generator's answer in `generator_answer`.
     """
     answers = answer([p.question for p in ts.pairs], ts.context)
     if len(answers) != len(ts.pairs):
         raise ValueError(f"answer_in_context: {len(answers)} answers for {len(ts.pairs)} questions")
     pairs = [QAPair(p.question, a.strip(), p.generators_answer) for p, a in zip(ts.pairs, answers) if a.strip()]
-    if not pairs:
+    if not pairs and require:
         raise ValueError(f"the teacher gave an empty answer to all {len(ts.pairs)} questions; keep the "
                          f"generator's answers instead (answers='generator', CLI --answers generator)")
     dropped = dict(ts.dropped)

@@ -17,6 +17,8 @@ import torch
 from peft import LoraConfig, PeftModel, get_peft_model, get_peft_model_state_dict
 from safetensors.torch import load_file, save_file
 
+from .rehearsal import RehearsalPair, read_pairs, save_pairs
+
 LORA_TARGETS = ("q_proj", "k_proj", "v_proj", "up_proj", "down_proj", "gate_proj")
 
 
@@ -62,12 +64,17 @@ def attach(model: torch.nn.Module, config: AdapterConfig) -> torch.nn.Module:
 
 @dataclass
 class UpdateRecord:
-    """One merged update: enough to replay it onto the model it was trained on, plus its manifest."""
+    """One merged update: enough to replay it onto the model it was trained on, plus its manifest.
+
+    `rehearsal` holds the update's own pairs with the teacher distributions they were trained on, kept only
+    when rehearsal is on (`training/rehearsal.py`); later updates replay them.
+    """
 
     kind: str
     state: dict[str, torch.Tensor]
     peft_config: dict | None = None
     manifest: dict = field(default_factory=dict)
+    rehearsal: list[RehearsalPair] | None = None
 
     def save(self, folder: Path) -> None:
         """Write a PEFT adapter folder (LoRA) or the new MLP weights, and `manifest.json`."""
@@ -78,6 +85,8 @@ class UpdateRecord:
             save_file(self.state, str(folder / "adapter_model.safetensors"))
         else:
             save_file(self.state, str(folder / "mlp_weights.safetensors"))
+        if self.rehearsal is not None:
+            save_pairs(self.rehearsal, folder)
         with open(folder / "manifest.json", "w") as f:
             json.dump(self.manifest, f, indent=2, default=str)
 
@@ -86,9 +95,9 @@ class UpdateRecord:
         manifest = json.loads((folder / "manifest.json").read_text())
         if (folder / "adapter_config.json").is_file():
             return cls("lora", load_file(str(folder / "adapter_model.safetensors")),
-                       json.loads((folder / "adapter_config.json").read_text()), manifest)
+                       json.loads((folder / "adapter_config.json").read_text()), manifest, read_pairs(folder))
         if (folder / "mlp_weights.safetensors").is_file():
-            return cls("mlp", load_file(str(folder / "mlp_weights.safetensors")), None, manifest)
+            return cls("mlp", load_file(str(folder / "mlp_weights.safetensors")), None, manifest, read_pairs(folder))
         raise ValueError(f"{folder} holds neither a PEFT adapter nor MLP weights")
 
 

@@ -87,13 +87,14 @@ def teacher_answers(lm: LM, prompts: Sequence[str], max_new_tokens: int, top_k: 
     return out
 
 
-def teacher_writes_answers(teacher: LM, ts: TargetSet, top_k: int,
-                           batch_size: int = 16) -> tuple[TargetSet, dict[tuple[str, str, str], CompactTeacher]]:
+def teacher_writes_answers(teacher: LM, ts: TargetSet, top_k: int, batch_size: int = 16,
+                           require: bool = True) -> tuple[TargetSet, dict[tuple[str, str, str], CompactTeacher]]:
     """`ts` with every question re-answered by `teacher` with the context in view (as `targets.reanswer`),
     and the teacher's distributions over each answer as written, keyed by (context, question, answer + EOS).
 
     An answer is kept only when the text the student will learn tokenizes back to exactly the generated
     ids (no stripped whitespace, the EOS reached); other answers go through the teacher pass as before.
+    `require=False` accepts a set whose every answer came back empty (extra questions it can do without).
     """
     tok = teacher.tokenizer
     eos = tok.eos_token or ""
@@ -107,4 +108,4 @@ def teacher_writes_answers(teacher: LM, ts: TargetSet, top_k: int,
                 written[(context, q, text + eos)] = compact
         return [text for text, _, _ in results]
 
-    return answer_in_context(ts, answer), written
+    return answer_in_context(ts, answer, require), written

@@ -31,8 +31,22 @@ class SelfParamConfig:
     unrelated_teacher: str = field(default="context", metadata={
         "help": "who teaches the unrelated sentences: context = the model reading the context first (the "
                 "paper's objective); base = the model without it, as it was before this update (a KL anchor)"})
+    rehearsal: int = field(default=0, metadata={
+        "help": "pairs of every earlier context replayed at each update with the teacher distributions stored at "
+                "their own injection (a sample seeded by train.seed and the update's step); 0 = off. Keeps 8k+4 "
+                "bytes per answer token of each update's pairs for training (none at inference)"})
+    reask: int = field(default=0, metadata={
+        "help": "stored questions of earlier contexts that name an entity of the new context, asked again with "
+                "the new context in view and added to its target set (a later contradicting fact wins); "
+                "at most this many per context, 0 = off"})
+    near_misses: int = field(default=0, metadata={
+        "help": "near-miss questions (another entity of the context, or the same entity asked another question) "
+                "added to each context's target set, answered by the teacher with the context in view; 0 = off"})
 
     def __post_init__(self) -> None:
+        for name in ("rehearsal", "reask", "near_misses"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name}: must be >= 0 (0 = off), got {getattr(self, name)}")
         if self.unrelated_teacher not in UNRELATED_TEACHERS:
             raise ValueError(f"unrelated_teacher: {self.unrelated_teacher!r} is not one of "
                              f"{', '.join(UNRELATED_TEACHERS)}")

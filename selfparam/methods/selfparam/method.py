@@ -3,29 +3,41 @@
 One `inject` call is one update (several contexts: a batch update; successive calls: sequential
 updates, each merged before the next). It reads as the recipe:
 
-1. targets   generated question-answer pairs about each context plus unrelated sentences (the run's
-             shared, cached builder, or one from this method's `TargetConfig`); with `answers="teacher"`
-             the teacher re-answers every question with the context in view, keeping its top-k
-             log-probabilities of each written token;
-2. examples  each pair asked with the context (teacher) and without it (student); each unrelated
-             sentence read by the student alone, taught by the model with or without the context;
-3. teacher   the model as it is before this update reads each example whose distributions are not yet
-             known (unrelated sentences; answers it did not write) once; top-k distributions are kept;
-4. train     a LoRA (or the MLP weights) learns to match them without the context: compact KL;
-5. merge     the update is merged into the method's private model copy and recorded for save/load.
+1. targets    generated question-answer pairs about each context plus unrelated sentences (the run's
+              shared, cached builder, or one from this method's `TargetConfig`);
+   levers     (off by default) `reask`: stored questions of earlier contexts that the new one may
+              contradict; `near_misses`: questions that only look like the context's own;
+   answers    with `answers="teacher"` the teacher re-answers every question with the context in view,
+              keeping its top-k log-probabilities of each written token; the levers' questions are always
+              answered that way;
+2. examples   each pair asked with the context (teacher) and without it (student); each unrelated
+              sentence read by the student alone, taught by the model with or without the context;
+   rehearsal  (off by default) a seeded sample of earlier contexts' pairs, each with the teacher
+              distributions stored at its own injection;
+3. teacher    the model as it is before this update reads each example whose distributions are not yet
+              known (unrelated sentences; answers it did not write) once; top-k distributions are kept;
+4. train      a LoRA (or the MLP weights) learns to match them without the context: compact KL;
+5. merge      the update is merged into the method's private model copy and recorded for save/load
+              (with its pairs' teacher distributions when rehearsal is on, for later updates to replay).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import time
 from pathlib import Path
 from typing import Any, Sequence
 
+from accelerate import PartialState
+
 from ...lm import LM
 from ...targets import make_generator, make_target_builder, target_set_to_dict  # noqa: F401 (re-exported)
-from ...targets.types import TargetSet
-from ...training.examples import distillation_examples
+from ...targets.near_miss import near_miss_questions
+from ...targets.reask import reask_questions
+from ...targets.types import QAPair, TargetSet
+from ...training.examples import Example, distillation_examples
+from ...training.rehearsal import RehearsalPair, check_replayed, keep_pairs, sample_rehearsal, store_bytes
 from ...training.teacher import teacher_pass, teacher_writes_answers
 from ...training.trainer import encode_share, train_and_merge
 from ..base import Context, Query, Resources
@@ -34,6 +46,8 @@ from ..weight_update import WeightUpdates, target_source, with_run_seed
 from .config import SelfParamConfig
 
 __all__ = ["SelfParam", "make_generator", "make_target_builder"]
+
+Written = dict  # (context, question, answer + EOS) -> CompactTeacher kept while the teacher wrote that answer
 
 
 class SelfParam:
@@ -59,23 +73,101 @@ class SelfParam:
     def inject(self, contexts: Sequence[Context]) -> None:
         teacher = self.weights.begin(contexts)  # the model as it is now: trained below, and its own teacher
         target_sets = [self.build_targets(c.text) for c in contexts]                               # 1. targets
-        written: dict = {}  # the teacher's distributions kept while it re-wrote the answers
-        if self.targets.teacher_rewrites_answers:
-            rewritten = [teacher_writes_answers(teacher, ts, self.config.train.top_k) for ts in target_sets]
-            target_sets = [ts for ts, _ in rewritten]
-            written = {key: t for _, kept in rewritten for key, t in kept.items()}
-        examples = [e for ts in target_sets                                                          # 2. examples
-                    for e in distillation_examples(teacher.tokenizer, ts, self.config.unrelated_teacher, written)]
+        extra = [self.reasked(ts.context) + self.near_misses(ts) for ts in target_sets]            #    levers
+        target_sets, written = self.write_answers(teacher, target_sets, extra)                     #    answers
+        examples, own = self.examples(target_sets, written)                                        # 2. examples
+        replayed = self.rehearsal()                                                                #    rehearsal
+        examples, own = examples + [p.example() for p in replayed], own + [None] * len(replayed)
         encoded = encode_share(teacher, examples)
+        check_replayed(encoded[len(encoded) - len(replayed):], self.config.train.top_k)
         t0 = time.perf_counter()
         teachers = teacher_pass(teacher, encoded, self.config.train.top_k,                           # 3. teacher
                                 batch_size=self.config.train.batch_size, progress=self.progress)
         record, stats = train_and_merge(teacher, encoded, teachers, self.config.adapter,              # 4. train
                                         self.config.train, progress=self.progress, n_examples=len(examples),
                                         seconds_teacher=time.perf_counter() - t0)
+        if self.config.rehearsal:  # this update's own pairs, as taught now, for later updates to replay
+            record.rehearsal = keep_pairs(examples, teachers, own)
         self.weights.add(record, stats, self.name, contexts, self.config_dict(),                     # 5. merged
-                         targets=[target_set_to_dict(ts) for ts in target_sets])
+                         targets=[target_set_to_dict(ts) for ts in target_sets],
+                         **self.levers_manifest(target_sets, extra, replayed, record.rehearsal, len(contexts)))
         self.last_targets = target_sets
+
+    # -- the steps of `inject` ------------------------------------------------------------------------
+    def reasked(self, context: str) -> list[dict]:
+        """`reask`: the stored questions of earlier contexts in this method's history that name an entity of
+        `context` (`targets/reask.py`), to be answered with `context` in view."""
+        history = [(ts["context"], [p["question"] for p in ts["pairs"]])
+                   for r in self.weights.records for ts in r.manifest.get("targets", [])]
+        return [{"question": q, "kind": "reasked", "from": _digest(earlier)}
+                for q, earlier in reask_questions(history, context, self.config.reask)]
+
+    def near_misses(self, ts: TargetSet) -> list[dict]:
+        """`near_misses`: questions that only look like the context's own (`targets/near_miss.py`)."""
+        return [{"question": q, "kind": "near_miss"}
+                for q in near_miss_questions([p.question for p in ts.pairs], ts.context, self.config.near_misses,
+                                             self.targets.seed)]
+
+    def write_answers(self, teacher: LM, target_sets: list[TargetSet],
+                      extra: list[list[dict]]) -> tuple[list[TargetSet], Written]:
+        """The teacher (context in view) writes the answers it is asked for: every pair's with
+        `answers="teacher"`, and always the levers' extra questions, which join the pairs they were asked
+        for; the distributions kept while it wrote are returned beside the sets."""
+        top_k = self.config.train.top_k
+        written: Written = {}
+        out = []
+        for ts, questions in zip(target_sets, extra):
+            if self.targets.teacher_rewrites_answers:
+                ts, kept = teacher_writes_answers(teacher, ts, top_k)
+                written.update(kept)
+            asked = {p.question for p in ts.pairs}
+            questions = [e["question"] for e in questions if e["question"] not in asked]
+            if questions:
+                more, kept = teacher_writes_answers(teacher, TargetSet(ts.context, [QAPair(q, "") for q in questions]),
+                                                    top_k, require=False)
+                written.update(kept)
+                dropped = {**ts.dropped, "empty_extra_answer": len(questions) - len(more.pairs)}
+                ts = dataclasses.replace(ts, pairs=ts.pairs + [QAPair(p.question, p.answer) for p in more.pairs],
+                                         dropped={k: v for k, v in dropped.items() if v})
+            out.append(ts)
+        return out, written
+
+    def examples(self, target_sets: list[TargetSet], written: Written) -> tuple[list[Example], list[str | None]]:
+        """Every set's distillation examples, and for each the context whose own pair it is (None: an
+        unrelated sentence), which rehearsal keeps."""
+        examples: list[Example] = []
+        own: list[str | None] = []
+        for ts in target_sets:
+            examples += distillation_examples(self.lm.tokenizer, ts, self.config.unrelated_teacher, written)
+            own += [ts.context] * len(ts.pairs) + [None] * len(ts.unrelated)  # pairs first, then unrelated
+        return examples, own
+
+    def rehearsal(self) -> list[RehearsalPair]:
+        """`rehearsal`: up to that many kept pairs of every earlier context, each with its stored teacher."""
+        if not self.config.rehearsal:
+            return []
+        if PartialState().num_processes > 1:
+            raise ValueError("rehearsal keeps every pair's teacher in one process: run it without "
+                             "`accelerate launch` (or set rehearsal to 0)")
+        return sample_rehearsal([r.rehearsal for r in self.weights.records], self.config.rehearsal,
+                                self.config.train.seed, step=len(self.weights.records) + 1)
+
+    def levers_manifest(self, target_sets: list[TargetSet], extra: list[list[dict]], replayed: list[RehearsalPair],
+                        kept: list[RehearsalPair] | None, n_contexts: int) -> dict[str, Any]:
+        """What the levers added to this update, for its manifest (nothing when they are off)."""
+        out: dict[str, Any] = {}
+        if any(extra):
+            answered = [{p.question for p in ts.pairs} for ts in target_sets]
+            out["extra_questions"] = [[e for e in questions if e["question"] in have]
+                                      for questions, have in zip(extra, answered)]
+        if self.config.rehearsal:
+            n_bytes = store_bytes(kept or [])
+            out["rehearsal"] = {"replayed_pairs": len(replayed),
+                                "replayed_from": sorted({_digest(p.context) for p in replayed}),
+                                "kept_pairs": len(kept or []),
+                                "kept_tokens": sum(len(p.teacher) for p in kept or []),
+                                "kept_bytes": n_bytes, "kept_bytes_per_context": n_bytes / n_contexts}
+        return out
 
     def config_dict(self) -> dict[str, Any]:
         return {**dataclasses.asdict(self.config), "targets": dataclasses.asdict(self.targets)}
@@ -111,3 +203,8 @@ class SelfParam:
 
     def storage_bytes(self) -> int:
         return 0  # every update is merged: the model keeps the base architecture and size
+
+
+def _digest(context: str) -> str:
+    """How a manifest names a context: the sha256 of its text as the target set keeps it (stripped)."""
+    return hashlib.sha256(context.encode()).hexdigest()

@@ -1,0 +1,127 @@
+"""Rehearsal for sequential injection: replay earlier contexts' pairs with their ORIGINAL teachers.
+
+Each update made with rehearsal on keeps, beside its record, the compact teacher distributions of its own
+pairs as they were at its own injection (`RehearsalPair`), written into the saved injection as
+`updates/NNNN/teacher.safetensors`. At update t a seeded sample of every earlier context's kept pairs is
+added to the update's examples, each carrying its stored teacher: the teacher pass skips them, so the
+student is distilled again towards what the model *with that context* said back then, not towards the
+current model (which has already drifted). This is experience replay (Rolnick et al. 2019, "Experience
+Replay for Continual Learning"; Knowledge Modules / Cartridges distil from a fixed teacher the same way).
+
+Nothing here is used at inference: the merged model keeps its size. The training-time cost is
+`store_bytes`: k+1 numbers per answer token (top-k log-probs in fp32, top-k ids in int32, the left-over mass
+in fp32), i.e. 8k+4 bytes per token (516 at k=64).
+"""
+
+from __future__ import annotations
+
+import json
+import random
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+import torch
+from safetensors.torch import load_file, save_file
+
+from .examples import Encoded, Example
+from .losses import CompactTeacher
+
+TEACHER_FILE = "teacher.safetensors"
+
+
+@dataclass(frozen=True)
+class RehearsalPair:
+    """One distillation example of an earlier update, as it was trained then.
+
+    `context` is the context the teacher read (its digest keys the seeded sample); `student_prefix` and
+    `text` are what the student reads and learns; `teacher` the distributions the teacher gave `text`.
+    """
+
+    context: str
+    student_prefix: str
+    teacher_prefix: str
+    text: str
+    teacher: CompactTeacher
+
+    def example(self) -> Example:
+        """The example to train again; it carries its teacher, so the teacher pass never recomputes it."""
+        return Example(student_prefix=self.student_prefix, text=self.text, teacher_prefix=self.teacher_prefix,
+                       teacher=self.teacher)
+
+
+def keep_pairs(examples: Sequence[Example], teachers: Sequence[CompactTeacher],
+               contexts: Sequence[str | None]) -> list[RehearsalPair]:
+    """The pair examples of an update with their teachers: `contexts[i]` is the context of `examples[i]`,
+    None for examples that are not this update's own pairs (unrelated sentences, replayed pairs)."""
+    if not len(examples) == len(teachers) == len(contexts):
+        raise ValueError(f"keep_pairs: {len(examples)} examples, {len(teachers)} teachers, {len(contexts)} contexts")
+    return [RehearsalPair(c, e.student_prefix, e.teacher_prefix or "", e.text, t)
+            for e, t, c in zip(examples, teachers, contexts) if c is not None]
+
+
+def store_bytes(pairs: Sequence[RehearsalPair]) -> int:
+    """Bytes of the stored teacher tensors (as written: fp32 log-probs, int32 ids, fp32 left-over mass)."""
+    return sum(p.teacher.topk_logp.numel() * 4 + p.teacher.topk_ids.numel() * 4 + p.teacher.rest_logp.numel() * 4
+               for p in pairs)
+
+
+def save_pairs(pairs: Sequence[RehearsalPair], folder: Path) -> None:
+    """Write `folder/teacher.safetensors`: three tensors per pair, the texts in the file's metadata."""
+    tensors: dict[str, torch.Tensor] = {}
+    for i, p in enumerate(pairs):
+        tensors[f"{i}.topk_logp"] = p.teacher.topk_logp.to(torch.float32).contiguous()
+        tensors[f"{i}.topk_ids"] = p.teacher.topk_ids.to(torch.int32).contiguous()
+        tensors[f"{i}.rest_logp"] = p.teacher.rest_logp.to(torch.float32).contiguous()
+    contexts = sorted({p.context for p in pairs})
+    meta = [{"context": contexts.index(p.context), "student_prefix": p.student_prefix,
+             "teacher_prefix": p.teacher_prefix, "text": p.text} for p in pairs]
+    metadata = {"pairs": json.dumps(meta, ensure_ascii=False), "contexts": json.dumps(contexts, ensure_ascii=False)}
+    save_file(tensors, str(folder / TEACHER_FILE), metadata=metadata)
+
+
+def read_pairs(folder: Path) -> list[RehearsalPair] | None:
+    """The pairs kept in `folder/teacher.safetensors`; None when the update kept none."""
+    file = folder / TEACHER_FILE
+    if not file.is_file():
+        return None
+    from safetensors import safe_open
+
+    with safe_open(str(file), framework="pt") as f:
+        meta = f.metadata() or {}
+    try:
+        pairs, contexts = json.loads(meta["pairs"]), json.loads(meta["contexts"])
+    except (KeyError, json.JSONDecodeError) as e:
+        raise ValueError(f"{file}: not a rehearsal store written by selfparam ({type(e).__name__}: {e})") from None
+    tensors = load_file(str(file))
+    return [RehearsalPair(contexts[m["context"]], m["student_prefix"], m["teacher_prefix"], m["text"],
+                          CompactTeacher(tensors[f"{i}.topk_logp"], tensors[f"{i}.topk_ids"].to(torch.long),
+                                         tensors[f"{i}.rest_logp"]))
+            for i, m in enumerate(pairs)]
+
+
+def sample_rehearsal(stores: Sequence[Sequence[RehearsalPair] | None], per_context: int, seed: int,
+                     step: int) -> list[RehearsalPair]:
+    """Up to `per_context` kept pairs of every earlier context, drawn with `seed`, the update's `step` and the
+    context's text (a fresh sample at each update, the same one on every rerun), in history order."""
+    out: list[RehearsalPair] = []
+    for store in stores:
+        by_context: dict[str, list[RehearsalPair]] = {}
+        for p in store or []:
+            by_context.setdefault(p.context, []).append(p)
+        for context, pairs in by_context.items():
+            rng = random.Random(f"{seed}/{step}/{context}")
+            out += rng.sample(pairs, min(per_context, len(pairs)))
+    return out
+
+
+def check_replayed(encoded: Sequence[Encoded], top_k: int) -> None:
+    """Replayed examples must keep their stored teachers (never recomputed by the current model) and stack
+    with this update's: the same tokenization and the same top-k."""
+    for e in encoded:
+        if e.teacher is None:
+            raise ValueError("a replayed pair no longer tokenizes as it did at its own injection (another "
+                             "tokenizer?): its stored teacher does not line up; set rehearsal to 0")
+        if e.teacher.topk_logp.shape[-1] != top_k:
+            raise ValueError(f"a replayed pair kept its teacher's top-{e.teacher.topk_logp.shape[-1]} but this "
+                             f"update keeps top-{top_k}: use the same train.top_k as the earlier updates")

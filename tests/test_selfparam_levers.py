@@ -1,0 +1,295 @@
+"""SELF-PARAM's levers (issue 9 lever 3, issue 11 §2 and §3 defences) on the tiny random model.
+
+Each is off by default; every test here fails without its lever.
+"""
+
+import dataclasses
+import json
+import random
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+import selfparam.methods.selfparam.method as sp_method
+import selfparam.training.teacher as teacher_module
+from selfparam.eval.configs import method_configs
+from selfparam.methods.base import Context, Resources
+from selfparam.methods.selfparam import SelfParam, SelfParamConfig, TargetConfig
+from selfparam.targets.entities import other_entity_questions
+from selfparam.targets.near_miss import near_miss_questions, other_relation_questions
+from selfparam.targets.reask import reask_questions
+from selfparam.targets.types import QAPair, TargetSet
+from selfparam.testing import tiny_lm
+from selfparam.training import TrainConfig
+from selfparam.training.rehearsal import TEACHER_FILE
+from selfparam.training.teacher import teacher_pass
+from selfparam.training.trainer import batch_loss, encode_share
+
+A = "Quenby hosts the Zorblat festival every May."
+B = "Glass boats race on the river Ell each June."
+GENERATOR_ANSWERS = TargetConfig(answers="generator")  # a random tiny model is no teacher to answer with
+
+
+def pairs_about(context: str) -> TargetSet:
+    """Up to eight fixed pairs per context, built from its words (no generation), and two unrelated sentences."""
+    words = context.rstrip(".").split()
+    pairs = [QAPair(f"What is said of {words[i]}?", f"{words[i + 1]} {words[i + 2]}.") for i in range(len(words) - 2)]
+    return TargetSet(context, pairs[:8], unrelated=["The cat sat on the mat.", "Rivers flow into the sea."])
+
+
+def method(tiny, builder=pairs_about, **levers) -> SelfParam:
+    cfg = SelfParamConfig(targets=GENERATOR_ANSWERS, train=TrainConfig(epochs=3, batch_size=2, lr=1e-2), **levers)
+    return SelfParam(tiny, cfg, Resources(target_builder=builder), progress=False)
+
+
+def capture_training(monkeypatch) -> list:
+    """Record the (encoded, teachers) of every update trained from here on."""
+    seen = []
+    real = sp_method.train_and_merge
+
+    def spy(lm, encoded, teachers, *args, **kwargs):
+        seen.append((list(encoded), list(teachers)))
+        return real(lm, encoded, teachers, *args, **kwargs)
+
+    monkeypatch.setattr(sp_method, "train_and_merge", spy)
+    return seen
+
+
+def capture_teacher_prompts(monkeypatch) -> dict:
+    """prompt -> the answer the teacher wrote for it, for every answer written from here on."""
+    seen = {}
+    real = teacher_module.teacher_answers
+
+    def spy(lm, prompts, *args, **kwargs):
+        out = real(lm, prompts, *args, **kwargs)
+        seen.update({p: text for p, (text, _, _) in zip(prompts, out)})
+        return out
+
+    monkeypatch.setattr(teacher_module, "teacher_answers", spy)
+    return seen
+
+
+@pytest.fixture
+def lively():
+    """The tiny model with larger initial weights: its greedy answers are not all whitespace (the default
+    tiny model's are, after one update, and empty answers are dropped), and its outputs depend on the context."""
+    return tiny_lm(seed=0, initializer_range=0.5)
+
+
+def same_teacher(a, b) -> bool:
+    return (torch.equal(a.topk_logp, b.topk_logp) and torch.equal(a.topk_ids, b.topk_ids)
+            and torch.equal(a.rest_logp, b.rest_logp) and a.topk_ids.dtype == b.topk_ids.dtype)
+
+
+# -- rehearsal (issue 9, lever 3) -------------------------------------------------------------------------
+def test_settings_are_off_by_default_and_reachable_from_method_config(tmp_path):
+    cfg = SelfParamConfig()
+    assert (cfg.rehearsal, cfg.reask, cfg.near_misses) == (0, 0, 0)
+    path = tmp_path / "m.json"
+    path.write_text(json.dumps({"selfparam": {"rehearsal": 4, "reask": 5, "near_misses": 6}}))
+    built = method_configs(path, ["selfparam"])["selfparam"]
+    assert (built.rehearsal, built.reask, built.near_misses) == (4, 5, 6)
+    with pytest.raises(ValueError, match="rehearsal"):
+        SelfParamConfig(rehearsal=-1)
+
+
+def test_kept_teachers_survive_save_and_load_bit_exactly(tiny, tmp_path):
+    m = method(tiny, rehearsal=2)
+    m.inject([Context("a", A)])
+    kept = m.records[0].rehearsal
+    assert len(kept) == 5 and all(p.context == A for p in kept)  # the pairs, not the unrelated sentences
+    m.save(tmp_path / "inj")
+    stored = load_file(str(tmp_path / "inj" / "updates" / "0001" / TEACHER_FILE))
+    k = m.config.train.top_k
+    n_tokens = sum(len(p.teacher) for p in kept)
+    manifest = json.loads((tmp_path / "inj" / "updates" / "0001" / "manifest.json").read_text())["rehearsal"]
+    on_disk = sum(t.numel() * t.element_size() for t in stored.values())
+    assert manifest["kept_bytes"] == on_disk == (8 * k + 4) * n_tokens
+    assert manifest["kept_bytes_per_context"] == manifest["kept_bytes"]
+
+    loaded = method(tiny, rehearsal=2)
+    loaded.load(tmp_path / "inj")
+    again = loaded.records[0].rehearsal
+    assert [(p.context, p.student_prefix, p.teacher_prefix, p.text) for p in again] == \
+           [(p.context, p.student_prefix, p.teacher_prefix, p.text) for p in kept]
+    assert all(same_teacher(a.teacher, b.teacher) for a, b in zip(kept, again))
+
+    off = method(tiny)
+    off.inject([Context("a", A)])
+    off.save(tmp_path / "off")
+    assert off.records[0].rehearsal is None and not (tmp_path / "off" / "updates" / "0001" / TEACHER_FILE).exists()
+
+
+def test_later_updates_replay_earlier_pairs_with_their_original_teachers(tiny, tmp_path, monkeypatch):
+    seen = capture_training(monkeypatch)
+    m = method(tiny, rehearsal=3)
+    m.inject([Context("a", A)])
+    kept = m.records[0].rehearsal
+    m.save(tmp_path / "after-a")
+    m.inject([Context("b", B)])
+    encoded, teachers = seen[-1]
+    assert len(encoded) == 7 + 2 + 3 and m.records[-1].manifest["rehearsal"]["replayed_pairs"] == 3
+    replayed = [(e, t) for e, t in zip(encoded, teachers) if any(same_teacher(t, p.teacher) for p in kept)]
+    assert len(replayed) == 3  # three of A's pairs, each with the tensors stored at A's injection
+    tok = m.lm.tokenizer
+    texts = {tuple(tok(p.student_prefix + p.text, add_special_tokens=False)["input_ids"]) for p in kept}
+    assert all(tuple(e.student_ids) in texts for e, _ in replayed)
+    # not what the teacher of this update (the model after A) gives: that one has already moved
+    after_a = method(tiny, rehearsal=3)
+    after_a.load(tmp_path / "after-a")
+    fresh = teacher_pass(after_a.lm, [dataclasses.replace(e, teacher=None) for e, _ in replayed],
+                         m.config.train.top_k, progress=False)
+    assert not any(same_teacher(f, t) for f, (_, t) in zip(fresh, replayed))
+
+    # a saved-and-loaded method rehearses the same way
+    seen.clear()
+    resumed = method(tiny, rehearsal=3)
+    resumed.load(tmp_path / "after-a")
+    resumed.inject([Context("b", B)])
+    enc2, t2 = seen[-1]
+    assert [e.student_ids for e in enc2] == [e.student_ids for e in encoded]
+    assert all(same_teacher(a, b) for a, b in zip(t2[-3:], teachers[-3:]))
+
+
+def kl_on(m: SelfParam, pairs) -> float:
+    """Mean compact KL of `m`'s model (no context) to the teachers the pairs were kept with."""
+    encoded = encode_share(m.lm, [p.example() for p in pairs])
+    with torch.no_grad():
+        return batch_loss(m.lm.model, m.lm, encoded, [p.teacher for p in pairs]).item()
+
+
+def test_rehearsal_keeps_an_earlier_context_closer_to_its_teacher(lively):
+    # the default tiny model's outputs barely depend on the context; with `lively` the teacher (context in
+    # view) differs from the student, update 1 learns A and update 2 forgets part of it
+    on, off = method(lively, rehearsal=8), method(lively)
+    for m in (on, off):
+        m.inject([Context("a", A)])
+    a_pairs = on.records[0].rehearsal  # A's pairs with their teachers (update 1 is the same in both runs)
+    right_after = kl_on(on, a_pairs)
+    assert kl_on(off, a_pairs) == pytest.approx(right_after, rel=1e-5)  # same seeds, same first update
+    for m in (on, off):
+        m.inject([Context("b", B)])
+    kl_with, kl_without = kl_on(on, a_pairs), kl_on(off, a_pairs)  # measured: 1.14 and 1.82 (1.45 right after A)
+    assert kl_without > right_after  # B made the model forget part of A ...
+    assert kl_with < 0.8 * kl_without  # ... and replaying A's pairs with their own teachers kept more of it
+
+
+# -- conflicting updates: re-ask earlier questions with the new context (issue 11 §2) ----------------------
+OLD_FACT = "Danielle Darrieux speaks English at home."
+NEW_FACT = "Danielle Darrieux speaks French at home."
+UNRELATED_FACT = "Quenby hosts the Zorblat festival every May."
+
+
+def hand_made(context: str) -> TargetSet:
+    own = {OLD_FACT: [QAPair("What language does Danielle Darrieux speak?", "English.")],
+           UNRELATED_FACT: [QAPair("Which festival does Quenby host?", "The Zorblat festival.")],
+           NEW_FACT: [QAPair("Where does Darrieux speak French?", "At home.")]}
+    return TargetSet(context, own[context])
+
+
+def test_reask_rule_on_hand_made_histories():
+    history = [(OLD_FACT, ["What language does Danielle Darrieux speak?", "Who was Danielle Darrieux?",
+                           "What is English?"]),
+               (UNRELATED_FACT, ["Which festival does Quenby host?"]),
+               (NEW_FACT, ["What language does Danielle Darrieux speak?"])]
+    assert reask_questions(history, NEW_FACT, 5) == [
+        ("What language does Danielle Darrieux speak?", OLD_FACT), ("Who was Danielle Darrieux?", OLD_FACT)]
+    assert reask_questions(history, NEW_FACT, 1) == [("What language does Danielle Darrieux speak?", OLD_FACT)]
+    assert reask_questions(history, NEW_FACT, 0) == []
+    # case-blind; a question stored twice is re-asked once, from the newest context that holds it
+    assert reask_questions(history, "The DANIELLE DARRIEUX archive opened.", 5) == [
+        ("What language does Danielle Darrieux speak?", NEW_FACT), ("Who was Danielle Darrieux?", OLD_FACT)]
+
+
+@pytest.mark.parametrize("reask", [0, 3])
+def test_a_contradicting_context_reasks_the_earlier_questions_with_itself_in_view(lively, monkeypatch, reask):
+    m = method(lively, builder=hand_made, reask=reask)
+    m.inject([Context("old", OLD_FACT)])
+    m.inject([Context("other", UNRELATED_FACT)])
+    prompts = capture_teacher_prompts(monkeypatch)
+    m.inject([Context("new", NEW_FACT)])
+    questions = {p.question: p.answer for p in m.last_targets[0].pairs}
+    assert "Which festival does Quenby host?" not in questions  # no entity in common: not re-asked
+    asked = "What language does Danielle Darrieux speak?"
+    if not reask:
+        assert asked not in questions and not prompts and "extra_questions" not in m.records[-1].manifest
+        return
+    assert asked in questions
+    (prompt,) = [p for p in prompts if asked in p]
+    assert NEW_FACT in prompt and OLD_FACT not in prompt  # the teacher answered with the NEW context in view
+    assert questions[asked] == prompts[prompt].strip() != "English."
+    (extra,) = m.records[-1].manifest["extra_questions"]
+    assert [e["question"] for e in extra] == [asked] and extra[0]["kind"] == "reasked"
+
+
+# -- near misses (issue 11 §3) ------------------------------------------------------------------------------
+LOVELACE = "Ada Lovelace worked with Charles Babbage in London in 1843."
+
+
+def lovelace(context: str) -> TargetSet:
+    return TargetSet(context, [QAPair("Where did Ada Lovelace work?", "In London."),
+                               QAPair("When did Charles Babbage work in London?", "In 1843.")])
+
+
+def test_near_miss_questions_swap_entities_and_relations():
+    questions = [p.question for p in lovelace(LOVELACE).pairs]
+    assert other_entity_questions(questions[0], ["Ada Lovelace", "Charles Babbage", "London", "1843"], 3,
+                                  random.Random(0)) == ["Where did Charles Babbage work?", "Where did London work?"]
+    assert other_relation_questions(questions, ["Ada Lovelace", "Charles Babbage", "London"]) == [
+        "When did Ada Lovelace work in London?", "Where did Charles Babbage work?"]
+    made = near_miss_questions(questions, LOVELACE, 10, seed=0)
+    assert "When did Ada Lovelace work in London?" in made and "Where did Charles Babbage work?" in made
+    assert len(made) == len(set(made)) and not set(made) & set(questions)
+    assert near_miss_questions(questions, LOVELACE, 10, seed=0) == made  # seeded
+    assert len(near_miss_questions(questions, LOVELACE, 2, seed=0)) == 2
+
+
+@pytest.mark.parametrize("near_misses", [0, 2])
+def test_near_misses_join_the_target_set_answered_with_the_context_in_view(lively, monkeypatch, near_misses):
+    prompts = capture_teacher_prompts(monkeypatch)
+    m = method(lively, builder=lovelace, near_misses=near_misses)
+    m.inject([Context("l", LOVELACE)])
+    pairs = {p.question: p.answer for p in m.last_targets[0].pairs}
+    expected = near_miss_questions(list(lovelace(LOVELACE).pairs[i].question for i in range(2)), LOVELACE,
+                                   near_misses, seed=m.targets.seed)
+    assert len(pairs) == 2 + len(expected) and len(expected) == near_misses
+    for q in expected:
+        (prompt,) = [p for p in prompts if q in p]
+        assert LOVELACE in prompt and pairs[q] == prompts[prompt].strip()
+    if near_misses:
+        assert [e["question"] for e in m.records[-1].manifest["extra_questions"][0]] == expected
+        assert m.records[-1].manifest["targets"][0]["pairs"][2]["question"] == expected[0]
+
+
+# -- the CLI: `selfparam inject --rehearsal/--reask/--near-misses` -----------------------------------------
+def test_inject_flags_reach_the_method_and_a_bad_value_changes_nothing(tmp_path):
+    from typer.testing import CliRunner
+
+    from selfparam.cli import app
+
+    folder = tmp_path / "tiny"
+    lm = tiny_lm(seed=0)
+    lm.model.save_pretrained(folder)
+    lm.tokenizer.save_pretrained(folder)
+    pairs = tmp_path / "pairs.jsonl"
+    pairs.write_text("\n".join(json.dumps({"context": ts.context, "question": p.question, "answer": p.answer})
+                               for ts in (pairs_about(A), pairs_about(B)) for p in ts.pairs))
+    files = []
+    for name, text in (("a", A), ("b", B)):
+        files.append(tmp_path / f"{name}.txt")
+        files[-1].write_text(text)
+
+    def inject(out, *flags):
+        return CliRunner().invoke(app, [str(a) for a in [
+            "inject", *files, "--out", out, "--model", folder, "--pairs-file", pairs, "--n-pairs", "4", "--epochs", "1",
+            "--device", "cpu", "--dtype", "fp32", "--answers", "generator", "--mode", "sequential", *flags]])
+
+    result = inject(tmp_path / "bad", "--rehearsal", "-1")
+    assert result.exit_code == 2 and "rehearsal" in result.output and not (tmp_path / "bad").exists()
+    out = tmp_path / "run"
+    result = inject(out, "--rehearsal", "2", "--reask", "3", "--near-misses", "1")
+    assert result.exit_code == 0, result.output
+    second = json.loads((out / "updates" / "0002" / "manifest.json").read_text())
+    assert (second["config"]["rehearsal"], second["config"]["reask"], second["config"]["near_misses"]) == (2, 3, 1)
+    assert second["rehearsal"]["replayed_pairs"] == 2 and (out / "updates" / "0001" / TEACHER_FILE).is_file()
