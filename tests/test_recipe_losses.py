@@ -69,6 +69,11 @@ def test_sentinel_info_nce_hinges_only_unrelated_queries():
     # related one counts (never hinged), divided by both rows
     hinged = sentinel_info_nce(q, k, s, pos, t, hinge_scale=1.2)
     assert hinged.item() == pytest.approx(-logp[0, 1].item() / 2, rel=1e-5)
+    # an unrelated query still nearer a knowledge than the sentinel counts, hinged or not
+    q3, pos3 = torch.cat([q, k]), torch.tensor([0, -1, -1])
+    logp3 = F.log_softmax(q3 @ torch.cat([s[None], k]).T / t, dim=1)
+    assert sentinel_info_nce(q3, k, s, pos3, t, hinge_scale=1.2).item() == pytest.approx(
+        -(logp3[0, 1] + logp3[2, 0]).item() / 3, rel=1e-5)
 
 
 def test_sentinel_over_others_puts_the_sentinel_above_wrong_knowledge_only():

@@ -86,22 +86,21 @@ def sentinel_info_nce(queries: torch.Tensor, keys: torch.Tensor, sentinel: torch
     queries (Q, R) and keys (K, R) unit vectors, sentinel (R,) unit vector, positives (Q,) long: the index
     of the query's knowledge in `keys`, or -1 for an unrelated query (whose positive is the sentinel).
     With `hinge_scale` finite, an unrelated query whose sentinel probability is already `hinge_scale`
-    times its best knowledge's contributes nothing (the authors' `constra_hinge_scale`, 1.2; they hinge
-    the sentinel-oriented terms only, so related queries always count). Returns the mean cross-entropy.
+    times its best knowledge's contributes 0 (the authors' `constra_hinge_scale`, 1.2; they hinge the
+    sentinel-oriented terms only, so related queries always count). Returns the mean over all queries.
     """
     if not hinge_scale >= 1.0:
         raise ValueError(f"hinge_scale: must be >= 1, got {hinge_scale!r}")
     candidates = torch.cat([sentinel[None], keys])  # (1 + K, R)
     logp = F.log_softmax(queries @ candidates.T / temperature, dim=1)  # (Q, 1 + K)
     target = positives + 1
-    related = positives >= 0
+    lp_target = logp.gather(1, target[:, None]).squeeze(1)  # (Q,)
     if not math.isfinite(hinge_scale):
-        return -logp.gather(1, target[:, None]).mean()
-    # related rows: never hinged (scale inf); unrelated rows: hinged at hinge_scale
-    loss_rel = _hinged_nll(logp, target, related, math.inf)
-    loss_unrel = _hinged_nll(logp, target, ~related, hinge_scale)
-    n_rel, n_unrel = int(related.sum()), int((~related).sum())
-    return (loss_rel * n_rel + loss_unrel * n_unrel) / max(1, n_rel + n_unrel)
+        return -lp_target.mean()
+    lp_other = logp.scatter(1, target[:, None], float("-inf")).max(dim=1).values  # (Q,)
+    # related rows always count; an unrelated row past the margin counts as 0 (the mean stays over all rows)
+    counts = (positives >= 0) | (lp_target < lp_other + math.log(hinge_scale))
+    return -(lp_target * counts).sum() / max(1, queries.shape[0])
 
 
 def sentinel_over_others_nce(queries: torch.Tensor, keys: torch.Tensor, sentinel: torch.Tensor, own: torch.Tensor,
