@@ -215,6 +215,15 @@ def test_repeated_edits_are_dropped_and_too_many_edits_refused(tiny, tmp_path, r
                                  "--edits", "1,4", "--out", str(tmp_path / "o"), "--max-new-tokens", "2"])
     assert r.exit_code == 0, r.output
     assert "1 repeated edits dropped" in r.output and "| recipe | 4 |" in r.output
+    # 'all' scores at every distinct edit (public CounterFact: 7,998 of its 8,000 records); the refusal says so
+    r = CliRunner().invoke(app, ["lifelong", "--data", str(tmp_path / "cf.json"), "--methods", "recipe",
+                                 "--edits", "1,all", "--out", str(tmp_path / "all"), "--max-new-tokens", "2"])
+    assert r.exit_code == 0, r.output
+    saved = json.loads((tmp_path / "all" / "summary.json").read_text())
+    assert sorted(k for k in saved["methods"]["recipe"] if k.isdigit()) == ["1", "4"]
+    r = CliRunner().invoke(app, ["lifelong", "--data", str(tmp_path / "cf.json"), "--methods", "recipe",
+                                 "--edits", "1,5", "--out", str(tmp_path / "o5")])
+    assert r.exit_code == 2 and "ask for 4 or 'all'" in r.output
 
 
 class Explodes(BatchSensitive):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import pytest
 import torch
 from test_recipe import tiny_encoder
 from typer.testing import CliRunner
@@ -59,7 +60,7 @@ def test_tiny_training_runs_resumes_and_learns_retrieval(tiny, tmp_path):
     recs = records()
     cfg = EditorConfig(encoder="tiny-bert", repr_dim=16, head_hidden=32, prompt_hidden=32, temperature=0.1)
     train = TrainConfig(out=str(tmp_path / "run"), steps=4, batch_size=2, contrastive_batch=8, lr=3e-3,
-                        retrieval_steps=20, save_every=2, seed=0)
+                        retrieval_steps=100, save_every=2, seed=0)
     encoded = encode_records(enc, recs, None, progress=False)
     torch.manual_seed(0)
     untrained = RecipeEditor(cfg, enc.dim, tiny.model.config.hidden_size)
@@ -82,9 +83,22 @@ def test_tiny_training_runs_resumes_and_learns_retrieval(tiny, tmp_path):
         f.write(json.dumps({"step": 5, "loss": -1.0}) + "\n" + '{"step": 6, "lo')
     # resume: 2 more steps continue the log from step 5
     train.steps = 6
-    train_recipe(tiny, enc, recs, cfg, train, progress=False)
+    train_recipe(tiny, enc, recs, cfg, train, validation=recs[:4], progress=False)
     log = [json.loads(line) for line in (tmp_path / "run" / "train_log.jsonl").read_text().splitlines()]
     assert [r["step"] for r in log] == [1, 2, 3, 4, 5, 6] and all(r["loss"] != -1.0 for r in log)
+    # the training record: data, steps, seconds, commit, the loss curve per `curve_every` steps, a PNG
+    record = json.loads((tmp_path / "run" / "training.json").read_text())
+    assert record["steps"] == 6 and record["seconds"] == log[-1]["seconds"]
+    assert record["data"]["records"] == len(recs) and record["data"]["validation_records"] == 4
+    assert record["data"]["first_id"] == "r0" and record["commit"] == config["git_revision"]
+    assert record["curve_every"] == 50 and [p["step"] for p in record["loss_curve"]] == [6]
+    assert record["loss_curve"][0]["edit_ce"] == pytest.approx(sum(r["edit_ce"] for r in log) / 6, abs=1e-4)
+    png = (tmp_path / "run" / "loss_curve.png").read_bytes()
+    assert png[:8] == b"\x89PNG\r\n\x1a\n"
+    assert not [f for f in (tmp_path / "run").iterdir() if f.name.startswith(".")]  # no temporary left
+    # the editor carries the same record (what it was trained on, for how long, at which commit)
+    editor_meta = json.loads((tmp_path / "run" / "editor" / "editor.json").read_text())
+    assert editor_meta["training"]["steps"] == 6 and editor_meta["training"]["commit"] == record["commit"]
     # the written editor serves the method
     recipe = Recipe(tiny, RecipeConfig(checkpoint=str(tmp_path / "run" / "editor")), encoder=enc)
     recipe.inject([Context(r.id, r.fact) for r in recs])

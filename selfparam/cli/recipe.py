@@ -16,15 +16,24 @@ recipe_app = typer.Typer(help="RECIPE: lifelong editing with retrieved continuou
 def train(
     data: Annotated[Path, typer.Option(help="CounterFact-style training JSON")]
     = Path("../shared/data/counterfact_recipe/counterfact-train.json"),
-    out: Annotated[Optional[Path], typer.Option(help="output folder (default: the model's default editor "
-                                                     "location's parent)")] = None,
+    out: Annotated[Optional[Path], typer.Option(help="output folder (default: <cache>/recipe/<model>, or the parent "
+                                                     "of $SELFPARAM_RECIPE_CHECKPOINT)")] = None,
     model: Annotated[str, typer.Option(help="LLM to edit (kept frozen)")] = "smollm2-135m",
     encoder: Annotated[str, typer.Option(help="sentence encoder name or folder")] = "all-minilm-l6-v2",
     steps: Annotated[int, typer.Option(help="optimizer steps")] = 300,
     batch_size: Annotated[int, typer.Option(help="records per step through the LLM")] = 8,
     contrastive_batch: Annotated[int, typer.Option(help="records per step in the InfoNCE losses")] = 128,
     lr: Annotated[float, typer.Option(help="learning rate")] = 1e-3,
-    retrieval_steps: Annotated[int, typer.Option(help="extra InfoNCE-only updates per step")] = 10,
+    retrieval_steps: Annotated[int, typer.Option(help="extra InfoNCE-only updates per step (10 overfitted the "
+                                                      "heads; the paper has none)")] = 2,
+    edit_hinge_scale: Annotated[float, typer.Option(
+        help="edit-loss hinge: a target token counts while its probability is below this x the runner-up's "
+             "(inf: off)")] = 1.2,
+    contrastive_hinge_scale: Annotated[float, typer.Option(help="hinge of the sentinel-oriented InfoNCE terms "
+                                                                "(inf: off)")] = 1.2,
+    question_share: Annotated[float, typer.Option(help="share of reliability rows asked as the record's question "
+                                                       "form (0: statements only)")] = 0.5,
+    curve_every: Annotated[int, typer.Option(help="steps per loss-curve point in training.json")] = 50,
     max_records: Annotated[int, typer.Option(help="training records used")] = 10000,
     validation: Annotated[int, typer.Option(help="records held out from the end of the data for validation")] = 500,
     n_prompt_tokens: Annotated[int, typer.Option(help="prompt vectors per edit")] = 3,
@@ -34,11 +43,14 @@ def train(
     seed: Annotated[int, typer.Option()] = 0,
     device: Annotated[str, typer.Option()] = "cpu",
     dtype: Annotated[str, typer.Option(help="compute dtype: auto, bf16, fp32")] = "auto",
+    ship: Annotated[bool, typer.Option(help="then install OUT/editor as the editor shipped inside the package "
+                                            "(selfparam/assets/recipe/<model>/)")] = False,
 ) -> None:
-    """Train the editor (heads, sentinel, prompt MLP) with the LLM frozen; resumes from OUT/checkpoint."""
+    """Train the editor (heads, sentinel, prompt MLP) with the LLM frozen; resumes from OUT/checkpoint.
+    Writes OUT/editor, OUT/training.json and OUT/loss_curve.png."""
     from ..eval.editing_data import load_edits
     from ..lm import load_lm
-    from ..methods.recipe import EditorConfig, TrainConfig, default_checkpoint
+    from ..methods.recipe import EditorConfig, TrainConfig, default_train_dir, ship_editor
     from ..methods.recipe.encoder import load_encoder
     from ..methods.recipe.training import train_recipe
 
@@ -47,18 +59,34 @@ def train(
         raise typer.BadParameter(f"validation: {validation} held-out records leave none of {len(records)} to train on")
     held_out = records[len(records) - validation:] if validation else []
     train_records = records[:len(records) - validation][:max_records]
-    out = out or default_checkpoint(model).parent
+    out = out or default_train_dir(model)
     config = TrainConfig(data=str(data), out=str(out), max_records=max_records, steps=steps, batch_size=batch_size,
                          contrastive_batch=contrastive_batch, lr=lr, retrieval_steps=retrieval_steps,
+                         edit_hinge_scale=edit_hinge_scale, contrastive_hinge_scale=contrastive_hinge_scale,
+                         question_share=question_share, curve_every=curve_every,
                          max_seconds=max_seconds, save_every=save_every,
                          seed=seed, device=device)
     editor_config = EditorConfig(encoder=encoder, n_prompt_tokens=n_prompt_tokens)
     text_encoder = load_encoder(encoder, device=device)  # a bad encoder fails before the LLM loads
     lm = load_lm(model, device=device, dtype=dtype)
     train_recipe(lm, text_encoder, train_records, editor_config, config, validation=held_out)
-    typer.echo(f"editor written to {out / 'editor'}")
+    typer.echo(f"editor written to {out / 'editor'}; training record {out / 'training.json'}")
     if (out / "validation.json").is_file():
         typer.echo((out / "validation.json").read_text())
+    if ship:
+        typer.echo(f"shipped: {ship_editor(out / 'editor', model)}")
+
+
+@recipe_app.command("ship")
+def ship(
+    editor: Annotated[Path, typer.Argument(help="a trained editor folder (`recipe train` writes OUT/editor)")],
+    model: Annotated[str, typer.Option(help="the LLM it was trained for")] = "smollm2-135m",
+) -> None:
+    """Install a trained editor inside the package (selfparam/assets/recipe/<model>/), where RECIPE finds it
+    by default on any install built from this tree."""
+    from ..methods.recipe import ship_editor
+
+    typer.echo(f"shipped: {ship_editor(editor, model)}")
 
 
 @recipe_app.command("edit")

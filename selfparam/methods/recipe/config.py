@@ -15,15 +15,53 @@ from ...sentence_encoder import DEFAULT_ENCODER
 from ...settings import build_dataclass
 
 
-def default_checkpoint(model_name: str) -> Path:
-    """Where `selfparam recipe train` writes the editor for `model_name` unless told otherwise:
-    `$SELFPARAM_RECIPE_CHECKPOINT` when set, else `<cache>/recipe/<model name>/editor`."""
+def model_folder_name(model_name: str) -> str:
+    """A model name as one safe folder name ("HuggingFaceTB/SmolLM2" -> "HuggingFaceTB_SmolLM2")."""
+    return "".join(c if c.isalnum() or c in "-_." else "_" for c in str(model_name))
+
+
+def shipped_editor_root() -> Path:
+    """The package-data folder of shipped editors: `selfparam/assets/recipe/` (declared as package data in
+    pyproject.toml, so a non-editable install carries it)."""
+    return Path(__file__).resolve().parents[2] / "assets" / "recipe"
+
+
+def shipped_checkpoint(model_name: str) -> Path:
+    """Where an editor shipped inside the package for `model_name` lives: `<shipped root>/<model>/`."""
+    return shipped_editor_root() / model_folder_name(model_name)
+
+
+def cache_checkpoint(model_name: str) -> Path:
+    """The user cache location of a trained editor: `<cache>/recipe/<model name>/editor`."""
     from ...lm import cache_root
 
+    return cache_root() / "recipe" / model_folder_name(model_name) / "editor"
+
+
+def has_editor(folder: Path) -> bool:
+    from .editor import EDITOR_META, EDITOR_WEIGHTS
+
+    return (Path(folder) / EDITOR_META).is_file() and (Path(folder) / EDITOR_WEIGHTS).is_file()
+
+
+def default_checkpoint(model_name: str) -> Path:
+    """The editor `Recipe` loads for `model_name` when none is named, first match wins:
+    `$SELFPARAM_RECIPE_CHECKPOINT`; the editor shipped inside the package (`shipped_checkpoint`), when it
+    holds one; the user cache location (`cache_checkpoint`, where `selfparam recipe train` writes)."""
     if os.environ.get("SELFPARAM_RECIPE_CHECKPOINT"):
         return Path(os.environ["SELFPARAM_RECIPE_CHECKPOINT"])
-    safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in str(model_name))
-    return cache_root() / "recipe" / safe / "editor"
+    shipped = shipped_checkpoint(model_name)
+    if has_editor(shipped):
+        return shipped
+    return cache_checkpoint(model_name)
+
+
+def default_train_dir(model_name: str) -> Path:
+    """Where `selfparam recipe train` writes unless told otherwise (never into the package): the parent of
+    `$SELFPARAM_RECIPE_CHECKPOINT` when set, else of the cache location."""
+    if os.environ.get("SELFPARAM_RECIPE_CHECKPOINT"):
+        return Path(os.environ["SELFPARAM_RECIPE_CHECKPOINT"]).parent
+    return cache_checkpoint(model_name).parent
 
 
 def _positive(obj: Any, *names: str) -> None:
@@ -90,9 +128,21 @@ class TrainConfig:
     batch_size: int = field(default=8, metadata={"help": "edit records per step through the LLM (x3 sequences)"})
     contrastive_batch: int = field(default=128, metadata={
         "help": "records per step in the InfoNCE losses (cheap: encoder outputs are cached)"})
-    retrieval_steps: int = field(default=10, metadata={
+    retrieval_steps: int = field(default=2, metadata={
         "help": "extra InfoNCE-only updates per step (no LLM pass: milliseconds each), so the retrieval heads "
-                "see many more examples than the LLM-bound prompt generator"})
+                "see more examples than the LLM-bound prompt generator; 10 overfitted the heads over 1,091 "
+                "steps (docs/recipe.md), the paper has none (0)"})
+    edit_hinge_scale: float = field(default=1.2, metadata={
+        "help": "hinge of the edit loss: a target token counts only while its probability is below this times "
+                "the best other token's (paper's code: 1.2; inf: plain cross-entropy)"})
+    contrastive_hinge_scale: float = field(default=1.2, metadata={
+        "help": "hinge of the sentinel-oriented InfoNCE terms: a query whose sentinel already wins by this "
+                "factor stops counting (paper's code: 1.2; inf: no hinge)"})
+    question_share: float = field(default=0.5, metadata={
+        "help": "share of reliability rows asked as a question built from the record (questions.py) instead "
+                "of the statement prompt; questions also join the InfoNCE queries unless 0"})
+    curve_every: int = field(default=50, metadata={
+        "help": "steps per point of the loss curve in training.json and loss_curve.png"})
     lr: float = field(default=1e-3, metadata={"help": "AdamW learning rate"})
     weight_decay: float = field(default=0.0, metadata={"help": "AdamW weight decay"})
     locality_weight: float = field(default=1.0, metadata={"help": "weight of the locality KL in the edit loss"})
@@ -105,7 +155,13 @@ class TrainConfig:
     device: str = field(default="cpu", metadata={"help": "device of the LLM and editor"})
 
     def __post_init__(self):
-        _positive(self, "max_records", "steps", "batch_size", "contrastive_batch", "lr", "save_every")
+        _positive(self, "max_records", "steps", "batch_size", "contrastive_batch", "lr", "save_every", "curve_every")
+        for name in ("edit_hinge_scale", "contrastive_hinge_scale"):
+            value = getattr(self, name)
+            if not isinstance(value, (int, float)) or isinstance(value, bool) or not value >= 1.0:
+                raise ValueError(f"{name}: must be a number >= 1 (inf: no hinge), got {value!r}")
+        if not isinstance(self.question_share, (int, float)) or not 0.0 <= self.question_share <= 1.0:
+            raise ValueError(f"question_share: must be in [0, 1], got {self.question_share!r}")
         if not isinstance(self.retrieval_steps, int) or self.retrieval_steps < 0:
             raise ValueError(f"retrieval_steps: must be an integer >= 0, got {self.retrieval_steps!r}")
         for name in ("weight_decay", "locality_weight", "contrastive_weight", "max_seconds"):

@@ -16,7 +16,7 @@ from ...generation import target_token_accuracy
 from ...lm import LM
 from ...prompts import answer_prompt
 from ..base import Context, Query, Resources
-from .config import RecipeConfig, default_checkpoint
+from .config import RecipeConfig, default_checkpoint, shipped_checkpoint
 from .editor import RecipeEditor
 from .encoder import TextEncoder, load_encoder
 from .prompting import prompted_generate
@@ -74,7 +74,8 @@ class Recipe:
             RecipeEditor.require(_editor_path(config or RecipeConfig(), model_name))
         except FileNotFoundError as e:
             raise ValueError(f"RECIPE needs a trained editor: {e}. Or point RecipeConfig(checkpoint=...) "
-                             f"(or $SELFPARAM_RECIPE_CHECKPOINT) at one.") from None
+                             f"(or $SELFPARAM_RECIPE_CHECKPOINT) at one; no editor is shipped for {model_name!r} "
+                             f"in {shipped_checkpoint(model_name)}.") from None
 
     def _empty_repository(self) -> KnowledgeRepository:
         config = self.editor.config

@@ -4,8 +4,18 @@
 
 Layout of `out`: `encodings.safetensors` (the frozen encoder's outputs for every training text, computed
 once), `checkpoint/` (editor + optimizer + step, replaced atomically every `save_every` steps: a killed
-run resumes from it), `editor/` (the final editor, what `Recipe` loads), `train_log.jsonl` (losses per
-step), `train_config.json` (resolved configs, versions, git revision) and `validation.json`.
+run resumes from it), `editor/` (the final editor, what `Recipe` loads; its `editor.json` records how it
+was trained), `train_log.jsonl` (losses per step), `train_config.json` (resolved configs, versions, git
+revision), `training.json` + `loss_curve.png` (data, steps, seconds, commit, loss curve; rewritten at
+every checkpoint) and `validation.json`.
+
+One step, with B = `batch_size` records through the frozen LLM and C = `contrastive_batch` for retrieval:
+- L_edit = hinge_target_loss(reliability + generality rows) + locality_weight * masked_kl(locality rows);
+  a `question_share` of the reliability rows asks the record's question form (questions.py) instead of its
+  statement prompt;
+- L_pl = sentinel_info_nce(related -> own knowledge, unrelated -> sentinel) + sentinel_over_others_nce
+  (related: sentinel above every other knowledge), both over C records;
+- preceded by `retrieval_steps` L_pl-only updates on fresh batches (cheap: the encoder is frozen).
 """
 
 from __future__ import annotations
@@ -33,28 +43,45 @@ from ...provenance import provenance
 from .config import EditorConfig, TrainConfig
 from .editor import RecipeEditor
 from .encoder import TextEncoder
-from .losses import IGNORE, masked_kl, sentinel_info_nce, target_cross_entropy
+from .losses import (
+    IGNORE,
+    hinge_target_loss,
+    masked_kl,
+    sentinel_info_nce,
+    sentinel_over_others_nce,
+    target_cross_entropy,
+)
 from .method import llm_hidden_size
+from .questions import question_prompt
+from .record import file_sha256, read_log, training_summary, write_training_record
 from .repository import sentinel_retrieve
 
 if TYPE_CHECKING:  # records are duck-typed: any object with these fields (eval/editing_data.EditRecord)
     from ...eval.editing_data import EditRecord
 
-FIELDS = ("fact", "prompt", "rephrase", "locality_prompt")
+FIELDS = ("fact", "prompt", "rephrase", "locality_prompt", "question")
+
+
+def record_text(record: EditRecord, field: str) -> str:
+    """One of a record's training texts: a field of the record, or "question", its question form."""
+    if field == "question":
+        return question_prompt(record.prompt, getattr(record, "subject", ""))
+    return getattr(record, field)
 
 
 def encode_records(encoder: TextEncoder, records: Sequence[EditRecord], cache: Path | None = None,
                    progress: bool = True) -> dict[str, torch.Tensor]:
     """Encoder outputs (N, D) for the fact, reliability, generality and locality text of every record,
     cached in `cache` (keyed by encoder name and record ids) so a resumed run skips this."""
-    key = {"encoder": encoder.name, "n": str(len(records)), "first": records[0].id, "last": records[-1].id}
+    key = {"encoder": encoder.name, "n": str(len(records)), "first": records[0].id, "last": records[-1].id,
+           "fields": ",".join(FIELDS)}
     if cache is not None and cache.is_file():
         with safe_open(cache, "pt") as f:  # the key is stored in the file's own metadata: one atomic write
             if (f.metadata() or {}) == key:
                 return {name: f.get_tensor(name) for name in f.keys()}
     out = {}
     for name in tqdm(FIELDS, desc="encoding training texts", disable=not progress):
-        texts = [getattr(r, name) for r in records]
+        texts = [record_text(r, name) for r in records]
         chunks = [encoder.encode(texts[s:s + 512]) for s in range(0, len(texts), 512)]
         out[name] = torch.cat(chunks)
     if cache is not None:
@@ -63,20 +90,26 @@ def encode_records(encoder: TextEncoder, records: Sequence[EditRecord], cache: P
     return out
 
 
-def build_edit_batch(lm: LM, records: Sequence[EditRecord]) -> dict[str, torch.Tensor]:
+def build_edit_batch(lm: LM, records: Sequence[EditRecord],
+                     as_question: Sequence[bool] | None = None) -> dict[str, torch.Tensor]:
     """Token batches for one training step over B records.
 
     Returns `ids`, `mask`, `labels` (3B, T), left-padded so every answer sits at the end (`keep` (1,): how
-    many final positions hold all logits the losses need): rows 0..B-1 reliability (prompt -> target + EOS),
+    many final positions hold all logits the losses need): rows 0..B-1 reliability (prompt -> target + EOS;
+    the record's question form instead where `as_question[i]`),
     B..2B-1 generality (rephrase -> target + EOS), 2B..3B-1 locality (locality prompt -> its gold answer,
     labels IGNORE); and `kl_mask` (3B, T): the locality rows' positions whose logits predict answer tokens.
     """
     tok = lm.tokenizer
     eos = tok.eos_token or ""
     rows, labels_start, kl_spans, needs = [], [], [], []
+    as_question = list(as_question) if as_question is not None else [False] * len(records)
+    if len(as_question) != len(records):
+        raise ValueError(f"as_question: {len(as_question)} flags for {len(records)} records")
     for question_of in ("prompt", "rephrase"):
-        for r in records:
-            ids, start = encode_with_target(lm, answer_prompt(tok, getattr(r, question_of)), r.target.strip() + eos)
+        for r, q in zip(records, as_question):
+            text = record_text(r, "question") if question_of == "prompt" and q else getattr(r, question_of)
+            ids, start = encode_with_target(lm, answer_prompt(tok, text), r.target.strip() + eos)
             rows.append(ids)
             labels_start.append(start)
             needs.append(len(ids) - start + 1)  # the logit before the answer predicts its first token
@@ -103,14 +136,14 @@ def build_edit_batch(lm: LM, records: Sequence[EditRecord]) -> dict[str, torch.T
 
 
 def retrieval_accuracy(editor: RecipeEditor, enc: dict[str, torch.Tensor]) -> dict[str, float]:
-    """With all of `enc`'s facts stored: the share of reliability/generality queries that retrieve their own
-    fact, and of locality queries that retrieve nothing (the sentinel wins)."""
+    """With all of `enc`'s facts stored: the share of reliability/generality/question queries that retrieve
+    their own fact, and of locality queries that retrieve nothing (the sentinel wins)."""
     with torch.no_grad():
         keys, _ = editor.knowledge(enc["fact"])
         sentinel = editor.sentinel_repr()
         own = torch.arange(keys.shape[0])
         out = {}
-        for name, field in (("reliability", "prompt"), ("generality", "rephrase")):
+        for name, field in (("reliability", "prompt"), ("generality", "rephrase"), ("question", "question")):
             index, _, _ = sentinel_retrieve(editor.query(enc[field]), keys, sentinel)
             out[name] = (index == own).float().mean().item()
         index, _, _ = sentinel_retrieve(editor.query(enc["locality_prompt"]), keys, sentinel)
@@ -192,18 +225,28 @@ def train_recipe(lm: LM, encoder: TextEncoder, records: Sequence[EditRecord], ed
     for p in lm.model.parameters():
         p.requires_grad_(False)
     lm.model.eval()
+    data_sha256 = file_sha256(config.data) if config.data else None
+
+    def summary(step: int, seconds: float) -> dict:
+        return training_summary(config, records, validation, lm.name, encoder.name, step, seconds, data_sha256)
+
     log = open(out / "train_log.jsonl", "a")
     bar = tqdm(total=config.steps, initial=step, desc="training RECIPE", disable=not progress)
     started = time.perf_counter() - seconds  # `seconds` counts every run; `max_seconds` only this one
     session_started = time.perf_counter()
     try:
+        related_fields = ("prompt", "rephrase") + (("question",) if config.question_share > 0 else ())
+
         def contrastive(idx: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
             keys, prompts = editor.knowledge(enc["fact"][idx].to(device))  # (C, R), (C, n, H)
-            c = idx.shape[0]
-            queries = torch.cat([editor.query(enc[f][idx].to(device))
-                                 for f in ("prompt", "rephrase", "locality_prompt")])  # (3C, R)
-            positives = torch.cat([torch.arange(c), torch.arange(c), torch.full((c,), -1)]).to(device)
-            loss = sentinel_info_nce(queries, keys, editor.sentinel_repr(), positives, editor_config.temperature)
+            c, sentinel, t = idx.shape[0], editor.sentinel_repr(), editor_config.temperature
+            related = torch.cat([editor.query(enc[f][idx].to(device)) for f in related_fields])  # (kC, R)
+            unrelated = editor.query(enc["locality_prompt"][idx].to(device))  # (C, R)
+            own = torch.arange(c, device=device).repeat(len(related_fields))  # (kC,)
+            positives = torch.cat([own, torch.full((c,), -1, device=device)])
+            loss = sentinel_info_nce(torch.cat([related, unrelated]), keys, sentinel, positives, t,
+                                     config.contrastive_hinge_scale)
+            loss = loss + sentinel_over_others_nce(related, keys, sentinel, own, t, config.contrastive_hinge_scale)
             return loss, prompts
 
         while step < config.steps:
@@ -216,7 +259,9 @@ def train_recipe(lm: LM, encoder: TextEncoder, records: Sequence[EditRecord], ed
             l_pl, prompts = contrastive(torch.tensor(picked))
 
             b = config.batch_size
-            batch = {k: v.to(lm.device) for k, v in build_edit_batch(lm, [records[i] for i in picked[:b]]).items()}
+            as_question = [random.random() < config.question_share for _ in range(b)]
+            batch = {k: v.to(lm.device)
+                     for k, v in build_edit_batch(lm, [records[i] for i in picked[:b]], as_question).items()}
             row_prompts = prompts[:b].repeat(3, 1, 1).to(lm.device)  # (3B, n, H): each row gets its record's prompt
             keep = int(batch["keep"][0])
             with lm.autocast():
@@ -224,7 +269,9 @@ def train_recipe(lm: LM, encoder: TextEncoder, records: Sequence[EditRecord], ed
                                          torch.ones(3 * b, dtype=torch.bool, device=lm.device), keep_last=keep)
                 with torch.no_grad():
                     base = prompted_logits(lm, batch["ids"][2 * b:], batch["mask"][2 * b:], None, None, keep_last=keep)
-            l_edit = target_cross_entropy(logits[:2 * b], batch["labels"][:2 * b, -keep:])
+            l_edit = hinge_target_loss(logits[:2 * b], batch["labels"][:2 * b, -keep:], config.edit_hinge_scale)
+            with torch.no_grad():  # the plain cross-entropy, comparable across hinge settings and older runs
+                l_edit_ce = target_cross_entropy(logits[:2 * b].detach(), batch["labels"][:2 * b, -keep:])
             l_loc = masked_kl(base, logits[2 * b:], batch["kl_mask"][2 * b:, -keep:])
             loss = l_edit + config.locality_weight * l_loc + config.contrastive_weight * l_pl
             optimizer.zero_grad(set_to_none=True)
@@ -233,8 +280,8 @@ def train_recipe(lm: LM, encoder: TextEncoder, records: Sequence[EditRecord], ed
             optimizer.step()
             step += 1
             seconds = time.perf_counter() - started
-            row = {"step": step, "loss": loss.item(), "edit": l_edit.item(), "locality_kl": l_loc.item(),
-                   "contrastive": l_pl.item(), "seconds": round(seconds, 1)}
+            row = {"step": step, "loss": loss.item(), "edit": l_edit.item(), "edit_ce": l_edit_ce.item(),
+                   "locality_kl": l_loc.item(), "contrastive": l_pl.item(), "seconds": round(seconds, 1)}
             log.write(json.dumps(row) + "\n")
             log.flush()
             bar.update(1)
@@ -242,6 +289,8 @@ def train_recipe(lm: LM, encoder: TextEncoder, records: Sequence[EditRecord], ed
             out_of_time = config.max_seconds and time.perf_counter() - session_started >= config.max_seconds
             if step % config.save_every == 0 or step == config.steps or out_of_time:
                 _save_checkpoint(out, editor, optimizer, step, seconds)
+                write_training_record(out, summary(step, seconds), read_log(out / "train_log.jsonl"),
+                                      config.curve_every)
             if out_of_time:
                 break
     finally:
@@ -250,8 +299,10 @@ def train_recipe(lm: LM, encoder: TextEncoder, records: Sequence[EditRecord], ed
         for p, flag in zip(lm.model.parameters(), frozen):
             p.requires_grad_(flag)
     editor.eval()
+    record = summary(step, seconds)
+    write_training_record(out, record, read_log(out / "train_log.jsonl"), config.curve_every)
     editor.save(out / "editor", extra={"trained_steps": step, "train_seconds": round(seconds, 1),
-                                       "train_records": len(records)})
+                                       "train_records": len(records), "training": record})
     if validation:
         val_enc = encode_records(encoder, validation, None, progress=False)
         report = {"steps": step, "seconds": round(seconds, 1), "retrieval": retrieval_accuracy(editor, val_enc)}
