@@ -23,6 +23,7 @@ demo: setup
 	$(BIN)/selfparam demo
 
 test: setup
+	$(BIN)/ruff check selfparam tests scripts
 	$(BIN)/pytest -q
 
 test-fast: setup

@@ -30,8 +30,16 @@ from .generation import generate
 from .lm import LM, load_lm
 from .precision import cpu_bf16_native
 from .prompts import answer_prompt
-from .targets import (TargetConfig, UnrelatedCorpus, answer_in_context, build_target_set, make_generator,
-                      make_target_builder, pair_filter, reanswer)
+from .targets import (
+    TargetConfig,
+    UnrelatedCorpus,
+    answer_in_context,
+    build_target_set,
+    make_generator,
+    make_target_builder,
+    pair_filter,
+    reanswer,
+)
 from .targets.types import TargetSet
 from .training.adapters import AdapterConfig, attach
 from .training.examples import Example, distillation_examples, encode
@@ -125,7 +133,8 @@ def bench_injection(lm: LM, context: str, targets: TargetConfig, adapter: Adapte
         naive_seconds_train = naive_train(reference, examples, adapter, train)
         naive_total = naive_generation + naive_seconds_train
         figures.update({
-            "naive_seconds_generation": round(naive_generation, 3), "naive_seconds_train": round(naive_seconds_train, 3),
+            "naive_seconds_generation": round(naive_generation, 3),
+            "naive_seconds_train": round(naive_seconds_train, 3),
             "naive_seconds_total": round(naive_total, 3),
             "speedup_generation_vs_naive": round(naive_generation / seconds_generation, 2),
             "speedup_train_vs_naive": round(naive_seconds_train / (stats.seconds_teacher + stats.seconds_train), 2),

@@ -17,12 +17,12 @@ from rich.console import Console
 from rich.table import Table
 
 from .eval.metrics import best_f1
+from .generation import generate
 from .lm import LM, load_lm
 from .methods.base import Context, Query
 from .methods.selfparam import SelfParam, SelfParamConfig, TargetConfig
-from .targets.config import DEFAULT_N_PAIRS
 from .prompts import answer_prompt
-from .generation import generate
+from .targets.config import DEFAULT_N_PAIRS
 
 
 def demo_data() -> dict:
@@ -95,7 +95,8 @@ def run_demo(console: Console, unrelated: str | None, n_pairs: int = DEFAULT_N_P
                "seconds_inject": seconds_inject}
     console.print(f"QA-F1 without the context: before {summary['f1_before']:.2f} -> after {summary['f1_after']:.2f} "
                   f"(with the context in the prompt: {summary['f1_with_context']:.2f}); "
-                  f"unrelated prompts (e.g. {data['unrelated_probes'][0]!r}): mean next-token KL before/after = {kl:.4f}")
+                  f"unrelated prompts (e.g. {data['unrelated_probes'][0]!r}): "
+                  f"mean next-token KL before/after = {kl:.4f}")
     if out is not None:
         method.save(out)
         console.print(f"[green]saved[/] {out}")

@@ -15,8 +15,8 @@ import torch
 
 from .atomic import atomic_folder
 from .lm import LM, load_lm
-from .methods.registry import build_method
 from .methods.base import KnowledgeMethod
+from .methods.registry import build_method
 from .methods.weight_update import WeightUpdates, saved_updates
 
 

@@ -205,7 +205,8 @@ def load_lm(name_or_path: str = DEFAULT_MODEL, device: str | torch.device = "aut
         ) from None
     model.to(resolved_device).eval()
     if verbose:  # after the load, so a model that fails to load gets its error line alone
-        print(f"selfparam: computing in {precision.name} on {resolved_device.type}: {precision.reason}", file=sys.stderr)
+        print(f"selfparam: computing in {precision.name} on {resolved_device.type}: {precision.reason}",
+              file=sys.stderr)
     return LM(model=model, tokenizer=prepare_tokenizer(tokenizer), device=resolved_device,
               compute_dtype=compute_dtype, name=name_or_path)
 

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import platform
 import time
 from dataclasses import dataclass
@@ -25,6 +24,8 @@ from pathlib import Path
 from typing import Callable
 
 import torch
+
+from .atomic import atomic_write_text
 
 NATIVE_BF16_FLAGS = ("avx512_bf16", "amx_bf16")
 CACHE_FORMAT = 1
@@ -123,10 +124,7 @@ def cached_bf16_speedup(cache_file: Path, flags: frozenset[str],
     entries = cached if isinstance(cached, dict) else {}
     entries[key] = round(speedup, 3)
     try:
-        cache_file.parent.mkdir(parents=True, exist_ok=True)
-        tmp = cache_file.with_name(f"{cache_file.name}.{os.getpid()}.tmp")
-        tmp.write_text(json.dumps(entries, indent=1))
-        os.replace(tmp, cache_file)
+        atomic_write_text(cache_file, json.dumps(entries, indent=1))
     except OSError:
         pass  # an unwritable cache only means measuring again next time
     return speedup, False

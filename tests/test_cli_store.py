@@ -32,10 +32,12 @@ def injected(tmp_path_factory) -> tuple[Path, Path]:
     lm.model.save_pretrained(model)
     lm.tokenizer.save_pretrained(model)
     pairs = root / "pairs.jsonl"
-    pairs.write_text("\n".join(json.dumps({"question": f"What does Quenby have ({i})?", "answer": "the Zorblat festival"})
+    pairs.write_text("\n".join(json.dumps({"question": f"What does Quenby have ({i})?",
+                                           "answer": "the Zorblat festival"})
                                for i in range(4)))
     contexts = []
-    for name, text in (("one", "Quenby hosts the Zorblat festival."), ("two", "Quenby sails glass boats at the Zorblat festival.")):
+    for name, text in (("one", "Quenby hosts the Zorblat festival."),
+                       ("two", "Quenby sails glass boats at the Zorblat festival.")):
         (root / f"{name}.txt").write_text(text)
         contexts.append(root / f"{name}.txt")
     result = run("inject", *contexts, "--out", root / "run", "--model", model, "--mode", "sequential",

@@ -8,8 +8,15 @@ import random
 import pytest
 import torch
 
-from selfparam.eval.general import (GeneralConfig, general_ability, letter_token_ids, load_mmlu, mmlu_accuracy,
-                                    mmlu_prompt, perplexity)
+from selfparam.eval.general import (
+    GeneralConfig,
+    general_ability,
+    letter_token_ids,
+    load_mmlu,
+    mmlu_accuracy,
+    mmlu_prompt,
+    perplexity,
+)
 from selfparam.testing import tiny_lm
 
 

@@ -6,8 +6,15 @@ import json
 
 import pytest
 
-from selfparam.eval.loaders import (DataError, load_crs, load_pwc_jsonl, load_qa, load_squad, sample_contexts,
-                                    sample_turns)
+from selfparam.eval.loaders import (
+    DataError,
+    load_crs,
+    load_pwc_jsonl,
+    load_qa,
+    load_squad,
+    sample_contexts,
+    sample_turns,
+)
 
 
 def test_squad_dev_public_file(shared_data):

@@ -4,9 +4,22 @@ from __future__ import annotations
 
 import pytest
 
-from selfparam.eval.metrics import (TitleMatch, best_em, best_f1, catalogue_name, clean_title, edit_distance,
-                                    exact_match, f1_score, filtered_predictions, mean, nearest_title,
-                                    normalize_answer, parse_titles, recall_at_k)
+from selfparam.eval.metrics import (
+    TitleMatch,
+    best_em,
+    best_f1,
+    catalogue_name,
+    clean_title,
+    edit_distance,
+    exact_match,
+    f1_score,
+    filtered_predictions,
+    mean,
+    nearest_title,
+    normalize_answer,
+    parse_titles,
+    recall_at_k,
+)
 
 
 def test_normalize_answer_lowercases_strips_punctuation_articles_and_space():

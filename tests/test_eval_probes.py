@@ -9,17 +9,25 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from selfparam.eval.boundary import (BoundaryConfig, BoundaryItem, counterfact_items, entities, pollution_share,
-                                     run_boundary, squad_items, template)
-from selfparam.eval.conflicts import ConflictConfig, FactCase, classify, draw, load_fact_cases, run_conflicts, shares
+from selfparam.eval.boundary import (
+    BoundaryConfig,
+    BoundaryItem,
+    counterfact_items,
+    entities,
+    pollution_share,
+    run_boundary,
+    squad_items,
+    template,
+)
+from selfparam.eval.conflicts import ConflictConfig, classify, draw, load_fact_cases, run_conflicts, shares
 from selfparam.eval.loaders import ContextQA, QuestionAnswers
 from selfparam.methods.base import Context
 
 RECORDS = [
     {"case_id": 0, "prompt": "The mother tongue of Danielle Darrieux is", "target_new": "English",
      "subject": "Danielle Darrieux", "ground_truth": "French",
-     "rephrase_prompt": "Danielle Darrieux speaks the language of", "locality_prompt": "Michel Rocard is a native speaker of",
-     "locality_ground_truth": "French"},
+     "rephrase_prompt": "Danielle Darrieux speaks the language of",
+     "locality_prompt": "Michel Rocard is a native speaker of", "locality_ground_truth": "French"},
     {"case_id": 1, "prompt": "The mother tongue of Michel Rocard is", "target_new": "Dutch", "subject": "Michel Rocard",
      "ground_truth": "French", "rephrase_prompt": "Michel Rocard grew up speaking", "locality_prompt":
      "Ségolène Royal is a native speaker of", "locality_ground_truth": "French"},
@@ -107,7 +115,8 @@ def test_conflict_shares_from_fake_methods(cf_file, tmp_path):
     assert "rows" not in written["methods"]["latest"] and written["case_ids"] == ["cf-0", "cf-1", "cf-3"]
     rows = [json.loads(x) for x in (tmp_path / "out" / "predictions.jsonl").read_text().splitlines()]
     assert len(rows) == 24 and rows[0]["answer_after_second"] == "English" and rows[0]["outcome"] == "later_wins"
-    assert f"| latest | 12 | 0.500 [{lo:.2f}, {hi:.2f}] | 0.000 [0.00, 0.00] |" in (tmp_path / "out" / "summary.md").read_text()
+    summary_md = (tmp_path / "out" / "summary.md").read_text()
+    assert f"| latest | 12 | 0.500 [{lo:.2f}, {hi:.2f}] | 0.000 [0.00, 0.00] |" in summary_md
 
 
 def test_counterfact_probes(cf_file):
@@ -124,7 +133,8 @@ def test_counterfact_probes(cf_file):
     assert items[0].context.text == "The mother tongue of Danielle Darrieux is English."
     # Dutch for Michel Rocard: Danielle Darrieux (truth French) is a near miss too
     rocard = counterfact_items(pool[1:2], pool, per_kind=2, seed=0)[0]
-    assert ("other_entity", "The mother tongue of Danielle Darrieux is") in {(p.kind, p.question) for p in rocard.probes}
+    probes = {(p.kind, p.question) for p in rocard.probes}
+    assert ("other_entity", "The mother tongue of Danielle Darrieux is") in probes
 
 
 def test_squad_probes_swap_entities_of_the_same_shape():
@@ -134,7 +144,8 @@ def test_squad_probes_swap_entities_of_the_same_shape():
                     (QuestionAnswers("Where did the Panthers practice?", ("San Jose State",)),))
     item = squad_items([cqa], per_kind=2, seed=0)[0]
     assert [(p.question, p.carried) for p in item.probes] == \
-        [("Where did the Broncos practice?", ("San Jose State",)), ("Where did the Stanford practice?", ("San Jose State",))]
+        [("Where did the Broncos practice?", ("San Jose State",)),
+         ("Where did the Stanford practice?", ("San Jose State",))]
 
 
 def test_pollution_arithmetic_from_fake_methods(cf_file, tmp_path):
@@ -158,7 +169,8 @@ def test_pollution_arithmetic_from_fake_methods(cf_file, tmp_path):
         run_boundary([BoundaryItem("x", Context("x", "t"), (), ())], ["exact"], methods.__getitem__,
                      BoundaryConfig(), tmp_path / "c", progress=False)
     lo, hi = exact["efficacy_ci"]
-    assert f"| exact | 0.500 [{lo:.2f}, {hi:.2f}] | 0.000 [0.00, 0.00] | 0.000 |" in (tmp_path / "b" / "summary.md").read_text()
+    summary_md = (tmp_path / "b" / "summary.md").read_text()
+    assert f"| exact | 0.500 [{lo:.2f}, {hi:.2f}] | 0.000 [0.00, 0.00] | 0.000 |" in summary_md
 
 
 @pytest.fixture(scope="module")

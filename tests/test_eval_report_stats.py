@@ -5,12 +5,11 @@ from __future__ import annotations
 import json
 
 import pytest
+from test_eval_tasks import TableMethod, builder, make_contexts
 
 from selfparam.eval.comparison import is_statistic, report_statistics
 from selfparam.eval.report import summary_dict, summary_markdown, write_report
 from selfparam.eval.tasks import run_sequential, run_single
-
-from test_eval_tasks import TableMethod, builder, make_contexts
 
 
 class KnowsFirst(TableMethod):
@@ -77,7 +76,8 @@ def test_failed_methods_get_no_statistics():
 def test_sequential_final_row_and_diagonal():
     """memory=2 forgets all but the last two contexts: after the last step contexts 0-1 are forgotten, while
     every context is known right after its own injection (the diagonal)."""
-    methods = {"base": TableMethod("base", memory=0), "base-cq": TableMethod("base-cq", memory=0, use_gold_context=True),
+    methods = {"base": TableMethod("base", memory=0),
+               "base-cq": TableMethod("base-cq", memory=0, use_gold_context=True),
                "selfparam": TableMethod("selfparam", memory=2)}
     result = run_sequential(list(methods), builder(**methods), make_contexts(), progress=False)
     rows = report_statistics("sequential", result.records, list(methods))

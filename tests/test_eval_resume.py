@@ -5,11 +5,10 @@ from __future__ import annotations
 import json
 
 import pytest
+from test_eval_tasks import TableMethod
 
 from selfparam.eval.progress import RunLog, resume_differences
 from selfparam.eval.run import EvalSettings, evaluate
-
-from test_eval_tasks import TableMethod
 
 
 class Interrupted(BaseException):
@@ -102,7 +101,8 @@ def test_a_failed_method_is_retried_from_its_last_unit(squad, golds, tmp_path):
             super().inject(contexts)
 
     out = tmp_path / "run"
-    result, _ = evaluate(_settings(squad, out), build=lambda n: Fails(n, golds) if n == "selfparam" else Counting(n, golds))
+    result, _ = evaluate(_settings(squad, out),
+                         build=lambda n: Fails(n, golds) if n == "selfparam" else Counting(n, golds))
     assert result.outcome("selfparam").status == "failed"
     again = Counting("selfparam", golds)
     result, _ = evaluate(_settings(squad, out), build=lambda n: again)
@@ -166,10 +166,10 @@ def test_a_single_run_grows_by_a_larger_n_without_rerunning_its_items(squad, gol
 
 def test_recommendation_resumes_turn_by_turn(tmp_path):
     """Recall is computed from the records, so turns taken from the log count exactly as turns run now."""
+    from test_eval_tasks import Recommender
+
     from selfparam.eval.loaders import RecData, RecTurn
     from selfparam.eval.tasks import run_recommendation
-
-    from test_eval_tasks import Recommender
 
     class Stops(Recommender):
         def inject(self, contexts):

@@ -5,8 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from selfparam.eval.stats import (Estimate, in_context_recall, mean_ci, paired_difference, recovery,
-                                  resample_indices)
+from selfparam.eval.stats import Estimate, in_context_recall, mean_ci, paired_difference, recovery, resample_indices
 
 
 def test_mean_and_interval_of_a_constant_and_a_spread():

@@ -16,8 +16,14 @@ import pytest
 
 from selfparam.eval.loaders import ContextQA, QuestionAnswers, RecData, RecTurn
 from selfparam.eval.report import summary_markdown, write_report
-from selfparam.eval.tasks import (REC_QUESTION, retention_summary, run_batch, run_recommendation,
-                                  run_sequential, run_single)
+from selfparam.eval.tasks import (
+    REC_QUESTION,
+    retention_summary,
+    run_batch,
+    run_recommendation,
+    run_sequential,
+    run_single,
+)
 from selfparam.methods.base import Context, Query
 
 T = 4
@@ -146,7 +152,7 @@ def test_single_and_batch_scores_and_costs():
     assert result.outcome("never").metrics["em"] == 0.0
     assert result.outcome("knows").n_injections == 4 and result.outcome("knows").n_questions == 8
     assert result.outcome("knows").storage_bytes == 10
-    assert result.outcome("knows").inject_seconds >= 0 and result.outcome("knows").answer_latency >= 0
+    assert result.outcome("knows").inject_seconds > 0 and result.outcome("knows").answer_latency > 0  # timed
     # batch of K=2 with room for one context only: each batch keeps its second context
     forgetful = TableMethod("forgetful", memory=1)
     batch = run_batch(["forgetful"], builder(forgetful=forgetful), contexts, k=2, progress=False)

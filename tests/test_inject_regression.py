@@ -9,11 +9,11 @@ import torch
 from typer.testing import CliRunner
 
 from selfparam.cli import app
+from selfparam.targets.types import QAPair, TargetSet
 from selfparam.testing import tiny_lm
 from selfparam.training.batching import scored_logprobs, scored_targets
 from selfparam.training.examples import Example, distillation_examples, encode
 from selfparam.training.trainer import batch_loss
-from selfparam.targets.types import QAPair, TargetSet
 
 # Recorded on this tiny model (fp32, CPU) when SELF-PARAM was rewritten as one recipe; a change in the
 # targets, the examples, the teacher, the loss or the optimiser moves them.

@@ -4,8 +4,14 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from selfparam.training.losses import (compact_teacher, kl_compact, kl_full, log_softmax_fp32, masked_mean,
-                                       next_token_nll)
+from selfparam.training.losses import (
+    compact_teacher,
+    kl_compact,
+    kl_full,
+    log_softmax_fp32,
+    masked_mean,
+    next_token_nll,
+)
 
 
 def test_kl_of_identical_distributions_is_zero():

@@ -12,7 +12,8 @@ from selfparam.training import TrainConfig
 
 CONTEXTS = [Context("a", "Quenby hosts the Zorblat festival every May."),
             Context("b", "Glass boats race on the river Ell each June.")]
-QUERIES = [Query("When is the Zorblat festival?", CONTEXTS[0].text), Query("Where do glass boats race?", CONTEXTS[1].text)]
+QUERIES = [Query("When is the Zorblat festival?", CONTEXTS[0].text),
+           Query("Where do glass boats race?", CONTEXTS[1].text)]
 
 
 def targets(context: str) -> TargetSet:

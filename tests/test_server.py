@@ -6,19 +6,16 @@ the tiny random model to answer "Quenby": the answer really changes when the job
 
 from __future__ import annotations
 
-import json
-import time
-
 import httpx
 import openai
 import pytest
+from server_util import ANSWER, DOCUMENT, QUESTION, ThreadServer, teaching_config, wait_job, write_pairs
 
 from selfparam.eval.configs import build_dataclass, config_class
 from selfparam.server import Engine, ServerSettings, create_app
 from selfparam.server.security import KeyCheck
 from selfparam.store import KnowledgeStore
 from selfparam.testing import tiny_lm
-from server_util import ANSWER, DOCUMENT, QUESTION, ThreadServer, teaching_config, wait_job, write_pairs
 
 KEY = "test-key-123"
 AUTH = {"Authorization": f"Bearer {KEY}"}

@@ -13,12 +13,12 @@ import tempfile
 from pathlib import Path
 
 import pytest
+from server_util import ANSWER, DOCUMENT, QUESTION, ThreadServer, teaching_config, write_pairs
 
 from selfparam.eval.configs import build_dataclass, config_class
 from selfparam.server import Engine, ServerSettings, create_app
 from selfparam.store import KnowledgeStore
 from selfparam.testing import tiny_lm
-from server_util import ANSWER, DOCUMENT, QUESTION, ThreadServer, teaching_config, write_pairs
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 CHROMEDRIVER = shutil.which("chromedriver")
@@ -58,10 +58,9 @@ def page(tmp_path):
 
 
 def test_ask_teach_see_the_answer_change_and_roll_back(page):
+    from selenium.common.exceptions import NoSuchElementException, StaleElementReferenceException
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import WebDriverWait
-
-    from selenium.common.exceptions import NoSuchElementException, StaleElementReferenceException
 
     # the page re-renders the version list when it changes: an element found just before may be replaced
     wait = WebDriverWait(page, 60, poll_frequency=0.1,

@@ -5,13 +5,13 @@ from __future__ import annotations
 import json
 
 import httpx
+from server_util import DOCUMENT, ThreadServer, teaching_config, wait_job, write_pairs
 
 from selfparam.eval.configs import build_dataclass, config_class
 from selfparam.server import Engine, ServerSettings, create_app
 from selfparam.server.loadtest import main, percentile
 from selfparam.store import KnowledgeStore
 from selfparam.testing import tiny_lm
-from server_util import DOCUMENT, ThreadServer, teaching_config, wait_job, write_pairs
 
 
 def test_percentile_is_nearest_rank():

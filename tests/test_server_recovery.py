@@ -13,11 +13,10 @@ import time
 from pathlib import Path
 
 import httpx
-import pytest
+from server_util import DOCUMENT, QUESTION, wait_job, write_pairs
 
 from selfparam.store import KnowledgeStore
 from selfparam.testing import tiny_lm
-from server_util import DOCUMENT, QUESTION, wait_job, write_pairs
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -52,7 +51,8 @@ def start(model: Path, store: Path, config: dict, folder: Path) -> tuple[subproc
 
 
 def selfparam_config(pairs: Path, n_pairs: int, epochs: int) -> dict:
-    return {"targets": {"pairs_file": str(pairs), "n_pairs": n_pairs, "answers": "generator"}, "train": {"epochs": epochs}}
+    return {"targets": {"pairs_file": str(pairs), "n_pairs": n_pairs, "answers": "generator"},
+            "train": {"epochs": epochs}}
 
 
 def answer(url: str) -> dict:
@@ -93,7 +93,8 @@ def test_kill_9_mid_injection_then_restart(tmp_path):
     try:
         client = httpx.Client(base_url=url, timeout=30)
         failed = client.get(f"/v1/jobs/{job_id}").json()
-        assert failed["state"] == "failed" and "interrupted" in failed["error"] and "version 0 is serving" in failed["error"]
+        assert failed["state"] == "failed"
+        assert "interrupted" in failed["error"] and "version 0 is serving" in failed["error"]
         assert client.get("/v1/versions").json()["current"] == 0
         after = answer(url)
         assert after["model"] == "v0" and after["choices"] == before["choices"]

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from selfparam.methods.base import Context, Query
+from selfparam.methods.base import Context
 from selfparam.store import KnowledgeStore, StoreLockedError
 
 
@@ -198,7 +198,8 @@ def test_killed_rollback_leaves_the_previous_version(tmp_path):
 
         KnowledgeStore.open({str(tmp_path / 'kb')!r}).activate(1, Dies())
     """)
-    result = subprocess.run([sys.executable, "-c", script], env={**os.environ, "PYTHONPATH": str(Path(__file__).parents[1])})
+    result = subprocess.run([sys.executable, "-c", script],
+                            env={**os.environ, "PYTHONPATH": str(Path(__file__).parents[1])})
     assert result.returncode == -9
     after = KnowledgeStore.open(tmp_path / "kb")
     assert after.current == 2

@@ -6,9 +6,19 @@ import json
 
 import pytest
 
-from selfparam.targets import (CachedTargetBuilder, JsonlGenerator, QAPair, TargetSet, UnrelatedCorpus,
-                               build_target_set, context_key, detokenize, load_target_set, save_target_set,
-                               split_sentences)
+from selfparam.targets import (
+    CachedTargetBuilder,
+    JsonlGenerator,
+    QAPair,
+    TargetSet,
+    UnrelatedCorpus,
+    build_target_set,
+    context_key,
+    detokenize,
+    load_target_set,
+    save_target_set,
+    split_sentences,
+)
 
 CTX = "Mara Lindqvist opened the Blue Heron bakery in Tromsø in 2019. Its best seller is a cardamom bun."
 SENTENCES = [f"Sentence number {i} talks about rivers, mountains and the weather in the north." for i in range(40)]
@@ -129,7 +139,8 @@ def test_cached_builder_builds_once_per_context(tmp_path):
 def test_answer_in_context_reanswers_every_question_with_the_context():
     from selfparam.targets import answer_in_context
 
-    ts = TargetSet(context="Quenby hosts the Zorblat festival.", pairs=[QAPair("Where?", "wrong"), QAPair("What?", "x")],
+    ts = TargetSet(context="Quenby hosts the Zorblat festival.",
+                   pairs=[QAPair("Where?", "wrong"), QAPair("What?", "x")],
                    unrelated=["Rivers flow."], generator="g", dropped={"duplicate": 1})
     seen = []
 

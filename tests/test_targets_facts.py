@@ -165,8 +165,16 @@ def test_fact_generator_on_the_tiny_model_and_its_errors(tiny_long):
 
 
 def test_questions_facts_is_wired_through_target_config():
-    from selfparam.targets import (FactGenerator, LocalGenerator, QAPair, TargetConfig, TargetSet, cache_key,
-                                   make_generator, target_set_to_dict)
+    from selfparam.targets import (
+        FactGenerator,
+        LocalGenerator,
+        QAPair,
+        TargetConfig,
+        TargetSet,
+        cache_key,
+        make_generator,
+        target_set_to_dict,
+    )
     from selfparam.testing import tiny_lm
 
     lm = tiny_lm(seed=0)

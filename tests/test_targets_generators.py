@@ -9,10 +9,10 @@ import pytest
 
 from selfparam.generation import Completion
 from selfparam.targets import generators
-from selfparam.testing import tiny_lm
 from selfparam.targets.generators import JsonlGenerator, LocalGenerator, OpenAIGenerator
 from selfparam.targets.qa import RESPONSE_PREFIX
 from selfparam.targets.types import GeneratorError, QAPair
+from selfparam.testing import tiny_lm
 
 CTX = "Mara Lindqvist opened the Blue Heron bakery in Tromsø in 2019. Its best seller is a cardamom bun."
 GOOD = ("- Question: Who opened the Blue Heron bakery? Answer: Mara Lindqvist.\n"
@@ -32,7 +32,8 @@ def test_local_generator_samples_rounds_on_the_tiny_model(tiny_long):
     assert gen.prompt(CTX).endswith(RESPONSE_PREFIX) and "<|im_start|>assistant" in gen.prompt(CTX)
     raw = gen.generate(CTX, n=5, seed=0)
     assert gen.rounds_used == 2  # a random model writes no usable pairs, so every round runs
-    assert isinstance(raw, list) and all(isinstance(p, QAPair) for p in raw)
+    # whatever was parsed is a whole pair: a question and an answer, neither empty
+    assert all(isinstance(p, QAPair) and p.question.strip() and p.answer.strip() for p in raw)
 
 
 def test_local_generator_plain_path_stops_when_enough_pairs(tiny_long, monkeypatch):

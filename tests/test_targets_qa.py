@@ -4,9 +4,20 @@ from __future__ import annotations
 
 import pytest
 
-from selfparam.targets.qa import (EXAMPLE_CONTEXT, EXAMPLE_PAIRS, GENERATION_INSTRUCTION, RESPONSE_PREFIX,
-                                  FilterConfig, generation_user_text, lexical_support, normalize_question,
-                                  parse_pairs, rejection_reason, rewrite_question, select_pairs)
+from selfparam.targets.qa import (
+    EXAMPLE_CONTEXT,
+    EXAMPLE_PAIRS,
+    GENERATION_INSTRUCTION,
+    RESPONSE_PREFIX,
+    FilterConfig,
+    generation_user_text,
+    lexical_support,
+    normalize_question,
+    parse_pairs,
+    rejection_reason,
+    rewrite_question,
+    select_pairs,
+)
 from selfparam.targets.types import QAPair
 
 CTX = ("Mara Lindqvist opened the Blue Heron bakery in Tromsø in 2019. Its best seller is a cardamom bun, "
@@ -88,7 +99,8 @@ def test_rejection_reasons(question, answer, reason):
 def test_good_pairs_pass_and_checks_can_be_disabled():
     config = FilterConfig()
     assert rejection_reason(QAPair("Who opened the Blue Heron bakery?", "Mara Lindqvist."), CTX, config) is None
-    assert rejection_reason(QAPair("What does the bakery sell most?", "Cardamom buns"), CTX, config) is None  # stem match
+    # stem match
+    assert rejection_reason(QAPair("What does the bakery sell most?", "Cardamom buns"), CTX, config) is None
     loose = FilterConfig(drop_yes_no=False, min_support=0.0, min_question_support=0.0)
     assert rejection_reason(QAPair("Is the shop closed on Tuesday?", "Yes."), CTX, loose) is None
     with pytest.raises(ValueError, match="min_support"):

@@ -5,11 +5,10 @@ import pytest
 import torch
 from transformers import AutoModelForCausalLM
 
-from selfparam.lm import LM
 from selfparam.injections import export_merged, load_injection
-from selfparam.methods.base import Context, Query, Resources
-from selfparam.methods.finetune import (FineTuneContext, FineTuneContextConfig, FineTuneTargets,
-                                        FineTuneTargetsConfig)
+from selfparam.lm import LM
+from selfparam.methods.base import Context, Resources
+from selfparam.methods.finetune import FineTuneContext, FineTuneContextConfig, FineTuneTargets, FineTuneTargetsConfig
 from selfparam.methods.selfparam import SelfParam, SelfParamConfig, TargetConfig
 from selfparam.targets.types import QAPair, TargetSet
 from selfparam.testing import tiny_lm

@@ -9,8 +9,13 @@ import pytest
 import torch
 
 from selfparam.methods.base import Context, Resources
-from selfparam.methods.finetune import (FineTuneContext, FineTuneContextConfig, FineTuneTargets, FineTuneTargetsConfig,
-                                        FineTuneTeacherTargets)
+from selfparam.methods.finetune import (
+    FineTuneContext,
+    FineTuneContextConfig,
+    FineTuneTargets,
+    FineTuneTargetsConfig,
+    FineTuneTeacherTargets,
+)
 from selfparam.methods.registry import METHODS
 from selfparam.methods.selfparam import SelfParam, SelfParamConfig, TargetConfig
 from selfparam.redaction import redact
@@ -34,8 +39,9 @@ class ListGenerator:
 
 
 def fixed_targets(context: str) -> TargetSet:
-    return TargetSet(context=context, pairs=[QAPair("When is the festival?", "In May.", generator_answer="Every May."),
-                                             QAPair("Where is the festival?", "Quenby.", generator_answer="In Quenby.")],
+    pairs = [QAPair("When is the festival?", "In May.", generator_answer="Every May."),
+             QAPair("Where is the festival?", "Quenby.", generator_answer="In Quenby.")]
+    return TargetSet(context=context, pairs=pairs,
                      unrelated=["The cat sat on the mat.", "Rivers flow into the sea."], generator="fixed")
 
 
@@ -87,7 +93,8 @@ def test_selfparam_with_the_base_anchor_starts_at_zero_kl_on_unrelated_text(tiny
 # -- issue 8.3: FT(S) learns the generator's answers; the teacher variant is its own method -----------
 def test_ft_s_learns_the_generators_answers_and_ft_s_teacher_the_teachers(tiny):
     ts = fixed_targets(CONTEXT)
-    assert [e.text for e in target_nwp_examples(tiny.tokenizer, ts)][:2] == ["Every May.<|im_end|>", "In Quenby.<|im_end|>"]
+    assert [e.text for e in target_nwp_examples(tiny.tokenizer, ts)][:2] == ["Every May.<|im_end|>",
+                                                                            "In Quenby.<|im_end|>"]
     assert [e.text for e in target_nwp_examples(tiny.tokenizer, ts, "teacher")][:2] == ["In May.<|im_end|>",
                                                                                          "Quenby.<|im_end|>"]
     assert METHODS["ft-s"][1] is FineTuneTargets and METHODS["ft-s-teacher"][1] is FineTuneTeacherTargets
@@ -221,8 +228,8 @@ def test_a_small_lora_delta_survives_the_merge_with_bf16_base_weights(tiny):
 
 def test_mlp_training_refuses_bf16_parameters_and_scoring_logits_are_fp32(tiny):
     from selfparam.training.batching import fp32_output_layer
-    from selfparam.training.trainer import encode_share, train_and_merge
     from selfparam.training.examples import Example
+    from selfparam.training.trainer import encode_share, train_and_merge
 
     tiny.model.to(torch.bfloat16)
     before = {n: p.clone() for n, p in tiny.model.named_parameters()}
@@ -281,7 +288,8 @@ def test_generator_credentials_never_reach_disk(tiny, tmp_path):
     assert redact(url) == "https://***@llm.example.com/v1?api_key=***&x=1"
     method = SelfParam(tiny, SelfParamConfig(targets=TargetConfig(generator_url=url, generator_model="m",
                                                                   answers="generator"), train=fast_train()),
-                       Resources(target_builder=lambda c: TargetSet(c, fixed_targets(c).pairs, generator=f"openai:m@{url}")),
+                       Resources(target_builder=lambda c: TargetSet(c, fixed_targets(c).pairs,
+                                                                    generator=f"openai:m@{url}")),
                        progress=False)
     method.inject([Context("c", CONTEXT)])
     method.save(tmp_path / "inj")
@@ -321,7 +329,8 @@ def test_examples_that_carry_their_teacher_skip_the_teacher_pass(tiny, monkeypat
     without = encode(tiny.tokenizer, Example("", "Cats sit on mats.", "C.\n\n"), tiny.max_length)
     calls = []
     real = teacher_module.scored_logprobs
-    monkeypatch.setattr(teacher_module, "scored_logprobs", lambda m, lm, seqs, ns: calls.append(seqs) or real(m, lm, seqs, ns))
+    monkeypatch.setattr(teacher_module, "scored_logprobs",
+                        lambda m, lm, seqs, ns: calls.append(seqs) or real(m, lm, seqs, ns))
     out = teacher_pass(tiny, [with_teacher, without], top_k=2, progress=False)
     assert out[0] is kept and len(out[1]) == without.n_scored
     assert calls == [[without.teacher_ids]]  # only the sentence without a kept teacher was run

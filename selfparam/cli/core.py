@@ -41,13 +41,15 @@ def inject(
     mode: Annotated[str, typer.Option(help="batch: all contexts in one update; sequential: one update each")] = "batch",
     resume: Annotated[Optional[Path], typer.Option("--from", help="a saved injection to continue from")] = None,
     n_pairs: Annotated[int, typer.Option(help="question-answer pairs per context")] = DEFAULT_N_PAIRS,
-    pairs_file: Annotated[Optional[str], typer.Option(help="JSONL of {question, answer[, context]} instead of generating")] = None,
-    generator_url: Annotated[Optional[str], typer.Option(help="OpenAI-compatible base URL that writes the pairs")] = None,
+    pairs_file: Annotated[Optional[str], typer.Option(help="JSONL of {question, answer[, context]} "
+                                                           "instead of generating")] = None,
+    generator_url: Annotated[Optional[str], typer.Option(help="OpenAI-compatible base URL that writes the pairs")]
+    = None,
     generator_model: Annotated[Optional[str], typer.Option(help="model name at --generator-url")] = None,
     unrelated: Annotated[Optional[str], typer.Option(help="text/JSONL corpus of unrelated sentences")] = None,
     unrelated_ratio: Annotated[float, typer.Option(help="unrelated sentences per pair")] = DEFAULT_UNRELATED_RATIO,
-    answers: Annotated[str, typer.Option(help="generator: the generator's answers; teacher: re-answered with the context")]
-    = TargetConfig.answers,
+    answers: Annotated[str, typer.Option(help="generator: the generator's answers; "
+                                              "teacher: re-answered with the context")] = TargetConfig.answers,
     questions: Annotated[str, typer.Option(help="paper: the paper's whole-context prompt; facts: answer-aware, "
                                                 "fact-covering questions")] = TargetConfig.questions,
     adapter: Annotated[str, typer.Option(help="lora or mlp")] = "lora",
@@ -123,7 +125,8 @@ def ask(
 def export(
     injection: Annotated[Path, typer.Argument(help="a folder written by `selfparam inject`")],
     out: Annotated[Path, typer.Option(help="new folder for the merged Hugging Face model")],
-    version: Annotated[Optional[int], typer.Option(help="the store version to export (default: the current one)")] = None,
+    version: Annotated[Optional[int], typer.Option(help="the store version to export (default: the current one)")]
+    = None,
 ) -> None:
     """Write the injected model as a plain Hugging Face folder (loads with transformers alone)."""
     from ..injections import export_merged

@@ -16,7 +16,8 @@ from ..methods.registry import METHODS, QA_METHODS
 eval_app = typer.Typer(help="Evaluate knowledge methods on the papers' tasks; one folder of results per run.",
                        no_args_is_help=True)
 
-Data = Annotated[Path, typer.Option("--data", help="SQuAD JSON or PwC JSONL (recommendation: the crs_selfparam folder)")]
+Data = Annotated[Path, typer.Option("--data", help="SQuAD JSON or PwC JSONL "
+                                                   "(recommendation: the crs_selfparam folder)")]
 Methods = Annotated[str, typer.Option("--methods", help=f"comma list: {', '.join(METHODS)}")]
 N = Annotated[int, typer.Option("--n", help="contexts (recommendation: dialogue turns) drawn with --seed")]
 Seed = Annotated[int, typer.Option("--seed", help="draws the contexts and seeds every method (LoRA init, "
@@ -28,7 +29,8 @@ Model = Annotated[str, typer.Option("--model", help="embedded name, .gguf file, 
 Device = Annotated[str, typer.Option("--device", help="auto, cpu, cuda, cuda:1 ...")]
 Dtype = Annotated[str, typer.Option("--dtype", help="compute dtype: auto, fp32, bf16, fp16")]
 QPC = Annotated[int, typer.Option("--questions-per-context", help="questions asked per context")]
-MaxNew = Annotated[Optional[int], typer.Option("--max-new-tokens", help="answer length (default 32; recommendation 64)")]
+MaxNew = Annotated[Optional[int], typer.Option("--max-new-tokens",
+                                               help="answer length (default 32; recommendation 64)")]
 NPairs = Annotated[Optional[int], typer.Option("--n-pairs", help="generated QA pairs per context for SELF-PARAM/FT(S)")]
 Unrelated = Annotated[Optional[Path], typer.Option("--unrelated", help="text file of unrelated sentences for the "
                                                                        "target sets (e.g. wikitext2/wiki.test.raw)")]
@@ -100,9 +102,9 @@ def single(data: Data, out: Out, methods: Methods = _QA_DEFAULT_METHODS, n: N = 
            model: Model = "smollm2-135m", device: Device = "auto", dtype: Dtype = "auto",
            questions_per_context: QPC = 3, max_new_tokens: MaxNew = None, n_pairs: NPairs = None,
            unrelated: Unrelated = None, targets_dir: TargetsDir = None, method_config: MethodConfig = None,
-           general: General = False, mmlu: MMLU = None, mmlu_subjects: Subjects = None, mmlu_per_subject: PerSubject = 20,
-           wikitext: Wikitext = None, ppl_tokens: PplTokens = 4096, articles: Articles = None,
-           questions: Questions = "paper", progress: Progress = True) -> None:
+           general: General = False, mmlu: MMLU = None, mmlu_subjects: Subjects = None,
+           mmlu_per_subject: PerSubject = 20, wikitext: Wikitext = None, ppl_tokens: PplTokens = 4096,
+           articles: Articles = None, questions: Questions = "paper", progress: Progress = True) -> None:
     """Single-context injection: each context alone into a fresh model, then its questions (QA-F1, EM)."""
     _run("single", **locals())
 
@@ -114,9 +116,9 @@ def batch(data: Data, out: Out, methods: Methods = _QA_DEFAULT_METHODS, n: N = 2
           dtype: Dtype = "auto",
           questions_per_context: QPC = 3, max_new_tokens: MaxNew = None, n_pairs: NPairs = None,
           unrelated: Unrelated = None, targets_dir: TargetsDir = None, method_config: MethodConfig = None,
-          general: General = False, mmlu: MMLU = None, mmlu_subjects: Subjects = None, mmlu_per_subject: PerSubject = 20,
-          wikitext: Wikitext = None, ppl_tokens: PplTokens = 4096, articles: Articles = None,
-          questions: Questions = "paper", progress: Progress = True) -> None:
+          general: General = False, mmlu: MMLU = None, mmlu_subjects: Subjects = None,
+          mmlu_per_subject: PerSubject = 20, wikitext: Wikitext = None, ppl_tokens: PplTokens = 4096,
+          articles: Articles = None, questions: Questions = "paper", progress: Progress = True) -> None:
     """Batch injection: K contexts in one update, then all their questions."""
     _run("batch", **locals())
 

@@ -27,10 +27,12 @@ def _own_args(argv: list[str]) -> list[str]:
 
 def lifelong(
     data: Annotated[Path, typer.Option(help="CounterFact (RECIPE release) or zsRE (KnowEdit) JSON")],
-    methods: Annotated[str, typer.Option(help="comma-separated method names, e.g. recipe,rag-bm25,selfparam")] = "recipe",
+    methods: Annotated[str, typer.Option(help="comma-separated method names, e.g. recipe,rag-bm25,selfparam")]
+    = "recipe",
     edits: Annotated[str, typer.Option(help="edit counts to score at; 'all': every distinct edit of the data "
                                             "(public CounterFact: 7,998 of its 8,000 records)")] = "1,10,100,1000",
-    out: Annotated[Path, typer.Option(help="report folder: summary.json, summary.md, lifelong.png")] = Path("runs/lifelong"),
+    out: Annotated[Path, typer.Option(help="report folder: summary.json, summary.md, lifelong.png")]
+    = Path("runs/lifelong"),
     model: Annotated[str, typer.Option(help="the LLM")] = "smollm2-135m",
     max_edits: Annotated[Optional[str], typer.Option(help="per-method caps, e.g. selfparam=100,ft-s=100")] = None,
     method_config: Annotated[Optional[Path], typer.Option(help="JSON of per-method settings keyed by name")] = None,

@@ -16,12 +16,14 @@ from .errors import err, user_errors
 
 @user_errors
 def serve(
-    model: Annotated[Optional[str], typer.Option(help="the base model (default: the store's, else smollm2-135m)")] = None,
+    model: Annotated[Optional[str], typer.Option(help="the base model (default: the store's, else smollm2-135m)")]
+    = None,
     store: Annotated[Path, typer.Option(help="the knowledge store (versions); created when missing or empty")]
     = Path("selfparam-store"),
     method: Annotated[str, typer.Option(help="method of a new store (an existing store keeps its own)")] = "selfparam",
     method_config: Annotated[Optional[Path], typer.Option(help="JSON of the method's settings, e.g. "
-                                                                '{"targets": {"n_pairs": 20}, "train": {"epochs": 1}}')] = None,
+                                                                '{"targets": {"n_pairs": 20}, "train": {"epochs": 1}}')]
+    = None,
     host: Annotated[str, typer.Option(help="address to listen on; 127.0.0.1 keeps the server to this machine")]
     = "127.0.0.1",
     port: Annotated[int, typer.Option()] = 8000,

@@ -39,9 +39,10 @@ def versions(run: Run, as_json: Annotated[bool, typer.Option("--json", help="one
         table.add_column(column)
     for v in rows:
         contexts = ", ".join(f"{c['id']} ({c['chars']} chars, {c['sha256'][:8]})" for c in v.contexts)
+        metrics = ", ".join(f"{k}={val:.3f}" if isinstance(val, float) else f"{k}={val}"
+                            for k, val in v.metrics.items())
         table.add_row("*" if v.current else "", str(v.number), "" if v.parent is None else str(v.parent), v.created,
-                      (f"{v.note}: " if v.note else "") + contexts, str(v.pairs),
-                      ", ".join(f"{k}={val:.3f}" if isinstance(val, float) else f"{k}={val}" for k, val in v.metrics.items()))
+                      (f"{v.note}: " if v.note else "") + contexts, str(v.pairs), metrics)
     console.print(table)
 
 
@@ -49,9 +50,7 @@ def versions(run: Run, as_json: Annotated[bool, typer.Option("--json", help="one
 def rollback(run: Run, to: Annotated[int, typer.Option("--to", help="the version to make current (0: the base model)")]
              ) -> None:
     """Make version N current; later versions are kept and can be made current again the same way."""
-    from ..store import open_versions
-
-    from ..store import StoreLockedError
+    from ..store import StoreLockedError, open_versions
 
     store = open_versions(run)
     previous = store.current

@@ -22,7 +22,6 @@ injection: the base rate the injection adds to.
 
 from __future__ import annotations
 
-import json
 import random
 import time
 from collections import defaultdict
@@ -36,11 +35,11 @@ from ..atomic import atomic_write_text
 from ..methods.base import Context
 from ..provenance import provenance
 from ..targets.entities import entities, other_entity_questions
-from .stats import mean_ci
-from .conflicts import FactCase, ask, with_ci
+from .conflicts import FactCase, ask, with_ci, write_rows_and_summary
 from .lifelong import contains_answer
 from .loaders import ContextQA
 from .metrics import normalize_answer
+from .stats import mean_ci
 
 PROBE_KINDS = ("other_entity", "other_relation", "neighbourhood")
 
@@ -87,7 +86,8 @@ def template(case: FactCase) -> str | None:
     return case.prompt.replace(case.subject, "{}")
 
 
-def counterfact_items(cases: Sequence[FactCase], pool: Sequence[FactCase], per_kind: int, seed: int) -> list[BoundaryItem]:
+def counterfact_items(cases: Sequence[FactCase], pool: Sequence[FactCase], per_kind: int,
+                      seed: int) -> list[BoundaryItem]:
     """Items for the drawn `cases`, with near misses taken from the whole `pool` (the data file)."""
     by_template: dict[str, list[FactCase]] = defaultdict(list)
     for c in pool:
@@ -102,7 +102,8 @@ def counterfact_items(cases: Sequence[FactCase], pool: Sequence[FactCase], per_k
         own = template(case)
         probes: list[Probe] = []
         if own is not None:
-            others = [c for c in by_template[own] if c.subject != case.subject and normalize_answer(c.true_object) != obj]
+            others = [c for c in by_template[own]
+                      if c.subject != case.subject and normalize_answer(c.true_object) != obj]
             for other in rng.sample(others, min(per_kind, len(others))):
                 probes.append(Probe("other_entity", own.format(other.subject), (case.new_object,)))
             relations = [t for t in templates if t != own]
@@ -118,7 +119,8 @@ def counterfact_items(cases: Sequence[FactCase], pool: Sequence[FactCase], per_k
 
 # -- SQuAD-style contexts ------------------------------------------------------------------------------
 
-def squad_items(contexts: Sequence[ContextQA], per_kind: int, seed: int, questions_per_context: int = 3) -> list[BoundaryItem]:
+def squad_items(contexts: Sequence[ContextQA], per_kind: int, seed: int,
+                questions_per_context: int = 3) -> list[BoundaryItem]:
     """Items for SQuAD contexts: each question whose text names an entity of the context gets near misses
     with that entity swapped for other entities of the same context."""
     items = []
@@ -140,7 +142,8 @@ def squad_items(contexts: Sequence[ContextQA], per_kind: int, seed: int, questio
     return items
 
 
-def load_items(path: str | Path, n: int, seed: int, per_kind: int, questions_per_context: int = 3) -> list[BoundaryItem]:
+def load_items(path: str | Path, n: int, seed: int, per_kind: int,
+               questions_per_context: int = 3) -> list[BoundaryItem]:
     """`n` items drawn with `seed` from CounterFact (a JSON list of edit records) or SQuAD/PwC QA data."""
     from .conflicts import draw, load_fact_cases
     from .loaders import load_qa, sample_contexts
@@ -159,7 +162,8 @@ def load_items(path: str | Path, n: int, seed: int, per_kind: int, questions_per
 @dataclass
 class BoundaryConfig:
     per_kind: int = field(default=2, metadata={"help": "near misses of each kind per fact"})
-    max_new_tokens: int = field(default=16, metadata={"help": "greedy answer length (the small model often repeats the prompt first)"})
+    max_new_tokens: int = field(default=16, metadata={"help": "greedy answer length "
+                                                              "(the small model often repeats the prompt first)"})
     seed: int = 0
 
     def __post_init__(self):
@@ -210,10 +214,7 @@ def summarize(rows: Sequence[dict]) -> dict:
 
 def write_report(summary: dict, out: Path) -> None:
     out = Path(out)
-    methods = {m: {k: v for k, v in r.items() if k != "rows"} for m, r in summary["methods"].items()}
-    atomic_write_text(out / "summary.json", json.dumps({**summary, "methods": methods}, indent=2))
-    atomic_write_text(out / "predictions.jsonl", "".join(
-        json.dumps({"method": m, **row}) + "\n" for m, r in summary["methods"].items() for row in r["rows"]))
+    methods = write_rows_and_summary(summary, out)
     kinds = [k for k in PROBE_KINDS if any(k in r["by_kind"] for r in methods.values())]
     lines = ["| method | efficacy | pollution | pollution before | " + " | ".join(f"{k}" for k in kinds)
              + " | questions | probes |", "|---|---|---|---|" + "---|" * len(kinds) + "---|---|"]
@@ -230,8 +231,9 @@ def write_report(summary: dict, out: Path) -> None:
     atomic_write_text(out / "summary.md", "\n".join(md))
 
 
-def run_boundary(items: Sequence[BoundaryItem], names: Sequence[str], build: Callable[[str], Any], cfg: BoundaryConfig,
-                 out: Path, data_name: str = "", model_name: str = "", command: str = "", progress: bool = True) -> dict:
+def run_boundary(items: Sequence[BoundaryItem], names: Sequence[str], build: Callable[[str], Any],
+                 cfg: BoundaryConfig, out: Path, data_name: str = "", model_name: str = "", command: str = "",
+                 progress: bool = True) -> dict:
     """Every named method (built by `build(name)`) on the same items; the report is rewritten after each."""
     if not any(item.probes for item in items):
         raise ValueError("boundary: no near-miss probe could be built for the drawn contexts; draw more (--n)")

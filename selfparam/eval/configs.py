@@ -30,7 +30,8 @@ def method_configs(path: Path | None, names: list[str]) -> dict[str, Any]:
     out = {}
     for name, values in raw.items():
         if name not in names:
-            raise ValueError(f"method config file {path}: method {name!r} is not among the methods run ({', '.join(names)})")
+            raise ValueError(f"method config file {path}: method {name!r} is not among the methods run "
+                             f"({', '.join(names)})")
         cls = config_class(name)
         if cls is None:
             raise ValueError(f"method config file {path}: method {name!r} takes no settings")

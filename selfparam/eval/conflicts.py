@@ -33,9 +33,9 @@ from tqdm.auto import tqdm
 from ..atomic import atomic_write_text
 from ..methods.base import Context, Query
 from ..provenance import provenance
-from .stats import mean_ci
 from .editing_data import counterfact_record
 from .lifelong import contains_answer
+from .stats import mean_ci
 
 OUTCOMES = ("later_wins", "earlier_kept", "both", "neither")
 ORDERS = ("true_then_new", "new_then_true")
@@ -129,7 +129,8 @@ def shares(labels: Sequence[str]) -> dict[str, float]:
 
 @dataclass
 class ConflictConfig:
-    max_new_tokens: int = field(default=16, metadata={"help": "greedy answer length (the small model often repeats the prompt first)"})
+    max_new_tokens: int = field(default=16, metadata={"help": "greedy answer length "
+                                                              "(the small model often repeats the prompt first)"})
     seed: int = 0
 
     def __post_init__(self):
@@ -178,20 +179,29 @@ def with_ci(value: float, ci: list[float] | None) -> str:
     return f"{value:.3f} [{ci[0]:.2f}, {ci[1]:.2f}]" if ci else f"{value:.3f}"
 
 
-def write_report(summary: dict, out: Path) -> None:
-    """summary.json (without the rows), predictions.jsonl and summary.md, each written atomically."""
+def write_rows_and_summary(summary: dict, out: Path) -> dict[str, dict]:
+    """summary.json (each method without its per-answer rows) and predictions.jsonl (the rows), each
+    written atomically; returns the methods' figures without the rows, for the table."""
     out = Path(out)
     methods = {m: {k: v for k, v in r.items() if k != "rows"} for m, r in summary["methods"].items()}
     atomic_write_text(out / "summary.json", json.dumps({**summary, "methods": methods}, indent=2))
     atomic_write_text(out / "predictions.jsonl", "".join(
         json.dumps({"method": m, **row}) + "\n" for m, r in summary["methods"].items() for row in r["rows"]))
+    return methods
+
+
+def write_report(summary: dict, out: Path) -> None:
+    """summary.json, predictions.jsonl and summary.md, each written atomically."""
+    out = Path(out)
+    methods = write_rows_and_summary(summary, out)
     lines = ["| method | answers | later_wins | earlier_kept | both | neither | first_learned | later_wins (true→new) "
              "| later_wins (new→true) |", "|---|---|---|---|---|---|---|---|---|"]
     for name, r in methods.items():
         by = r["by_order"]
+        true_then_new = by.get("true_then_new", {}).get("later_wins", float("nan"))
+        new_then_true = by.get("new_then_true", {}).get("later_wins", float("nan"))
         lines.append(f"| {name} | {r['answers']} | " + " | ".join(with_ci(r[o], r.get(f"{o}_ci")) for o in OUTCOMES)
-                     + f" | {r['first_learned']:.3f} | {by.get('true_then_new', {}).get('later_wins', float('nan')):.3f}"
-                     + f" | {by.get('new_then_true', {}).get('later_wins', float('nan')):.3f} |")
+                     + f" | {r['first_learned']:.3f} | {true_then_new:.3f} | {new_then_true:.3f} |")
     md = [f"# Conflicting updates on {summary['data']}", "",
           f"Model {summary['model']}; {summary['cases']} records x 2 orders x 2 questions; command: "
           f"`{summary['command']}`", "", *lines, "",

@@ -83,7 +83,7 @@ def mmlu_prompt(q: MCQuestion, shots: Sequence[MCQuestion] = ()) -> str:
     subject = q.subject.replace("_", " ")
 
     def block(item: MCQuestion, solved: bool) -> str:
-        lines = [item.question.strip()] + [f"{l}. {c}" for l, c in zip(LETTERS, item.choices)]
+        lines = [item.question.strip()] + [f"{letter}. {c}" for letter, c in zip(LETTERS, item.choices)]
         return "\n".join(lines) + "\nAnswer:" + (f" {LETTERS[item.answer]}\n\n" if solved else "")
 
     head = f"The following are multiple choice questions (with answers) about {subject}.\n\n"

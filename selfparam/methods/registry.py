@@ -12,8 +12,13 @@ from typing import Any
 
 from ..lm import LM
 from .base import KnowledgeMethod, Resources
-from .finetune import (FineTuneContext, FineTuneContextConfig, FineTuneTargets, FineTuneTargetsConfig,
-                       FineTuneTeacherTargets)
+from .finetune import (
+    FineTuneContext,
+    FineTuneContextConfig,
+    FineTuneTargets,
+    FineTuneTargetsConfig,
+    FineTuneTeacherTargets,
+)
 from .incontext import BaseCQ, BaseQ
 from .rag import BM25RAG, DenseRAG, RAGConfig
 from .recipe import Recipe, RecipeConfig

@@ -126,7 +126,8 @@ def create_app(engine: Engine, settings: ServerSettings | None = None, jobs_fold
     async def chat(req: ChatRequest):
         serving = engine.serving
         if req.model not in ("current", version_id(serving.version)):
-            raise APIError(404, f"model {req.model!r} is not served: ask 'current' (now {version_id(serving.version)}); "
+            raise APIError(404, f"model {req.model!r} is not served: "
+                                f"ask 'current' (now {version_id(serving.version)}); "
                                 f"to answer from another version, activate it (POST /v1/versions/N/activate)",
                            "model", "not_found_error")
         try:

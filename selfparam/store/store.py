@@ -23,10 +23,10 @@ interrupted operation leaves the previous current version in place.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
-import contextlib
 import tempfile
 import threading
 import weakref
@@ -96,7 +96,8 @@ class KnowledgeStore:
 
     # -- opening ----------------------------------------------------------------------------------
     @classmethod
-    def create(cls, path: str | Path, method_name: str, base_model: str, config: dict | None = None) -> "KnowledgeStore":
+    def create(cls, path: str | Path, method_name: str, base_model: str,
+               config: dict | None = None) -> "KnowledgeStore":
         """A new, empty store (only version 0, the base model) at the new folder `path`."""
         path = Path(path)
         if path.exists() and any(path.iterdir()):
@@ -317,7 +318,8 @@ class KnowledgeStore:
         (folder / "updates").mkdir(parents=True)
         for i, number in enumerate(chain, start=1):
             os.symlink((self.path / "updates" / f"{number:04d}").resolve(), folder / "updates" / f"{i:04d}")
-        (folder / INDEX_FILE).write_text(json.dumps({**index, "updates": len(chain), "version": chain[-1] if chain else 0}))
+        version = chain[-1] if chain else 0
+        (folder / INDEX_FILE).write_text(json.dumps({**index, "updates": len(chain), "version": version}))
 
     def _write_version(self, method: Any, number: int, parent: int) -> int:
         """Save the method after its update as version `number`; returns the update's pair count."""
@@ -339,11 +341,13 @@ class KnowledgeStore:
                 raise ValueError(f"store {self.path}: after one update on version {parent} the method saved "
                                  f"{index.get('updates')} updates, expected {expected}")
             update = saved / "updates" / f"{expected:04d}"
-            manifest = json.loads((update / "manifest.json").read_text()) if (update / "manifest.json").is_file() else {}
+            manifest_path = update / "manifest.json"
+            manifest = json.loads(manifest_path.read_text()) if manifest_path.is_file() else {}
             _place(update, self.path / "updates" / f"{number:04d}")
             n_folders = len(list((self.path / "updates").glob("[0-9][0-9][0-9][0-9]")))
             # the root index keeps the saved-injection format readable by older tools (linear stores)
-            atomic_write_text(self.path / INDEX_FILE, json.dumps({**index, "updates": n_folders}, indent=2, default=str))
+            atomic_write_text(self.path / INDEX_FILE,
+                              json.dumps({**index, "updates": n_folders}, indent=2, default=str))
             return _pairs_in(manifest)
         finally:
             shutil.rmtree(staging, ignore_errors=True)
@@ -374,8 +378,8 @@ def _state_of_injection(path: Path) -> dict:
         if folder.name != f"{i:04d}":
             raise ValueError(f"{path}: update folders must be numbered 0001.. without gaps; found {folder.name}")
         manifest = json.loads((folder / "manifest.json").read_text()) if (folder / "manifest.json").is_file() else {}
-        versions.append({"number": i, "parent": i - 1, "created": _mtime(folder), "contexts": manifest.get("contexts", []),
-                         "pairs": _pairs_in(manifest), "metrics": {}})
+        versions.append({"number": i, "parent": i - 1, "created": _mtime(folder),
+                         "contexts": manifest.get("contexts", []), "pairs": _pairs_in(manifest), "metrics": {}})
     return {"format": FORMAT, "method": index["method"], "base_model": index["base_model"],
             "config": index.get("config", {}), "layout": "updates", "current": len(folders), "versions": versions}
 

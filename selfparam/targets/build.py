@@ -169,7 +169,8 @@ class CachedTargetBuilder:
             stored = json.loads(stored_path.read_text(encoding="utf-8"))
             if stored.get("model") != self.key.get("model"):
                 raise ValueError(f"the target sets cached in {self.folder} were built by model {stored.get('model')}, "
-                                 f"not {self.key.get('model')}: use another targets folder (--targets-dir) or delete it")
+                                 f"not {self.key.get('model')}: "
+                                 f"use another targets folder (--targets-dir) or delete it")
             different = sorted(k for k in set(stored) | set(self.key) if stored.get(k) != self.key.get(k))
             if different:
                 raise ValueError(f"the target sets cached in {self.folder} were built with other "

@@ -71,16 +71,19 @@ _UNITS = (r"%|percent|per cent|km|kilometres|kilometers|miles?|mi|m|metres|meter
           r"pounds|lb|years?|months?|weeks?|days?|hours?|minutes?|seconds?|centuries|century|decades?|"
           r"people|inhabitants|residents|students|members|dollars|euros|degrees|°C|°F|K|million|billion|"
           r"thousand|hundred")
-_DATE = re.compile(rf"\b(?:(?:\d{{1,2}} )?(?:{_MONTHS}) \d{{1,2}}(?:st|nd|rd|th)?,? \d{{3,4}}|(?:\d{{1,2}} )?(?:{_MONTHS}) "
-                   rf"\d{{3,4}}|(?:{_MONTHS}) \d{{1,2}}(?:st|nd|rd|th)?|(?:the )?\d{{3,4}}s|\d{{3,4}}(?:\s?(?:BC|AD|BCE|CE))?)\b")
+_DATE = re.compile(rf"\b(?:(?:\d{{1,2}} )?(?:{_MONTHS}) \d{{1,2}}(?:st|nd|rd|th)?,? \d{{3,4}}"
+                   rf"|(?:\d{{1,2}} )?(?:{_MONTHS}) \d{{3,4}}|(?:{_MONTHS}) \d{{1,2}}(?:st|nd|rd|th)?"
+                   rf"|(?:the )?\d{{3,4}}s|\d{{3,4}}(?:\s?(?:BC|AD|BCE|CE))?)\b")
 _QUANTITY = re.compile(rf"(?:\$|£|€)?\b\d[\d,]*(?:\.\d+)?(?:\s?(?:{_UNITS})\b|%)?|"
                        rf"\b(?:{_NUMBER_WORDS})(?:[ -](?:{_NUMBER_WORDS}))* (?:{_UNITS})\b", re.IGNORECASE)
 _ORDINAL = re.compile(r"\b(?:first|second|third|fourth|fifth|sixth|seventh|eighth|ninth|tenth|\d+(?:st|nd|rd|th))"
                       r"(?:-(?:most|largest|highest|oldest|biggest))?\b", re.IGNORECASE)
-_DEFINITION = re.compile(r"\b(?:is|are|was|were)\s+(?:an?|the)\s+|\b(?:called|known as|named|such as|include|includes)\s+"
+_DEFINITION = re.compile(r"\b(?:is|are|was|were)\s+(?:an?|the)\s+"
+                         r"|\b(?:called|known as|named|such as|include|includes)\s+"
                          r"|\b(?:are|were)\s+(?=\w+\s+\w+)", re.IGNORECASE)
-_CLAUSE_END = re.compile(r"[,;:()\"“”]|\s(?:is|are|was|were|has|have|had|that|which|who|whom|whose|where|when|while|with|because|after|before|"
-                         r"and|but|or|by|from|in|on|at|for|to|as|since|until|if)\s", re.IGNORECASE)
+_CLAUSE_END = re.compile(r"[,;:()\"“”]|\s(?:is|are|was|were|has|have|had|that|which|who|whom|whose|where|when|while|"
+                         r"with|because|after|before|and|but|or|by|from|in|on|at|for|to|as|since|until|if)\s",
+                         re.IGNORECASE)
 _WORD = re.compile(r"[^\W\d_][\w'’.-]*|\d[\w.,%-]*", re.UNICODE)
 
 

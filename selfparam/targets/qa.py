@@ -205,15 +205,18 @@ def lexical_support(text: str, context: str) -> float:
 _TEXT_NOUN = r"(?:passage|text|context|article|paragraph|excerpt|document|story|extract|reading)"
 # Phrases that are stripped (the fact stands without them).
 _REWRITES = (
-    re.compile(rf"^\s*(?:according to|based on|as (?:stated|mentioned|described) in|from) (?:the|this) {_TEXT_NOUN}\s*,?\s*",
+    re.compile(rf"^\s*(?:according to|based on|as (?:stated|mentioned|described) in|from) "
+               rf"(?:the|this) {_TEXT_NOUN}\s*,?\s*",
                re.IGNORECASE),
-    re.compile(rf",?\s*(?:according to|based on|as (?:stated|mentioned|described) in) (?:the|this) {_TEXT_NOUN}(?=\s*\??\s*$)",
+    re.compile(rf",?\s*(?:according to|based on|as (?:stated|mentioned|described) in) "
+               rf"(?:the|this) {_TEXT_NOUN}(?=\s*\??\s*$)",
                re.IGNORECASE),
 )
 # Questions that need the text in view.
 _NEEDS_TEXT = re.compile(
     rf"\bsummari[sz]e\b|\bsummary\b|\btitle (?:of|for) (?:the|this) {_TEXT_NOUN}\b|^\s*what is the title\s*\??\s*$"
-    rf"|\bmain (?:idea|point|topic|theme|message|purpose)\b|\b(?:the|this|that|given) (?:passage|context|paragraph|excerpt)\b"
+    rf"|\bmain (?:idea|point|topic|theme|message|purpose)\b"
+    rf"|\b(?:the|this|that|given) (?:passage|context|paragraph|excerpt)\b"
     rf"|\b(?:this|given) {_TEXT_NOUN}\b|\bthe author\b"
     rf"|\bthe writer\b|\bmentioned above\b|\bgiven (?:above|below)\b",
     re.IGNORECASE,
