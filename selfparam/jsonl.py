@@ -1,4 +1,4 @@
-"""Reading JSONL files with errors that name the file and the line.
+"""Reading JSON and JSONL files with errors that name the file (and the line).
 
     >>> for lineno, row in read_jsonl(path, DataError):
     ...     row["question"]
@@ -33,3 +33,18 @@ def read_jsonl(path: str | Path, error: type[Exception] = ValueError) -> Iterato
             if not isinstance(row, dict):
                 raise error(f"{path}:{lineno}: expected a JSON object, got {type(row).__name__}")
             yield lineno, row
+
+
+def read_json(path: str | Path, what: str, missing: type[Exception] = FileNotFoundError) -> Any:
+    """The parsed content of the JSON file `path`; `what` names it in the errors (`missing` for an absent
+    file, ValueError for bytes that are not UTF-8 JSON).
+
+    >>> read_json("runs/x/config.json", "method config file")
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise missing(f"{what} {path} does not exist")
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise ValueError(f"{what} {path}: not valid JSON ({e})") from None

@@ -27,3 +27,17 @@ def test_bad_lines_name_file_and_line(tmp_path, content, why):
     path.write_bytes(content)
     with pytest.raises(Custom, match=why):
         list(read_jsonl(path, Custom))
+
+
+def test_read_json_names_the_file_and_what_it_is(tmp_path):
+    from selfparam.jsonl import read_json
+
+    (tmp_path / "ok.json").write_text('{"a": [1, 2]}')
+    assert read_json(tmp_path / "ok.json", "settings") == {"a": [1, 2]}
+    with pytest.raises(FileNotFoundError, match=r"settings .*missing.json does not exist"):
+        read_json(tmp_path / "missing.json", "settings")
+    with pytest.raises(ValueError, match=r"settings .*missing.json does not exist"):
+        read_json(tmp_path / "missing.json", "settings", missing=ValueError)
+    (tmp_path / "bad.json").write_bytes(b'{"a": ')
+    with pytest.raises(ValueError, match=r"settings .*bad.json: not valid JSON"):
+        read_json(tmp_path / "bad.json", "settings")

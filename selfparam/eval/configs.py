@@ -6,10 +6,10 @@ nested objects and unknown fields are errors naming the method and the field (`s
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
+from ..jsonl import read_json
 from ..methods.registry import config_class
 from ..settings import build_dataclass
 
@@ -19,12 +19,7 @@ def method_configs(path: Path | None, names: list[str]) -> dict[str, Any]:
     if path is None:
         return {}
     path = Path(path)
-    if not path.is_file():
-        raise ValueError(f"method config file {path} does not exist")
-    try:
-        raw = json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as e:
-        raise ValueError(f"method config file {path}: not valid JSON ({e})") from None
+    raw = read_json(path, "method config file", missing=ValueError)
     if not isinstance(raw, dict):
         raise ValueError(f"method config file {path}: expected an object keyed by method name")
     out = {}

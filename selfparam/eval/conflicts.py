@@ -31,6 +31,7 @@ from typing import Any, Callable, Sequence
 from tqdm.auto import tqdm
 
 from ..atomic import atomic_write_text
+from ..jsonl import read_json
 from ..methods.base import Context, Query
 from ..provenance import provenance
 from .editing_data import counterfact_record
@@ -68,12 +69,7 @@ def load_fact_cases(path: str | Path) -> list[FactCase]:
     from .metrics import normalize_answer
 
     path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"CounterFact data {path} does not exist")
-    try:
-        raw = json.loads(path.read_text(encoding="utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise ValueError(f"CounterFact data {path}: not a JSON file ({e})") from None
+    raw = read_json(path, "CounterFact data")
     if not isinstance(raw, list) or not raw or not isinstance(raw[0], dict):
         raise ValueError(f"CounterFact data {path}: expected a non-empty JSON list of records")
     cases = []

@@ -7,10 +7,11 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
+
+from ..jsonl import read_json
 
 
 @dataclass(frozen=True)
@@ -60,12 +61,7 @@ def load_edits(path: str | Path, limit: int | None = None) -> list[EditRecord]:
     Raises ValueError naming the file and the record when a record lacks a field or has an empty one.
     """
     path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"edit data {path} does not exist")
-    try:
-        raw = json.loads(path.read_text(encoding="utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise ValueError(f"edit data {path}: not a JSON file ({e})") from None
+    raw = read_json(path, "edit data")
     if not isinstance(raw, list) or not raw or not isinstance(raw[0], dict):
         raise ValueError(f"edit data {path}: expected a non-empty JSON list of records")
     if "locality_prompt" in raw[0]:

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
 from ..eval.configs import build_dataclass, config_class
+from ..jsonl import read_json
 from ..methods.registry import method_class
 from ..store import KnowledgeStore, is_store
 
@@ -32,12 +32,7 @@ def method_settings(method: str, path: Path | None) -> Any:
     if path is None:
         return None
     path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"--method-config {path}: no such file")
-    try:
-        values = json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as e:
-        raise ValueError(f"--method-config {path}: not valid JSON ({e})") from None
+    values = read_json(path, "--method-config")
     cls = config_class(method)
     if cls is None:
         raise ValueError(f"--method-config: method {method!r} takes no settings")
