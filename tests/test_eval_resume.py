@@ -208,3 +208,34 @@ def test_settings_added_by_newer_code_do_not_block_a_resume():
     assert added_settings(old, new) == ["cfg.rehearsal=0", "questions='paper'"]
     # a key the old run had, with another value, is still a difference
     assert resume_differences({**old, "questions": "facts"}, new) == ["questions: 'facts' -> 'paper'"]
+
+
+def test_report_only_writes_what_the_log_holds_and_runs_nothing(squad, golds, tmp_path):
+    out = tmp_path / "run"
+    first = {"base": Counting("base", golds), "base-cq": Counting("base-cq", golds),
+             "selfparam": Counting("selfparam", golds, interrupt_after=2)}
+    methods = ("base", "base-cq", "selfparam")
+    with pytest.raises(Interrupted):
+        evaluate(EvalSettings("single", squad, out, methods=methods, n=4, progress=False), build=lambda n: first[n])
+    config_before = (out / "config.json").read_text()
+    result, paths = evaluate(EvalSettings("single", squad, out, methods=methods, n=4, progress=False,
+                                          command="report"), report_only=True)
+    assert [o.status for o in result.outcomes] == ["ok", "ok", "partial"]
+    assert result.outcome("selfparam").n_questions == 6  # its two logged contexts, nothing run
+    summary = json.loads(paths["summary_json"].read_text())
+    assert summary["report_only"] is True
+    partial = summary["methods"]["selfparam"]
+    # its F1 and its comparisons use the six questions it scored
+    assert partial["f1"] == pytest.approx(sum(r["f1"] for r in result.records if r["method"] == "selfparam") / 6)
+    assert partial["f1_ci"][0] <= partial["f1"] <= partial["f1_ci"][1]
+    assert len(summary["methods"]["base"]["diff_vs_selfparam_ci"]) == 2  # paired on the six shared questions
+    assert (out / "config.json").read_text() == config_before  # the run's own command is kept
+    assert "report only" in paths["summary_md"].read_text()
+    # the run goes on from where it stopped, with the same command
+    rest = Counting("selfparam", golds)
+    done, _ = evaluate(EvalSettings("single", squad, out, methods=methods, n=4, progress=False),
+                       build=lambda n: rest)
+    assert rest.injections == 2 and done.outcome("selfparam").status == "ok"
+    with pytest.raises(ValueError, match="sequential"):
+        evaluate(EvalSettings("sequential", squad, tmp_path / "seq", methods=methods, n=2, progress=False),
+                 report_only=True)

@@ -378,7 +378,7 @@ def test_load_edits_both_formats_and_bad_files(tmp_path):
     b = load_edits(tmp_path / "zs.json")[0]
     assert (b.fact, b.locality_prompt, b.locality_target) == ("What is S? T", "S rank", "genus")
     (tmp_path / "bad.json").write_bytes(b"\xff\xfe{")
-    with pytest.raises(ValueError, match="not a JSON"):
+    with pytest.raises(ValueError, match="not valid JSON"):
         load_edits(tmp_path / "bad.json")
     cf[0]["target_new"] = ""
     (tmp_path / "empty.json").write_text(json.dumps(cf))

@@ -48,6 +48,8 @@ Articles = Annotated[Optional[str], typer.Option("--articles", help="SQuAD: draw
                                                                    "(1-based, file order), e.g. 17-32 or 1-4,9")]
 Questions = Annotated[str, typer.Option("--questions", help="target questions: paper (the paper's whole-context "
                                                              "prompt) or facts (answer-aware, fact-covering)")]
+ReportOnly = Annotated[bool, typer.Option("--report-only", help="run nothing: write the report of what OUT's run "
+                                                                "log holds so far (unfinished methods: partial)")]
 Progress = Annotated[bool, typer.Option("--progress/--no-progress", help="progress bars over contexts")]
 
 
@@ -55,7 +57,7 @@ def _run(task: str, data: Path, methods: str, n: int, seed: int, out: Path, mode
          questions_per_context: int, max_new_tokens: int | None, n_pairs: int | None, unrelated: Path | None,
          targets_dir: Path | None, method_config: Path | None, general: bool, mmlu: Path | None,
          mmlu_subjects: str | None, mmlu_per_subject: int, wikitext: Path | None, ppl_tokens: int, progress: bool,
-         seeds: str | None = None, **task_options) -> None:
+         seeds: str | None = None, report_only: bool = False, **task_options) -> None:
     import shlex
     import sys
 
@@ -77,11 +79,13 @@ def _run(task: str, data: Path, methods: str, n: int, seed: int, out: Path, mode
             command=shlex.join(["selfparam", "eval", *sys.argv[sys.argv.index(task):]]) if task in sys.argv
             else shlex.join(sys.argv), **task_options)
         if seeds is not None:
+            if report_only:
+                raise ValueError("--report-only reports one run: give its --seed, not --seeds")
             if seed != 0:
                 raise ValueError("give --seed or --seeds, not both")
             results, paths = evaluate_seeds(settings, seeds)
         else:
-            result, paths = evaluate(settings)
+            result, paths = evaluate(settings, report_only=report_only)
             results = {seed: result}
     except ValueError as e:  # bad input (DataError, unknown names, bad sizes): say why, no traceback
         typer.secho(f"error: {e}", fg=typer.colors.RED, err=True)
@@ -104,7 +108,8 @@ def single(data: Data, out: Out, methods: Methods = _QA_DEFAULT_METHODS, n: N = 
            unrelated: Unrelated = None, targets_dir: TargetsDir = None, method_config: MethodConfig = None,
            general: General = False, mmlu: MMLU = None, mmlu_subjects: Subjects = None,
            mmlu_per_subject: PerSubject = 20, wikitext: Wikitext = None, ppl_tokens: PplTokens = 4096,
-           articles: Articles = None, questions: Questions = "paper", progress: Progress = True) -> None:
+           articles: Articles = None, questions: Questions = "paper", report_only: ReportOnly = False,
+           progress: Progress = True) -> None:
     """Single-context injection: each context alone into a fresh model, then its questions (QA-F1, EM)."""
     _run("single", **locals())
 
@@ -118,7 +123,8 @@ def batch(data: Data, out: Out, methods: Methods = _QA_DEFAULT_METHODS, n: N = 2
           unrelated: Unrelated = None, targets_dir: TargetsDir = None, method_config: MethodConfig = None,
           general: General = False, mmlu: MMLU = None, mmlu_subjects: Subjects = None,
           mmlu_per_subject: PerSubject = 20, wikitext: Wikitext = None, ppl_tokens: PplTokens = 4096,
-          articles: Articles = None, questions: Questions = "paper", progress: Progress = True) -> None:
+          articles: Articles = None, questions: Questions = "paper", report_only: ReportOnly = False,
+          progress: Progress = True) -> None:
     """Batch injection: K contexts in one update, then all their questions."""
     _run("batch", **locals())
 
@@ -149,7 +155,7 @@ def recommendation(data: Data, out: Out, methods: Methods = "base,base-cq,ft-c,f
                    unrelated: Unrelated = None, targets_dir: TargetsDir = None, method_config: MethodConfig = None,
                    general: General = False, mmlu: MMLU = None, mmlu_subjects: Subjects = None,
                    mmlu_per_subject: PerSubject = 20, wikitext: Wikitext = None, ppl_tokens: PplTokens = 4096,
-                   progress: Progress = True) -> None:
+                   report_only: ReportOnly = False, progress: Progress = True) -> None:
     """Conversational recommendation: inject the dialogue so far, recommend without it (Recall@1, r1-r4)."""
     _run("recommendation", questions_per_context=1, **locals())
 

@@ -52,8 +52,10 @@ def outcome_dict(o: MethodOutcome, statistics: dict[str, Any] | None = None) -> 
 
 
 def result_statistics(result: TaskResult) -> dict[str, dict[str, Any]]:
-    """Per finished method, the bootstrap statistics of its records (QA tasks; see `comparison`)."""
-    return report_statistics(result.task, result.records, [o.name for o in result.outcomes if o.status == "ok"])
+    """Per finished (or, in a report-only run, partial) method, the bootstrap statistics of its records (QA
+    tasks; see `comparison`: comparisons use the questions both methods scored)."""
+    names = [o.name for o in result.outcomes if o.status in ("ok", "partial")]
+    return report_statistics(result.task, result.records, names)
 
 
 def summary_dict(result: TaskResult) -> dict[str, Any]:

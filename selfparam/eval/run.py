@@ -181,9 +181,14 @@ def run_method_configs(settings: EvalSettings) -> dict[str, Any]:
     return seeded_method_configs(settings.method_config, settings.methods, settings.seed)
 
 
-def evaluate(settings: EvalSettings, lm: LM | None = None,
-             build: Callable[[str], KnowledgeMethod] | None = None) -> tuple[tasks.TaskResult, dict[str, Path]]:
+def evaluate(settings: EvalSettings, lm: LM | None = None, build: Callable[[str], KnowledgeMethod] | None = None,
+             report_only: bool = False) -> tuple[tasks.TaskResult, dict[str, Path]]:
     """Run the task for every method and write the report into `settings.out`.
+
+    `report_only`: run nothing, load no model; write the report of what the run log in `settings.out`
+    holds (a long run still going, or stopped): methods it holds only part of are marked `partial`, and
+    their comparisons use the questions both sides scored. Not for sequential runs, which replay their
+    logged injections.
 
     `lm` and `build` default to loading `settings.model` and building methods from the registry on it;
     tests pass a tiny model or a fake builder.
@@ -197,8 +202,16 @@ def evaluate(settings: EvalSettings, lm: LM | None = None,
               "method_configs": {k: dataclasses.asdict(v) for k, v in configs.items()},
               "items": [getattr(getattr(i, "context", None), "id", None) or getattr(i, "id", None) for i in items]}
     log = open_run_log(settings.out, config)  # a changed setting refuses to resume, before anything is written
-    settings.out.mkdir(parents=True, exist_ok=True)
-    write_config(settings.out, config)
+    if report_only:
+        if settings.task == "sequential":
+            raise ValueError("--report-only: a sequential run replays its logged injections, so its report needs "
+                             "the model; run the command without --report-only")
+        if not log.units:
+            raise ValueError(f"--report-only: {settings.out} holds no run log with finished units yet")
+        build = tasks.LoggedOnly
+    else:
+        settings.out.mkdir(parents=True, exist_ok=True)
+        write_config(settings.out, config)  # a report-only run leaves the run's own config (and command) alone
     started = time.time()
     if build is None:
         lm = lm or load_lm(settings.model, settings.device, settings.dtype)
@@ -209,7 +222,7 @@ def evaluate(settings: EvalSettings, lm: LM | None = None,
 
     after = None
     general_before = None
-    if settings.general is not None:
+    if settings.general is not None and not report_only:
         if lm is None:
             raise ValueError("general ability needs the model: pass `lm` along with a custom `build`")
         general_before = general_ability(lm, settings.general)
@@ -234,6 +247,9 @@ def evaluate(settings: EvalSettings, lm: LM | None = None,
     result.extra["model"] = settings.model
     title = f"{settings.task} injection: {settings.data.name}" if settings.task != "recommendation" \
         else f"conversational recommendation: {result.extra.get('dataset')}"
+    if report_only:
+        result.extra["report_only"] = True
+        title += " (report only: what the run log holds so far)"
     return result, write_report(settings.out, result, title)
 
 

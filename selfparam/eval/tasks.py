@@ -42,6 +42,30 @@ REC_QUESTION = ("In the conversation between the user and the movie recommender 
 REC_KS = (1, 5)
 
 
+class NotRunYet(RuntimeError):
+    """Work a report-only run was asked for that its run log does not hold: the method is `partial`."""
+
+
+class LoggedOnly:
+    """Stands in for every method of a report-only run (`evaluate(report_only=True)`): the units in the run
+    log are taken from it as usual, and the first unit it does not hold ends the method as `partial`."""
+
+    def __init__(self, name: str):
+        self.name = name
+
+    def inject(self, contexts: Sequence[Context]) -> None:
+        raise NotRunYet("not run yet: the figures cover the units in the run log (the same command without "
+                        "--report-only goes on)")
+
+    answer = score = save = load = inject  # none of them can be answered from the log
+
+    def reset(self) -> None:
+        pass
+
+    def storage_bytes(self) -> int:
+        return 0
+
+
 @dataclass
 class MethodOutcome:
     """One method's row of a report: its scores, costs, and whether it finished."""
@@ -146,6 +170,8 @@ def run_methods(task: str, names: Sequence[str], build: Builder, body: Body, see
             body(name, method, meter, method_records, outcome, log)
             if after is not None:
                 outcome.extra.update(after(name, method))
+        except NotRunYet as e:  # a report-only run: what the log holds is reported, marked partial
+            outcome.status, outcome.error = "partial", str(e)
         except Exception as e:  # noqa: BLE001 - reported per method, the run goes on
             outcome.status = "failed"
             outcome.error = f"{type(e).__name__}: {e}"
