@@ -36,6 +36,17 @@ def write_config(out: Path, config: dict[str, Any]) -> None:
     write_json(Path(out) / "config.json", {**config, **provenance()})
 
 
+def _not_ok(result: TaskResult) -> list[str]:
+    """The report's closing sections: methods that failed (with their error) and, in a report-only run,
+    those the run log holds only part of."""
+    lines = []
+    for status, heading in (("failed", "Failures"), ("partial", "Not finished yet (partial: the units logged so far)")):
+        outcomes = [o for o in result.outcomes if o.status == status]
+        if outcomes:
+            lines += ["", f"## {heading}", "", *(f"- `{o.name}`: {o.error}" for o in outcomes)]
+    return lines
+
+
 def outcome_dict(o: MethodOutcome, statistics: dict[str, Any] | None = None) -> dict[str, Any]:
     """A method's summary entry: metrics (and their statistics) flattened beside its costs, so
     `summary["methods"][m]["f1"]` works."""
@@ -126,11 +137,7 @@ def lifelong_markdown(result: TaskResult, title: str | None = None) -> str:
                          + (f"; MMLU {o.extra['mmlu_before']:.3f} before, {o.extra['mmlu_after']:.3f} after "
                             f"{o.extra['mmlu_after_edits']} edits" if "mmlu_after" in o.extra else ""))
     lines += ["", *notes]
-    failed = [o for o in result.outcomes if o.status != "ok"]
-    if failed:
-        lines += ["", "## Failures", ""]
-        lines += [f"- `{o.name}`: {o.error}" for o in failed]
-    return "\n".join(lines) + "\n"
+    return "\n".join(lines + _not_ok(result)) + "\n"
 
 
 def summary_markdown(result: TaskResult, title: str | None = None) -> str:
@@ -183,11 +190,7 @@ def summary_markdown(result: TaskResult, title: str | None = None) -> str:
                       "|" + "---|" * (t + 1)]
             for s, row in enumerate(o.retention):
                 lines.append(f"| {s + 1} | " + " | ".join(_fmt(v, 2) if v is not None else "" for v in row) + " |")
-    failed = [o for o in result.outcomes if o.status != "ok"]
-    if failed:
-        lines += ["", "## Failures", ""]
-        lines += [f"- `{o.name}`: {o.error}" for o in failed]
-    return "\n".join(lines) + "\n"
+    return "\n".join(lines + _not_ok(result)) + "\n"
 
 
 def write_report(out: Path, result: TaskResult, title: str | None = None, plots: bool = True) -> dict[str, Path]:

@@ -71,7 +71,7 @@ class MethodOutcome:
     """One method's row of a report: its scores, costs, and whether it finished."""
 
     name: str
-    status: str = "ok"  # "ok" or "failed"
+    status: str = "ok"  # "ok", "failed", or "partial" (a report-only run: only part of it is in the run log)
     error: str | None = None
     traceback: str | None = None
     metrics: dict[str, float | None] = field(default_factory=dict)
