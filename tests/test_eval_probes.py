@@ -219,3 +219,18 @@ def test_cli_conflicts_and_boundary_on_the_tiny_model(tiny_dir, cf_file, tmp_pat
     result = runner.invoke(app, ["eval", "boundary", "--data", str(cf_file), "--out", str(tmp_path / "y"),
                                  "--methods", "nonsense", "--n", "1", "--model", str(tiny_dir)])
     assert result.exit_code == 2 and "unknown method" in result.output
+
+
+def test_a_failing_method_is_reported_and_the_others_still_run(cf_file, tmp_path):
+    class Broken(Memo):
+        def inject(self, contexts):
+            raise RuntimeError("out of memory")
+
+    cases = load_fact_cases(cf_file)
+    methods = {"broken": Broken("broken"), "latest": Memo("latest", latest=True)}
+    summary = run_conflicts(cases, list(methods), methods.__getitem__, ConflictConfig(), tmp_path / "out",
+                            data_name="cf", progress=False)
+    assert summary["failed"] == {"broken": "RuntimeError: out of memory"}
+    assert list(summary["methods"]) == ["latest"] and summary["methods"]["latest"]["answers"] == 12
+    md = (tmp_path / "out" / "summary.md").read_text()
+    assert "## Failures" in md and "`broken`: RuntimeError: out of memory" in md

@@ -23,7 +23,6 @@ injection: the base rate the injection adds to.
 from __future__ import annotations
 
 import random
-import time
 from collections import defaultdict
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -35,7 +34,7 @@ from ..atomic import atomic_write_text
 from ..methods.base import Context
 from ..provenance import provenance
 from ..targets.entities import entities, other_entity_questions
-from .conflicts import FactCase, ask, with_ci, write_rows_and_summary
+from .conflicts import FactCase, ask, failure_lines, run_each, with_ci, write_rows_and_summary
 from .lifelong import contains_answer
 from .loaders import ContextQA
 from .metrics import normalize_answer
@@ -227,7 +226,7 @@ def write_report(summary: dict, out: Path) -> None:
           f"Model {summary['model']}; {summary['items']} injected contexts; command: `{summary['command']}`", "",
           *lines, "", "efficacy: true questions answered with the injected object; pollution: near-miss probes "
           "answered with it after injection (before: the same probes before injection); per-kind columns: "
-          "pollution after injection.", ""]
+          "pollution after injection.", "", *failure_lines(summary)]
     atomic_write_text(out / "summary.md", "\n".join(md))
 
 
@@ -239,9 +238,5 @@ def run_boundary(items: Sequence[BoundaryItem], names: Sequence[str], build: Cal
         raise ValueError("boundary: no near-miss probe could be built for the drawn contexts; draw more (--n)")
     summary: dict[str, Any] = {"data": data_name, "model": model_name, "command": command, "items": len(items),
                                "item_ids": [i.id for i in items], "config": asdict(cfg), **provenance(), "methods": {}}
-    for name in names:
-        started = time.perf_counter()
-        summary["methods"][name] = run_method(build(name), items, cfg, progress)
-        summary["methods"][name]["seconds"] = round(time.perf_counter() - started, 1)
-        write_report(summary, out)
-    return summary
+    return run_each("boundary", names, build, lambda method: run_method(method, items, cfg, progress), summary,
+                    out, write_report)

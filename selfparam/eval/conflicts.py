@@ -186,6 +186,33 @@ def write_rows_and_summary(summary: dict, out: Path) -> dict[str, dict]:
     return methods
 
 
+def run_each(task: str, names: Sequence[str], build: Callable[[str], Any], run: Callable[[Any], dict],
+             summary: dict, out: Path, write: Callable[[dict, Path], None]) -> dict:
+    """Every named method through the shared harness (`tasks.run_methods`: failure isolation, reset): its
+    figures `run(method)` under `summary["methods"][name]`, a failed method's error under
+    `summary["failed"][name]` (the others go on), the report rewritten after each."""
+    from .tasks import run_methods
+
+    def body(name, method, meter, records, outcome, log):
+        outcome.extra["figures"] = run(method)
+
+    for name in names:
+        started = time.perf_counter()
+        outcome = run_methods(task, [name], build, body).outcomes[0]
+        if outcome.status == "ok":
+            summary["methods"][name] = {**outcome.extra["figures"], "seconds": round(time.perf_counter() - started, 1)}
+        else:
+            summary.setdefault("failed", {})[name] = outcome.error
+        write(summary, out)
+    return summary
+
+
+def failure_lines(summary: dict) -> list[str]:
+    """The report's list of methods that failed, with their errors (none: nothing)."""
+    failed = summary.get("failed") or {}
+    return ["## Failures", "", *(f"- `{name}`: {error}" for name, error in failed.items()), ""] if failed else []
+
+
 def write_report(summary: dict, out: Path) -> None:
     """summary.json, predictions.jsonl and summary.md, each written atomically."""
     out = Path(out)
@@ -202,7 +229,7 @@ def write_report(summary: dict, out: Path) -> None:
           f"Model {summary['model']}; {summary['cases']} records x 2 orders x 2 questions; command: "
           f"`{summary['command']}`", "", *lines, "",
           "Shares of the answers after the second (contradicting) update; first_learned: answers after the "
-          "first update that carry its object.", ""]
+          "first update that carry its object.", "", *failure_lines(summary)]
     atomic_write_text(out / "summary.md", "\n".join(md))
 
 
@@ -213,9 +240,5 @@ def run_conflicts(cases: Sequence[FactCase], names: Sequence[str], build: Callab
     summary: dict[str, Any] = {"data": data_name, "model": model_name, "command": command, "cases": len(cases),
                                "case_ids": [c.id for c in cases], "config": asdict(cfg), **provenance(),
                                "methods": {}}
-    for name in names:
-        started = time.perf_counter()
-        summary["methods"][name] = run_method(build(name), cases, cfg, progress)
-        summary["methods"][name]["seconds"] = round(time.perf_counter() - started, 1)
-        write_report(summary, out)
-    return summary
+    return run_each("conflicts", names, build, lambda method: run_method(method, cases, cfg, progress), summary,
+                    out, write_report)
