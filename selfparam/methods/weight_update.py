@@ -33,7 +33,8 @@ from ..targets import TargetConfig, make_target_builder
 from ..targets.types import TargetSet
 from ..training.adapters import UpdateRecord, replay
 from ..training.trainer import UpdateStats
-from .base import Context, Resources
+from .base import Context, Query, Resources
+from .prompted import answer_questions, score_questions
 
 
 class WeightUpdates:
@@ -167,3 +168,45 @@ def validate_contexts(contexts: Sequence[Context], lm: LM) -> None:
             raise ValueError(f"inject: context {c.id!r} has {n_tokens} tokens; with the prompt it must fit the "
                              f"model's window of {lm.max_length} tokens (at most {lm.max_length - PROMPT_MARGIN_TOKENS}"
                              f" for the context): split it into several contexts")
+
+
+class WeightMethod:
+    """The protocol's persistence and answering half, delegated to the method's `WeightUpdates` (SELF-PARAM
+    and the FT baselines hold one each); a method defines `inject` and, where it records more, `config_dict`."""
+
+    name: str
+    weights: WeightUpdates
+    config: Any
+
+    @property
+    def lm(self) -> LM:
+        return self.weights.lm
+
+    @property
+    def records(self):
+        return self.weights.records
+
+    @property
+    def last_stats(self):
+        return self.weights.last_stats
+
+    def config_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self.config)
+
+    def answer(self, queries: Sequence[Query], max_new_tokens: int = 32) -> list[str]:
+        return answer_questions(self.lm, queries, max_new_tokens)
+
+    def score(self, queries: Sequence[Query], targets: Sequence[str]) -> list[float]:
+        return score_questions(self.lm, queries, targets)
+
+    def reset(self) -> None:
+        self.weights.reset()
+
+    def save(self, path: Path) -> None:
+        self.weights.save(path, self.name, self.config_dict())
+
+    def load(self, path: Path) -> None:
+        self.weights.load(path)
+
+    def storage_bytes(self) -> int:
+        return 0  # merged into the weights

@@ -7,64 +7,21 @@ Each reads as its recipe: examples -> encode -> train -> merge, on the same `Wei
 from __future__ import annotations
 
 import dataclasses
-from pathlib import Path
 from typing import Any, Sequence
 
 from ...lm import LM
 from ...targets import TargetConfig, reanswer, target_set_to_dict
 from ...training.examples import context_nwp_examples, repeat_to, target_nwp_examples
 from ...training.trainer import encode_share, train_and_merge
-from ..base import Context, Query, Resources
-from ..prompted import answer_questions, score_questions
-from ..weight_update import WeightUpdates, target_source, with_run_seed
+from ..base import Context, Resources
+from ..weight_update import WeightMethod, WeightUpdates, target_source, with_run_seed
 from .config import FineTuneContextConfig, FineTuneTargetsConfig
 
 BUDGET_RULE = ("the context's chunks, repeated in order, give as many training sequences per context as "
                "SELF-PARAM's target set (n_pairs + unrelated sentences): same epochs and batch size, same steps")
 
 
-class _WeightMethod:
-    """The protocol's persistence and answering half, delegated to the method's `WeightUpdates`."""
-
-    name: str
-    weights: WeightUpdates
-    config: Any
-
-    @property
-    def lm(self) -> LM:
-        return self.weights.lm
-
-    @property
-    def records(self):
-        return self.weights.records
-
-    @property
-    def last_stats(self):
-        return self.weights.last_stats
-
-    def config_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self.config)
-
-    def answer(self, queries: Sequence[Query], max_new_tokens: int = 32) -> list[str]:
-        return answer_questions(self.lm, queries, max_new_tokens)
-
-    def score(self, queries: Sequence[Query], targets: Sequence[str]) -> list[float]:
-        return score_questions(self.lm, queries, targets)
-
-    def reset(self) -> None:
-        self.weights.reset()
-
-    def save(self, path: Path) -> None:
-        self.weights.save(path, self.name, self.config_dict())
-
-    def load(self, path: Path) -> None:
-        self.weights.load(path)
-
-    def storage_bytes(self) -> int:
-        return 0  # merged into the weights
-
-
-class FineTuneContext(_WeightMethod):
+class FineTuneContext(WeightMethod):
     """FT(C): learn the context as text (next-token prediction on its chunks), then answer without it."""
 
     name = "ft-c"
@@ -91,7 +48,7 @@ class FineTuneContext(_WeightMethod):
         self.weights.add(record, stats, self.name, contexts, self.config_dict(), budget=budget)
 
 
-class FineTuneTargets(_WeightMethod):
+class FineTuneTargets(WeightMethod):
     """FT(S) as the paper defines it: next-token training on the generator's own question-answer pairs
     (and the unrelated sentences), the same target set SELF-PARAM distils on."""
 

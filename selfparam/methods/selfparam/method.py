@@ -26,7 +26,6 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import time
-from pathlib import Path
 from typing import Any, Sequence
 
 from accelerate import PartialState
@@ -40,9 +39,8 @@ from ...training.examples import Example, distillation_examples
 from ...training.rehearsal import RehearsalPair, check_replayed, keep_pairs, sample_rehearsal, store_bytes
 from ...training.teacher import teacher_pass, teacher_writes_answers
 from ...training.trainer import encode_share, train_and_merge
-from ..base import Context, Query, Resources
-from ..prompted import answer_questions, score_questions
-from ..weight_update import WeightUpdates, target_source, with_run_seed
+from ..base import Context, Resources
+from ..weight_update import WeightMethod, WeightUpdates, target_source, with_run_seed
 from .config import SelfParamConfig
 
 __all__ = ["SelfParam", "make_generator", "make_target_builder"]
@@ -50,7 +48,7 @@ __all__ = ["SelfParam", "make_generator", "make_target_builder"]
 Written = dict  # (context, question, answer + EOS) -> CompactTeacher kept while the teacher wrote that answer
 
 
-class SelfParam:
+class SelfParam(WeightMethod):
     """Context injection by KL distillation (the paper's method).
 
     >>> sp = SelfParam(load_lm("smollm2-135m"))
@@ -172,37 +170,9 @@ class SelfParam:
     def config_dict(self) -> dict[str, Any]:
         return {**dataclasses.asdict(self.config), "targets": dataclasses.asdict(self.targets)}
 
-    # -- the rest of the protocol: the shared weight-update state ------------------------------------
-    @property
-    def lm(self) -> LM:
-        return self.weights.lm
-
-    @property
-    def records(self):
-        return self.weights.records
-
-    @property
-    def last_stats(self):
-        return self.weights.last_stats
-
-    def answer(self, queries: Sequence[Query], max_new_tokens: int = 32) -> list[str]:
-        return answer_questions(self.lm, queries, max_new_tokens)
-
-    def score(self, queries: Sequence[Query], targets: Sequence[str]) -> list[float]:
-        return score_questions(self.lm, queries, targets)
-
     def reset(self) -> None:
-        self.weights.reset()
+        super().reset()
         self.last_targets = []
-
-    def save(self, path: Path) -> None:
-        self.weights.save(path, self.name, self.config_dict())
-
-    def load(self, path: Path) -> None:
-        self.weights.load(path)
-
-    def storage_bytes(self) -> int:
-        return 0  # every update is merged: the model keeps the base architecture and size
 
 
 def _digest(context: str) -> str:
