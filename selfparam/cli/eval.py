@@ -51,18 +51,22 @@ Questions = Annotated[str, typer.Option("--questions", help="target questions: p
 ReportOnly = Annotated[bool, typer.Option("--report-only", help="run nothing: write the report of what OUT's run "
                                                                 "log holds so far (unfinished methods: partial)")]
 Progress = Annotated[bool, typer.Option("--progress/--no-progress", help="progress bars over contexts")]
+TargetsOnly = Annotated[bool, typer.Option("--targets-only", help="run no method: build and cache the target set of "
+                                                                  "every drawn context in --targets-dir (share it "
+                                                                  "between the runs of one draw)")]
 
 
 def _run(task: str, data: Path, methods: str, n: int, seed: int, out: Path, model: str, device: str, dtype: str,
          questions_per_context: int, max_new_tokens: int | None, n_pairs: int | None, unrelated: Path | None,
          targets_dir: Path | None, method_config: Path | None, general: bool, mmlu: Path | None,
          mmlu_subjects: str | None, mmlu_per_subject: int, wikitext: Path | None, ppl_tokens: int, progress: bool,
-         seeds: str | None = None, report_only: bool = False, **task_options) -> None:
+         seeds: str | None = None, report_only: bool = False, targets_only: bool = False,
+         **task_options) -> None:
     import shlex
     import sys
 
     from ..eval.general import DEFAULT_SUBJECTS, GeneralConfig
-    from ..eval.run import EvalSettings, evaluate, evaluate_seeds
+    from ..eval.run import EvalSettings, evaluate, evaluate_seeds, prepare_targets
 
     try:
         general_config = None
@@ -78,6 +82,13 @@ def _run(task: str, data: Path, methods: str, n: int, seed: int, out: Path, mode
             method_config=method_config, general=general_config, progress=progress,
             command=shlex.join(["selfparam", "eval", *sys.argv[sys.argv.index(task):]]) if task in sys.argv
             else shlex.join(sys.argv), **task_options)
+        if targets_only:
+            if report_only or seeds is not None:
+                raise ValueError("--targets-only builds the target sets of one draw: without --report-only or --seeds")
+            built = prepare_targets(settings)
+            typer.echo(f"{built['contexts']} target sets in {built['folder']} ({built['built']} built now, "
+                       f"{built['cached']} already cached)")
+            return
         if seeds is not None:
             if report_only:
                 raise ValueError("--report-only reports one run: give its --seed, not --seeds")
@@ -109,7 +120,7 @@ def single(data: Data, out: Out, methods: Methods = _QA_DEFAULT_METHODS, n: N = 
            general: General = False, mmlu: MMLU = None, mmlu_subjects: Subjects = None,
            mmlu_per_subject: PerSubject = 20, wikitext: Wikitext = None, ppl_tokens: PplTokens = 4096,
            articles: Articles = None, questions: Questions = "paper", report_only: ReportOnly = False,
-           progress: Progress = True) -> None:
+           targets_only: TargetsOnly = False, progress: Progress = True) -> None:
     """Single-context injection: each context alone into a fresh model, then its questions (QA-F1, EM)."""
     _run("single", **locals())
 
@@ -124,7 +135,7 @@ def batch(data: Data, out: Out, methods: Methods = _QA_DEFAULT_METHODS, n: N = 2
           general: General = False, mmlu: MMLU = None, mmlu_subjects: Subjects = None,
           mmlu_per_subject: PerSubject = 20, wikitext: Wikitext = None, ppl_tokens: PplTokens = 4096,
           articles: Articles = None, questions: Questions = "paper", report_only: ReportOnly = False,
-          progress: Progress = True) -> None:
+          targets_only: TargetsOnly = False, progress: Progress = True) -> None:
     """Batch injection: K contexts in one update, then all their questions."""
     _run("batch", **locals())
 
@@ -138,7 +149,8 @@ def sequential(data: Data, out: Out, methods: Methods = "selfparam,ft-s,ft-c",
                unrelated: Unrelated = None, targets_dir: TargetsDir = None, method_config: MethodConfig = None,
                general: General = False, mmlu: MMLU = None, mmlu_subjects: Subjects = None,
                mmlu_per_subject: PerSubject = 20, wikitext: Wikitext = None, ppl_tokens: PplTokens = 4096,
-               articles: Articles = None, questions: Questions = "paper", progress: Progress = True) -> None:
+               articles: Articles = None, questions: Questions = "paper", targets_only: TargetsOnly = False,
+               progress: Progress = True) -> None:
     """Sequential injection of T contexts; after each step every earlier context is asked (retention matrix)."""
     options = locals()
     options["n"] = options.pop("t")

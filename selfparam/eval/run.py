@@ -15,6 +15,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
+from tqdm.auto import tqdm
+
 from ..lm import DEFAULT_MODEL, LM, load_lm
 from ..methods.base import KnowledgeMethod, Resources
 from ..methods.registry import METHODS, QA_METHODS, build_method, preflight
@@ -179,6 +181,25 @@ def _grows(old: dict[str, Any], new: dict[str, Any]) -> bool:
 def run_method_configs(settings: EvalSettings) -> dict[str, Any]:
     """Every method's config for this run, seeded with the run's seed (see `seeds.seeded_method_configs`)."""
     return seeded_method_configs(settings.method_config, settings.methods, settings.seed)
+
+
+def prepare_targets(settings: EvalSettings, lm: LM | None = None) -> dict[str, Any]:
+    """Build and cache the target set of every context the run draws, and run no method.
+
+    Pair generation is the expensive part of an injection on a small CPU (minutes per paragraph); doing it
+    ahead, once, lets the single, batch and sequential runs of the same draw share the sets (through the same
+    `targets_dir`) and keeps generation out of the methods' inject seconds. A set already cached is kept.
+    Returns {"contexts", "built", "cached", "folder"}.
+    """
+    if settings.task == "recommendation":
+        raise ValueError("--targets-only: the QA tasks (single, batch, sequential) only")
+    _, items = load_task_data(settings)  # bad data fails here, before the model loads
+    lm = lm or load_lm(settings.model, settings.device, settings.dtype)
+    builder = make_resources(settings, lm).target_builder
+    contexts = list(dict.fromkeys(item.context.text for item in items))  # a context drawn twice is built once
+    for text in tqdm(contexts, desc="target sets", unit="ctx", disable=not settings.progress):
+        builder(text)
+    return {"contexts": len(contexts), "built": builder.misses, "cached": builder.hits, "folder": str(builder.folder)}
 
 
 def evaluate(settings: EvalSettings, lm: LM | None = None, build: Callable[[str], KnowledgeMethod] | None = None,

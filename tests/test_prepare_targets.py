@@ -1,0 +1,45 @@
+"""`--targets-only` / `prepare_targets`: the drawn contexts' target sets built once, ahead of the runs."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from typer.testing import CliRunner
+
+from selfparam.cli import app
+from selfparam.eval.run import EvalSettings, prepare_targets
+from selfparam.testing import tiny_lm
+
+
+@pytest.fixture
+def squad(shared_data):
+    return shared_data / "squad_v1.1/dev-v1.1-public.json"
+
+
+def _settings(squad, tmp_path, **kw):
+    # fact questions: the rule-built cloze questions give a tiny random model usable pairs
+    return EvalSettings("single", squad, tmp_path / "run", methods=("selfparam", "ft-s"), n=2, progress=False,
+                        n_pairs=2, questions="facts", articles="1-16", targets_dir=tmp_path / "targets", **kw)
+
+
+def test_each_drawn_context_is_built_once_then_reused(squad, tmp_path):
+    lm = tiny_lm(max_position_embeddings=2048)  # byte tokens: a fact prompt is ~600 of them
+    first = prepare_targets(_settings(squad, tmp_path), lm)
+    assert (first["contexts"], first["built"], first["cached"]) == (2, 2, 0)
+    sets = [json.loads(p.read_text()) for p in sorted((tmp_path / "targets").glob("*/*.json")) if p.name != "key.json"]
+    assert len(sets) == 2 and all(1 <= len(s["pairs"]) <= 2 for s in sets)
+    again = prepare_targets(_settings(squad, tmp_path), lm)
+    assert (again["contexts"], again["built"], again["cached"]) == (2, 0, 2)
+    assert not (tmp_path / "run").exists()  # no method ran, no report was written
+
+
+def test_recommendation_and_bad_combinations_are_refused(squad, shared_data, tmp_path):
+    rec = EvalSettings("recommendation", shared_data / "crs_selfparam", tmp_path / "r", methods=("base",), n=1,
+                       dataset="inspired", progress=False)
+    with pytest.raises(ValueError, match="QA tasks"):
+        prepare_targets(rec, tiny_lm())
+    result = CliRunner().invoke(app, ["eval", "single", "--data", str(squad), "--out", str(tmp_path / "o"),
+                                      "--targets-only", "--report-only"])
+    assert result.exit_code == 2 and "--targets-only" in result.output
+    assert not (tmp_path / "o").exists()
