@@ -86,6 +86,9 @@ def test_failing_method_through_evaluate(squad, tmp_path):
                 raise RuntimeError("generation blew up")
             return ["1989"] * len(queries)
 
+        def logprob(self, queries, targets):
+            return [-1.0] * len(queries)
+
         def reset(self):
             pass
 
@@ -129,6 +132,9 @@ def test_merge_runs_of_the_same_draw(squad, tmp_path):
 
         def answer(self, queries, max_new_tokens=32):
             return [self.word] * len(queries)
+
+        def logprob(self, queries, targets):
+            return [-1.0] * len(queries)
 
         def reset(self):
             pass
@@ -185,6 +191,9 @@ def test_articles_split_is_drawn_from_and_recorded(squad, tmp_path):
 
         def answer(self, queries, max_new_tokens=32):
             return ["1989"] * len(queries)
+
+        def logprob(self, queries, targets):
+            return [-1.0] * len(queries)
 
         def reset(self):
             pass
