@@ -1,7 +1,7 @@
 """Answering and scoring with the shared answer prompt: the same for every method, as the harness requires.
 
-`answer_questions` / `score_questions` / `logprob_questions` are what a method whose knowledge is in the weights calls with
-its own model; `PromptedMethod` is the shared half of methods whose knowledge is in the prompt
+`answer_questions` / `score_questions` / `logprob_questions` are what a method whose knowledge is in the
+weights calls with its own model; `PromptedMethod` is the shared half of methods whose knowledge is in the prompt
 (subclasses say how a query becomes prompt text, `prompt_for`).
 """
 
