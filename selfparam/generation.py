@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import copy
 from dataclasses import dataclass
-from typing import Callable, Sequence
+from typing import Callable, Iterator, Sequence
 
 import torch
 from transformers import DynamicCache
@@ -176,6 +176,43 @@ def encode_with_target(lm: LM, prefix: str, target: str) -> tuple[list[int], int
     return prefix_ids + target_ids, len(prefix_ids)
 
 
+def _teacher_forced(lm: LM, prefixes: Sequence[str], targets: Sequence[str], batch_size: int,
+                    model: torch.nn.Module | None, prompts: torch.Tensor | None, has_prompt: torch.Tensor | None,
+                    caller: str) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    """For each (prefix, target) in order: the logits that predict the target's tokens, (T_target, V) in the
+    model's dtype, and the target's ids (T_target,), both on the model's device.
+
+    Batches are right-padded, so a row's positions stay 0..len-1 and its logits do not depend on its
+    neighbours. Only the target positions are handed out: the caller takes what it needs per row (an
+    argmax, a log-softmax in fp32) without materialising anything batch-wide beyond the forward pass."""
+    if len(prefixes) != len(targets):
+        raise ValueError(f"{caller}: {len(prefixes)} prefixes but {len(targets)} targets")
+    if (prompts is None) != (has_prompt is None):
+        raise ValueError(f"{caller}: prompts and has_prompt go together")
+    if prompts is not None and (model is not None or prompts.shape[0] != len(prefixes)):
+        raise ValueError(f"{caller}: prompts: one row per prefix ({len(prefixes)}) on lm.model, "
+                         f"got {tuple(prompts.shape)}")
+    net = model if model is not None else lm.model
+    pad = lm.tokenizer.pad_token_id
+    with inference_mode(lm):
+        for start, _ in _batches(list(prefixes), batch_size):
+            encoded = [encode_with_target(lm, p, t) for p, t in
+                       zip(prefixes[start:start + batch_size], targets[start:start + batch_size])]
+            if any(start_t == 0 or start_t == len(ids) for ids, start_t in encoded):
+                raise ValueError(f"{caller} needs a non-empty prefix and target")
+            batch = pad_tokens([ids for ids, _ in encoded], pad, side="right")  # positions stay 0..len-1
+            input_ids, mask = batch["input_ids"].to(lm.device), batch["attention_mask"].to(lm.device)
+            if prompts is None:
+                logits = net(input_ids=input_ids, attention_mask=mask).logits  # (B, T, V)
+            else:
+                rows = slice(start, start + batch_size)
+                logits = prompted_logits(lm, input_ids, mask, prompts[rows].to(lm.device),
+                                         has_prompt[rows].to(lm.device))
+            for row, (ids, start_t) in enumerate(encoded):
+                # position t predicts token t+1: the target's tokens are predicted from start_t-1 on
+                yield logits[row, start_t - 1:len(ids) - 1], input_ids[row, start_t:len(ids)]
+
+
 def target_token_accuracy(lm: LM, prefixes: Sequence[str], targets: Sequence[str],
                           batch_size: int = 16, model: torch.nn.Module | None = None,
                           prompts: torch.Tensor | None = None, has_prompt: torch.Tensor | None = None) -> list[float]:
@@ -183,32 +220,20 @@ def target_token_accuracy(lm: LM, prefixes: Sequence[str], targets: Sequence[str
     the gold tokens before them (the editing papers' teacher-forced accuracy). `model` overrides
     `lm.model`. With `prompts` (N, n, H) and `has_prompt` (N,) bool, row i is run with its n prompt
     vectors before its first token where has_prompt[i] (RECIPE; see `prompt_vectors.insert_prompts`)."""
-    if len(prefixes) != len(targets):
-        raise ValueError(f"{len(prefixes)} prefixes but {len(targets)} targets")
-    if (prompts is None) != (has_prompt is None):
-        raise ValueError("prompts and has_prompt go together")
-    if prompts is not None and (model is not None or prompts.shape[0] != len(prefixes)):
-        raise ValueError(f"prompts: one row per prefix ({len(prefixes)}) on lm.model, got {tuple(prompts.shape)}")
-    net = model if model is not None else lm.model
-    pad = lm.tokenizer.pad_token_id
-    scores: list[float] = []
-    with inference_mode(lm):
-        for start, _ in _batches(list(prefixes), batch_size):
-            encoded = [encode_with_target(lm, p, t) for p, t in
-                       zip(prefixes[start:start + batch_size], targets[start:start + batch_size])]
-            if any(start_t == 0 or start_t == len(ids) for ids, start_t in encoded):
-                raise ValueError("target_token_accuracy needs a non-empty prefix and target")
-            batch = pad_tokens([ids for ids, _ in encoded], pad, side="right")  # positions stay 0..len-1
-            input_ids, mask = batch["input_ids"].to(lm.device), batch["attention_mask"].to(lm.device)
-            if prompts is None:
-                logits = net(input_ids=input_ids, attention_mask=mask).logits
-            else:
-                rows = slice(start, start + batch_size)
-                logits = prompted_logits(lm, input_ids, mask, prompts[rows].to(lm.device),
-                                         has_prompt[rows].to(lm.device))
-            predicted = logits.argmax(-1).cpu()  # (B, T): prediction for the token at t+1
-            for row, (ids, start_t) in enumerate(encoded):
-                gold = torch.tensor(ids[start_t:])
-                pred = predicted[row, start_t - 1:len(ids) - 1]
-                scores.append((pred == gold).float().mean().item())
-    return scores
+    rows = _teacher_forced(lm, prefixes, targets, batch_size, model, prompts, has_prompt, "target_token_accuracy")
+    return [(logits.argmax(-1) == gold).float().mean().item() for logits, gold in rows]
+
+
+def target_logprob(lm: LM, prefixes: Sequence[str], targets: Sequence[str], batch_size: int = 16,
+                   model: torch.nn.Module | None = None, prompts: torch.Tensor | None = None,
+                   has_prompt: torch.Tensor | None = None) -> list[float]:
+    """For each (prefix, target): the mean over the target's tokens of log p(token | prefix, target tokens
+    before it), teacher-forced (<= 0; 0 = certain). A continuous figure of how much the model believes the
+    target, whatever it would generate. Same arguments as `target_token_accuracy`; the log-softmax is
+    taken in fp32 over the target positions only.
+
+        mean_t log_softmax(logits[start + t - 1])[target_t]
+    """
+    rows = _teacher_forced(lm, prefixes, targets, batch_size, model, prompts, has_prompt, "target_logprob")
+    return [torch.log_softmax(logits.float(), dim=-1).gather(-1, gold.unsqueeze(-1)).mean().item()
+            for logits, gold in rows]

@@ -45,7 +45,26 @@ def test_single_run_writes_the_report(tiny_folder, squad, tmp_path):
     assert config["settings"]["n"] == 2 and "git_revision" in config and "versions" in config
     assert len(config["items"]) == 2
     assert (out / "scores.png").is_file() and (out / "summary.md").is_file()
-    assert len((out / "predictions.jsonl").read_text().splitlines()) == 18
+    records = [json.loads(line) for line in (out / "predictions.jsonl").read_text().splitlines()]
+    assert len(records) == 18
+    # every record carries the teacher-forced log-prob of its best gold, asked as the method asks: by hand
+    # for Base(Q) (the question alone) and Base(C+Q) (with its context)
+    from selfparam.eval.loaders import load_qa
+    from selfparam.generation import target_logprob
+    from selfparam.prompts import answer_prompt
+    from selfparam.testing import tiny_lm
+
+    lm, contexts = tiny_lm(seed=0), {c.context.id: c.context.text for c in load_qa(squad)}
+    for r in records:
+        context = contexts[r["context_id"]] if r["method"] == "base-cq" else None
+        prompt = answer_prompt(lm.tokenizer, r["question"], context)
+        if r["method"] != "rag-bm25":
+            assert r["logprob"] == pytest.approx(max(target_logprob(lm, [prompt] * len(r["golds"]), r["golds"])),
+                                                 abs=1e-3)  # batched apart: fp32 sums differ
+        assert r["logprob"] < 0
+    assert {"logprob", "logprob_ci", "logprob_recovery", "logprob_recovery_ci"} <= set(summary["methods"]["base"])
+    assert summary["methods"]["base"]["logprob"] == pytest.approx(
+        sum(r["logprob"] for r in records if r["method"] == "base") / 6)
 
 
 @pytest.mark.parametrize("args, message", [
@@ -85,6 +104,9 @@ def test_failing_method_through_evaluate(squad, tmp_path):
             if self.explode:
                 raise RuntimeError("generation blew up")
             return ["1989"] * len(queries)
+
+        def logprob(self, queries, targets):
+            return [-1.0] * len(queries)
 
         def reset(self):
             pass
@@ -129,6 +151,9 @@ def test_merge_runs_of_the_same_draw(squad, tmp_path):
 
         def answer(self, queries, max_new_tokens=32):
             return [self.word] * len(queries)
+
+        def logprob(self, queries, targets):
+            return [-1.0] * len(queries)
 
         def reset(self):
             pass
@@ -185,6 +210,9 @@ def test_articles_split_is_drawn_from_and_recorded(squad, tmp_path):
 
         def answer(self, queries, max_new_tokens=32):
             return ["1989"] * len(queries)
+
+        def logprob(self, queries, targets):
+            return [-1.0] * len(queries)
 
         def reset(self):
             pass

@@ -7,7 +7,7 @@ import json
 import pytest
 from test_eval_tasks import TableMethod, builder, make_contexts
 
-from selfparam.eval.comparison import is_statistic, report_statistics
+from selfparam.eval.comparison import is_statistic, report_statistics, statistics
 from selfparam.eval.report import summary_dict, summary_markdown, write_report
 from selfparam.eval.tasks import run_sequential, run_single
 
@@ -54,6 +54,58 @@ def test_single_summary_statistics_by_hand():
     assert "level (+0.000 [+0.000, +0.000])" in ft_row
     assert "-0.333 [" in base_row and "level" not in base_row
     assert "0.500 [" in next(line for line in md.splitlines() if line.startswith("| selfparam |"))
+
+
+def test_logprob_statistics_by_hand():
+    """TableMethod's gold log-prob: -0.5 ("red apple") and -0.25 (best of "blue sky", "sky") on a context it
+    knows, -2 on one it does not. Base(Q) -2; Base(C+Q) -0.375; SELF-PARAM knows contexts 0-1:
+    (4 * -0.375 + 4 * -2) / 8 = -1.1875, recovering (-1.1875 + 2) / (-0.375 + 2) = 1/2 of the gain."""
+    methods = fakes()
+    result = run_single(list(methods), builder(**methods), make_contexts(), progress=False)
+    rows = summary_dict(result)["methods"]
+    assert rows["base"]["logprob"] == -2.0 and rows["base-cq"]["logprob"] == -0.375
+    assert rows["selfparam"]["logprob"] == pytest.approx(-1.1875)
+    assert rows["selfparam"]["logprob_ci"][0] <= -1.1875 <= rows["selfparam"]["logprob_ci"][1]
+    assert rows["selfparam"]["logprob_recovery"] == pytest.approx(0.5)
+    assert rows["base"]["logprob_recovery"] == 0.0 and rows["base-cq"]["logprob_recovery"] == 1.0
+    assert rows["ft-s"]["diff_logprob_vs_selfparam"] == 0.0 and rows["ft-s"]["diff_logprob_vs_selfparam_ci"] == [0, 0]
+    assert rows["base"]["diff_logprob_vs_selfparam"] == pytest.approx(-0.8125)
+    assert rows["base"]["diff_logprob_vs_selfparam_ci"][1] < 0
+    md = summary_markdown(result)
+    header = next(line for line in md.splitlines() if line.startswith("| method |"))
+    assert header.split(" | ")[7] == "log-prob recovery"
+    selfparam_row = next(line for line in md.splitlines() if line.startswith("| selfparam |"))
+    assert selfparam_row.split(" | ")[7].startswith("0.500 [")
+
+
+def record(method: str, question: str, f1: float, **logprob: float | None) -> dict:
+    """A per-question record; `logprob=` left out as in records written before it was recorded."""
+    return {"method": method, "context_id": "c", "question": question, "f1": f1, "em": 0, **logprob}
+
+
+def test_logprob_statistics_use_only_the_questions_every_method_has_it_for():
+    """Resumed from an older run log, SELF-PARAM's q1 has no `logprob` (an explicit None counts as missing
+    too): its log-prob figures use q2 and q3 only, Base(Q)'s own mean all three; F1 is untouched.
+    SELF-PARAM -1.75; on q2-q3 Base(Q) -2.5 and Base(C+Q) -1: recovery 0.75 / 1.5; Base(Q) - SELF-PARAM -0.75."""
+    records = {"base": [record("base", q, 0.0, logprob=lp) for q, lp in (("q1", -4.0), ("q2", -3.0), ("q3", -2.0))],
+               "base-cq": [record("base-cq", q, 1.0, logprob=-1.0) for q in ("q1", "q2", "q3")],
+               "selfparam": [record("selfparam", "q1", 1.0), record("selfparam", "q2", 0.0, logprob=-2.0),
+                             record("selfparam", "q3", 0.0, logprob=-1.5)]}
+    rows = statistics(records)
+    assert rows["selfparam"]["f1"] == pytest.approx(1 / 3) and rows["selfparam"]["recovery"] == pytest.approx(1 / 3)
+    assert rows["selfparam"]["logprob"] == pytest.approx(-1.75)
+    assert rows["selfparam"]["logprob_recovery"] == pytest.approx(0.5)
+    assert rows["base"]["logprob"] == pytest.approx(-3.0)
+    assert rows["base"]["diff_logprob_vs_selfparam"] == pytest.approx(-0.75)
+    records["selfparam"][0] = record("selfparam", "q1", 1.0, logprob=None)
+    assert statistics(records)["selfparam"] == rows["selfparam"]
+    # no record has it (a whole run from before): None, not a crash and not a figure from other questions
+    old = {m: [{k: v for k, v in r.items() if k != "logprob"} for r in rs] for m, rs in records.items()}
+    for row in statistics(old).values():
+        assert row["logprob"] is None and row["logprob_ci"] is None
+        assert row["logprob_recovery"] is None and row["logprob_recovery_ci"] is None
+        assert row.get("diff_logprob_vs_selfparam") is None
+    assert statistics(old)["selfparam"]["f1"] == pytest.approx(1 / 3)
 
 
 def test_statistics_need_their_reference_methods():
@@ -107,5 +159,6 @@ def test_merge_recomputes_statistics_from_the_merged_records(tmp_path):
 
 
 def test_is_statistic():
-    assert all(is_statistic(k) for k in ("f1_ci", "recovery", "em_diagonal", "diff_vs_selfparam_diagonal_ci"))
-    assert not any(is_statistic(k) for k in ("f1_all", "storage_bytes", "curve", "mmlu_acc"))
+    assert all(is_statistic(k) for k in ("f1_ci", "recovery", "em_diagonal", "diff_vs_selfparam_diagonal_ci",
+                                         "logprob", "logprob_recovery_ci", "diff_logprob_vs_selfparam_diagonal"))
+    assert not any(is_statistic(k) for k in ("f1_all", "storage_bytes", "curve", "mmlu_acc", "logprob_seconds"))

@@ -36,6 +36,9 @@ class Counting(TableMethod):
         return [self.golds[q.question][0] if (q.context in self.known or len(q.question) % 2) else "nothing"
                 for q in queries]
 
+    def logprob(self, queries, targets):
+        return [-0.5 if (q.context in self.known or len(q.question) % 2) else -3.0 for q in queries]
+
 
 @pytest.fixture
 def squad(shared_data):
@@ -240,3 +243,13 @@ def test_report_only_writes_what_the_log_holds_and_runs_nothing(squad, golds, tm
     with pytest.raises(ValueError, match="sequential"):
         evaluate(EvalSettings("sequential", squad, tmp_path / "seq", methods=methods, n=2, progress=False),
                  report_only=True)
+
+
+def test_units_logged_before_the_logprob_pass_was_timed_still_add_up():
+    from selfparam.eval.tasks import Meter
+
+    meter = Meter()
+    meter.add({"inject_time": 2.0, "n_injections": 1, "answer_time": 1.0, "n_questions": 4, "storage": 0})
+    meter.add({"inject_time": 2.0, "n_injections": 1, "answer_time": 1.0, "n_questions": 4, "logprob_time": 0.8,
+               "storage": 0})
+    assert (meter.answer_time, meter.n_questions, meter.logprob_time) == (2.0, 8, 0.8)

@@ -102,6 +102,9 @@ class Seeded:
         return [self.golds[q.question] if self.reads or len(q.question) % 2 == self.flip else "nothing"
                 for q in queries]
 
+    def logprob(self, queries, targets):
+        return [-0.5 if self.reads or len(q.question) % 2 == self.flip else -3.0 for q in queries]
+
     def reset(self):
         pass
 

@@ -4,6 +4,8 @@ The fake remembers the last `memory` contexts it was given; it answers a remembe
 with the gold answer and a forgotten one's with a fixed wrong-ish answer whose F1 is worked out by hand:
 question 1 gold "red apple", forgotten answer "red" (P = 1, R = 1/2, F1 = 2/3); question 2 gold
 "blue sky", forgotten answer "green" (F1 = 0). A forgotten context therefore scores exactly 1/3.
+Its log-probability of a gold answer is -0.25 per word of the gold when it knows the context (question 2:
+best of "blue sky" -0.5 and "sky" -0.25 = -0.25) and -2 when it does not.
 """
 
 from __future__ import annotations
@@ -52,6 +54,7 @@ class TableMethod:
         self.injections = 0
         self.resets = 0
         self.calls: list[list[str]] = []  # the questions of every `answer` call
+        self.logprob_calls: list[list[str]] = []  # the questions of every `logprob` call (once per gold)
 
     def inject(self, contexts: Sequence[Context]) -> None:
         self.injections += 1
@@ -65,13 +68,19 @@ class TableMethod:
         out = []
         self.calls.append([q.question for q in queries])
         for q in queries:
-            i, kind = int(q.question[1:-1]), q.question[-1]
-            knows = f"Context number {i}." in self.known or (self.use_gold_context and q.context is not None)
-            out.append(GOLD[kind] if knows else FORGOTTEN[kind])
+            out.append(GOLD[q.question[-1]] if self._knows(q) else FORGOTTEN[q.question[-1]])
         return out
+
+    def _knows(self, q: Query) -> bool:
+        return f"Context number {int(q.question[1:-1])}." in self.known or (self.use_gold_context and
+                                                                          q.context is not None)
 
     def score(self, queries, targets):
         raise NotImplementedError
+
+    def logprob(self, queries: Sequence[Query], targets: Sequence[str]) -> list[float]:
+        self.logprob_calls.append([q.question for q in queries])
+        return [-0.25 * len(t.split()) if self._knows(q) else -2.0 for q, t in zip(queries, targets)]
 
     def reset(self) -> None:
         self.known = []
@@ -131,6 +140,9 @@ def test_each_context_is_asked_in_its_own_call(task):
     run(["fake"], builder(fake=fake), make_contexts(), progress=False)
     assert len(fake.calls) == {"single": T, "batch": T, "sequential": 1 + 2 + 3 + 4}[task]
     assert all(call in ([f"q{i}a", f"q{i}b"] for i in range(T)) for call in fake.calls)
+    # the log-prob pass too: one call per context, each question once per gold answer
+    assert len(fake.logprob_calls) == len(fake.calls)
+    assert all(call in ([f"q{i}a", f"q{i}b", f"q{i}b"] for i in range(T)) for call in fake.logprob_calls)
 
 
 def test_retention_summary_by_hand():
@@ -153,6 +165,10 @@ def test_single_and_batch_scores_and_costs():
     assert result.outcome("knows").n_injections == 4 and result.outcome("knows").n_questions == 8
     assert result.outcome("knows").storage_bytes == 10
     assert result.outcome("knows").inject_seconds > 0 and result.outcome("knows").answer_latency > 0  # timed
+    assert result.outcome("knows").extra["logprob_seconds"] > 0  # the log-prob pass, timed apart
+    # each record carries the best gold's log-prob: -0.25 per gold word when known ("sky" beats "blue sky")
+    logprobs = {(r["method"], r["question"][-1]): r["logprob"] for r in result.records}
+    assert logprobs == {("knows", "a"): -0.5, ("knows", "b"): -0.25, ("never", "a"): -2.0, ("never", "b"): -2.0}
     # batch of K=2 with room for one context only: each batch keeps its second context
     forgetful = TableMethod("forgetful", memory=1)
     batch = run_batch(["forgetful"], builder(forgetful=forgetful), contexts, k=2, progress=False)

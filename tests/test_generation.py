@@ -6,7 +6,7 @@ import pytest
 import torch
 from transformers.generation.logits_process import TopPLogitsWarper
 
-from selfparam.generation import encode_prompt, generate, sample_continuations, top_p_filter
+from selfparam.generation import encode_prompt, generate, sample_continuations, target_logprob, top_p_filter
 from selfparam.testing import tiny_lm
 
 PROMPT = "<|im_start|>user\nWho opened the Blue Heron bakery in Tromso?<|im_end|>\n<|im_start|>assistant\n"
@@ -88,3 +88,30 @@ def test_a_shared_prefix_encoded_once_gives_the_whole_prompts_logits():
     assert torch.allclose(extended.next_logits, whole.next_logits, atol=1e-5)
     a = sample_continuations(lm, whole, n=2, max_new_tokens=8, seed=1)
     assert a == sample_continuations(lm, extended, n=2, max_new_tokens=8, seed=1)
+
+
+def test_target_logprob_is_the_mean_log_softmax_of_the_target_tokens_whatever_the_padding(tiny):
+    """By hand, one row at a time with no padding: mean over the target's tokens of log_softmax(logits at the
+    position before it)[token]. Batched, the shorter row is right-padded: that must change nothing."""
+    prefixes = ["Question: Who opened the Blue Heron bakery?\nAnswer:", "Q?"]
+    targets = [" Ana Lind of Tromso, in 1989", " Ana"]
+    tok = tiny.tokenizer
+
+    def hand(prefix: str, target: str) -> float:
+        p = tok(prefix, add_special_tokens=False)["input_ids"]
+        t = tok(target, add_special_tokens=False)["input_ids"]
+        with torch.no_grad():
+            logp = torch.log_softmax(tiny.model(input_ids=torch.tensor([p + t])).logits[0].float(), dim=-1)
+        return sum(logp[len(p) + i - 1, token].item() for i, token in enumerate(t)) / len(t)
+
+    expected = [hand(p, t) for p, t in zip(prefixes, targets)]
+    assert len(tok(targets[0], add_special_tokens=False)["input_ids"]) > 3 * len(tok(targets[1],
+                                                                                     add_special_tokens=False)["input_ids"])
+    assert expected[0] != pytest.approx(expected[1])
+    for batch_size in (1, 2):
+        assert target_logprob(tiny, prefixes, targets, batch_size=batch_size) == pytest.approx(expected, abs=1e-5)
+    assert all(v < 0 for v in expected)
+    with pytest.raises(ValueError, match="non-empty prefix and target"):
+        target_logprob(tiny, ["Q?"], [""])
+    with pytest.raises(ValueError, match="2 prefixes but 1 targets"):
+        target_logprob(tiny, prefixes, targets[:1])

@@ -1,10 +1,10 @@
 """The protocol every registered method keeps, on the tiny model: reset restores the base model, save -> load
-gives the same answers, and `storage_bytes` says where the knowledge lives."""
+gives the same answers and gold log-probabilities, and `storage_bytes` says where the knowledge lives."""
 
 import pytest
 import torch
 
-from selfparam.methods.base import Context, Query, Resources
+from selfparam.methods.base import Context, KnowledgeMethod, Query, Resources
 from selfparam.methods.registry import METHODS, build_method, config_class
 from selfparam.targets import TargetConfig
 from selfparam.targets.types import QAPair, TargetSet
@@ -14,6 +14,7 @@ CONTEXTS = [Context("a", "Quenby hosts the Zorblat festival every May."),
             Context("b", "Glass boats race on the river Ell each June.")]
 QUERIES = [Query("When is the Zorblat festival?", CONTEXTS[0].text),
            Query("Where do glass boats race?", CONTEXTS[1].text)]
+GOLDS = ["Every May.", "On the river Ell."]
 
 
 def targets(context: str) -> TargetSet:
@@ -52,7 +53,10 @@ def test_protocol(name, tiny, tmp_path, monkeypatch):
     monkeypatch.setattr(finetune, "reanswer", lambda teacher, ts: TargetSet(
         ts.context, [QAPair(p.question, "Taught answer.", p.answer) for p in ts.pairs], list(ts.unrelated)))
     method = make(name, tiny)
+    assert isinstance(method, KnowledgeMethod)
     before = method.answer(QUERIES, max_new_tokens=4)
+    logprob_before = method.logprob(QUERIES, GOLDS)
+    assert len(logprob_before) == 2 and all(-100 < v < 0 for v in logprob_before)
     method.inject(CONTEXTS)
     weights = getattr(method, "weights", None)
     if weights is not None:  # the knowledge is in the weights: they changed, and nothing is kept beside them
@@ -63,16 +67,21 @@ def test_protocol(name, tiny, tmp_path, monkeypatch):
     else:
         assert method.storage_bytes() > 0  # retrieval and RECIPE keep what they stored beside the model
     injected = method.answer(QUERIES, max_new_tokens=4)
+    logprob_injected = method.logprob(QUERIES, GOLDS)
+    if weights is not None:  # asked the way it answers: with the changed weights
+        assert logprob_injected != pytest.approx(logprob_before, abs=1e-4)
     method.save(tmp_path / name)
 
     loaded = make(name, tiny)
     loaded.load(tmp_path / name)
     assert loaded.answer(QUERIES, max_new_tokens=4) == injected
+    assert loaded.logprob(QUERIES, GOLDS) == pytest.approx(logprob_injected, abs=1e-4)
     if weights is not None:
         assert torch.allclose(base_logits(loaded.lm.model, tiny), base_logits(method.lm.model, tiny), atol=1e-5)
 
     method.reset()
     assert method.answer(QUERIES, max_new_tokens=4) == before
+    assert method.logprob(QUERIES, GOLDS) == pytest.approx(logprob_before, abs=1e-5)
     assert method.storage_bytes() == 0
     if weights is not None:
         assert torch.equal(base_logits(method.lm.model, tiny), base_logits(tiny.model, tiny))

@@ -24,6 +24,18 @@ def test_prompts_are_the_shared_answer_prompt(tiny):
     assert "Broncos" not in BaseQ(tiny).prompt_for(q)
 
 
+def test_logprob_is_asked_with_the_prompt_each_answers_with(tiny):
+    """Base(Q) scores the gold after the question alone, Base(C+Q) after the question with its context."""
+    from selfparam.generation import target_logprob
+
+    q = Query("Who won?", context="The Broncos won the game.")
+    alone = target_logprob(tiny, [answer_prompt(tiny.tokenizer, "Who won?")], ["The Broncos"])
+    with_context = target_logprob(tiny, [answer_prompt(tiny.tokenizer, "Who won?", q.context)], ["The Broncos"])
+    assert alone != pytest.approx(with_context, abs=1e-4)
+    assert BaseQ(tiny).logprob([q], [" The Broncos "]) == pytest.approx(alone, abs=1e-6)  # the target is stripped
+    assert BaseCQ(tiny).logprob([q], ["The Broncos"]) == pytest.approx(with_context, abs=1e-6)
+
+
 def test_base_cq_needs_the_gold_context(tiny):
     with pytest.raises(ValueError, match="no gold context"):
         BaseCQ(tiny).prompt_for(Query("Who won?"))

@@ -9,7 +9,7 @@ import torch
 from torch.nn import functional as F
 
 from selfparam.eval.editing_data import EditRecord, load_edits
-from selfparam.generation import generate, target_token_accuracy
+from selfparam.generation import generate, target_logprob, target_token_accuracy
 from selfparam.methods.base import Context, Query
 from selfparam.methods.recipe import (
     EditorConfig,
@@ -146,7 +146,9 @@ def test_recipe_scores_like_the_base_model_until_something_is_retrieved(recipe, 
     prompts = [answer_prompt(tiny.tokenizer, q.question) for q in queries]
     base_scores = target_token_accuracy(tiny, prompts, targets)
     base_answers = generate(tiny, prompts, max_new_tokens=6)
+    base_logprobs = target_logprob(tiny, prompts, targets)
     assert recipe.score(queries, targets) == base_scores  # empty repository
+    assert recipe.logprob(queries, targets) == pytest.approx(base_logprobs, abs=1e-6)
     assert recipe.answer(queries, max_new_tokens=6) == base_answers
     recipe.inject([Context("e1", "The Eiffel Tower is in Rome")])
     with torch.no_grad():  # the sentinel wins for every query: still the base model
@@ -163,6 +165,9 @@ def test_recipe_scores_like_the_base_model_until_something_is_retrieved(recipe, 
         recipe.repository._prompts[0] *= 50  # a loud prompt so the argmax surely moves
     assert recipe.retrieved_ids([queries[0].question]) == ["e1"]
     ids = recipe.retrieved_ids([q.question for q in queries])
+    # the log-prob is asked with the retrieved prompt too: a query's moves exactly when it retrieves one
+    for got, base, rid in zip(recipe.logprob(queries, targets), base_logprobs, ids):
+        assert (got == pytest.approx(base, abs=1e-5)) == (rid is None)
     got_prompts, index = recipe.retrieve([q.question for q in queries])
     enc = tiny.tokenizer(prompts, return_tensors="pt", padding=True, add_special_tokens=False)
     with torch.no_grad():

@@ -5,7 +5,12 @@ Per method (records matched across methods by context id and question):
 - `recovery` (`recovery_ci`): the recovered share of the in-context gain, when `base` and `base-cq` ran;
 - `in_context_recall` (`_ci`): among questions Base(C+Q) answers with F1 >= 0.5, the share the method
   answers that well, when `base-cq` ran;
-- `diff_vs_selfparam` (`_ci`): the method's F1 minus SELF-PARAM's on the same questions, when `selfparam` ran.
+- `diff_vs_selfparam` (`_ci`): the method's F1 minus SELF-PARAM's on the same questions, when `selfparam` ran;
+- `logprob`, `logprob_recovery`, `diff_logprob_vs_selfparam` (each with `_ci`): the same three on the mean
+  per-token log-probability of the best gold answer (teacher-forced, asked the way the method answers), a
+  continuous figure that does not depend on how the model phrases its answers. Records of runs made before
+  it was recorded have no `logprob`: these use only the questions every method involved has it for, and
+  are None when there are none.
 Sequential runs give these on the last step's row and, with the suffix `_diagonal`, on each context right
 after its own injection (`f1_diagonal`, `recovery_diagonal_ci`, ...).
 
@@ -21,7 +26,8 @@ from . import stats
 
 BASE, UPPER, REFERENCE = "base", "base-cq", "selfparam"
 QA_TASKS = ("single", "batch", "sequential")
-_STATISTICS = ("f1", "em", "recovery", "in_context_recall", "diff_vs_selfparam")
+_STATISTICS = ("f1", "em", "recovery", "in_context_recall", "diff_vs_selfparam", "logprob", "logprob_recovery",
+               "diff_logprob_vs_selfparam")
 BOOTSTRAP = {"resamples": stats.RESAMPLES, "level": stats.LEVEL, "seed": stats.SEED, "well_f1": stats.WELL}
 
 
@@ -38,9 +44,10 @@ def _table(records: Iterable[dict]) -> dict[Key, dict]:
     return {(r["context_id"], r["question"]): r for r in records}
 
 
-def _common(*tables: dict[Key, dict]) -> list[Key]:
-    """Questions every table scored, in the first table's order."""
-    return [k for k in tables[0] if all(k in t for t in tables[1:])]
+def _common(*tables: dict[Key, dict], field: str = "f1") -> list[Key]:
+    """Questions every table scored with `field` present, in the first table's order."""
+    return [k for k, r in tables[0].items() if r.get(field) is not None
+            and all(k in t and t[k].get(field) is not None for t in tables[1:])]
 
 
 def statistics(records_by_method: dict[str, Sequence[dict]], suffix: str = "") -> dict[str, dict[str, Any]]:
@@ -51,22 +58,31 @@ def statistics(records_by_method: dict[str, Sequence[dict]], suffix: str = "") -
     def put(row: dict, name: str, est: stats.Estimate) -> None:
         row[name + suffix], row[name + suffix + "_ci"] = est.value, est.ci
 
+    def put_recovery(row: dict, table: dict[Key, dict], field: str, name: str) -> None:
+        if BASE in tables and UPPER in tables:
+            keys = _common(table, tables[BASE], tables[UPPER], field=field)
+            put(row, name, stats.recovery([table[k][field] for k in keys], [tables[BASE][k][field] for k in keys],
+                                          [tables[UPPER][k][field] for k in keys]))
+
+    def put_difference(row: dict, method: str, table: dict[Key, dict], field: str, name: str) -> None:
+        if REFERENCE in tables and method != REFERENCE:
+            keys = _common(table, tables[REFERENCE], field=field)
+            put(row, name, stats.paired_difference([table[k][field] for k in keys],
+                                                   [tables[REFERENCE][k][field] for k in keys]))
+
     for method, table in tables.items():
         row: dict[str, Any] = {}
         put(row, "f1", stats.mean_ci([r["f1"] for r in table.values()]))
         put(row, "em", stats.mean_ci([float(r["em"]) for r in table.values()]))
-        if BASE in tables and UPPER in tables:
-            keys = _common(table, tables[BASE], tables[UPPER])
-            put(row, "recovery", stats.recovery([table[k]["f1"] for k in keys], [tables[BASE][k]["f1"] for k in keys],
-                                                [tables[UPPER][k]["f1"] for k in keys]))
+        put_recovery(row, table, "f1", "recovery")
         if UPPER in tables:
             keys = _common(table, tables[UPPER])
             put(row, "in_context_recall", stats.in_context_recall([table[k]["f1"] for k in keys],
                                                                   [tables[UPPER][k]["f1"] for k in keys]))
-        if REFERENCE in tables and method != REFERENCE:
-            keys = _common(table, tables[REFERENCE])
-            put(row, "diff_vs_selfparam", stats.paired_difference([table[k]["f1"] for k in keys],
-                                                                  [tables[REFERENCE][k]["f1"] for k in keys]))
+        put_difference(row, method, table, "f1", "diff_vs_selfparam")
+        put(row, "logprob", stats.mean_ci([r["logprob"] for r in table.values() if r.get("logprob") is not None]))
+        put_recovery(row, table, "logprob", "logprob_recovery")
+        put_difference(row, method, table, "logprob", "diff_logprob_vs_selfparam")
         out[method] = row
     return out
 

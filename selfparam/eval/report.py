@@ -106,7 +106,8 @@ def _with_ci(value: Any, ci: list[float] | None, signed: bool = False) -> str:
 
 
 _STAT_COLUMNS = (("F1 [95% CI]", "f1", False), ("EM [95% CI]", "em", False), ("recovery", "recovery", False),
-                 ("in-context recall", "in_context_recall", False), ("F1 − SELF-PARAM", "diff_vs_selfparam", True))
+                 ("in-context recall", "in_context_recall", False), ("F1 − SELF-PARAM", "diff_vs_selfparam", True),
+                 ("log-prob recovery", "logprob_recovery", False))
 
 
 def _stat_cells(row: dict[str, Any], suffix: str = "") -> list[str]:
@@ -168,7 +169,9 @@ def summary_markdown(result: TaskResult, title: str | None = None) -> str:
         lines += ["", "Intervals: 95% bootstrap over questions. recovery = (F1 − F1 Base(Q)) / (F1 Base(C+Q) − "
                   "F1 Base(Q)); in-context recall: among questions Base(C+Q) answers with F1 >= 0.5, the share the "
                   "method answers as well; F1 − SELF-PARAM: paired difference on the same questions, `level` when "
-                  "its interval contains 0."]
+                  "its interval contains 0; log-prob recovery: recovery on the mean per-token log-probability of the "
+                  "best gold answer (teacher-forced), which does not depend on how the model phrases its answers "
+                  "(summary.json also has `logprob` and `diff_logprob_vs_selfparam`)."]
     before = result.extra.get("general_before")
     if isinstance(before, dict):
         lines += ["", "General ability of the base model before any injection: "

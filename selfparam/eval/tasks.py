@@ -57,7 +57,7 @@ class LoggedOnly:
         raise NotRunYet("not run yet: the figures cover the units in the run log (the same command without "
                         "--report-only goes on)")
 
-    answer = score = save = load = inject  # none of them can be answered from the log
+    answer = score = logprob = save = load = inject  # none of them can be answered from the log
 
     def reset(self) -> None:
         pass
@@ -101,13 +101,15 @@ class TaskResult:
 
 
 class Meter:
-    """Times injections and answers and keeps the largest storage seen, for one method."""
+    """Times injections, answers and the teacher-forced log-prob pass (apart, so the answer latency stays
+    what answering costs) and keeps the largest storage seen, for one method."""
 
     def __init__(self) -> None:
         self.inject_time = 0.0
         self.n_injections = 0
         self.answer_time = 0.0
         self.n_questions = 0
+        self.logprob_time = 0.0
         self.storage = 0
 
     def inject(self, method: KnowledgeMethod, contexts: Sequence[Context]) -> None:
@@ -126,9 +128,17 @@ class Meter:
             raise RuntimeError(f"answer() returned {len(answers)} answers for {len(queries)} questions")
         return answers
 
+    def logprob(self, method: KnowledgeMethod, queries: Sequence[Query], targets: Sequence[str]) -> list[float]:
+        start = time.perf_counter()
+        values = method.logprob(list(queries), list(targets))
+        self.logprob_time += time.perf_counter() - start
+        if len(values) != len(queries):
+            raise RuntimeError(f"logprob() returned {len(values)} values for {len(queries)} targets")
+        return values
+
     def costs(self) -> dict[str, float]:
         return {"inject_time": self.inject_time, "n_injections": self.n_injections, "answer_time": self.answer_time,
-                "n_questions": self.n_questions, "storage": self.storage}
+                "n_questions": self.n_questions, "logprob_time": self.logprob_time, "storage": self.storage}
 
     def add(self, costs: dict[str, float]) -> None:
         """Add the costs of a unit run earlier (a resumed run reports the whole run's costs)."""
@@ -136,6 +146,7 @@ class Meter:
         self.n_injections += int(costs["n_injections"])
         self.answer_time += costs["answer_time"]
         self.n_questions += int(costs["n_questions"])
+        self.logprob_time += costs.get("logprob_time", 0.0)  # absent from units logged before it was measured
         self.storage = max(self.storage, int(costs["storage"]))
 
     def fill(self, outcome: MethodOutcome) -> None:
@@ -143,6 +154,8 @@ class Meter:
         outcome.inject_seconds = self.inject_time / self.n_injections if self.n_injections else None
         outcome.answer_latency = self.answer_time / self.n_questions if self.n_questions else None
         outcome.n_injections, outcome.n_questions = self.n_injections, self.n_questions
+        if self.logprob_time and self.n_questions:
+            outcome.extra["logprob_seconds"] = self.logprob_time / self.n_questions
 
 
 Body = Callable[[str, KnowledgeMethod, Meter, list[dict], MethodOutcome, RunLog], None]
@@ -201,23 +214,39 @@ def _queries(items: Iterable[ContextQA]) -> tuple[list[Query], list[tuple[Contex
     return queries, origin
 
 
-def _score(name: str, answers: Sequence[str], origin: Sequence[tuple[ContextQA, int]], step: int | None,
-           records: list[dict]) -> None:
-    for answer, (item, j) in zip(answers, origin):
+def _gold_logprobs(method: KnowledgeMethod, meter: Meter, queries: Sequence[Query],
+                   origin: Sequence[tuple[ContextQA, int]]) -> list[float]:
+    """Per question, the mean per-token log-probability of its best gold answer (the highest over its golds),
+    asked the way the method answers; every (question, gold) pair goes in one call."""
+    golds = [item.questions[j].answers for item, j in origin]
+    flat = meter.logprob(method, [q for q, gs in zip(queries, golds) for _ in gs], [g for gs in golds for g in gs])
+    out, at = [], 0
+    for gs in golds:
+        out.append(max(flat[at:at + len(gs)]))
+        at += len(gs)
+    return out
+
+
+def _score(name: str, answers: Sequence[str], logprobs: Sequence[float], origin: Sequence[tuple[ContextQA, int]],
+           step: int | None, records: list[dict]) -> None:
+    for answer, logprob, (item, j) in zip(answers, logprobs, origin):
         qa = item.questions[j]
         records.append({"method": name, "step": step, "context_id": item.context.id, "question": qa.question,
                         "golds": list(qa.answers), "prediction": answer,
-                        "f1": best_f1(answer, qa.answers), "em": best_em(answer, qa.answers)})
+                        "f1": best_f1(answer, qa.answers), "em": best_em(answer, qa.answers), "logprob": logprob})
 
 
 def _ask(name: str, method: KnowledgeMethod, meter: Meter, items: Iterable[ContextQA], max_new_tokens: int,
          step: int | None, records: list[dict]) -> None:
     """Ask every item's questions and score them: one call per context, so a context's questions are
     always batched (padded) together and alone, in every task and at every step (batched bf16 greedy
-    decoding depends on padding; a question must not get another answer because its neighbours changed)."""
+    decoding depends on padding; a question must not get another answer because its neighbours changed).
+    Each question also gets the teacher-forced log-probability of its gold answers (one call per context
+    too): a continuous figure that does not depend on how the model phrases its answers."""
     for item in items:
         queries, origin = _queries([item])
-        _score(name, meter.answer(method, queries, max_new_tokens), origin, step, records)
+        answers = meter.answer(method, queries, max_new_tokens)
+        _score(name, answers, _gold_logprobs(method, meter, queries, origin), origin, step, records)
 
 
 def _qa_metrics(records: Sequence[dict]) -> dict[str, float | None]:

@@ -2,9 +2,10 @@
 
 A method is given knowledge with `inject` (one call per update: a list of several contexts is one batch
 update, repeated calls are sequential updates), is asked with `answer`, and can be scored
-teacher-forced with `score`. `reset` returns it to the unchanged base model. `save`/`load` persist
-whatever it learned or stored. `storage_bytes` is what it keeps beside the base model at inference
-(0 for methods that write the knowledge into the weights).
+teacher-forced with `score` (token accuracy) and `logprob` (mean log-probability of a target).
+`reset` returns it to the unchanged base model. `save`/`load` persist whatever it learned or stored.
+`storage_bytes` is what it keeps beside the base model at inference (0 for methods that write the
+knowledge into the weights).
 """
 
 from __future__ import annotations
@@ -65,6 +66,11 @@ class KnowledgeMethod(Protocol):
 
     def score(self, queries: Sequence[Query], targets: Sequence[str]) -> list[float]:
         """Teacher-forced token accuracy of each target after its query's answer prompt (0..1)."""
+        ...
+
+    def logprob(self, queries: Sequence[Query], targets: Sequence[str]) -> list[float]:
+        """Mean per-token log-probability of each target after its query's answer prompt (<= 0), teacher-forced
+        and asked the way `answer` asks (with whatever the method puts in the prompt)."""
         ...
 
     def reset(self) -> None:

@@ -1,7 +1,7 @@
 """Answering and scoring with the shared answer prompt: the same for every method, as the harness requires.
 
-`answer_questions` / `score_questions` are what a method whose knowledge is in the weights calls with
-its own model; `PromptedMethod` is the shared half of methods whose knowledge is in the prompt
+`answer_questions` / `score_questions` / `logprob_questions` are what a method whose knowledge is in the
+weights calls with its own model; `PromptedMethod` is the shared half of methods whose knowledge is in the prompt
 (subclasses say how a query becomes prompt text, `prompt_for`).
 """
 
@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Sequence
 
-from ..generation import generate, target_token_accuracy
+from ..generation import generate, target_logprob, target_token_accuracy
 from ..lm import LM
 from ..prompts import answer_prompt
 from .base import Query
@@ -25,6 +25,12 @@ def score_questions(lm: LM, queries: Sequence[Query], targets: Sequence[str], ba
     """Teacher-forced token accuracy of each target after its question's answer prompt."""
     return target_token_accuracy(lm, [answer_prompt(lm.tokenizer, q.question) for q in queries],
                                  [t.strip() for t in targets], batch_size=batch_size)
+
+
+def logprob_questions(lm: LM, queries: Sequence[Query], targets: Sequence[str], batch_size: int = 16) -> list[float]:
+    """Mean per-token log-probability of each target after its question's answer prompt."""
+    return target_logprob(lm, [answer_prompt(lm.tokenizer, q.question) for q in queries],
+                          [t.strip() for t in targets], batch_size=batch_size)
 
 
 class PromptedMethod:
@@ -51,3 +57,7 @@ class PromptedMethod:
     def score(self, queries: Sequence[Query], targets: Sequence[str]) -> list[float]:
         return target_token_accuracy(self.lm, self.prompts_for(queries), [t.strip() for t in targets],
                                      batch_size=self.batch_size)
+
+    def logprob(self, queries: Sequence[Query], targets: Sequence[str]) -> list[float]:
+        return target_logprob(self.lm, self.prompts_for(queries), [t.strip() for t in targets],
+                              batch_size=self.batch_size)

@@ -34,7 +34,7 @@ from ..targets.types import TargetSet
 from ..training.adapters import UpdateRecord, replay
 from ..training.trainer import UpdateStats
 from .base import Context, Query, Resources
-from .prompted import answer_questions, score_questions
+from .prompted import answer_questions, logprob_questions, score_questions
 
 
 class WeightUpdates:
@@ -198,6 +198,9 @@ class WeightMethod:
 
     def score(self, queries: Sequence[Query], targets: Sequence[str]) -> list[float]:
         return score_questions(self.lm, queries, targets)
+
+    def logprob(self, queries: Sequence[Query], targets: Sequence[str]) -> list[float]:
+        return logprob_questions(self.lm, queries, targets)
 
     def reset(self) -> None:
         self.weights.reset()

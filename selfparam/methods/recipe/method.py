@@ -12,7 +12,7 @@ from typing import Sequence
 import torch
 
 from ...atomic import atomic_folder
-from ...generation import target_token_accuracy
+from ...generation import target_logprob, target_token_accuracy
 from ...lm import LM
 from ...prompts import answer_prompt
 from ..base import Context, Query, Resources
@@ -127,14 +127,22 @@ class Recipe:
                                  batch_size=self.config.batch_size)
 
     def score(self, queries: Sequence[Query], targets: Sequence[str]) -> list[float]:
+        return self._teacher_forced(target_token_accuracy, queries, targets)
+
+    def logprob(self, queries: Sequence[Query], targets: Sequence[str]) -> list[float]:
+        return self._teacher_forced(target_logprob, queries, targets)
+
+    def _teacher_forced(self, figure, queries: Sequence[Query], targets: Sequence[str]) -> list[float]:
+        """`figure` (a `generation` teacher-forced function) of each target after its answer prompt, with
+        the prompt the query retrieves in front (none where the sentinel wins), as `answer` asks."""
         if len(queries) != len(targets):
             raise ValueError(f"{len(queries)} queries but {len(targets)} targets")
         if not queries:
             return []
         prompts, index = self.retrieve([q.question for q in queries])
         texts = [answer_prompt(self.lm.tokenizer, q.question) for q in queries]
-        return target_token_accuracy(self.lm, texts, [t.strip() for t in targets], self.config.batch_size,
-                                     prompts=prompts, has_prompt=index >= 0)
+        return figure(self.lm, texts, [t.strip() for t in targets], self.config.batch_size,
+                      prompts=prompts, has_prompt=index >= 0)
 
     # --- state ------------------------------------------------------------------------------------
     def reset(self) -> None:
