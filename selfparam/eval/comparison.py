@@ -5,7 +5,8 @@ Per method (records matched across methods by context id and question):
 - `recovery` (`recovery_ci`): the recovered share of the in-context gain, when `base` and `base-cq` ran;
 - `in_context_recall` (`_ci`): among questions Base(C+Q) answers with F1 >= 0.5, the share the method
   answers that well, when `base-cq` ran;
-- `diff_vs_selfparam` (`_ci`): the method's F1 minus SELF-PARAM's on the same questions, when `selfparam` ran.
+- `diff_vs_selfparam` (`_ci`): the method's F1 minus SELF-PARAM's on the same questions, when `selfparam` ran
+  (or minus another `reference` method's, e.g. `selfparam[paper]` in an ablation; the key keeps its name).
 Sequential runs give these on the last step's row and, with the suffix `_diagonal`, on each context right
 after its own injection (`f1_diagonal`, `recovery_diagonal_ci`, ...).
 
@@ -43,7 +44,8 @@ def _common(*tables: dict[Key, dict]) -> list[Key]:
     return [k for k in tables[0] if all(k in t for t in tables[1:])]
 
 
-def statistics(records_by_method: dict[str, Sequence[dict]], suffix: str = "") -> dict[str, dict[str, Any]]:
+def statistics(records_by_method: dict[str, Sequence[dict]], suffix: str = "",
+               reference: str = REFERENCE) -> dict[str, dict[str, Any]]:
     """{method: {key: value}} for one set of per-question records per method (see the module doc)."""
     tables = {m: _table(rs) for m, rs in records_by_method.items()}
     out: dict[str, dict[str, Any]] = {}
@@ -63,15 +65,16 @@ def statistics(records_by_method: dict[str, Sequence[dict]], suffix: str = "") -
             keys = _common(table, tables[UPPER])
             put(row, "in_context_recall", stats.in_context_recall([table[k]["f1"] for k in keys],
                                                                   [tables[UPPER][k]["f1"] for k in keys]))
-        if REFERENCE in tables and method != REFERENCE:
-            keys = _common(table, tables[REFERENCE])
+        if reference in tables and method != reference:
+            keys = _common(table, tables[reference])
             put(row, "diff_vs_selfparam", stats.paired_difference([table[k]["f1"] for k in keys],
-                                                                  [tables[REFERENCE][k]["f1"] for k in keys]))
+                                                                  [tables[reference][k]["f1"] for k in keys]))
         out[method] = row
     return out
 
 
-def report_statistics(task: str, records: Sequence[dict], methods: Sequence[str]) -> dict[str, dict[str, Any]]:
+def report_statistics(task: str, records: Sequence[dict], methods: Sequence[str],
+                      reference: str = REFERENCE) -> dict[str, dict[str, Any]]:
     """The statistics of a QA task's report for `methods` (those that finished); {} for other tasks."""
     if task not in QA_TASKS:
         return {}
@@ -80,7 +83,7 @@ def report_statistics(task: str, records: Sequence[dict], methods: Sequence[str]
         if r.get("method") in by_method:
             by_method[r["method"]].append(r)
     if task != "sequential":
-        return statistics(by_method)
+        return statistics(by_method, reference=reference)
     final, diagonal = {}, {}
     for m, rs in by_method.items():
         last = max((r["step"] for r in rs), default=None)
@@ -89,8 +92,8 @@ def report_statistics(task: str, records: Sequence[dict], methods: Sequence[str]
         for r in rs:  # a context's diagonal cell is the step it was injected at: the first step it is asked
             first_step[r["context_id"]] = min(r["step"], first_step.get(r["context_id"], r["step"]))
         diagonal[m] = [r for r in rs if r["step"] == first_step[r["context_id"]]]
-    out = statistics(final)
-    for m, row in statistics(diagonal, suffix="_diagonal").items():
+    out = statistics(final, reference=reference)
+    for m, row in statistics(diagonal, suffix="_diagonal", reference=reference).items():
         out[m].update(row)
     return out
 
