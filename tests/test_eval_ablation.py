@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 
 from selfparam.eval.ablation import ablate, differing_settings, parse_run_spec
 from selfparam.eval.report import write_config, write_report
-from selfparam.eval.tasks import run_single
+from selfparam.eval.tasks import run_sequential, run_single
 
 ITEMS = ["c0", "c1", "c2", "c3"]
 
@@ -116,6 +116,25 @@ def test_unknown_reference_and_bad_labels(runs, tmp_path):
     for spec in ("runs/facts", "runs/facts:", ":facts", "runs/facts:a[1]"):
         with pytest.raises(ValueError, match="ablate"):
             parse_run_spec(spec)
+
+
+def test_sequential_runs_give_the_last_step(tmp_path):
+    """After the last step memory=2 keeps the last two of four contexts (F1 2/3), memory=3 the last three:
+    6 gold answers, one "red" (F1 2/3) and one "green" (0), so (6 + 2/3) / 8 = 5/6."""
+    folders = []
+    for label, memory, extra in (("m2", 2, baselines()), ("m3", 3, {})):
+        methods = {**extra, "selfparam": TableMethod("selfparam", memory=memory)}
+        result = run_sequential(list(methods), builder(**methods), make_contexts(), progress=False)
+        write_config(tmp_path / label, {"settings": {"task": "sequential", "n": 4, "seed": 0, "memory": memory},
+                                        "items": ITEMS})
+        write_report(tmp_path / label, result, plots=False)
+        folders.append((tmp_path / label, label))
+    table = json.loads(ablate(folders, tmp_path / "out", reference="selfparam[m2]")["ablation_json"].read_text())
+    rows = table["methods"]
+    assert rows["selfparam[m2]"]["f1"] == pytest.approx(2 / 3) and rows["selfparam[m3]"]["f1"] == pytest.approx(5 / 6)
+    assert rows["selfparam[m3]"]["diff_vs_reference"] == pytest.approx(1 / 6)
+    assert rows["selfparam[m3]"]["n_questions"] == 8  # the last step's questions, not all 4 steps' 20
+    assert table["runs"]["m3"]["differs"] == {"memory": 3}
 
 
 def test_method_configs_compare_among_the_runs_that_ran_the_method():

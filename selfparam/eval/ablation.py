@@ -214,7 +214,8 @@ def ablation_markdown(ablation: dict[str, Any], title: str | None = None) -> str
     """The table of `ablation.json`: one row per labelled method, the reference first, then each run's
     settings that differ."""
     settings = ablation["settings"]
-    lines = [f"# {title or 'Ablation: ' + str(ablation['task']) + ' on ' + Path(str(settings.get('data'))).name}",
+    data = f" on {Path(str(settings['data'])).name}" if settings.get("data") else ""
+    lines = [f"# {title or 'Ablation: ' + str(ablation['task']) + data}",
              "", "Shared by every run: " + ", ".join(f"{k} {v}" for k, v in settings.items() if v is not None)
              + f". Reference: `{ablation['reference']}`.", "",
              "| method | status | F1 [95% CI] | recovery | in-context recall | F1 − reference | inject s/context "
