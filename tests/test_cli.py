@@ -176,6 +176,8 @@ BAD_INPUTS = {
     ("eval", "sequential"): _qa_eval("sequential"),
     ("eval", "recommendation"): _qa_eval("recommendation"),
     ("eval", "merge"): lambda t: (["eval", "merge", t / "missing", t / "missing2", "--out", t / "out"], "missing"),
+    ("eval", "ablate"): lambda t: (["eval", "ablate", f"{t / 'missing'}:a", f"{t / 'missing2'}:b", "--out", t / "out"],
+                                   "missing"),
     ("eval", "lifelong"): lambda t: (["eval", "lifelong", "--data", t / "missing.json", "--out", t / "out"],
                                      "missing.json"),
     ("recipe", "train"): lambda t: (["recipe", "train", "--data", t / "missing.json", "--out", t / "out"],

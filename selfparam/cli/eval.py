@@ -187,6 +187,27 @@ def merge(folders: Annotated[list[Path], typer.Argument(help="run folders of the
     typer.echo(summary.read_text())
 
 
+@eval_app.command()
+def ablate(runs: Annotated[list[str], typer.Argument(help="RUN_DIR:LABEL per run (same task, data, draw, seed, "
+                                                          "decoding), e.g. runs/paper:paper runs/facts:facts")],
+           out: Out,
+           reference: Annotated[str, typer.Option("--reference", help="the labelled method the F1 differences "
+                                                                      "are taken against, e.g. 'selfparam[paper]'")]
+           = "selfparam[paper]") -> None:
+    """One ablation table from runs that differ in one lever: every method m of the run labelled L becomes
+    m[L] (Base(Q) and Base(C+Q) taken once), with F1, recovery, in-context recall, intervals, the paired
+    difference against --reference and injection seconds per context."""
+    from ..eval.ablation import ablate as ablate_runs
+    from ..eval.ablation import parse_run_spec
+
+    try:
+        table = ablate_runs([parse_run_spec(r) for r in runs], out, reference)["ablation_md"]
+    except ValueError as e:
+        typer.secho(f"error: {e}", fg=typer.colors.RED, err=True)
+        raise typer.Exit(2) from None
+    typer.echo(table.read_text())
+
+
 from .probes import boundary, conflicts  # noqa: E402  (they reuse the option types above)
 
 eval_app.command("conflicts")(conflicts)

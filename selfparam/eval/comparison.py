@@ -5,7 +5,8 @@ Per method (records matched across methods by context id and question):
 - `recovery` (`recovery_ci`): the recovered share of the in-context gain, when `base` and `base-cq` ran;
 - `in_context_recall` (`_ci`): among questions Base(C+Q) answers with F1 >= 0.5, the share the method
   answers that well, when `base-cq` ran;
-- `diff_vs_selfparam` (`_ci`): the method's F1 minus SELF-PARAM's on the same questions, when `selfparam` ran;
+- `diff_vs_selfparam` (`_ci`): the method's F1 minus SELF-PARAM's on the same questions, when `selfparam` ran
+  (or minus another `reference` method's, e.g. `selfparam[paper]` in an ablation; the key keeps its name);
 - `logprob`, `logprob_recovery`, `diff_logprob_vs_selfparam` (each with `_ci`): the same three on the mean
   per-token log-probability of the best gold answer (teacher-forced, asked the way the method answers), a
   continuous figure that does not depend on how the model phrases its answers. Records of runs made before
@@ -50,7 +51,8 @@ def _common(*tables: dict[Key, dict], field: str = "f1") -> list[Key]:
             and all(k in t and t[k].get(field) is not None for t in tables[1:])]
 
 
-def statistics(records_by_method: dict[str, Sequence[dict]], suffix: str = "") -> dict[str, dict[str, Any]]:
+def statistics(records_by_method: dict[str, Sequence[dict]], suffix: str = "",
+               reference: str = REFERENCE) -> dict[str, dict[str, Any]]:
     """{method: {key: value}} for one set of per-question records per method (see the module doc)."""
     tables = {m: _table(rs) for m, rs in records_by_method.items()}
     out: dict[str, dict[str, Any]] = {}
@@ -65,10 +67,10 @@ def statistics(records_by_method: dict[str, Sequence[dict]], suffix: str = "") -
                                           [tables[UPPER][k][field] for k in keys]))
 
     def put_difference(row: dict, method: str, table: dict[Key, dict], field: str, name: str) -> None:
-        if REFERENCE in tables and method != REFERENCE:
-            keys = _common(table, tables[REFERENCE], field=field)
+        if reference in tables and method != reference:
+            keys = _common(table, tables[reference], field=field)
             put(row, name, stats.paired_difference([table[k][field] for k in keys],
-                                                   [tables[REFERENCE][k][field] for k in keys]))
+                                                   [tables[reference][k][field] for k in keys]))
 
     for method, table in tables.items():
         row: dict[str, Any] = {}
@@ -87,7 +89,8 @@ def statistics(records_by_method: dict[str, Sequence[dict]], suffix: str = "") -
     return out
 
 
-def report_statistics(task: str, records: Sequence[dict], methods: Sequence[str]) -> dict[str, dict[str, Any]]:
+def report_statistics(task: str, records: Sequence[dict], methods: Sequence[str],
+                      reference: str = REFERENCE) -> dict[str, dict[str, Any]]:
     """The statistics of a QA task's report for `methods` (those that finished); {} for other tasks."""
     if task not in QA_TASKS:
         return {}
@@ -96,7 +99,7 @@ def report_statistics(task: str, records: Sequence[dict], methods: Sequence[str]
         if r.get("method") in by_method:
             by_method[r["method"]].append(r)
     if task != "sequential":
-        return statistics(by_method)
+        return statistics(by_method, reference=reference)
     final, diagonal = {}, {}
     for m, rs in by_method.items():
         last = max((r["step"] for r in rs), default=None)
@@ -105,8 +108,8 @@ def report_statistics(task: str, records: Sequence[dict], methods: Sequence[str]
         for r in rs:  # a context's diagonal cell is the step it was injected at: the first step it is asked
             first_step[r["context_id"]] = min(r["step"], first_step.get(r["context_id"], r["step"]))
         diagonal[m] = [r for r in rs if r["step"] == first_step[r["context_id"]]]
-    out = statistics(final)
-    for m, row in statistics(diagonal, suffix="_diagonal").items():
+    out = statistics(final, reference=reference)
+    for m, row in statistics(diagonal, suffix="_diagonal", reference=reference).items():
         out[m].update(row)
     return out
 

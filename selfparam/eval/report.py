@@ -96,7 +96,7 @@ def _bytes(n: int | None) -> str:
     return str(n)
 
 
-def _with_ci(value: Any, ci: list[float] | None, signed: bool = False) -> str:
+def with_ci(value: Any, ci: list[float] | None, signed: bool = False) -> str:
     """`0.123 [0.100, 0.150]`; a signed difference whose interval holds 0 reads `level (...)`."""
     if value is None:
         return "–"
@@ -111,7 +111,7 @@ _STAT_COLUMNS = (("F1 [95% CI]", "f1", False), ("EM [95% CI]", "em", False), ("r
 
 
 def _stat_cells(row: dict[str, Any], suffix: str = "") -> list[str]:
-    return [_with_ci(row.get(key + suffix), row.get(key + suffix + "_ci"), signed) for _, key, signed in _STAT_COLUMNS]
+    return [with_ci(row.get(key + suffix), row.get(key + suffix + "_ci"), signed) for _, key, signed in _STAT_COLUMNS]
 
 
 LIFELONG_COLUMNS = ("reliability", "generality", "locality",  # teacher-forced, then by greedy generation
@@ -218,7 +218,7 @@ _COST_KEYS = ("status", "storage_bytes", "inject_seconds", "answer_latency", "n_
               "retention", "error", "traceback")
 # settings that must agree for two runs' rows to share a table (lifelong: the edits are the data file's first T
 # records, so the same file means the same edits, and each method may stop at another count)
-_SAME = ("task", "data", "n", "seed", "model", "questions_per_context", "max_new_tokens", "k", "dataset", "articles")
+SAME = ("task", "data", "n", "seed", "model", "questions_per_context", "max_new_tokens", "k", "dataset", "articles")
 _SAME_LIFELONG = ("task", "data", "model", "eval_sample", "gen_sample", "max_new_tokens", "seed")
 
 
@@ -253,7 +253,7 @@ def merge_runs(folders: list[Path], out: Path, title: str | None = None) -> dict
         records += [json.loads(line) for line in (folder / "predictions.jsonl").read_text(encoding="utf-8").splitlines()
                     if line.strip()]
     first = configs[0]["settings"]
-    same = _SAME_LIFELONG if first.get("task") == "lifelong" else _SAME
+    same = _SAME_LIFELONG if first.get("task") == "lifelong" else SAME
     for folder, config in zip(folders[1:], configs[1:]):
         differ = [k for k in same if config["settings"].get(k) != first.get(k)]
         if config.get("items") != configs[0].get("items"):

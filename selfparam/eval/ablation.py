@@ -1,0 +1,252 @@
+"""An ablation table: the same method run with one lever changed, one labelled row per run, in one table.
+
+A lever that is a run-wide setting (`--questions facts`, a `--method-config` of SELF-PARAM's) needs its own
+run, so `selfparam` appears in several runs; `merge` refuses that, `ablate` labels it instead:
+
+    selfparam eval ablate runs/paper:paper runs/facts:facts --reference 'selfparam[paper]' --out runs/ablation
+
+Every method `m` of the run labelled `L` becomes `m[L]`, except the baselines `base` and `base-cq`, which are
+the same in every run (greedy decoding, same draw) and are taken once, so recovery and in-context recall
+mean the same for every row. The paired difference of F1 is taken against `reference` on the same questions.
+The runs must share task, data, draw, seed, model and decoding (`report.SAME`); the settings that differ
+between them are listed per label, so the table says what each lever is.
+
+Output in `out/`: `ablation.json` (the figures, the runs and what differs, provenance) and `ablation.md`.
+Sequential runs give the figures after the last injection.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, Sequence
+
+from ..atomic import atomic_write_text
+from ..provenance import provenance
+from .comparison import BASE, QA_TASKS, UPPER, level, report_statistics
+from .report import SAME, with_ci, write_json
+
+BASELINES = (BASE, UPPER)
+# settings that differ between any two runs without being a lever (where the run went, how it was shown)
+_NOT_LEVERS = ("out", "targets_dir", "command", "progress", "methods")
+_FIGURES = ("f1", "recovery", "in_context_recall", "diff_vs_reference", "logprob_recovery",
+            "diff_logprob_vs_reference")
+_SOURCE = {"diff_vs_reference": "diff_vs_selfparam", "diff_logprob_vs_reference": "diff_logprob_vs_selfparam"}
+
+
+def parse_run_spec(text: str) -> tuple[Path, str]:
+    """`"runs/facts:facts"` -> (Path("runs/facts"), "facts"): a run folder and its label."""
+    folder, sep, label = str(text).rpartition(":")
+    if not sep or not folder or not label.strip():
+        raise ValueError(f"ablate: {text!r} needs a label: give RUN_DIR:LABEL, e.g. runs/facts:facts")
+    if any(c in label for c in "[]"):
+        raise ValueError(f"ablate: label {label!r} may not contain [ or ]")
+    return Path(folder), label.strip()
+
+
+def labelled(method: str, label: str) -> str:
+    """The name of `method` of the run labelled `label` in the table (baselines keep their name)."""
+    return method if method in BASELINES else f"{method}[{label}]"
+
+
+def _load(folder: Path) -> dict[str, Any]:
+    for name in ("config.json", "summary.json", "predictions.jsonl"):
+        if not (folder / name).is_file():
+            raise ValueError(f"ablate: {folder} is not a run folder (no {name})")
+    return {"config": json.loads((folder / "config.json").read_text(encoding="utf-8")),
+            "summary": json.loads((folder / "summary.json").read_text(encoding="utf-8")),
+            "records": [json.loads(line) for line in (folder / "predictions.jsonl").read_text(encoding="utf-8")
+                        .splitlines() if line.strip()]}
+
+
+def _check_same(folders: Sequence[Path], runs: Sequence[dict]) -> None:
+    """Refuse runs that differ in task, data, draw, seed, model or decoding (the runs' shared ground)."""
+    first = runs[0]["config"]
+    if first.get("settings", {}).get("task") not in QA_TASKS:
+        raise ValueError(f"ablate: {folders[0]} is a {first.get('settings', {}).get('task')!r} run; ablations "
+                         f"compare QA runs ({', '.join(QA_TASKS)})")
+    for folder, run in zip(folders[1:], runs[1:]):
+        config = run["config"]
+        differ = [k for k in SAME if config.get("settings", {}).get(k) != first["settings"].get(k)]
+        if config.get("items") != first.get("items"):
+            differ.append("items")
+        if differ:
+            raise ValueError(f"ablate: {folder} differs from {folders[0]} in {', '.join(differ)}; an ablation "
+                             f"compares runs of the same task, data, draw, seed and decoding")
+
+
+def _flat(value: Any, prefix: str) -> dict[str, Any]:
+    if isinstance(value, dict):
+        out: dict[str, Any] = {}
+        for k, v in value.items():
+            out.update(_flat(v, f"{prefix}.{k}" if prefix else str(k)))
+        return out
+    return {prefix: value}
+
+
+def differing_settings(configs: Sequence[dict]) -> list[dict[str, Any]]:
+    """Per run, {setting: its value} for the settings whose values are not the same in every run: run
+    settings (dotted for nested ones) and `method_configs.<method>.<field>`, a method's config compared
+    among the runs that ran that method."""
+    flats = []
+    for config in configs:
+        settings = {k: v for k, v in config.get("settings", {}).items() if k not in _NOT_LEVERS}
+        flats.append({"settings": _flat(settings, ""),
+                      "methods": {m: _flat(c, f"method_configs.{m}")
+                                  for m, c in (config.get("method_configs") or {}).items()}})
+    differing: list[dict[str, Any]] = [{} for _ in configs]
+    keys = list(dict.fromkeys(k for f in flats for k in f["settings"]))
+    for key in keys:
+        values = [f["settings"].get(key) for f in flats]
+        if any(v != values[0] for v in values):
+            for out, v in zip(differing, values):
+                out[key] = v
+    methods = list(dict.fromkeys(m for f in flats for m in f["methods"]))
+    for method in methods:
+        having = [(out, f["methods"][method]) for out, f in zip(differing, flats) if method in f["methods"]]
+        for key in dict.fromkeys(k for _, fields in having for k in fields):
+            values = [fields.get(key) for _, fields in having]
+            if any(v != values[0] for v in values):
+                for out, v in zip((o for o, _ in having), values):
+                    out[key] = v
+    return differing
+
+
+def _question_key(r: dict) -> tuple:
+    return r["context_id"], r["question"], r.get("step")
+
+
+def _check_baseline(method: str, kept: tuple[Path, list[dict]], other: tuple[Path, list[dict]]) -> None:
+    """A baseline run twice must have scored every question both runs asked the same (greedy decoding)."""
+    first = {_question_key(r): r["f1"] for r in kept[1]}
+    differ = [k for k, f1 in ((_question_key(r), r["f1"]) for r in other[1]) if k in first and first[k] != f1]
+    if differ:
+        context, question, _ = differ[0]
+        raise ValueError(f"ablate: {method!r} scores differently in {other[0]} and {kept[0]} on {len(differ)} "
+                         f"question(s) (first: {context} {question!r}); the baselines must be the same in every run "
+                         f"(greedy decoding of the same draw): rerun them, or leave them out of one of the runs")
+
+
+def _inject_seconds_per_context(row: dict[str, Any], records: Sequence[dict]) -> float | None:
+    """Mean injection seconds per context: all injection time (seconds per update x updates) over the
+    contexts the method was asked about (a batch update holds several)."""
+    per_update, updates = row.get("inject_seconds"), row.get("n_injections") or 0
+    contexts = len({r["context_id"] for r in records})
+    if per_update is None or not updates or not contexts:
+        return None
+    return per_update * updates / contexts
+
+
+def ablate(runs: Sequence[tuple[Path, str]], out: Path, reference: str, title: str | None = None) -> dict[str, Path]:
+    """Write `ablation.json` and `ablation.md` into `out` for the labelled run folders `runs` [(folder,
+    label)], with the paired F1 difference against the labelled method `reference` (e.g.
+    `selfparam[paper]`). Checks everything before writing anything; returns the paths written."""
+    runs = [(Path(folder), label) for folder, label in runs]
+    if len(runs) < 2:
+        raise ValueError("ablate: give at least two labelled run folders (RUN_DIR:LABEL)")
+    labels = [label for _, label in runs]
+    if len(set(labels)) != len(labels):
+        raise ValueError(f"ablate: each run needs its own label, got {', '.join(labels)}")
+    folders = [folder for folder, _ in runs]
+    out = Path(out)
+    if any(out.resolve() == f.resolve() for f in folders):
+        raise ValueError(f"ablate: --out {out} is one of the run folders; choose another")
+    loaded = [_load(folder) for folder in folders]
+    _check_same(folders, loaded)
+
+    rows: dict[str, dict[str, Any]] = {}  # labelled method -> its summary row, label and folder
+    records: list[dict] = []
+    records_of: dict[str, list[dict]] = {}
+    baseline_from: dict[str, tuple[Path, list[dict]]] = {}
+    for (folder, label), run in zip(runs, loaded):
+        for method, row in run["summary"]["methods"].items():
+            own = [r for r in run["records"] if r.get("method") == method]
+            name = labelled(method, label)
+            if method in BASELINES and method in baseline_from:
+                _check_baseline(method, baseline_from[method], (folder, own))
+                continue
+            if method in BASELINES:
+                baseline_from[method] = (folder, own)
+            rows[name] = {"row": row, "label": None if method in BASELINES else label, "folder": folder}
+            records_of[name] = own
+            records += [{**r, "method": name} for r in own]
+    finished = [m for m, v in rows.items() if v["row"].get("status") in ("ok", "partial")]
+    if reference not in rows:
+        raise ValueError(f"ablate: unknown reference {reference!r}; the labelled methods are {', '.join(rows)}")
+    if reference not in finished:
+        raise ValueError(f"ablate: the reference {reference!r} did not finish ({rows[reference]['row'].get('status')})")
+    task = loaded[0]["config"]["settings"]["task"]
+    statistics = report_statistics(task, records, finished, reference=reference)
+    step = {m: max((r.get("step") or 0 for r in rs), default=0) for m, rs in records_of.items()}
+
+    methods: dict[str, dict[str, Any]] = {}
+    order = [reference] + [m for m in rows if m != reference and m not in BASELINES] + \
+        [m for m in rows if m in BASELINES and m != reference]
+    for name in order:
+        row, s = rows[name]["row"], statistics.get(name, {})
+        final = [r for r in records_of[name] if (r.get("step") or 0) == step[name]]
+        entry: dict[str, Any] = {"label": rows[name]["label"], "status": row.get("status")}
+        for key in _FIGURES:
+            source = _SOURCE.get(key, key)  # the statistics' key name
+            entry[key], entry[key + "_ci"] = s.get(source), s.get(source + "_ci")
+        entry["level"] = level(entry["diff_vs_reference_ci"]) if entry["diff_vs_reference"] is not None else None
+        entry["logprob_level"] = (level(entry["diff_logprob_vs_reference_ci"])
+                                  if entry["diff_logprob_vs_reference"] is not None else None)
+        entry["inject_seconds_per_context"] = _inject_seconds_per_context(row, records_of[name])
+        entry["n_questions"] = len(final) if name in statistics else 0
+        if row.get("error"):
+            entry["error"] = row["error"]
+        methods[name] = entry
+    differing = differing_settings([run["config"] for run in loaded])
+    ablation = {"task": task, "reference": reference, "settings": {k: loaded[0]["config"]["settings"].get(k)
+                                                                   for k in SAME},
+                "runs": {label: {"folder": str(folder), "differs": d}
+                         for (folder, label), d in zip(runs, differing)},
+                "methods": methods, "bootstrap": loaded[0]["summary"].get("bootstrap"), **provenance()}
+    paths = {"ablation_json": out / "ablation.json", "ablation_md": out / "ablation.md"}
+    text = ablation_markdown(ablation, title)
+    write_json(paths["ablation_json"], ablation)
+    atomic_write_text(paths["ablation_md"], text)
+    return paths
+
+
+def _seconds(value: float | None) -> str:
+    return "–" if value is None else f"{value:.2f}"
+
+
+def ablation_markdown(ablation: dict[str, Any], title: str | None = None) -> str:
+    """The table of `ablation.json`: one row per labelled method, the reference first, then each run's
+    settings that differ."""
+    settings = ablation["settings"]
+    data = f" on {Path(str(settings['data'])).name}" if settings.get("data") else ""
+    lines = [f"# {title or 'Ablation: ' + str(ablation['task']) + data}",
+             "", "Shared by every run: " + ", ".join(f"{k} {v}" for k, v in settings.items() if v is not None)
+             + f". Reference: `{ablation['reference']}`.", "",
+             "| method | status | F1 [95% CI] | recovery | in-context recall | F1 − reference | log-prob recovery "
+             "| log-prob − reference | inject s/context | questions |", "|" + "---|" * 10]
+    for name, m in ablation["methods"].items():
+        cells = [name, str(m["status"]), with_ci(m["f1"], m["f1_ci"]), with_ci(m["recovery"], m["recovery_ci"]),
+                 with_ci(m["in_context_recall"], m["in_context_recall_ci"]),
+                 "reference" if name == ablation["reference"] else with_ci(m["diff_vs_reference"],
+                                                                          m["diff_vs_reference_ci"], signed=True),
+                 with_ci(m["logprob_recovery"], m["logprob_recovery_ci"]),
+                 "reference" if name == ablation["reference"] else with_ci(m["diff_logprob_vs_reference"],
+                                                                          m["diff_logprob_vs_reference_ci"],
+                                                                          signed=True),
+                 _seconds(m["inject_seconds_per_context"]), str(m["n_questions"])]
+        lines.append("| " + " | ".join(cells) + " |")
+    lines += ["", "Intervals: 95% bootstrap over questions. recovery = (F1 − F1 Base(Q)) / (F1 Base(C+Q) − "
+              "F1 Base(Q)); in-context recall: among questions Base(C+Q) answers with F1 >= 0.5, the share the method "
+              "answers as well; F1 − reference: paired difference on the same questions, `level` when its interval "
+              "contains 0. Log-prob: the mean per-token log-probability of the best gold answer, teacher-forced "
+              "(recovery and paired difference as for F1; – where a run predates it). "
+              "Base(Q) and Base(C+Q) are taken once (identical in every run that has them)."
+              + (" Sequential runs: after the last injection." if ablation["task"] == "sequential" else ""),
+              "", "## Runs and what differs between them", ""]
+    for label, run in ablation["runs"].items():
+        differs = ", ".join(f"`{k}` = {json.dumps(v, default=str)}" for k, v in run["differs"].items())
+        lines.append(f"- `{label}` ({run['folder']}): {differs or 'no setting differs from the other runs'}")
+    failed = [(n, m["error"]) for n, m in ablation["methods"].items() if m.get("error")]
+    if failed:
+        lines += ["", "## Failures", "", *(f"- `{n}`: {e}" for n, e in failed)]
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,165 @@
+"""`selfparam eval ablate`: labelled runs of the same draw in one table, figures worked out by hand on fake
+methods (see test_eval_tasks and test_eval_report_stats)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from test_cli import assert_one_error_line
+from test_eval_report_stats import KnowsFirst
+from test_eval_tasks import TableMethod, builder, make_contexts
+from typer.testing import CliRunner
+
+from selfparam.eval.ablation import ablate, differing_settings, parse_run_spec
+from selfparam.eval.report import write_config, write_report
+from selfparam.eval.tasks import run_sequential, run_single
+
+ITEMS = ["c0", "c1", "c2", "c3"]
+
+
+def make_run(folder, methods, questions="paper", items=ITEMS, method_configs=None):
+    """A run folder as `selfparam eval single` writes it, from fake methods on the four table contexts."""
+    result = run_single(list(methods), builder(**methods), make_contexts(), progress=False)
+    write_config(folder, {"settings": {"task": "single", "data": "squad.json", "n": 4, "seed": 0,
+                                       "max_new_tokens": 32, "questions": questions, "out": str(folder),
+                                       "methods": list(methods)},
+                          "method_configs": method_configs or {}, "items": items})
+    write_report(folder, result, plots=False)
+    return folder
+
+
+def baselines():
+    return {"base": TableMethod("base", memory=0), "base-cq": TableMethod("base-cq", memory=0, use_gold_context=True)}
+
+
+@pytest.fixture
+def runs(tmp_path):
+    # paper: SELF-PARAM keeps contexts 0-1 only (F1 2/3); facts: it keeps all four (F1 1)
+    paper = make_run(tmp_path / "paper", {**baselines(), "selfparam": KnowsFirst("selfparam")},
+                     method_configs={"selfparam": {"train": {"epochs": 1}, "rank": 8}})
+    facts = make_run(tmp_path / "facts", {**baselines(), "selfparam": TableMethod("selfparam")}, questions="facts",
+                     method_configs={"selfparam": {"train": {"epochs": 3}, "rank": 8}})
+    return paper, facts
+
+
+def test_labelled_rows_and_the_difference_against_the_reference(runs, tmp_path):
+    paper, facts = runs
+    paths = ablate([(paper, "paper"), (facts, "facts")], tmp_path / "out", reference="selfparam[paper]")
+    table = json.loads(paths["ablation_json"].read_text())
+    rows = table["methods"]
+    # the reference first, then the other labelled methods, then the baselines taken once
+    assert list(rows) == ["selfparam[paper]", "selfparam[facts]", "base", "base-cq"]
+    assert rows["selfparam[paper]"]["f1"] == pytest.approx(2 / 3)
+    assert rows["selfparam[facts]"]["f1"] == pytest.approx(1.0)
+    # recovery (F1 - 1/3) / (1 - 1/3): 1/2 for paper, 1 for facts; in-context recall 6/8 and 8/8
+    assert rows["selfparam[paper]"]["recovery"] == pytest.approx(0.5)
+    assert rows["selfparam[facts]"]["recovery"] == pytest.approx(1.0)
+    assert rows["selfparam[paper]"]["in_context_recall"] == pytest.approx(6 / 8)
+    assert rows["selfparam[facts]"]["in_context_recall"] == pytest.approx(1.0)
+    # per question facts - paper: 0 on the four of contexts 0-1, 1/3 on the two "red", 1 on the two "green":
+    # (2/3 + 2) / 8 = 1/3; every paired difference is >= 0 and some > 0, so the interval excludes 0
+    facts_row = rows["selfparam[facts]"]
+    assert facts_row["diff_vs_reference"] == pytest.approx(1 / 3)
+    assert facts_row["diff_vs_reference_ci"][0] > 0 and facts_row["level"] is False
+    assert rows["base"]["diff_vs_reference"] == pytest.approx(1 / 3 - 2 / 3)
+    assert rows["selfparam[paper]"]["diff_vs_reference"] is None
+    assert all(r["n_questions"] == 8 for r in rows.values())
+    # the gold log-prob: the fakes give Base(C+Q)'s value wherever they know the context, Base(Q)'s elsewhere
+    assert facts_row["logprob_recovery"] == pytest.approx(1.0)
+    assert 0 < rows["selfparam[paper]"]["logprob_recovery"] < 1
+    assert facts_row["diff_logprob_vs_reference_ci"][0] > 0 and facts_row["logprob_level"] is False
+    seconds = json.loads((facts / "summary.json").read_text())["methods"]["selfparam"]["inject_seconds"]
+    assert facts_row["inject_seconds_per_context"] == pytest.approx(seconds)  # one injection per context
+    # what each lever is: the settings that differ, per label
+    assert table["runs"]["paper"]["differs"] == {"questions": "paper", "method_configs.selfparam.train.epochs": 1}
+    assert table["runs"]["facts"]["differs"] == {"questions": "facts", "method_configs.selfparam.train.epochs": 3}
+    assert table["reference"] == "selfparam[paper]" and "git_revision" in table
+    md = paths["ablation_md"].read_text()
+    lines = [line for line in md.splitlines() if line.startswith("| ")]
+    assert lines[1].startswith("| selfparam[paper] |") and "| reference |" in lines[1]
+    assert lines[2].startswith("| selfparam[facts] |") and "+0.333 [" in lines[2] and "level" not in lines[2]
+    assert "`questions` = \"facts\"" in md
+
+
+def test_a_level_difference_reads_level(runs, tmp_path):
+    paper, _ = runs
+    same = make_run(tmp_path / "same", {"selfparam": KnowsFirst("selfparam")})
+    rows = json.loads(ablate([(paper, "paper"), (same, "again")], tmp_path / "out",
+                             reference="selfparam[paper]")["ablation_json"].read_text())["methods"]
+    assert rows["selfparam[again]"]["diff_vs_reference_ci"] == [0.0, 0.0] and rows["selfparam[again]"]["level"]
+    # the baselines came from the one run that had them; the other's rows still get recovery
+    assert rows["selfparam[again]"]["recovery"] == pytest.approx(0.5)
+    md = (tmp_path / "out/ablation.md").read_text()
+    assert "level (+0.000 [+0.000, +0.000])" in md
+
+
+def test_runs_of_another_draw_are_refused(runs, tmp_path):
+    paper, _ = runs
+    other = make_run(tmp_path / "other", {"selfparam": TableMethod("selfparam")}, items=["c0", "c1", "c2", "c9"])
+    with pytest.raises(ValueError, match=r"other differs from .*paper in items"):
+        ablate([(paper, "paper"), (other, "other")], tmp_path / "out", reference="selfparam[paper]")
+    assert not (tmp_path / "out").exists()
+
+
+def test_baselines_that_score_differently_are_refused(runs, tmp_path):
+    paper, _ = runs
+    odd = make_run(tmp_path / "odd", {"base": KnowsFirst("base"), "selfparam": TableMethod("selfparam")})  # 0-1 differ
+    with pytest.raises(ValueError, match=r"'base' scores differently in .*odd and .*paper on 4 question"):
+        ablate([(paper, "paper"), (odd, "odd")], tmp_path / "out", reference="selfparam[paper]")
+    assert not (tmp_path / "out").exists()
+
+
+def test_unknown_reference_and_bad_labels(runs, tmp_path):
+    paper, facts = runs
+    with pytest.raises(ValueError, match=r"unknown reference 'selfparam'.*selfparam\[paper\]"):
+        ablate([(paper, "paper"), (facts, "facts")], tmp_path / "out", reference="selfparam")
+    with pytest.raises(ValueError, match="its own label"):
+        ablate([(paper, "x"), (facts, "x")], tmp_path / "out", reference="selfparam[x]")
+    assert parse_run_spec("runs/a:b:facts") == (parse_run_spec("runs/a:b:x")[0], "facts")
+    for spec in ("runs/facts", "runs/facts:", ":facts", "runs/facts:a[1]"):
+        with pytest.raises(ValueError, match="ablate"):
+            parse_run_spec(spec)
+
+
+def test_sequential_runs_give_the_last_step(tmp_path):
+    """After the last step memory=2 keeps the last two of four contexts (F1 2/3), memory=3 the last three:
+    6 gold answers, one "red" (F1 2/3) and one "green" (0), so (6 + 2/3) / 8 = 5/6."""
+    folders = []
+    for label, memory, extra in (("m2", 2, baselines()), ("m3", 3, {})):
+        methods = {**extra, "selfparam": TableMethod("selfparam", memory=memory)}
+        result = run_sequential(list(methods), builder(**methods), make_contexts(), progress=False)
+        write_config(tmp_path / label, {"settings": {"task": "sequential", "n": 4, "seed": 0, "memory": memory},
+                                        "items": ITEMS})
+        write_report(tmp_path / label, result, plots=False)
+        folders.append((tmp_path / label, label))
+    table = json.loads(ablate(folders, tmp_path / "out", reference="selfparam[m2]")["ablation_json"].read_text())
+    rows = table["methods"]
+    assert rows["selfparam[m2]"]["f1"] == pytest.approx(2 / 3) and rows["selfparam[m3]"]["f1"] == pytest.approx(5 / 6)
+    assert rows["selfparam[m3]"]["diff_vs_reference"] == pytest.approx(1 / 6)
+    assert rows["selfparam[m3]"]["n_questions"] == 8  # the last step's questions, not all 4 steps' 20
+    assert table["runs"]["m3"]["differs"] == {"memory": 3}
+
+
+def test_method_configs_compare_among_the_runs_that_ran_the_method():
+    configs = [{"settings": {"task": "single", "out": "a"}, "method_configs": {"selfparam": {"rank": 8},
+                                                                              "ft-s": {"lr": 1}}},
+               {"settings": {"task": "single", "out": "b"}, "method_configs": {"selfparam": {"rank": 16}}}]
+    assert differing_settings(configs) == [{"method_configs.selfparam.rank": 8}, {"method_configs.selfparam.rank": 16}]
+
+
+def test_cli_writes_the_table_and_refuses_in_one_line(runs, tmp_path):
+    from selfparam.cli import app
+
+    paper, facts = runs
+    runner = CliRunner()
+    ok = runner.invoke(app, ["eval", "ablate", f"{paper}:paper", f"{facts}:facts", "--reference", "selfparam[paper]",
+                             "--out", str(tmp_path / "out")])
+    assert ok.exit_code == 0, ok.output
+    assert "| selfparam[facts] |" in ok.stdout and (tmp_path / "out/ablation.json").is_file()
+    no_label = runner.invoke(app, ["eval", "ablate", str(paper), f"{facts}:facts", "--out", str(tmp_path / "o2")])
+    assert_one_error_line(no_label, "needs a label")
+    unknown = runner.invoke(app, ["eval", "ablate", f"{paper}:paper", f"{facts}:facts", "--reference", "rag[paper]",
+                                  "--out", str(tmp_path / "o3")])
+    assert_one_error_line(unknown, "unknown reference 'rag[paper]'")
+    assert not (tmp_path / "o2").exists() and not (tmp_path / "o3").exists()
