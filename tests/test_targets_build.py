@@ -19,6 +19,10 @@ from selfparam.targets import (
     save_target_set,
     split_sentences,
 )
+from selfparam.targets.build import target_set_to_dict
+from selfparam.targets.builder import make_target_builder
+from selfparam.targets.config import TargetConfig
+from selfparam.testing import tiny_lm
 
 CTX = "Mara Lindqvist opened the Blue Heron bakery in Tromsø in 2019. Its best seller is a cardamom bun."
 SENTENCES = [f"Sentence number {i} talks about rivers, mountains and the weather in the north." for i in range(40)]
@@ -161,3 +165,24 @@ def test_answer_in_context_with_no_answer_at_all_is_an_error():
     ts = TargetSet(context="c", pairs=[QAPair("Where?", "x")])
     with pytest.raises(ValueError, match="empty answer to all 1"):
         answer_in_context(ts, lambda questions, context: [""])
+
+
+def test_cycle_repeats_the_pairs_in_order_up_to_n_pairs():
+    ts = build_target_set(CTX, ListGenerator(GOOD[:3]), corpus(), n_pairs=8, unrelated_ratio=0.5, min_pairs=1,
+                          cycle=True)
+    assert ts.pairs == [GOOD[i % 3] for i in range(8)]
+    assert len(ts.unrelated) == 4  # the share of unrelated sentences of 8 pairs, not of 3
+    assert build_target_set(CTX, ListGenerator(GOOD[:3]), corpus(), n_pairs=8, min_pairs=1).pairs == GOOD[:3]
+    saved = target_set_to_dict(ts)
+    assert sum(saved["coverage"]["pairs_per_sentence"]) + saved["coverage"]["unplaced"] == 3  # each pair once
+
+
+def test_fact_questions_are_cycled_to_n_pairs_by_the_builder(monkeypatch):
+    from selfparam.targets import builder as builder_module
+
+    monkeypatch.setattr(builder_module, "make_generator", lambda config, lm: ListGenerator(GOOD[:2]))
+    lm = tiny_lm()
+    facts = make_target_builder(TargetConfig(n_pairs=6, questions="facts"), lm)(CTX)
+    assert facts.pairs == [GOOD[i % 2] for i in range(6)]
+    with pytest.raises(ValueError, match="only 2 usable"):  # the paper's questions: at least half of n_pairs
+        make_target_builder(TargetConfig(n_pairs=6), lm)(CTX)

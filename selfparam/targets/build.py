@@ -27,11 +27,14 @@ FORMAT_VERSION = 2
 def build_target_set(context: str, generator: PairGenerator, corpus: UnrelatedCorpus | None = None,
                      n_pairs: int = DEFAULT_N_PAIRS, unrelated_ratio: float = DEFAULT_UNRELATED_RATIO,
                      seed: int = 0, min_pairs: int | None = None,
-                     filter_config: FilterConfig | None = None) -> TargetSet:
+                     filter_config: FilterConfig | None = None, cycle: bool = False) -> TargetSet:
     """The target set of `context`: up to `n_pairs` filtered unique pairs plus unrelated sentences.
 
     `min_pairs` (default: half of `n_pairs`, at least 1) is how few usable pairs are still acceptable;
     fewer raise a `ValueError` that says how many were generated and why the rest were dropped.
+    `cycle`: fewer than `n_pairs` usable pairs are repeated in order until there are `n_pairs`, so a
+    generator that asks each fact of a short context once still gives the training budget of `n_pairs`
+    pairs (the same steps, and the same share of unrelated sentences) that the paper's generator gives.
     `round(unrelated_ratio * len(pairs))` unrelated sentences are sampled from `corpus` (none without one),
     drawn for this context (`unrelated_seed`): a batch or a sequence of contexts never repeats one draw.
     """
@@ -59,6 +62,8 @@ def build_target_set(context: str, generator: PairGenerator, corpus: UnrelatedCo
     if len(pairs) > n_pairs:
         dropped["over_n_pairs"] = len(pairs) - n_pairs
         pairs = pairs[:n_pairs]
+    if cycle:
+        pairs = [pairs[i % len(pairs)] for i in range(n_pairs)]
     n_unrelated = round(unrelated_ratio * len(pairs))
     unrelated = corpus.sample(n_unrelated, unrelated_seed(seed, context)) if corpus is not None and n_unrelated else []
     return TargetSet(context=context, pairs=pairs, unrelated=unrelated, generator=generator.description,
@@ -101,7 +106,7 @@ def target_set_to_dict(ts: TargetSet) -> dict:
              for p in ts.pairs]
     return {"format_version": FORMAT_VERSION, "context": ts.context, "generator": redact(ts.generator),
             "dropped": dict(ts.dropped), "pairs": pairs, "unrelated": list(ts.unrelated),
-            "coverage": coverage(ts.context, ts.pairs).to_dict()}  # derived: read back by nobody
+            "coverage": coverage(ts.context, list(dict.fromkeys(ts.pairs))).to_dict()}  # derived; cycled pairs once
 
 
 def target_set_from_dict(data: dict, source: str = "(dict)") -> TargetSet:

@@ -73,9 +73,12 @@ def make_target_builder(config: TargetConfig, generator_lm: LM,
     generator = make_generator(config, generator_lm)
 
     def build(context: str) -> TargetSet:
+        # fact questions ask every fact the context has, once per phrasing: a short context has fewer than
+        # n_pairs of them, and they are cycled to n_pairs so the training budget is the paper's
+        facts = config.questions == "facts"
         return build_target_set(context, generator, corpus, n_pairs=config.n_pairs,
                                 unrelated_ratio=config.unrelated_ratio if corpus else 0.0, seed=config.seed,
-                                filter_config=pair_filter(config))
+                                filter_config=pair_filter(config), min_pairs=1 if facts else None, cycle=facts)
 
     if not cache_dir:
         return build
