@@ -163,3 +163,19 @@ def test_cli_writes_the_table_and_refuses_in_one_line(runs, tmp_path):
                                   "--out", str(tmp_path / "o3")])
     assert_one_error_line(unknown, "unknown reference 'rag[paper]'")
     assert not (tmp_path / "o2").exists() and not (tmp_path / "o3").exists()
+
+
+def test_a_method_that_failed_part_way_is_compared_on_the_questions_it_scored(tmp_path):
+    # paper's SELF-PARAM fails at its fourth context (a generator that wrote too few pairs): its three
+    # contexts count, and every row is taken on those six questions, the baselines' too
+    paper = make_run(tmp_path / "paper", {**baselines(), "selfparam": TableMethod("selfparam", fail_on_inject=4)})
+    facts = make_run(tmp_path / "facts", {"selfparam": TableMethod("selfparam")}, questions="facts")
+    paths = ablate([(paper, "paper"), (facts, "facts")], tmp_path / "out", reference="selfparam[paper]")
+    table = json.loads(paths["ablation_json"].read_text())
+    rows = table["methods"]
+    assert rows["selfparam[paper]"]["status"] == "failed" and "error" in rows["selfparam[paper]"]
+    assert table["questions"] == {"scored": 6, "left_out": 2}
+    assert all(r["n_questions"] == 6 for r in rows.values())
+    assert rows["selfparam[facts]"]["diff_vs_reference"] == pytest.approx(0.0)  # both know c0-c2
+    assert rows["selfparam[paper]"]["recovery"] == pytest.approx(1.0)
+    assert "6 questions every method scored (2 left out" in paths["ablation_md"].read_text()

@@ -170,12 +170,23 @@ def ablate(runs: Sequence[tuple[Path, str]], out: Path, reference: str, title: s
             rows[name] = {"row": row, "label": None if method in BASELINES else label, "folder": folder}
             records_of[name] = own
             records += [{**r, "method": name} for r in own]
-    finished = [m for m, v in rows.items() if v["row"].get("status") in ("ok", "partial")]
+    # a method that failed part-way keeps the contexts it finished (a generator that could not write enough
+    # pairs for one paragraph, say): its rows count, and every figure is taken on the same questions below
+    finished = [m for m, v in rows.items() if v["row"].get("status") in ("ok", "partial")
+                or (v["row"].get("status") == "failed" and records_of[m])]
     if reference not in rows:
         raise ValueError(f"ablate: unknown reference {reference!r}; the labelled methods are {', '.join(rows)}")
     if reference not in finished:
         raise ValueError(f"ablate: the reference {reference!r} did not finish ({rows[reference]['row'].get('status')})")
     task = loaded[0]["config"]["settings"]["task"]
+    questions = {"scored": None, "left_out": 0}
+    asked = dict(records_of)  # every context each method injected, for its seconds per context
+    if task != "sequential":  # every row on the questions every compared method scored
+        scored = [{(r["context_id"], r["question"]) for r in records_of[m]} for m in finished]
+        common = set.intersection(*scored)
+        questions = {"scored": len(common), "left_out": len(set.union(*scored) - common)}
+        records = [r for r in records if (r["context_id"], r["question"]) in common]
+        records_of = {m: [r for r in rs if (r["context_id"], r["question"]) in common] for m, rs in records_of.items()}
     statistics = report_statistics(task, records, finished, reference=reference)
     step = {m: max((r.get("step") or 0 for r in rs), default=0) for m, rs in records_of.items()}
 
@@ -192,7 +203,7 @@ def ablate(runs: Sequence[tuple[Path, str]], out: Path, reference: str, title: s
         entry["level"] = level(entry["diff_vs_reference_ci"]) if entry["diff_vs_reference"] is not None else None
         entry["logprob_level"] = (level(entry["diff_logprob_vs_reference_ci"])
                                   if entry["diff_logprob_vs_reference"] is not None else None)
-        entry["inject_seconds_per_context"] = _inject_seconds_per_context(row, records_of[name])
+        entry["inject_seconds_per_context"] = _inject_seconds_per_context(row, asked[name])
         entry["n_questions"] = len(final) if name in statistics else 0
         if row.get("error"):
             entry["error"] = row["error"]
@@ -202,7 +213,8 @@ def ablate(runs: Sequence[tuple[Path, str]], out: Path, reference: str, title: s
                                                                    for k in SAME},
                 "runs": {label: {"folder": str(folder), "differs": d}
                          for (folder, label), d in zip(runs, differing)},
-                "methods": methods, "bootstrap": loaded[0]["summary"].get("bootstrap"), **provenance()}
+                "methods": methods, "questions": questions, "bootstrap": loaded[0]["summary"].get("bootstrap"),
+                **provenance()}
     paths = {"ablation_json": out / "ablation.json", "ablation_md": out / "ablation.md"}
     text = ablation_markdown(ablation, title)
     write_json(paths["ablation_json"], ablation)
@@ -242,6 +254,9 @@ def ablation_markdown(ablation: dict[str, Any], title: str | None = None) -> str
               "(recovery and paired difference as for F1; – where a run predates it). "
               "Base(Q) and Base(C+Q) are taken once (identical in every run that has them)."
               + (" Sequential runs: after the last injection." if ablation["task"] == "sequential" else ""),
+              *([f"Every row is taken on the {ablation['questions']['scored']} questions every method scored "
+                 f"({ablation['questions']['left_out']} left out: a method failed part-way; see Failures)."]
+                if ablation.get("questions", {}).get("left_out") else []),
               "", "## Runs and what differs between them", ""]
     for label, run in ablation["runs"].items():
         differs = ", ".join(f"`{k}` = {json.dumps(v, default=str)}" for k, v in run["differs"].items())
