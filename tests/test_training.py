@@ -236,3 +236,14 @@ def test_target_cache_is_kept_apart_per_target_config(tmp_path, tiny):
     assert len(ten(CONTEXT).pairs) == 4
     assert len(two(CONTEXT).pairs) == 2  # not the 4-pair set cached under the other config
     assert len(list((tmp_path / "cache").iterdir())) == 2
+
+
+def test_context_chunks_fold_a_short_tail_into_the_chunk_before():
+    from selfparam.training.examples import context_nwp_examples, encode
+
+    tok = tiny_lm().tokenizer  # byte-level: one token per character
+    text = "a" * 64 + ")."
+    chunks = context_nwp_examples(tok, text, chunk_tokens=32)
+    assert [c.text for c in chunks] == ["a" * 32, "a" * 32 + ")."]  # not a third chunk of two tokens
+    assert all(encode(tok, c, 512).n_scored >= 1 for c in chunks)  # every chunk has something to learn
+    assert [c.text for c in context_nwp_examples(tok, "a" * 64 + "b" * 20, 32)][-1] == "b" * 20  # kept: long enough

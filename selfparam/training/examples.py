@@ -130,5 +130,9 @@ def repeat_to(examples: list[Example], n: int) -> list[Example]:
 def context_nwp_examples(tokenizer: PreTrainedTokenizerBase, context: str, chunk_tokens: int) -> list[Example]:
     """FT(C): next-token training on the context itself, split into chunks of about `chunk_tokens`."""
     ids = tokenizer(context.strip(), add_special_tokens=False)["input_ids"]
-    chunks = [tokenizer.decode(ids[i:i + chunk_tokens]) for i in range(0, len(ids), chunk_tokens)]
+    starts = list(range(0, len(ids), chunk_tokens))
+    if len(starts) > 1 and len(ids) - starts[-1] < max(2, chunk_tokens // 4):
+        starts.pop()  # a short tail (").", one token) has nothing to learn on its own: it ends the chunk before
+    bounds = starts[1:] + [len(ids)]
+    chunks = [tokenizer.decode(ids[a:b]) for a, b in zip(starts, bounds)]
     return [Example(student_prefix="", text=c) for c in chunks if c.strip()]
