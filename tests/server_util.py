@@ -56,10 +56,11 @@ class ThreadServer:
 
 
 def wait_job(client, job_id: str, timeout: float = 60.0, until=("done", "failed")) -> dict:
+    """Poll every 20 ms (a tiny-model job takes a fraction of a second) until a state in `until`, for `timeout` s."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         job = client.get(f"/v1/jobs/{job_id}").json()
         if job["state"] in until:
             return job
-        time.sleep(0.1)
+        time.sleep(0.02)
     raise TimeoutError(f"job {job_id} still {job['state']} after {timeout} s")

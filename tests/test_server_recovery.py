@@ -77,6 +77,7 @@ def test_kill_9_mid_injection_then_restart(tmp_path):
         with httpx.Client(base_url=url) as client:
             job = wait_job(client, job_id, timeout=60, until=("running", "done", "failed"))
         while job["state"] == "running" and not job["stage"].startswith("injecting"):
+            time.sleep(0.02)  # not a busy loop: the server needs the cores to reach the training
             job = httpx.get(f"{url}/v1/jobs/{job_id}").json()
         assert job["state"] == "running", job
         time.sleep(0.5)  # well inside the training

@@ -9,12 +9,15 @@ import subprocess
 import sys
 import textwrap
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
-import torch
 
 from selfparam.methods.base import Context
 from selfparam.store import KnowledgeStore, StoreLockedError
+
+if TYPE_CHECKING:  # torch is imported where the tiny-model tests use it: the subprocesses below import this
+    import torch  # module and should not pay for it
 
 
 class Notebook:
@@ -226,6 +229,8 @@ def _weights(method) -> dict[str, torch.Tensor]:
 
 
 def _same(a: dict, b: dict) -> bool:
+    import torch
+
     return a.keys() == b.keys() and all(torch.allclose(a[k], b[k], atol=1e-6) for k in a)
 
 
