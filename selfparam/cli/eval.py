@@ -195,8 +195,8 @@ def ablate(runs: Annotated[list[str], typer.Argument(help="RUN_DIR:LABEL per run
                                                                       "are taken against, e.g. 'selfparam[paper]'")]
            = "selfparam[paper]") -> None:
     """One ablation table from runs that differ in one lever: every method m of the run labelled L becomes
-    m[L] (Base(Q) and Base(C+Q) taken once), with F1, recovery, in-context recall, intervals, the paired
-    difference against --reference and injection seconds per context."""
+    m[L] (Base(Q) and Base(C+Q) taken once), with F1, recovery, in-context recall, the gold log-prob's
+    recovery, intervals, the paired differences against --reference and injection seconds per context."""
     from ..eval.ablation import ablate as ablate_runs
     from ..eval.ablation import parse_run_spec
 
