@@ -105,18 +105,32 @@ def _eos_ids(lm: LM) -> set[int]:
     return {i for i in ids if i is not None}
 
 
+def _narrow(cache: DynamicCache, active: list[int], chosen: torch.Tensor, keep: list[int]
+            ) -> tuple[list[int], torch.Tensor]:
+    """Keep only the batch positions `keep` of the running rows: their ids, their cache rows, their tokens."""
+    if len(keep) == len(active):
+        return active, chosen
+    if keep:
+        index = torch.tensor(keep, device=chosen.device)
+        cache.batch_select_indices(index)
+        chosen = chosen[index]
+    return [active[i] for i in keep], chosen
+
+
 def sample_continuations(lm: LM, prompt: EncodedPrompt, n: int, max_new_tokens: int, do_sample: bool = True,
                          temperature: float = 1.0, top_p: float = 1.0, seed: int | None = None,
                          enough: Callable[[list[Completion]], bool] | None = None,
-                         check_every: int = 8) -> list[Completion]:
+                         retire: Callable[[str], bool] | None = None, check_every: int = 8) -> list[Completion]:
     """`n` continuations of one encoded prompt, decoded together on copies of its KV cache.
 
     Same distribution as `generate(lm, [prompt] * n, do_sample=True, temperature, top_p)` (temperature,
     then nucleus filtering, no top-k), without recomputing the prompt n times. The draw uses its own
     generator seeded by `seed`, so it is reproducible and leaves torch's global RNG alone. Rows that end
     (EOS) leave the batch. Every `check_every` steps `enough(partial completions)` is asked, and a True
-    stops all rows at once (for callers that need a certain amount of usable text, not a length).
-    Greedy with `do_sample=False`.
+    stops all rows at once (for callers that need a certain amount of usable text, not a length); then
+    `retire(text so far)` is asked of every row still running, and a True takes that row out of the batch,
+    cut like a row that hit `max_new_tokens` (`ended` False), so a wide batch narrows as its rows stop
+    being useful and the rest decode faster. Greedy with `do_sample=False`.
     """
     if n < 1 or max_new_tokens < 1:
         raise ValueError(f"sample_continuations: n and max_new_tokens must be >= 1, got {n} and {max_new_tokens}")
@@ -151,17 +165,18 @@ def sample_continuations(lm: LM, prompt: EncodedPrompt, n: int, max_new_tokens: 
                 else:
                     tokens[row].append(token)
                     keep.append(position)
-            if len(keep) < len(active):
-                active = [active[i] for i in keep]
-                if not active:
+            active, chosen = _narrow(cache, active, chosen, keep)
+            if not active or step == max_new_tokens - 1:
+                break
+            if (step + 1) % check_every == 0:
+                if enough is not None and enough(completions()):
                     break
-                index = torch.tensor(keep, device=lm.device)
-                cache.batch_select_indices(index)
-                chosen = chosen[index]
-            if step == max_new_tokens - 1:
-                break
-            if enough is not None and (step + 1) % check_every == 0 and enough(completions()):
-                break
+                if retire is not None:
+                    texts = lm.tokenizer.batch_decode([tokens[row] for row in active], skip_special_tokens=True)
+                    active, chosen = _narrow(cache, active, chosen,
+                                             [i for i, text in enumerate(texts) if not retire(text)])
+                    if not active:
+                        break
             out = lm.model(input_ids=chosen.unsqueeze(1), past_key_values=cache, use_cache=True)
             logits = out.logits[:, -1].float()
     return completions()

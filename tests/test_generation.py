@@ -38,6 +38,25 @@ def test_sampling_is_reproducible_per_seed_and_leaves_the_global_rng_alone():
     assert len({x.ids for x in a}) == 4  # the rows are distinct samples, not one sample copied
 
 
+def test_retired_rows_leave_the_batch_cut_and_the_others_run_on():
+    lm = tiny_lm(seed=0)
+    encoded = encode_prompt(lm, PROMPT)
+    asked = []
+
+    def retire_first(text: str) -> bool:  # the first row asked, at the first check, and no other
+        asked.append(text)
+        return len(asked) == 1
+
+    rows = sample_continuations(lm, encoded, n=3, max_new_tokens=24, do_sample=False, retire=retire_first,
+                                check_every=8)
+    assert [len(r.ids) for r in rows] == [8, 24, 24] and not rows[0].ended
+    assert len(asked) == 3 + 2  # three rows after 8 tokens, the two left after 16; none after the last token
+    plain = sample_continuations(lm, encoded, n=3, max_new_tokens=24, do_sample=False)
+    assert rows[1:] == plain[1:] and rows[0].ids == plain[0].ids[:8]  # greedy rows do not depend on the batch
+    everyone = sample_continuations(lm, encoded, n=2, max_new_tokens=24, do_sample=False, retire=lambda t: True)
+    assert [len(r.ids) for r in everyone] == [8, 8]
+
+
 def test_top_p_filter_equals_transformers_warper():
     torch.manual_seed(0)
     logits = torch.randn(5, 50) * 3

@@ -61,7 +61,8 @@ def test_local_generator_cached_path_encodes_the_prompt_once_and_stops_when_enou
         encoded.append(prompt)
         return real_encode(lm, prompt)
 
-    def fake_sample(lm, prompt, n, max_new_tokens, temperature, top_p, seed, enough):
+    def fake_sample(lm, prompt, n, max_new_tokens, temperature, top_p, seed, enough, retire):
+        assert retire is None  # off by default
         calls.append((seed, enough([])))
         text = GOOD.removeprefix(RESPONSE_PREFIX) + "\n"
         return [Completion(text, (), ended=True)] * n
@@ -74,6 +75,38 @@ def test_local_generator_cached_path_encodes_the_prompt_once_and_stops_when_enou
     gen.generate(CTX, n=4, seed=1)  # only 3 unique pairs exist: runs to the cap, the prompt encoded once
     assert [seed for seed, _ in calls[1:]] == [1000, 1001, 1002, 1003, 1004] and len(encoded) == 2
     assert [done for _, done in calls[2:]] == [False] * 4  # `enough` sees earlier rounds' pairs: 3 < 4
+
+
+def test_local_generator_retires_rows_that_drifted(tiny_long):
+    gen = LocalGenerator(tiny_long, retire_after=2)
+    retire = gen._retire(CTX)
+    copies = (" What feature attracts visitors every year? Answer: The unique sea-glass beach.\n"
+              "- Question: What does the town's annual festival celebrate? Answer: Sea glass.\n")
+    good = GOOD.removeprefix(RESPONSE_PREFIX) + "\n"
+    assert not retire(good) and not retire(copies[:60])  # usable pairs; an unfinished line is not judged
+    assert retire(copies) and retire(good + "- Question:" + copies)  # the last two finished pairs are copies
+    assert not retire(copies + "- Question: Who opened the Blue Heron bakery? Answer: Mara.\n")  # it came back
+    assert retire(good + "Context: another town.\n")  # a new example starts: nothing after it is read
+    assert "retire_after=2" in gen.description and "retire_after" not in LocalGenerator(tiny_long).description
+    with pytest.raises(ValueError, match="retire_after"):
+        LocalGenerator(tiny_long, retire_after=-1)
+    with pytest.raises(ValueError, match="reuse_prompt_cache"):
+        LocalGenerator(tiny_long, retire_after=2, reuse_prompt_cache=False)
+
+
+def test_local_generator_with_retirement_runs_on_the_tiny_model(tiny_long, monkeypatch):
+    seen = []
+    real = generators.sample_continuations
+
+    def spy(*args, retire, **kwargs):
+        seen.append(retire)
+        return real(*args, retire=retire, **kwargs)
+
+    monkeypatch.setattr(generators, "sample_continuations", spy)
+    gen = LocalGenerator(tiny_long, batch_size=3, max_new_tokens=16, max_rounds=1, retire_after=1)
+    raw = gen.generate(CTX, n=5, seed=0)
+    assert len(seen) == 1 and callable(seen[0]) and gen.rounds_used == 1
+    assert all(p.question.strip() and p.answer.strip() for p in raw)
 
 
 def test_local_generator_drops_the_last_pair_of_a_cut_completion(tiny_long):

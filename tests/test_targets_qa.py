@@ -125,3 +125,18 @@ def test_select_pairs_rewrites_dedupes_and_counts_drops():
     assert kept == [QAPair("Who opened the Blue Heron bakery?", "Mara Lindqvist."),
                     QAPair("When did the bakery open?", "In 2019.")]
     assert dropped == {"duplicate": 2, "needs_context": 1, "yes_no": 1}
+
+
+def test_complete_lines_list_ended_and_trailing_unusable():
+    from selfparam.targets.qa import complete_lines, list_ended, trailing_unusable
+
+    assert complete_lines("- Question: A? Answer: B.\n- Question: C") == "- Question: A? Answer: B.\n"
+    assert complete_lines("no line break yet") == ""
+    assert list_ended("- Q: A? A: B.\n**Context:** another one") and not list_ended("- Q: What context? A: B.")
+    ctx = "Mara Lindqvist opened the Blue Heron bakery in Tromsø in 2019."
+    good = QAPair("Who opened the Blue Heron bakery?", "Mara Lindqvist.")
+    copy = QAPair("What feature attracts visitors every year?", "The unique sea-glass beach.")
+    off = QAPair("What is the capital of Peru and its river?", "Lima.")
+    assert trailing_unusable([], ctx) == 0 and trailing_unusable([good], ctx) == 0
+    assert trailing_unusable([good, copy, off], ctx) == 2
+    assert trailing_unusable([copy, good, good], ctx) == 1  # the repeat of a question counts as unusable

@@ -29,7 +29,7 @@ from .types import PairGenerator, TargetSet
 TEACHER_ANSWER_TOKENS = 48
 # Settings added after format version 2 are left out of the cache key while at the default that reproduces
 # the earlier behaviour, so adding a setting never invalidates the sets already built (they are expensive).
-KEY_OMITTED_AT_DEFAULT = {"questions": "paper", "fact_phrasings": 3}
+KEY_OMITTED_AT_DEFAULT = {"questions": "paper", "fact_phrasings": 3, "generator_retire_after": 0}
 
 
 def make_generator(config: TargetConfig, generator_lm: LM) -> PairGenerator:
@@ -43,7 +43,8 @@ def make_generator(config: TargetConfig, generator_lm: LM) -> PairGenerator:
         return OpenAIGenerator(config.generator_url, config.generator_model, api_key_env=config.generator_api_key_env,
                                filter_config=pair_filter(config))
     return LocalGenerator(generator_lm, batch_size=config.generator_samples,
-                          max_new_tokens=config.generator_max_new_tokens, filter_config=pair_filter(config))
+                          max_new_tokens=config.generator_max_new_tokens, filter_config=pair_filter(config),
+                          retire_after=config.generator_retire_after)
 
 
 def cache_key(config: TargetConfig, generator_lm: LM) -> dict:

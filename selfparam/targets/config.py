@@ -33,6 +33,9 @@ class TargetConfig:
         "help": "local generator: completions sampled per round (more, shorter samples beat fewer long ones)"})
     generator_max_new_tokens: int = field(default=160, metadata={
         "help": "local generator: tokens per completion (a one-sentence edit needs far fewer than a paragraph)"})
+    generator_retire_after: int = field(default=0, metadata={
+        "help": "local generator: a completion leaves its round once its last this-many pairs are all unusable "
+                "(copies of the prompt's example, repeats, off-topic) or it starts another context; 0 = off"})
     answers: str = field(default="teacher", metadata={
         "help": "generator: keep the generator's answers (paper); teacher: the teacher of the update (the model "
                 "as it is before it) answers each generated question with the context in view; this also "
@@ -51,6 +54,8 @@ class TargetConfig:
         if self.generator_samples < 1 or self.generator_max_new_tokens < 1:
             raise ValueError(f"generator_samples and generator_max_new_tokens: must be >= 1, got "
                              f"{self.generator_samples} and {self.generator_max_new_tokens}")
+        if self.generator_retire_after < 0:
+            raise ValueError(f"generator_retire_after: must be >= 0 (0 = off), got {self.generator_retire_after}")
         if self.unrelated_ratio < 0:
             raise ValueError(f"unrelated_ratio: must be >= 0, got {self.unrelated_ratio}")
         if self.pairs_file and self.generator_url:

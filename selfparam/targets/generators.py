@@ -19,7 +19,16 @@ from ..generation import generate as lm_generate
 from ..jsonl import read_jsonl
 from ..lm import LM
 from ..prompts import chat_prompt
-from .qa import RESPONSE_PREFIX, FilterConfig, generation_user_text, parse_pairs, select_pairs
+from .qa import (
+    RESPONSE_PREFIX,
+    FilterConfig,
+    complete_lines,
+    generation_user_text,
+    list_ended,
+    parse_pairs,
+    select_pairs,
+    trailing_unusable,
+)
 from .types import GeneratorError, QAPair
 
 
@@ -42,11 +51,15 @@ class LocalGenerator:
     drift into repetition loops and off-topic answers, so many short samples beat few long). The cached
     path costs 4.7 CPU s per usable pair at 16 x 160 against 7.8 for the plain one, and 3.0 at 32 x 160
     (docs/benchmarks.md).
+
+    With `retire_after=k` (cached path only; 0 = off) a completion leaves its round as soon as its last `k`
+    finished pairs are all unusable (copies of the prompt's example, repeats, off-topic questions) or it
+    starts another `Context:`: the rows still writing usable pairs go on, faster, in a narrower batch.
     """
 
     def __init__(self, lm: LM, temperature: float = 0.7, top_p: float = 0.95, batch_size: int = 16,
                  max_new_tokens: int = 160, max_rounds: int = 8, filter_config: FilterConfig | None = None,
-                 reuse_prompt_cache: bool = True):
+                 reuse_prompt_cache: bool = True, retire_after: int = 0):
         if temperature <= 0:
             raise ValueError(f"temperature must be > 0 (sampling is what makes the pairs diverse), got {temperature}")
         if not 0 < top_p <= 1:
@@ -54,11 +67,17 @@ class LocalGenerator:
         for name, value in (("batch_size", batch_size), ("max_new_tokens", max_new_tokens), ("max_rounds", max_rounds)):
             if value < 1:
                 raise ValueError(f"{name} must be >= 1, got {value}")
+        if retire_after < 0:
+            raise ValueError(f"retire_after must be >= 0 (0 = off), got {retire_after}")
+        if retire_after and not reuse_prompt_cache:
+            raise ValueError("retire_after needs reuse_prompt_cache=True (the plain path runs every row to its end)")
         self.lm, self.temperature, self.top_p = lm, temperature, top_p
         self.batch_size, self.max_new_tokens, self.max_rounds = batch_size, max_new_tokens, max_rounds
         self.filter_config = filter_config
         self.reuse_prompt_cache = reuse_prompt_cache
-        self.description = f"local:{lm.name} temperature={temperature} top_p={top_p} max_new_tokens={max_new_tokens}"
+        self.retire_after = retire_after
+        self.description = (f"local:{lm.name} temperature={temperature} top_p={top_p} max_new_tokens={max_new_tokens}"
+                            + (f" retire_after={retire_after}" if retire_after else ""))
         self.rounds_used = 0  # of the last `generate` call, for reports
 
     def prompt(self, context: str) -> str:
@@ -89,11 +108,23 @@ class LocalGenerator:
             self.rounds_used += 1
             completions = sample_continuations(self.lm, encoded, self.batch_size, self.max_new_tokens,
                                                temperature=self.temperature, top_p=self.top_p,
-                                               seed=seed * 1000 + round_index, enough=enough)
+                                               seed=seed * 1000 + round_index, enough=enough,
+                                               retire=self._retire(context) if self.retire_after else None)
             raw.extend(p for c in completions for p in self._pairs(c))
             if _enough(raw, context, n, self.filter_config):
                 break
         return raw
+
+    def _retire(self, context: str):
+        """The row test of `retire_after`, on a completion's finished lines."""
+
+        def retire(text: str) -> bool:
+            done = complete_lines(f"{RESPONSE_PREFIX} {text}")
+            if list_ended(done):
+                return True
+            return trailing_unusable(parse_pairs(done), context, self.filter_config) >= self.retire_after
+
+        return retire
 
     def _pairs(self, completion: Completion) -> list[QAPair]:
         """The pairs of a completion; one the model did not end itself may stop mid-pair, so its last is dropped."""

@@ -152,6 +152,17 @@ def parse_pairs(text: str, truncated: bool = False) -> list[QAPair]:
     return pairs
 
 
+def complete_lines(text: str) -> str:
+    """The part of a completion still being written that is finished: everything up to its last line break."""
+    return text[:text.rfind("\n") + 1]
+
+
+def list_ended(text: str) -> bool:
+    """Whether a line of `text` ends the list for `parse_pairs` (`Context:`, `Example:`...: the model has moved
+    on), so nothing written after it can become a pair."""
+    return any(_STOP.match(_strip_line(line)) for line in text.split("\n"))
+
+
 # -------------------------------------------------------------------------------- normalising, support
 
 _ARTICLES = re.compile(r"\b(a|an|the)\b")
@@ -298,6 +309,31 @@ def rejection_reason(pair: QAPair, context: str, config: FilterConfig) -> str | 
     if config.min_question_support > 0 and lexical_support(question, context) < config.min_question_support:
         return "off_topic_question"
     return None
+
+
+def trailing_unusable(pairs: list[QAPair], context: str, config: FilterConfig | None = None) -> int:
+    """How many pairs at the end of `pairs` (one completion's, in order) are unusable: rejected by the
+    filters or asking again a question asked earlier in the list. A completion whose last few pairs are all
+    unusable has drifted (copying the prompt's example, looping, off the context's topic) and rarely recovers.
+
+    >>> trailing_unusable([QAPair("Who founded Rome?", "Romulus."), QAPair("Who founded Rome?", "Remus.")],
+    ...                   "Romulus founded Rome.")
+    1
+    """
+    config = config or FilterConfig()
+    verdicts: list[bool] = []
+    seen: set[str] = set()
+    for pair in pairs:
+        pair = QAPair(rewrite_question(pair.question), pair.answer.strip())
+        key = normalize_question(pair.question)
+        verdicts.append(rejection_reason(pair, context, config) is None and key not in seen)
+        seen.add(key)
+    count = 0
+    for usable in reversed(verdicts):
+        if usable:
+            break
+        count += 1
+    return count
 
 
 def select_pairs(pairs: list[QAPair], context: str, config: FilterConfig | None = None
