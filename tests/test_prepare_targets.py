@@ -17,10 +17,10 @@ def squad(shared_data):
     return shared_data / "squad_v1.1/dev-v1.1-public.json"
 
 
-def _settings(squad, tmp_path, **kw):
+def _settings(squad, tmp_path, questions="facts", **kw):
     # fact questions: the rule-built cloze questions give a tiny random model usable pairs
     return EvalSettings("single", squad, tmp_path / "run", methods=("selfparam", "ft-s"), n=2, progress=False,
-                        n_pairs=2, questions="facts", articles="1-16", targets_dir=tmp_path / "targets", **kw)
+                        n_pairs=2, questions=questions, articles="1-16", targets_dir=tmp_path / "targets", **kw)
 
 
 def test_each_drawn_context_is_built_once_then_reused(squad, tmp_path):
@@ -32,6 +32,25 @@ def test_each_drawn_context_is_built_once_then_reused(squad, tmp_path):
     again = prepare_targets(_settings(squad, tmp_path), lm)
     assert (again["contexts"], again["built"], again["cached"]) == (2, 0, 2)
     assert not (tmp_path / "run").exists()  # no method ran, no report was written
+
+
+def test_a_context_with_too_few_pairs_is_listed_cached_and_does_not_stop_the_others(squad, tmp_path, monkeypatch):
+    from selfparam.targets.generators import LocalGenerator
+    from selfparam.targets.types import QAPair
+
+    lm = tiny_lm(max_position_embeddings=2048)
+    # the paper's prompt, and a generator that writes only the prompt's own example: every context fails
+    junk = [QAPair("What feature attracts visitors every year?", "The unique sea-glass beach.")]
+    monkeypatch.setattr(LocalGenerator, "generate", lambda self, context, n, seed: junk)
+    settings = _settings(squad, tmp_path, questions="paper")
+    first = prepare_targets(settings, lm)
+    assert (first["contexts"], first["built"], first["cached"], len(first["failed"])) == (2, 0, 0, 2)
+    assert all("usable question-answer pairs" in f["error"] for f in first["failed"])
+    assert len(list((tmp_path / "targets").glob("*/*.failed.json"))) == 2
+    monkeypatch.setattr(LocalGenerator, "generate", lambda *a: pytest.fail("the outcome is cached"))
+    again = prepare_targets(settings, lm)
+    assert [f["context"] for f in again["failed"]] == [f["context"] for f in first["failed"]]
+    assert all("delete it to generate again" in f["error"] for f in again["failed"])
 
 
 def test_recommendation_and_bad_combinations_are_refused(squad, shared_data, tmp_path):

@@ -140,6 +140,35 @@ def test_cached_builder_builds_once_per_context(tmp_path):
     assert rerun(CTX) == first
 
 
+def test_cached_builder_keeps_a_too_few_pairs_outcome_and_fails_fast_on_it(tmp_path):
+    from selfparam.targets import GeneratorError, TooFewPairsError
+
+    gen = ListGenerator(JUNK)
+    builder = CachedTargetBuilder(lambda c: build_target_set(c, gen, corpus(), n_pairs=6, min_pairs=3), tmp_path)
+    with pytest.raises(TooFewPairsError, match="only 1 usable") as first:
+        builder(CTX)
+    failed = tmp_path / f"{context_key(CTX)}.failed.json"
+    assert failed.is_file() and not builder.path_for(CTX).exists() and gen.calls == 1
+    rerun = CachedTargetBuilder(lambda c: pytest.fail("should not generate again"), tmp_path)
+    with pytest.raises(TooFewPairsError, match="only 1 usable.*cached in .*failed.json: delete it") as again:
+        rerun(CTX)
+    assert str(first.value) in str(again.value)
+    failed.unlink()  # deleting the outcome retries
+    assert CachedTargetBuilder(lambda c: build_target_set(c, ListGenerator(GOOD), corpus(), min_pairs=4),
+                               tmp_path)(CTX).pairs == GOOD
+
+    def server_down(context):
+        raise GeneratorError("could not reach http://localhost:1/v1")
+
+    with pytest.raises(GeneratorError):  # a passing failure is never kept
+        CachedTargetBuilder(server_down, tmp_path / "other")(CTX)
+    assert not (tmp_path / "other" / f"{context_key(CTX)}.failed.json").exists()
+    other = "Another context entirely, about rivers."
+    (tmp_path / f"{context_key(other)}.failed.json").write_text('{"context_sha256": "x", "error": "e"}')
+    with pytest.raises(ValueError, match="for a different context"):
+        CachedTargetBuilder(lambda c: pytest.fail("no"), tmp_path)(other)
+
+
 def test_answer_in_context_reanswers_every_question_with_the_context():
     from selfparam.targets import answer_in_context
 

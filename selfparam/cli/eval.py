@@ -87,7 +87,9 @@ def _run(task: str, data: Path, methods: str, n: int, seed: int, out: Path, mode
                 raise ValueError("--targets-only builds the target sets of one draw: without --report-only or --seeds")
             built = prepare_targets(settings)
             typer.echo(f"{built['contexts']} target sets in {built['folder']} ({built['built']} built now, "
-                       f"{built['cached']} already cached)")
+                       f"{built['cached']} already cached, {len(built['failed'])} failed)")
+            for failure in built["failed"]:
+                typer.echo(f"failed: {failure['context']}: {failure['error']}", err=True)
             return
         if seeds is not None:
             if report_only:

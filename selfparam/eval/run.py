@@ -20,6 +20,7 @@ from tqdm.auto import tqdm
 from ..lm import DEFAULT_MODEL, LM, load_lm
 from ..methods.base import KnowledgeMethod, Resources
 from ..methods.registry import METHODS, QA_METHODS, build_method, preflight
+from ..targets import TooFewPairsError
 from . import tasks
 from .general import GeneralConfig, general_ability
 from .loaders import CRS_DATASETS, DataError, load_crs, load_qa, parse_articles, sample_contexts, sample_turns
@@ -188,18 +189,28 @@ def prepare_targets(settings: EvalSettings, lm: LM | None = None) -> dict[str, A
 
     Pair generation is the expensive part of an injection on a small CPU (minutes per paragraph); doing it
     ahead, once, lets the single, batch and sequential runs of the same draw share the sets (through the same
-    `targets_dir`) and keeps generation out of the methods' inject seconds. A set already cached is kept.
-    Returns {"contexts", "built", "cached", "folder"}.
+    `targets_dir`) and keeps generation out of the methods' inject seconds. A set already cached is kept. A
+    context whose generator left too few usable pairs does not stop the others: its outcome is cached too
+    (the runs fail on it at once) and listed under "failed" ({"context", "error"} each).
+    Returns {"contexts", "built", "cached", "failed", "folder"}.
     """
     if settings.task == "recommendation":
         raise ValueError("--targets-only: the QA tasks (single, batch, sequential) only")
     _, items = load_task_data(settings)  # bad data fails here, before the model loads
     lm = lm or load_lm(settings.model, settings.device, settings.dtype)
     builder = make_resources(settings, lm).target_builder
-    contexts = list(dict.fromkeys(item.context.text for item in items))  # a context drawn twice is built once
-    for text in tqdm(contexts, desc="target sets", unit="ctx", disable=not settings.progress):
-        builder(text)
-    return {"contexts": len(contexts), "built": builder.misses, "cached": builder.hits, "folder": str(builder.folder)}
+    contexts = {item.context.text: item.context.id for item in items}  # a context drawn twice is built once
+    built, failed = 0, []
+    for text, context_id in tqdm(contexts.items(), desc="target sets", unit="ctx", disable=not settings.progress):
+        misses = builder.misses
+        try:
+            builder(text)
+        except TooFewPairsError as e:
+            failed.append({"context": context_id, "error": str(e)})
+            continue
+        built += builder.misses - misses
+    return {"contexts": len(contexts), "built": built, "cached": len(contexts) - built - len(failed),
+            "failed": failed, "folder": str(builder.folder)}
 
 
 def evaluate(settings: EvalSettings, lm: LM | None = None, build: Callable[[str], KnowledgeMethod] | None = None,

@@ -34,7 +34,7 @@ from .qa import (
                     rewrite_question,
                     select_pairs,
 )
-from .types import GeneratorError, PairGenerator, QAPair, TargetSet
+from .types import GeneratorError, PairGenerator, QAPair, TargetSet, TooFewPairsError
 
 __all__ = [
     "DEFAULT_N_PAIRS", "DEFAULT_UNRELATED_RATIO", "CachedTargetBuilder", "answer_in_context", "build_target_set",
@@ -46,5 +46,5 @@ __all__ = [
     "JsonlGenerator", "LocalGenerator", "OpenAIGenerator", "read_pairs_file",
     "EXAMPLE_CONTEXT", "EXAMPLE_PAIRS", "GENERATION_INSTRUCTION", "FilterConfig", "generation_user_text",
     "lexical_support", "normalize_question", "parse_pairs", "rejection_reason", "rewrite_question", "select_pairs",
-    "GeneratorError", "PairGenerator", "QAPair", "TargetSet",
+    "GeneratorError", "PairGenerator", "QAPair", "TargetSet", "TooFewPairsError",
 ]

@@ -18,7 +18,7 @@ from .config import DEFAULT_N_PAIRS, DEFAULT_UNRELATED_RATIO
 from .corpus import UnrelatedCorpus
 from .facts import coverage
 from .qa import FilterConfig, select_pairs
-from .types import PairGenerator, QAPair, TargetSet
+from .types import PairGenerator, QAPair, TargetSet, TooFewPairsError
 
 # 2: unrelated sentences drawn per context; pairs re-answered by a teacher keep the generator's answer
 FORMAT_VERSION = 2
@@ -31,7 +31,7 @@ def build_target_set(context: str, generator: PairGenerator, corpus: UnrelatedCo
     """The target set of `context`: up to `n_pairs` filtered unique pairs plus unrelated sentences.
 
     `min_pairs` (default: half of `n_pairs`, at least 1) is how few usable pairs are still acceptable;
-    fewer raise a `ValueError` that says how many were generated and why the rest were dropped.
+    fewer raise a `TooFewPairsError` that says how many were generated and why the rest were dropped.
     `cycle`: fewer than `n_pairs` usable pairs are repeated in order until there are `n_pairs`, so a
     generator that asks each fact of a short context once still gives the training budget of `n_pairs`
     pairs (the same steps, and the same share of unrelated sentences) that the paper's generator gives.
@@ -54,7 +54,7 @@ def build_target_set(context: str, generator: PairGenerator, corpus: UnrelatedCo
     pairs, dropped = select_pairs(raw, context, filter_config)
     if len(pairs) < min_pairs:
         reasons = ", ".join(f"{k}: {v}" for k, v in sorted(dropped.items(), key=lambda kv: -kv[1])) or "none"
-        raise ValueError(
+        raise TooFewPairsError(
             f"only {len(pairs)} usable question-answer pairs (need at least {min_pairs}) from {generator.description}: "
             f"{len(raw)} generated, dropped by reason: {reasons}. Use a stronger generator, allow more rounds, "
             f"relax the filter (FilterConfig) or lower min_pairs"
@@ -150,7 +150,10 @@ class CachedTargetBuilder:
     """A `context -> TargetSet` callable that builds each context's set once and keeps it in `folder`.
 
     Sets are stored as `<sha256 of the context>.json`; a stored set whose context differs from the one
-    asked for (a hash collision or a hand-edited file) is an error rather than silently reused. `key`
+    asked for (a hash collision or a hand-edited file) is an error rather than silently reused. A context
+    whose build ended in `TooFewPairsError` keeps that outcome as `<sha256>.failed.json`, so a run asked
+    again fails at once with the same message instead of spending the generation again (delete the file
+    to retry, e.g. after changing a setting that is not in the key). `key`
     (what the sets depend on, see `targets.builder.cache_key`) is kept as `key.json`: a folder written
     under another key (another model above all) is refused with a message naming the difference.
 
@@ -187,16 +190,40 @@ class CachedTargetBuilder:
     def path_for(self, context: str) -> Path:
         return self.folder / f"{context_key(context)}.json"
 
+    def failure_path_for(self, context: str) -> Path:
+        return self.folder / f"{context_key(context)}.failed.json"
+
     def __call__(self, context: str) -> TargetSet:
         self.check_key()
-        path = self.path_for(context)
+        path, failed = self.path_for(context), self.failure_path_for(context)
         if path.is_file():
             ts = load_target_set(path)
             if ts.context.strip() != context.strip():
                 raise ValueError(f"cached target set {path} is for a different context; delete it to rebuild")
             self.hits += 1
             return ts
-        ts = self.build(context)
+        if failed.is_file():
+            self.hits += 1
+            raise TooFewPairsError(f"{_stored_failure(failed, context)} (the outcome cached in {failed}: "
+                                   f"delete it to generate again)")
+        try:
+            ts = self.build(context)
+        except TooFewPairsError as e:
+            atomic_write_text(failed, json.dumps({"context_sha256": context_key(context), "error": str(e)}, indent=1))
+            self.misses += 1
+            raise
         save_target_set(ts, path)
         self.misses += 1
         return ts
+
+
+def _stored_failure(path: Path, context: str) -> str:
+    """The message of a cached build failure, checked to be this context's."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+        stored, message = data["context_sha256"], str(data["error"])
+    except (ValueError, KeyError, TypeError):
+        raise ValueError(f"{path}: not a cached build failure written by selfparam; delete it") from None
+    if stored != context_key(context):
+        raise ValueError(f"cached build failure {path} is for a different context; delete it")
+    return message

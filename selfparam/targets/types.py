@@ -44,6 +44,12 @@ class GeneratorError(ValueError):
     names the endpoint or file and what to do about it."""
 
 
+class TooFewPairsError(ValueError):
+    """The generator ran and its pairs were filtered, but too few usable ones were left. The outcome of the
+    same settings, model and seed on the same context, so a cache may keep it (a `GeneratorError` may
+    pass: a server that was down)."""
+
+
 class PairGenerator(Protocol):
     """Writes question-answer pairs about a context (a local model, an HTTP endpoint, a file)."""
 
