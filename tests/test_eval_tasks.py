@@ -122,6 +122,11 @@ def test_sequential_retention_matrix_exact():
     assert o.metrics["f1_all"] == pytest.approx(0.8)
     assert o.extra["curve"] == pytest.approx([1.0, 1.0, 7 / 9, 2 / 3])
     assert o.extra["first_context"] == pytest.approx([1.0, 1.0, 1 / 3, 1 / 3])
+    # the gold log-prob beside it: a known context's two questions -0.5 ("red apple") and -0.25 (the best of
+    # "blue sky" and "sky"), a forgotten one's -2.0 each
+    k = -0.375
+    assert o.extra["retention_logprob"] == [[k, None, None, None], [k, k, None, None], [-2.0, k, k, None],
+                                            [-2.0, -2.0, k, k]]
     # T injections, 2 * (1 + 2 + 3 + 4) answers, at most 2 contexts stored
     assert (o.n_injections, o.n_questions, o.storage_bytes) == (4, 20, 20)
     assert fake.resets >= 2  # once before the run, once after (the next method starts clean)
@@ -258,7 +263,8 @@ def test_report_folder(tmp_path):
     assert "Retention F1[t][i]: fake" in md and "| 4 | 0.33 | 0.33 | 1.00 | 1.00 |" in md
     lines = paths["predictions"].read_text().splitlines()
     assert len(lines) == 20 and json.loads(lines[0])["method"] == "fake"
-    for key in ("retention_png", "curve_png"):
+    assert "log-probability (nats/token) LP[t][i]: fake" in md and "| 4 | -2.00 | -2.00 | -0.38 | -0.38 |" in md
+    for key in ("retention_png", "curve_png", "retention_logprob_png"):
         assert paths[key].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     single = run_single(["fake"], builder(fake=TableMethod("fake")), make_contexts(), progress=False)
     paths = write_report(tmp_path / "single", single)

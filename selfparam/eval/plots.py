@@ -53,17 +53,25 @@ def plot_bars(result: TaskResult, keys: tuple[str, ...], path: Path, ylabel: str
     return _save(fig, path)
 
 
-def plot_retention(result: TaskResult, path: Path) -> Path:
+def plot_retention(result: TaskResult, path: Path, logprob: bool = False) -> Path:
     """One heatmap per method: row t = after injection t, column i = context i (upper triangle blank), each
-    cell labelled with its F1 when the matrix is small enough to read; one colour scale for all methods."""
-    rows = [o for o in result.outcomes if o.retention is not None]
-    matrices = [np.array([[np.nan if v is None else v for v in row] for row in o.retention], dtype=float)
+    cell labelled with its F1 (or, with `logprob`, the gold answers' mean log-probability) when the matrix is
+    small enough to read; one colour scale for all methods."""
+    def matrix(o):
+        return o.extra.get("retention_logprob") if logprob else o.retention
+
+    rows = [o for o in result.outcomes if matrix(o) is not None]
+    matrices = [np.array([[np.nan if v is None else v for v in row] for row in matrix(o)], dtype=float)
                 for o in rows]
-    top = _upper([v for m in matrices for v in m.ravel()])
+    finite = [v for m in matrices for v in m.ravel() if np.isfinite(v)]
+    if logprob:
+        bottom, top = (min(finite), max(finite)) if finite else (-1.0, 0.0)
+    else:
+        bottom, top = 0.0, _upper(finite)
     fig, axes = plt.subplots(1, max(1, len(rows)), figsize=(3.6 * max(1, len(rows)), 3.5), squeeze=False)
     image = None
     for k, (ax, o, m) in enumerate(zip(axes[0], rows, matrices)):
-        image = ax.imshow(m, vmin=0, vmax=top, cmap="viridis")
+        image = ax.imshow(m, vmin=bottom, vmax=top, cmap="viridis")
         ax.set_title(o.name + ("" if o.status == "ok" else " (failed)"), fontsize=9)
         ax.set_xlabel("context i")
         if k == 0:
@@ -75,9 +83,10 @@ def plot_retention(result: TaskResult, path: Path) -> Path:
             for (t, i), v in np.ndenumerate(m):
                 if np.isfinite(v):
                     ax.text(i, t, f"{v:.2f}"[1:] if 0 <= v < 1 else f"{v:.1f}", ha="center", va="center",
-                            fontsize=5, color="white" if v < 0.6 * top else "black")
+                            fontsize=5, color="white" if v < bottom + 0.6 * (top - bottom) else "black")
     if image is not None:
-        fig.colorbar(image, ax=axes[0].tolist(), shrink=0.8, label="QA-F1")
+        fig.colorbar(image, ax=axes[0].tolist(), shrink=0.8,
+                     label="gold log-prob (nats/token)" if logprob else "QA-F1")
     return _save(fig, path)
 
 
@@ -125,8 +134,11 @@ def plot_result(result: TaskResult, out: Path) -> dict[str, Path]:
     if result.task == "lifelong":
         return {"lifelong_png": plot_lifelong(result, out / "lifelong.png")}
     if result.task == "sequential":
-        return {"retention_png": plot_retention(result, out / "retention.png"),
-                "curve_png": plot_curve(result, out / "f1_vs_injections.png")}
+        paths = {"retention_png": plot_retention(result, out / "retention.png"),
+                 "curve_png": plot_curve(result, out / "f1_vs_injections.png")}
+        if any(v is not None for o in result.outcomes for row in o.extra.get("retention_logprob") or [] for v in row):
+            paths["retention_logprob_png"] = plot_retention(result, out / "retention_logprob.png", logprob=True)
+        return paths
     if result.task == "recommendation":
         return {"bars_png": plot_bars(result, ("r1", "r2", "r3", "r4"), out / "recall.png", "Recall@1")}
     return {"bars_png": plot_bars(result, ("f1", "em"), out / "scores.png", "score")}

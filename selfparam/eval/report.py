@@ -193,6 +193,15 @@ def summary_markdown(result: TaskResult, title: str | None = None) -> str:
                       "|" + "---|" * (t + 1)]
             for s, row in enumerate(o.retention):
                 lines.append(f"| {s + 1} | " + " | ".join(_fmt(v, 2) if v is not None else "" for v in row) + " |")
+        for o in result.outcomes:
+            matrix = o.extra.get("retention_logprob")
+            if not matrix or all(v is None for row in matrix for v in row):
+                continue
+            lines += ["", f"## Retention of the gold answers' log-probability (nats/token) LP[t][i]: {o.name}", "",
+                      "| after step | " + " | ".join(f"c{i + 1}" for i in range(len(matrix))) + " |",
+                      "|" + "---|" * (len(matrix) + 1)]
+            for s, row in enumerate(matrix):
+                lines.append(f"| {s + 1} | " + " | ".join(_fmt(v, 2) if v is not None else "" for v in row) + " |")
     return "\n".join(lines + _not_ok(result)) + "\n"
 
 

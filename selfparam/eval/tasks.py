@@ -13,7 +13,8 @@ Protocol use per task:
 - single: per context, reset, inject([c]), answer that context's questions.
 - batch: per group of K contexts, reset, inject(group) as one update, answer all their questions.
 - sequential: reset once, then for t = 1..T inject([c_t]) and answer the questions of contexts 1..t,
-  giving the retention matrix F1[t][i] (row t: after step t; column i: context i <= t).
+  giving the retention matrix F1[t][i] (row t: after step t; column i: context i <= t) and the same
+  matrix of the gold answers' mean log-probability (`retention_logprob`, nats per token).
 - recommendation: per dialogue turn, reset, inject([dialogue so far]), ask for movies without it
   (Base(C+Q) gets the dialogue in the prompt), Recall@k under r1-r4.
 """
@@ -328,7 +329,9 @@ def run_sequential(names: Sequence[str], build: Builder, contexts: Sequence[Cont
 
     def body(name, method, meter, records, outcome, log):
         matrix: list[list[float | None]] = [[None] * t_total for _ in range(t_total)]
+        logprobs: list[list[float | None]] = [[None] * t_total for _ in range(t_total)]
         outcome.retention = matrix  # partial rows stay visible if a later step fails
+        outcome.extra["retention_logprob"] = logprobs
         method.reset()
         for t, item in enumerate(_progress(contexts, name, "sequential", progress)):
             seen = list(contexts[: t + 1])
@@ -340,7 +343,9 @@ def run_sequential(names: Sequence[str], build: Builder, contexts: Sequence[Cont
                     meter.inject(method, [item.context])
                     _ask(name, method, meter, seen, max_new_tokens, t, records)
             for i, old in enumerate(seen):
-                matrix[t][i] = mean(r["f1"] for r in records[start:] if r["context_id"] == old.context.id)
+                cell = [r for r in records[start:] if r["context_id"] == old.context.id]
+                matrix[t][i] = mean(r["f1"] for r in cell)
+                logprobs[t][i] = mean(r["logprob"] for r in cell if r.get("logprob") is not None)
         final = [r for r in records if r["step"] == t_total - 1]
         summary = retention_summary(matrix)
         outcome.metrics = {**_qa_metrics(final), "f1_diagonal": summary["f1_diagonal"],
