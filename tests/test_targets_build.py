@@ -102,6 +102,15 @@ def test_build_filters_truncates_and_samples_unrelated():
     assert len(build_target_set(CTX, ListGenerator(GOOD), corpus(), unrelated_ratio=0.5, min_pairs=4).unrelated) == 2
 
 
+def test_build_counts_what_the_generator_dropped_itself():
+    gen = ListGenerator(GOOD + JUNK[:1])
+    gen.dropped = {"teacher_disagrees": 2, "needs_context": 1}
+    ts = build_target_set(CTX, gen, corpus(), n_pairs=4, min_pairs=4)
+    assert ts.dropped == {"teacher_disagrees": 2, "needs_context": 2}
+    with pytest.raises(ValueError, match="teacher_disagrees: 2"):
+        build_target_set(CTX, gen, corpus(), n_pairs=50, min_pairs=10)
+
+
 def test_build_errors_say_what_went_wrong():
     with pytest.raises(ValueError, match="context is empty"):
         build_target_set("  \n", ListGenerator(GOOD), corpus())

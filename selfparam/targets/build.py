@@ -52,6 +52,8 @@ def build_target_set(context: str, generator: PairGenerator, corpus: UnrelatedCo
     context = context.strip()
     raw = generator.generate(context, n_pairs, seed)
     pairs, dropped = select_pairs(raw, context, filter_config)
+    for reason, count in getattr(generator, "dropped", {}).items():  # what a generator dropped before returning
+        dropped[reason] = dropped.get(reason, 0) + count
     if len(pairs) < min_pairs:
         reasons = ", ".join(f"{k}: {v}" for k, v in sorted(dropped.items(), key=lambda kv: -kv[1])) or "none"
         raise TooFewPairsError(

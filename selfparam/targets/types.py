@@ -54,6 +54,8 @@ class PairGenerator(Protocol):
     """Writes question-answer pairs about a context (a local model, an HTTP endpoint, a file)."""
 
     description: str  # where the pairs come from, written into the target set and the manifest
+    # A generator that drops candidates itself before returning (FactGenerator's teacher check) may also
+    # expose `dropped: dict[str, int]`, counts per reason of its last call; `build_target_set` adds them in.
 
     def generate(self, context: str, n: int, seed: int) -> list[QAPair]:
         """Up to about `n` raw pairs (before de-duplication and filtering)."""
