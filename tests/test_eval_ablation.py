@@ -139,6 +139,32 @@ def test_sequential_runs_give_the_last_step(tmp_path):
     assert rows["selfparam[m3]"]["diff_vs_reference"] == pytest.approx(1 / 6)
     assert rows["selfparam[m3]"]["n_questions"] == 8  # the last step's questions, not all 4 steps' 20
     assert table["runs"]["m3"]["differs"] == {"memory": 3}
+    # the gold log-prob: a known context's questions -0.375 on average, a forgotten one's -2.0 (Base(Q) knows
+    # none, Base(C+Q) all); right after its own injection every context is known (recovery 1), after the last
+    # m2 knows half the questions' contexts: (-1.1875 + 2) / (-0.375 + 2) = 0.5; m3: (-0.78125 + 2) / 1.625 = 0.75
+    k = -0.375
+    assert rows["selfparam[m2]"]["retention_logprob"] == [[k, None, None, None], [k, k, None, None],
+                                                           [-2.0, k, k, None], [-2.0, -2.0, k, k]]
+    assert rows["selfparam[m3]"]["retention"][3] == [pytest.approx(1 / 3), 1.0, 1.0, 1.0]
+    assert rows["selfparam[m2]"]["logprob_recovery_diagonal"] == pytest.approx(1.0)
+    assert rows["selfparam[m2]"]["logprob_recovery"] == pytest.approx(0.5)
+    assert rows["selfparam[m3]"]["logprob_recovery"] == pytest.approx(0.75)
+    md = (tmp_path / "out" / "ablation.md").read_text()
+    assert "| selfparam[m2] | 1.000 [1.000, 1.000] | 0.500 [" in md and "| 0.50 |" in md and "| 0.75 |" in md
+    for name in ("retention.png", "retention_logprob.png"):
+        assert (tmp_path / "out" / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_retention_from_records_orders_contexts_by_their_injection():
+    from selfparam.eval.tasks import retention_from_records
+
+    records = [{"step": 0, "context_id": "b", "f1": 1.0, "logprob": -1.0},
+               {"step": 1, "context_id": "b", "f1": 0.5, "logprob": None},
+               {"step": 1, "context_id": "a", "f1": 1.0, "logprob": -0.5},
+               {"step": 1, "context_id": "a", "f1": 0.0, "logprob": -1.5}]
+    assert retention_from_records(records) == [[1.0, None], [0.5, 0.5]]
+    assert retention_from_records(records, "logprob") == [[-1.0, None], [None, -1.0]]
+    assert retention_from_records([]) == []
 
 
 def test_method_configs_compare_among_the_runs_that_ran_the_method():

@@ -12,7 +12,9 @@ The runs must share task, data, draw, seed, model and decoding (`report.SAME`); 
 between them are listed per label, so the table says what each lever is.
 
 Output in `out/`: `ablation.json` (the figures, the runs and what differs, provenance) and `ablation.md`.
-Sequential runs give the figures after the last injection.
+Sequential runs give the figures after the last injection, and beside them the gold log-prob recovery right
+after each context's own injection (the diagonal), the share of it still there at the end, and every row's
+retention matrices (F1 and gold log-prob) drawn side by side: `retention.png`, `retention_logprob.png`.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from ..atomic import atomic_write_text
 from ..provenance import provenance
 from .comparison import BASE, QA_TASKS, UPPER, level, report_statistics
 from .report import SAME, with_ci, write_json
+from .tasks import MethodOutcome, TaskResult, retention_from_records
 
 BASELINES = (BASE, UPPER)
 # settings that differ between any two runs without being a lever (where the run went, how it was shown)
@@ -203,6 +206,11 @@ def ablate(runs: Sequence[tuple[Path, str]], out: Path, reference: str, title: s
         entry["level"] = level(entry["diff_vs_reference_ci"]) if entry["diff_vs_reference"] is not None else None
         entry["logprob_level"] = (level(entry["diff_logprob_vs_reference_ci"])
                                   if entry["diff_logprob_vs_reference"] is not None else None)
+        if task == "sequential":
+            for key in ("logprob_recovery_diagonal", "logprob_recovery_diagonal_ci"):
+                entry[key] = s.get(key)
+            entry["retention"] = retention_from_records(records_of[name], "f1")
+            entry["retention_logprob"] = retention_from_records(records_of[name], "logprob")
         entry["inject_seconds_per_context"] = _inject_seconds_per_context(row, asked[name])
         entry["n_questions"] = len(final) if name in statistics else 0
         if row.get("error"):
@@ -219,7 +227,37 @@ def ablate(runs: Sequence[tuple[Path, str]], out: Path, reference: str, title: s
     text = ablation_markdown(ablation, title)
     write_json(paths["ablation_json"], ablation)
     atomic_write_text(paths["ablation_md"], text)
+    if task == "sequential":
+        paths.update(_plot_retention(methods, out))
     return paths
+
+
+def _plot_retention(methods: dict[str, dict[str, Any]], out: Path) -> dict[str, Path]:
+    """Every row's retention matrices side by side, one heatmap each, on one colour scale per figure."""
+    from .plots import plot_retention
+
+    result = TaskResult("sequential", [
+        MethodOutcome(name, retention=m["retention"], extra={"retention_logprob": m["retention_logprob"]})
+        for name, m in methods.items() if m.get("retention")], records=[])
+    return {"retention_png": plot_retention(result, out / "retention.png"),
+            "retention_logprob_png": plot_retention(result, out / "retention_logprob.png", logprob=True)}
+
+
+def _kept_markdown(ablation: dict[str, Any]) -> list[str]:
+    """Sequential: each row's gold log-prob recovery right after each context's own injection and after the
+    last one, and the share kept (after the last / diagonal)."""
+    lines = ["## What each injection gave, and what is left after the last", "",
+             "| method | log-prob recovery right after its own injection | after the last injection | kept |",
+             "|---|---|---|---|"]
+    for name, m in ablation["methods"].items():
+        diagonal, final = m.get("logprob_recovery_diagonal"), m.get("logprob_recovery")
+        if diagonal is None or m["label"] is None:
+            continue
+        kept = f"{final / diagonal:.2f}" if final is not None and diagonal > 0 else "–"
+        lines.append(f"| {name} | {with_ci(diagonal, m.get('logprob_recovery_diagonal_ci'))} | "
+                     f"{with_ci(final, m.get('logprob_recovery_ci'))} | {kept} |")
+    return lines + ["", "Heatmaps, every row side by side: `retention.png` (F1), `retention_logprob.png` (the gold "
+                    "answers' mean log-probability, nats/token).", ""]
 
 
 def _seconds(value: float | None) -> str:
@@ -257,7 +295,10 @@ def ablation_markdown(ablation: dict[str, Any], title: str | None = None) -> str
               *([f"Every row is taken on the {ablation['questions']['scored']} questions every method scored "
                  f"({ablation['questions']['left_out']} left out: a method failed part-way; see Failures)."]
                 if ablation.get("questions", {}).get("left_out") else []),
-              "", "## Runs and what differs between them", ""]
+              ""]
+    if ablation["task"] == "sequential":
+        lines += _kept_markdown(ablation)
+    lines += ["## Runs and what differs between them", ""]
     for label, run in ablation["runs"].items():
         differs = ", ".join(f"`{k}` = {json.dumps(v, default=str)}" for k, v in run["differs"].items())
         lines.append(f"- `{label}` ({run['folder']}): {differs or 'no setting differs from the other runs'}")

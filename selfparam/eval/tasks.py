@@ -320,6 +320,23 @@ def retention_summary(matrix: Sequence[Sequence[float | None]]) -> dict[str, Any
     }
 
 
+def retention_from_records(records: Sequence[dict], key: str = "f1") -> list[list[float | None]]:
+    """The retention matrix of one method's sequential records: cell [t][i] is the mean `key` of context i's
+    questions asked after step t, the contexts in the order they were injected (the step each was first asked
+    at). Records without `key` are left out; a cell with none stays None (so does every cell above the
+    diagonal)."""
+    first: dict[str, int] = {}
+    for r in records:
+        first[r["context_id"]] = min(r["step"], first.get(r["context_id"], r["step"]))
+    column = {c: i for i, c in enumerate(sorted(first, key=first.__getitem__))}
+    cells: dict[tuple[int, int], list[float]] = {}
+    for r in records:
+        if r.get(key) is not None:
+            cells.setdefault((r["step"], column[r["context_id"]]), []).append(r[key])
+    steps = max((r["step"] for r in records), default=-1) + 1
+    return [[mean(cells.get((t, i), [])) for i in range(len(column))] for t in range(steps)]
+
+
 def run_sequential(names: Sequence[str], build: Builder, contexts: Sequence[ContextQA], max_new_tokens: int = 32,
                    seed: int = 0, progress: bool = True, after: AfterHook | None = None,
                    log: RunLog | None = None) -> TaskResult:
