@@ -253,11 +253,14 @@ def _kept_markdown(ablation: dict[str, Any]) -> list[str]:
         diagonal, final = m.get("logprob_recovery_diagonal"), m.get("logprob_recovery")
         if diagonal is None or m["label"] is None:
             continue
-        kept = f"{final / diagonal:.2f}" if final is not None and diagonal > 0 else "–"
+        gained = (m.get("logprob_recovery_diagonal_ci") or [0.0])[0] > 0  # a gain to keep, beyond the noise
+        kept = f"{final / diagonal:.2f}" if final is not None and gained else "–"
         lines.append(f"| {name} | {with_ci(diagonal, m.get('logprob_recovery_diagonal_ci'))} | "
                      f"{with_ci(final, m.get('logprob_recovery_ci'))} | {kept} |")
-    return lines + ["", "Heatmaps, every row side by side: `retention.png` (F1), `retention_logprob.png` (the gold "
-                    "answers' mean log-probability, nats/token).", ""]
+    return lines + ["", "kept: after the last injection / right after its own, where the latter's interval lies "
+                    "above 0 (– otherwise: there was no gain to keep). Heatmaps, every row side by side: "
+                    "`retention.png` (F1), `retention_logprob.png` (the gold answers' mean log-probability, "
+                    "nats/token).", ""]
 
 
 def _seconds(value: float | None) -> str:
