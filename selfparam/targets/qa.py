@@ -111,7 +111,7 @@ def parse_pairs(text: str, truncated: bool = False) -> list[QAPair]:
     the last pair is dropped, since its answer may be cut mid-sentence.
 
     >>> parse_pairs("1. **Q:** Who wrote it? **A:** Ann.")
-    [QAPair(question='Who wrote it?', answer='Ann.')]
+    [QAPair(question='Who wrote it?', answer='Ann.', generator_answer=None)]
     """
     pairs: list[QAPair] = []
     pending: str | None = None  # a question whose answer is expected on a later line
@@ -312,28 +312,38 @@ def rejection_reason(pair: QAPair, context: str, config: FilterConfig) -> str | 
 
 
 def trailing_unusable(pairs: list[QAPair], context: str, config: FilterConfig | None = None) -> int:
-    """How many pairs at the end of `pairs` (one completion's, in order) are unusable: rejected by the
-    filters or asking again a question asked earlier in the list. A completion whose last few pairs are all
-    unusable has drifted (copying the prompt's example, looping, off the context's topic) and rarely recovers.
+    """How many pairs at the end of `pairs` (one completion's, in order) are unusable, as `select_pairs`
+    judges them: rejected by the filters, or asking again a question kept earlier in the list. A completion
+    whose last few pairs are all unusable has drifted (copying the prompt's example, looping, off the
+    context's topic) and rarely recovers.
 
     >>> trailing_unusable([QAPair("Who founded Rome?", "Romulus."), QAPair("Who founded Rome?", "Remus.")],
     ...                   "Romulus founded Rome.")
     1
     """
-    config = config or FilterConfig()
-    verdicts: list[bool] = []
-    seen: set[str] = set()
-    for pair in pairs:
-        pair = QAPair(rewrite_question(pair.question), pair.answer.strip())
-        key = normalize_question(pair.question)
-        verdicts.append(rejection_reason(pair, context, config) is None and key not in seen)
-        seen.add(key)
     count = 0
-    for usable in reversed(verdicts):
-        if usable:
+    for _, reason in reversed(_verdicts(pairs, context, config or FilterConfig())):
+        if reason is None:
             break
         count += 1
     return count
+
+
+def _verdicts(pairs: list[QAPair], context: str, config: FilterConfig) -> list[tuple[QAPair, str | None]]:
+    """Each pair rewritten, with why it is not kept (a `rejection_reason`, or `duplicate` for a question
+    already kept earlier in the list), or None to keep it."""
+    out: list[tuple[QAPair, str | None]] = []
+    seen: set[str] = set()
+    for pair in pairs:
+        pair = QAPair(rewrite_question(pair.question), pair.answer.strip())
+        reason = rejection_reason(pair, context, config)
+        key = normalize_question(pair.question)
+        if reason is None and key in seen:
+            reason = "duplicate"
+        if reason is None:
+            seen.add(key)
+        out.append((pair, reason))
+    return out
 
 
 def select_pairs(pairs: list[QAPair], context: str, config: FilterConfig | None = None
@@ -342,19 +352,11 @@ def select_pairs(pairs: list[QAPair], context: str, config: FilterConfig | None 
 
     Returns the kept pairs in order and how many were dropped per reason (`duplicate` included).
     """
-    config = config or FilterConfig()
     kept: list[QAPair] = []
     dropped: dict[str, int] = {}
-    seen: set[str] = set()
-    for pair in pairs:
-        pair = QAPair(rewrite_question(pair.question), pair.answer.strip())
-        reason = rejection_reason(pair, context, config)
-        key = normalize_question(pair.question)
-        if reason is None and key in seen:
-            reason = "duplicate"
-        if reason is not None:
+    for pair, reason in _verdicts(pairs, context, config or FilterConfig()):
+        if reason is None:
+            kept.append(pair)
+        else:
             dropped[reason] = dropped.get(reason, 0) + 1
-            continue
-        seen.add(key)
-        kept.append(pair)
     return kept, dropped
