@@ -185,24 +185,23 @@ def summary_markdown(result: TaskResult, title: str | None = None) -> str:
             if o.name in statistics:
                 lines.append(f"| {o.name} | " + " | ".join(_stat_cells(statistics[o.name], "_diagonal")) + " |")
         for o in result.outcomes:
-            if o.retention is None:
-                continue
-            t = len(o.retention)
-            lines += ["", f"## Retention F1[t][i]: {o.name}", "",
-                      "| after step | " + " | ".join(f"c{i + 1}" for i in range(t)) + " |",
-                      "|" + "---|" * (t + 1)]
-            for s, row in enumerate(o.retention):
-                lines.append(f"| {s + 1} | " + " | ".join(_fmt(v, 2) if v is not None else "" for v in row) + " |")
+            if o.retention is not None:
+                lines += _matrix_lines(f"Retention F1[t][i]: {o.name}", o.retention)
         for o in result.outcomes:
             matrix = o.extra.get("retention_logprob")
-            if not matrix or all(v is None for row in matrix for v in row):
-                continue
-            lines += ["", f"## Retention of the gold answers' log-probability (nats/token) LP[t][i]: {o.name}", "",
-                      "| after step | " + " | ".join(f"c{i + 1}" for i in range(len(matrix))) + " |",
-                      "|" + "---|" * (len(matrix) + 1)]
-            for s, row in enumerate(matrix):
-                lines.append(f"| {s + 1} | " + " | ".join(_fmt(v, 2) if v is not None else "" for v in row) + " |")
+            if matrix and any(v is not None for row in matrix for v in row):
+                lines += _matrix_lines(f"Retention of the gold answers' log-probability (nats/token) LP[t][i]: "
+                                       f"{o.name}", matrix)
     return "\n".join(lines + _not_ok(result)) + "\n"
+
+
+def _matrix_lines(heading: str, matrix: list[list[float | None]]) -> list[str]:
+    """A retention matrix as a Markdown table under its own heading: a row per step, a column per context."""
+    lines = ["", f"## {heading}", "", "| after step | " + " | ".join(f"c{i + 1}" for i in range(len(matrix))) + " |",
+             "|" + "---|" * (len(matrix) + 1)]
+    for s, row in enumerate(matrix):
+        lines.append(f"| {s + 1} | " + " | ".join(_fmt(v, 2) if v is not None else "" for v in row) + " |")
+    return lines
 
 
 def write_report(out: Path, result: TaskResult, title: str | None = None, plots: bool = True) -> dict[str, Path]:

@@ -320,11 +320,12 @@ def retention_summary(matrix: Sequence[Sequence[float | None]]) -> dict[str, Any
     }
 
 
-def retention_from_records(records: Sequence[dict], key: str = "f1") -> list[list[float | None]]:
+def retention_from_records(records: Sequence[dict], key: str = "f1", size: int | None = None
+                           ) -> list[list[float | None]]:
     """The retention matrix of one method's sequential records: cell [t][i] is the mean `key` of context i's
     questions asked after step t, the contexts in the order they were injected (the step each was first asked
     at). Records without `key` are left out; a cell with none stays None (so does every cell above the
-    diagonal)."""
+    diagonal). `size`: a `size` x `size` matrix however few steps the records hold (a run cut short)."""
     first: dict[str, int] = {}
     for r in records:
         first[r["context_id"]] = min(r["step"], first.get(r["context_id"], r["step"]))
@@ -334,7 +335,8 @@ def retention_from_records(records: Sequence[dict], key: str = "f1") -> list[lis
         if r.get(key) is not None:
             cells.setdefault((r["step"], column[r["context_id"]]), []).append(r[key])
     steps = max((r["step"] for r in records), default=-1) + 1
-    return [[mean(cells.get((t, i), [])) for i in range(len(column))] for t in range(steps)]
+    rows, columns = (size, size) if size is not None else (steps, len(column))
+    return [[mean(cells.get((t, i), [])) for i in range(columns)] for t in range(rows)]
 
 
 def run_sequential(names: Sequence[str], build: Builder, contexts: Sequence[ContextQA], max_new_tokens: int = 32,
@@ -345,26 +347,22 @@ def run_sequential(names: Sequence[str], build: Builder, contexts: Sequence[Cont
     t_total = len(contexts)
 
     def body(name, method, meter, records, outcome, log):
-        matrix: list[list[float | None]] = [[None] * t_total for _ in range(t_total)]
-        logprobs: list[list[float | None]] = [[None] * t_total for _ in range(t_total)]
-        outcome.retention = matrix  # partial rows stay visible if a later step fails
-        outcome.extra["retention_logprob"] = logprobs
+        def matrices() -> None:  # after every step, so the rows so far stay visible if a later step fails
+            outcome.retention = retention_from_records(records, "f1", size=t_total)
+            outcome.extra["retention_logprob"] = retention_from_records(records, "logprob", size=t_total)
+
+        matrices()
         method.reset()
         for t, item in enumerate(_progress(contexts, name, "sequential", progress)):
-            seen = list(contexts[: t + 1])
-            start = len(records)
             if log.replay(name, f"step {t}", meter, records):
                 method.inject([item.context])  # the weights are not saved between steps: inject again
             else:
                 with log.unit(name, f"step {t}", meter, records):
                     meter.inject(method, [item.context])
-                    _ask(name, method, meter, seen, max_new_tokens, t, records)
-            for i, old in enumerate(seen):
-                cell = [r for r in records[start:] if r["context_id"] == old.context.id]
-                matrix[t][i] = mean(r["f1"] for r in cell)
-                logprobs[t][i] = mean(r["logprob"] for r in cell if r.get("logprob") is not None)
+                    _ask(name, method, meter, contexts[: t + 1], max_new_tokens, t, records)
+            matrices()
         final = [r for r in records if r["step"] == t_total - 1]
-        summary = retention_summary(matrix)
+        summary = retention_summary(outcome.retention)
         outcome.metrics = {**_qa_metrics(final), "f1_diagonal": summary["f1_diagonal"],
                            "f1_all": summary["f1_all"]}
         outcome.extra.update(curve=summary["curve"], first_context=summary["first_context"])
