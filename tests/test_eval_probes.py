@@ -184,6 +184,21 @@ def tiny_dir(tmp_path_factory) -> Path:
     return folder
 
 
+def test_boundary_draws_squad_contexts_from_the_articles_named(cf_file, tmp_path):
+    from selfparam.eval.boundary import load_items
+
+    squad = tmp_path / "squad.json"
+    squad.write_text(json.dumps({"data": [
+        {"title": f"art{a}", "paragraphs": [
+            {"context": f"Quenby{a} hosts the Zorblat festival in {1900 + a}. Marlow hosts the Fennick fair.",
+             "qas": [{"question": f"What does Quenby{a} host?", "answers": [{"text": "the Zorblat festival"}]}]}]}
+        for a in (1, 2, 3)]}))
+    items = load_items(squad, 2, 0, per_kind=1, questions_per_context=1, articles=(2, 3))
+    assert sorted(i.id.split("/")[0] for i in items) == ["art2", "art3"]
+    with pytest.raises(ValueError, match="SQuAD JSON only"):
+        load_items(cf_file, 1, 0, per_kind=1, articles=(1,))
+
+
 def test_cli_conflicts_and_boundary_on_the_tiny_model(tiny_dir, cf_file, tmp_path):
     from selfparam.cli import app
 

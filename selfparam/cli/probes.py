@@ -15,7 +15,7 @@ from typing import Annotated, Any, Callable, Optional
 import typer
 
 from .errors import user_errors
-from .eval import Device, Dtype, MethodConfig, Model, NPairs, Out, Seed, TargetsDir, Unrelated
+from .eval import Articles, Device, Dtype, MethodConfig, Model, NPairs, Out, Seed, TargetsDir, Unrelated
 
 ProbeMethods = Annotated[str, typer.Option("--methods", help="comma list of method names, e.g. "
                                                              "selfparam,ft-s,ft-c,recipe,rag-bm25")]
@@ -90,17 +90,20 @@ def boundary(
     seed: Seed = 0, per_kind: Annotated[int, typer.Option("--per-kind", help="near misses of each kind per fact")] = 2,
     questions_per_context: Annotated[int, typer.Option("--questions-per-context",
                                                        help="SQuAD: questions per context")] = 3,
-    model: Model = "smollm2-135m", device: Device = "auto", dtype: Dtype = "auto", max_new_tokens: MaxNew = 16,
+    articles: Articles = None, model: Model = "smollm2-135m", device: Device = "auto", dtype: Dtype = "auto",
+    max_new_tokens: MaxNew = 16,
     n_pairs: NPairs = None, unrelated: Unrelated = None, targets_dir: TargetsDir = None,
     method_config: MethodConfig = None, pair_samples: PairSamples = None, pair_tokens: PairTokens = None,
     progress: Progress = True,
 ) -> None:
     """Near-miss pollution: after injecting a fact, how often look-alike questions get its object."""
     from ..eval.boundary import BoundaryConfig, load_items, run_boundary
+    from ..eval.loaders import parse_articles
 
     names = _names(methods)
     cfg = BoundaryConfig(per_kind=per_kind, max_new_tokens=max_new_tokens, seed=seed)
-    items = load_items(data, n, seed, per_kind, questions_per_context)
+    items = load_items(data, n, seed, per_kind, questions_per_context,
+                       parse_articles(articles) if articles is not None else None)
     build, model_name = _builder(names, model, device, dtype, seed, n_pairs, unrelated, targets_dir or out / "targets",
                                  method_config, pair_samples, pair_tokens)
     run_boundary(items, names, build, cfg, out, data_name=str(data), model_name=model_name,

@@ -141,18 +141,21 @@ def squad_items(contexts: Sequence[ContextQA], per_kind: int, seed: int,
     return items
 
 
-def load_items(path: str | Path, n: int, seed: int, per_kind: int,
-               questions_per_context: int = 3) -> list[BoundaryItem]:
-    """`n` items drawn with `seed` from CounterFact (a JSON list of edit records) or SQuAD/PwC QA data."""
+def load_items(path: str | Path, n: int, seed: int, per_kind: int, questions_per_context: int = 3,
+               articles: tuple[int, ...] | None = None) -> list[BoundaryItem]:
+    """`n` items drawn with `seed` from CounterFact (a JSON list of edit records) or SQuAD/PwC QA data;
+    `articles` (SQuAD only, 1-based) draws from those articles, e.g. the report split 17-32."""
     from .conflicts import draw, load_fact_cases
     from .loaders import load_qa, sample_contexts
 
     path = Path(path)
     head = path.read_text(encoding="utf-8", errors="replace").lstrip()[:1] if path.is_file() else ""
     if head == "[":
+        if articles is not None:
+            raise ValueError(f"articles: apply to SQuAD JSON only, not to the CounterFact records in {path}")
         pool = load_fact_cases(path)
         return counterfact_items(draw(pool, n, seed), pool, per_kind, seed)
-    return squad_items(sample_contexts(load_qa(path), n, seed, questions_per_context), per_kind, seed,
+    return squad_items(sample_contexts(load_qa(path, articles), n, seed, questions_per_context), per_kind, seed,
                        questions_per_context)
 
 
