@@ -109,6 +109,9 @@ def test_conflict_shares_from_fake_methods(cf_file, tmp_path):
     assert (latest["later_wins"], latest["earlier_kept"], latest["both"], latest["neither"]) == (0.5, 0, 0, 0.5)
     assert (earliest["later_wins"], earliest["earlier_kept"], earliest["neither"]) == (0, 0.5, 0.5)
     assert latest["by_order"]["true_then_new"]["later_wins"] == 0.5
+    # the 6 prompts learned the first fact; "latest" overwrote all 6, "earliest" none
+    assert (latest["learned_answers"], latest["later_wins_if_learned"]) == (6, 1.0)
+    assert earliest["later_wins_if_learned"] == 0.0
     lo, hi = latest["later_wins_ci"]  # 6 of 12 answers: the interval lies around 0.5, inside (0, 1)
     assert 0.0 < lo < 0.5 < hi < 1.0 and earliest["later_wins_ci"] == [0.0, 0.0]
     written = json.loads((tmp_path / "out" / "summary.json").read_text())

@@ -13,7 +13,8 @@ update is one of:
 
 The four shares sum to 1. `first_learned` is the share of answers after the first update carrying the
 earlier object: a method that never learned the first fact cannot show whether the second one overrides
-it. "Carries" is `contains_answer` (normalised containment), as in the lifelong evaluation.
+it, so `later_wins_if_learned` counts `later_wins` among those answers only. "Carries" is `contains_answer`
+(normalised containment), as in the lifelong evaluation.
 
     >>> classify("It is English.", earlier="French", later="English")
     'later_wins'
@@ -165,6 +166,10 @@ def summarize(rows: Sequence[dict]) -> dict:
                               "first_learned": sum(r["first_learned"] for r in rows) / len(rows)}
     for o in OUTCOMES:  # 95% bootstrap interval over answers
         result[f"{o}_ci"] = mean_ci([float(r["outcome"] == o) for r in rows]).ci
+    learned = [r for r in rows if r["first_learned"]]  # where the earlier fact had been written in
+    result["learned_answers"] = len(learned)
+    result["later_wins_if_learned"] = (sum(r["outcome"] == "later_wins" for r in learned) / len(learned)
+                                       if learned else float("nan"))
     result["by_order"] = {o: shares([r["outcome"] for r in rows if r["order"] == o])
                           for o in ORDERS if any(r["order"] == o for r in rows)}
     result["rows"] = list(rows)
@@ -218,18 +223,22 @@ def write_report(summary: dict, out: Path) -> None:
     out = Path(out)
     methods = write_rows_and_summary(summary, out)
     lines = ["| method | answers | later_wins | earlier_kept | both | neither | first_learned | later_wins (true→new) "
-             "| later_wins (new→true) |", "|---|---|---|---|---|---|---|---|---|"]
+             "| later_wins (new→true) | later_wins if first learned |", "|---|---|---|---|---|---|---|---|---|---|"]
     for name, r in methods.items():
         by = r["by_order"]
         true_then_new = by.get("true_then_new", {}).get("later_wins", float("nan"))
         new_then_true = by.get("new_then_true", {}).get("later_wins", float("nan"))
         lines.append(f"| {name} | {r['answers']} | " + " | ".join(with_ci(r[o], r.get(f"{o}_ci")) for o in OUTCOMES)
-                     + f" | {r['first_learned']:.3f} | {true_then_new:.3f} | {new_then_true:.3f} |")
+                     + f" | {r['first_learned']:.3f} | {true_then_new:.3f} | {new_then_true:.3f} | "
+                     + (f"{r['later_wins_if_learned']:.3f} ({r['learned_answers']})" if "learned_answers" in r else "-")
+                     + " |")
     md = [f"# Conflicting updates on {summary['data']}", "",
           f"Model {summary['model']}; {summary['cases']} records x 2 orders x 2 questions; command: "
           f"`{summary['command']}`", "", *lines, "",
           "Shares of the answers after the second (contradicting) update; first_learned: answers after the "
-          "first update that carry its object.", "", *failure_lines(summary)]
+          "first update that carry its object; later_wins if first learned: the share among those answers whose "
+          "question had been answered with the earlier object after the first update (their number in brackets): "
+          "whether a fact that was written in is overwritten.", "", *failure_lines(summary)]
     atomic_write_text(out / "summary.md", "\n".join(md))
 
 
