@@ -187,6 +187,29 @@ def tiny_dir(tmp_path_factory) -> Path:
     return folder
 
 
+def test_report_only_writes_the_report_again_from_the_predictions(cf_file, tmp_path):
+    from selfparam.cli import app
+
+    out = tmp_path / "out"
+    methods = {"latest": Memo("latest", latest=True)}
+    run_conflicts(load_fact_cases(cf_file), list(methods), methods.__getitem__, ConflictConfig(), out,
+                  data_name="cf", progress=False)
+    recorded = json.loads((out / "summary.json").read_text())
+    # a report from before `later_wins_if_learned` existed: the key and its column are missing
+    del recorded["methods"]["latest"]["later_wins_if_learned"]
+    (out / "summary.json").write_text(json.dumps(recorded))
+    (out / "summary.md").write_text("old")
+    result = CliRunner().invoke(app, ["eval", "conflicts", "--data", str(cf_file), "--out", str(out), "--report-only"])
+    assert result.exit_code == 0, result.output
+    again = json.loads((out / "summary.json").read_text())["methods"]["latest"]
+    assert again["later_wins_if_learned"] == 1.0 and again["seconds"] == recorded["methods"]["latest"]["seconds"]
+    assert "| latest | 12 |" in (out / "summary.md").read_text()
+
+    empty = tmp_path / "empty"
+    result = CliRunner().invoke(app, ["eval", "boundary", "--data", str(cf_file), "--out", str(empty), "--report-only"])
+    assert result.exit_code == 2 and "holds no summary.json" in result.output and not empty.exists()
+
+
 def test_boundary_draws_squad_contexts_from_the_articles_named(cf_file, tmp_path):
     from selfparam.eval.boundary import load_items
 

@@ -21,6 +21,9 @@ ProbeMethods = Annotated[str, typer.Option("--methods", help="comma list of meth
                                                              "selfparam,ft-s,ft-c,recipe,rag-bm25")]
 MaxNew = Annotated[int, typer.Option("--max-new-tokens", help="greedy answer length")]
 Progress = Annotated[bool, typer.Option("--progress/--no-progress", help="progress bars")]
+ReportOnly = Annotated[bool, typer.Option("--report-only", help="load no model: write OUT's report again from its "
+                                                                "predictions.jsonl (e.g. after the report gained a "
+                                                                "column); other options are ignored")]
 PairSamples = Annotated[Optional[int], typer.Option("--pair-samples", help="completions sampled per round to generate "
                                                                           "a fact's pairs (default 16)")]
 PairTokens = Annotated[Optional[int], typer.Option("--pair-tokens", help="tokens per sampled completion (default 160; "
@@ -67,10 +70,23 @@ def conflicts(
     model: Model = "smollm2-135m", device: Device = "auto", dtype: Dtype = "auto", max_new_tokens: MaxNew = 16,
     n_pairs: NPairs = None, unrelated: Unrelated = None, targets_dir: TargetsDir = None,
     method_config: MethodConfig = None, pair_samples: PairSamples = None, pair_tokens: PairTokens = None,
-    progress: Progress = True,
+    progress: Progress = True, report_only: ReportOnly = False,
 ) -> None:
     """Inject a fact, then a context contradicting it (both orders); share of answers where the later wins."""
-    from ..eval.conflicts import ConflictConfig, draw, load_fact_cases, run_conflicts
+    from ..eval.conflicts import (
+        ConflictConfig,
+        draw,
+        load_fact_cases,
+        rewrite_report,
+        run_conflicts,
+        summarize,
+        write_report,
+    )
+
+    if report_only:
+        rewrite_report(out, summarize, write_report)
+        typer.echo((out / "summary.md").read_text())
+        return
 
     names = _names(methods)
     cfg = ConflictConfig(max_new_tokens=max_new_tokens, seed=seed)
@@ -94,10 +110,16 @@ def boundary(
     max_new_tokens: MaxNew = 16,
     n_pairs: NPairs = None, unrelated: Unrelated = None, targets_dir: TargetsDir = None,
     method_config: MethodConfig = None, pair_samples: PairSamples = None, pair_tokens: PairTokens = None,
-    progress: Progress = True,
+    progress: Progress = True, report_only: ReportOnly = False,
 ) -> None:
     """Near-miss pollution: after injecting a fact, how often look-alike questions get its object."""
-    from ..eval.boundary import BoundaryConfig, load_items, run_boundary
+    from ..eval.boundary import BoundaryConfig, load_items, run_boundary, summarize, write_report
+    from ..eval.conflicts import rewrite_report
+
+    if report_only:
+        rewrite_report(out, summarize, write_report)
+        typer.echo((out / "summary.md").read_text())
+        return
     from ..eval.loaders import parse_articles
 
     names = _names(methods)

@@ -32,7 +32,7 @@ from typing import Any, Callable, Sequence
 from tqdm.auto import tqdm
 
 from ..atomic import atomic_write_text
-from ..jsonl import read_json
+from ..jsonl import read_json, read_jsonl
 from ..methods.base import Context, Query
 from ..provenance import provenance
 from .editing_data import counterfact_record
@@ -209,6 +209,24 @@ def run_each(task: str, names: Sequence[str], build: Callable[[str], Any], run: 
         else:
             summary.setdefault("failed", {})[name] = outcome.error
         write(summary, out)
+    return summary
+
+
+def rewrite_report(out: Path, summarize: Callable[[Sequence[dict]], dict],
+                   write: Callable[[dict, Path], None]) -> dict:
+    """A recorded run's report written again from its predictions.jsonl with today's `summarize` and
+    `write` (no model: the figures come from the answers kept); settings, seconds and failures stay as
+    recorded. Raises ValueError when `out` holds no finished run."""
+    out = Path(out)
+    if not (out / "summary.json").is_file() or not (out / "predictions.jsonl").is_file():
+        raise ValueError(f"--report-only: {out} holds no summary.json and predictions.jsonl of a finished method")
+    summary = read_json(out / "summary.json", "run summary", ValueError)
+    rows: dict[str, list[dict]] = {}
+    for _, row in read_jsonl(out / "predictions.jsonl"):
+        rows.setdefault(row.pop("method"), []).append(row)
+    summary["methods"] = {name: {**summarize(rows[name]), "seconds": figures.get("seconds")}
+                          for name, figures in summary.get("methods", {}).items() if name in rows}
+    write(summary, out)
     return summary
 
 
