@@ -275,3 +275,22 @@ def test_a_failing_method_is_reported_and_the_others_still_run(cf_file, tmp_path
     assert list(summary["methods"]) == ["latest"] and summary["methods"]["latest"]["answers"] == 12
     md = (tmp_path / "out" / "summary.md").read_text()
     assert "## Failures" in md and "`broken`: RuntimeError: out of memory" in md
+
+
+def test_paired_comparison_of_two_recorded_runs(cf_file, tmp_path):
+    from selfparam.eval.probe_compare import compare, figure_values, load_predictions
+
+    cases = load_fact_cases(cf_file)
+    for out, memo in (("a", Memo("m", latest=True)), ("b", Memo("m", latest=False))):
+        run_conflicts(cases, ["m"], lambda name, memo=memo: memo, ConflictConfig(), tmp_path / out, progress=False)
+    later = figure_values(load_predictions(tmp_path / "a"), "m", "later_wins")
+    earlier = figure_values(load_predictions(tmp_path / "b"), "m", "later_wins")
+    c = compare(earlier, later)
+    # the same 12 answers; "latest" wins on the 6 prompts it learned, "earliest" on none: +0.5
+    assert c["questions"] == 12 and c["value"] == 0.5 and c["reference"] == 0.0 and c["difference"] == 0.5
+    lo, hi = c["difference_ci"]
+    assert 0.0 < lo < 0.5 < hi <= 1.0
+    with pytest.raises(ValueError, match="no pollution answers"):
+        figure_values(load_predictions(tmp_path / "a"), "m", "pollution")
+    with pytest.raises(ValueError, match="share no question"):
+        compare(later, {("x", "y", "z"): 1.0})

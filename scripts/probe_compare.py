@@ -1,0 +1,43 @@
+"""Paired differences between recorded conflicts/boundary runs (`selfparam.eval.probe_compare`), as a table.
+
+    PYTHONPATH=. python scripts/probe_compare.py --figure later_wins \
+        --reference docs/results/conflicts-counterfact:selfparam \
+        docs/results/conflicts-counterfact-reask:selfparam docs/results/conflicts-counterfact:ft-c
+
+Each RUN:METHOD names a run folder and a method in it; the difference is that method minus the
+reference, on the questions both answered, with a 95% bootstrap interval over those answers.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+from selfparam.eval.probe_compare import FIGURES, compare, figure_values, load_predictions
+
+
+def values(spec: str, figure: str) -> dict:
+    run, sep, method = spec.rpartition(":")
+    if not sep or not run or not method:
+        raise SystemExit(f"{spec!r}: expected RUN:METHOD, e.g. docs/results/conflicts-counterfact:selfparam")
+    return figure_values(load_predictions(run), method, figure)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--figure", required=True, choices=sorted(FIGURES))
+    parser.add_argument("--reference", required=True, help="RUN:METHOD the others are compared with")
+    parser.add_argument("others", nargs="+", help="RUN:METHOD")
+    args = parser.parse_args()
+    reference = values(args.reference, args.figure)
+    print(f"| {args.figure}: RUN:METHOD | questions | value [95% CI] | reference | difference [95% CI] |")
+    print("|---|---|---|---|---|")
+    for spec in args.others:
+        c = compare(reference, values(spec, args.figure))
+        lo, hi = c["value_ci"]
+        dlo, dhi = c["difference_ci"]
+        print(f"| {spec} | {c['questions']} | {c['value']:.3f} [{lo:.2f}, {hi:.2f}] | {c['reference']:.3f} | "
+              f"{c['difference']:+.3f} [{dlo:+.2f}, {dhi:+.2f}] |")
+
+
+if __name__ == "__main__":
+    main()
