@@ -18,9 +18,11 @@ def test_two_cpu_processes_train_in_lockstep(tmp_path):
     launcher = str(Path(sys.executable).parent / "accelerate")
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     # `--multi_gpu` makes accelerate spawn the processes with torchrun; with no GPU the trainer's
-    # Accelerator(cpu=True) then joins them over gloo (`--cpu` alone would expect mpirun).
+    # Accelerator(cpu=True) then joins them over gloo (`--cpu` alone would expect mpirun). Port 0: a free
+    # port, not torchrun's fixed 29500, which another test run on the machine may hold.
     done = subprocess.run([launcher, "launch", "--multi_gpu", "--num_processes", "2", "--num_machines", "1",
-                           "--mixed_precision", "no", "--dynamo_backend", "no", str(SCRIPT), str(tmp_path)],
+                           "--main_process_port", "0", "--mixed_precision", "no", "--dynamo_backend", "no",
+                           str(SCRIPT), str(tmp_path)],
                           capture_output=True, text=True, timeout=300, env=env)
     assert done.returncode == 0, done.stderr[-3000:]
     ranks = [json.loads((tmp_path / f"rank{r}.json").read_text()) for r in (0, 1)]
