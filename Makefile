@@ -22,12 +22,16 @@ $(STAMP): pyproject.toml
 demo: setup
 	$(BIN)/selfparam demo
 
+# The fast tier runs on two pytest-xdist workers (one per core, one torch thread each: tests/conftest.py);
+# the slow tier loads the real model with two threads in one process, alone, as anything beside it would
+# slow both down (docs/benchmarks.md).
 test: setup
 	$(BIN)/ruff check selfparam tests scripts
-	$(BIN)/pytest -q
+	$(BIN)/pytest -q -m "not slow" -n 2
+	$(BIN)/pytest -q -m slow
 
 test-fast: setup
-	$(BIN)/pytest -q -m "not slow"
+	$(BIN)/pytest -q -m "not slow" -n 2
 
 bench: setup
 	$(BIN)/selfparam bench

@@ -9,7 +9,22 @@ import pytest
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
+# Under pytest-xdist (`-n 2`: one worker per core) each worker computes on one thread; torch's default of
+# one thread per core would put four busy threads on two cores. The variables are set before anything
+# imports torch (it reads them once) and reach the subprocesses the tests start.
+XDIST_WORKER = os.environ.get("PYTEST_XDIST_WORKER")
+if XDIST_WORKER:
+    os.environ["OMP_NUM_THREADS"] = "1"
+    os.environ["MKL_NUM_THREADS"] = "1"
+
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+
+
+def pytest_configure(config):
+    if XDIST_WORKER:  # in case a plugin imported torch before the variables above were set
+        import torch
+
+        torch.set_num_threads(1)
 
 
 @pytest.fixture

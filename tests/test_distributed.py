@@ -3,6 +3,7 @@
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -18,11 +19,22 @@ def test_two_cpu_processes_train_in_lockstep(tmp_path):
     launcher = str(Path(sys.executable).parent / "accelerate")
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     # `--multi_gpu` makes accelerate spawn the processes with torchrun; with no GPU the trainer's
-    # Accelerator(cpu=True) then joins them over gloo (`--cpu` alone would expect mpirun).
-    done = subprocess.run([launcher, "launch", "--multi_gpu", "--num_processes", "2", "--num_machines", "1",
-                           "--mixed_precision", "no", "--dynamo_backend", "no", str(SCRIPT), str(tmp_path)],
-                          capture_output=True, text=True, timeout=300, env=env)
-    assert done.returncode == 0, done.stderr[-3000:]
+    # Accelerator(cpu=True) then joins them over gloo (`--cpu` alone would expect mpirun). Port 0: a free
+    # port, not torchrun's fixed 29500, which another test run on the machine may hold.
+    launch = subprocess.Popen([launcher, "launch", "--multi_gpu", "--num_processes", "2", "--num_machines", "1",
+                               "--main_process_port", "0", "--mixed_precision", "no", "--dynamo_backend", "no",
+                               str(SCRIPT), str(tmp_path)],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+                              start_new_session=True)
+    try:
+        _, stderr = launch.communicate(timeout=300)
+    except subprocess.TimeoutExpired:
+        # the whole session: killing the launcher alone would leave its two training processes running
+        # beside the rest of the test run
+        os.killpg(launch.pid, signal.SIGKILL)
+        launch.communicate()
+        raise
+    assert launch.returncode == 0, stderr[-3000:]
     ranks = [json.loads((tmp_path / f"rank{r}.json").read_text()) for r in (0, 1)]
     assert all(r["world"] == 2 for r in ranks)
     # each process trained on its half (10 examples -> 5 each: 3 steps/epoch of batch 2, 2 epochs)
