@@ -107,20 +107,19 @@ def boundary(
     questions_per_context: Annotated[int, typer.Option("--questions-per-context",
                                                        help="SQuAD: questions per context")] = 3,
     articles: Articles = None, model: Model = "smollm2-135m", device: Device = "auto", dtype: Dtype = "auto",
-    max_new_tokens: MaxNew = 16,
-    n_pairs: NPairs = None, unrelated: Unrelated = None, targets_dir: TargetsDir = None,
+    max_new_tokens: MaxNew = 16, n_pairs: NPairs = None, unrelated: Unrelated = None, targets_dir: TargetsDir = None,
     method_config: MethodConfig = None, pair_samples: PairSamples = None, pair_tokens: PairTokens = None,
     progress: Progress = True, report_only: ReportOnly = False,
 ) -> None:
     """Near-miss pollution: after injecting a fact, how often look-alike questions get its object."""
     from ..eval.boundary import BoundaryConfig, load_items, run_boundary, summarize, write_report
     from ..eval.conflicts import rewrite_report
+    from ..eval.loaders import parse_articles
 
     if report_only:
         rewrite_report(out, summarize, write_report)
         typer.echo((out / "summary.md").read_text())
         return
-    from ..eval.loaders import parse_articles
 
     names = _names(methods)
     cfg = BoundaryConfig(per_kind=per_kind, max_new_tokens=max_new_tokens, seed=seed)
