@@ -28,11 +28,18 @@ def main() -> None:
     parser.add_argument("--reference", required=True, help="RUN:METHOD the others are compared with")
     parser.add_argument("others", nargs="+", help="RUN:METHOD")
     args = parser.parse_args()
+    try:
+        table(args)
+    except ValueError as e:  # a folder that is not a recorded run, a method it does not hold, no shared question
+        raise SystemExit(f"probe_compare: {e}") from None
+
+
+def table(args: argparse.Namespace) -> None:
     reference = values(args.reference, args.figure)
+    rows = [(spec, compare(reference, values(spec, args.figure))) for spec in args.others]  # all, before printing
     print(f"| {args.figure}: RUN:METHOD | questions | value [95% CI] | reference | difference [95% CI] |")
     print("|---|---|---|---|---|")
-    for spec in args.others:
-        c = compare(reference, values(spec, args.figure))
+    for spec, c in rows:
         lo, hi = c["value_ci"]
         dlo, dhi = c["difference_ci"]
         print(f"| {spec} | {c['questions']} | {c['value']:.3f} [{lo:.2f}, {hi:.2f}] | {c['reference']:.3f} | "

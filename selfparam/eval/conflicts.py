@@ -248,8 +248,7 @@ def write_report(summary: dict, out: Path) -> None:
         new_then_true = by.get("new_then_true", {}).get("later_wins", float("nan"))
         lines.append(f"| {name} | {r['answers']} | " + " | ".join(with_ci(r[o], r.get(f"{o}_ci")) for o in OUTCOMES)
                      + f" | {r['first_learned']:.3f} | {true_then_new:.3f} | {new_then_true:.3f} | "
-                     + (f"{r['later_wins_if_learned']:.3f} ({r['learned_answers']})" if "learned_answers" in r else "-")
-                     + " |")
+                     + f"{r['later_wins_if_learned']:.3f} ({r['learned_answers']}) |")
     md = [f"# Conflicting updates on {summary['data']}", "",
           f"Model {summary['model']}; {summary['cases']} records x 2 orders x 2 questions; command: "
           f"`{summary['command']}`", "", *lines, "",

@@ -55,6 +55,6 @@ def compare(reference: dict[tuple, float], other: dict[tuple, float]) -> dict:
     if not shared:
         raise ValueError("the two runs share no question: compare runs with the same data, --n and --seed")
     a, b = [other[k] for k in shared], [reference[k] for k in shared]
-    diff = paired_difference(a, b)
-    return {"questions": len(shared), "value": mean_ci(a).value, "value_ci": mean_ci(a).ci,
-            "reference": mean_ci(b).value, "difference": diff.value, "difference_ci": diff.ci}
+    value, diff = mean_ci(a), paired_difference(a, b)
+    return {"questions": len(shared), "value": value.value, "value_ci": value.ci,
+            "reference": sum(b) / len(b), "difference": diff.value, "difference_ci": diff.ci}
