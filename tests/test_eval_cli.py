@@ -230,6 +230,15 @@ def test_articles_split_is_drawn_from_and_recorded(squad, tmp_path):
     with pytest.raises(ValueError, match="SQuAD JSON data only"):
         EvalSettings("recommendation", tmp_path, tmp_path / "r", methods=("base",), articles="1")
 
+    dropped = config["items"][1]
+    settings = EvalSettings("single", squad, tmp_path / "run-x", methods=("base",), n=5, articles="17-32",
+                            exclude=(dropped,), progress=False)
+    evaluate(settings, build=lambda name: Constant())
+    excluded = json.loads((tmp_path / "run-x" / "config.json").read_text())
+    assert excluded["settings"]["exclude"] == [dropped]
+    assert dropped not in excluded["items"]
+    assert excluded["items"][:4] == config["items"][:1] + config["items"][2:]  # the rest keep their order
+
 
 @pytest.mark.parametrize("articles, message", [("32-17", "1 <= FIRST <= LAST"), ("x", "not a number"),
                                                ("17-9999", "do not exist")])
@@ -239,3 +248,11 @@ def test_bad_articles_fail_fast(articles, message, squad, tmp_path):
                                       "--out", str(out)])
     assert result.exit_code == 2 and message in result.output and "Traceback" not in result.output
     assert not out.exists()
+
+
+def test_unknown_excluded_context_fails_fast(squad, tmp_path):
+    out = tmp_path / "out"
+    result = runner.invoke(eval_app, ["single", "--data", str(squad), "--methods", "base", "--articles", "1-16",
+                                      "--exclude", "Steam_engine/34", "--exclude", "Nowhere/3", "--out", str(out)])
+    assert result.exit_code == 2 and "Nowhere/3" in result.output and "Steam_engine" not in result.output
+    assert "Traceback" not in result.output and not out.exists()

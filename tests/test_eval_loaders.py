@@ -42,6 +42,18 @@ def test_sampling_is_seeded_and_even(shared_data):
         sample_contexts(contexts, 10_000, seed=0, questions_per_context=3)
 
 
+def test_excluded_contexts_are_passed_over_and_the_rest_keep_their_place(shared_data):
+    contexts = load_qa(shared_data / "squad_v1.1/dev-v1.1-public.json", articles=tuple(range(1, 17)))
+    six = [x.context.id for x in sample_contexts(contexts, 6, seed=0, questions_per_context=3)]
+    dropped = six[3]
+    five = sample_contexts(contexts, 5, seed=0, questions_per_context=3, exclude=(dropped,))
+    assert [x.context.id for x in five] == six[:3] + six[4:]  # the next one moves up, nothing else moves
+    with pytest.raises(DataError, match="no eligible context .* Nowhere/1"):
+        sample_contexts(contexts, 5, seed=0, questions_per_context=3, exclude=("Nowhere/1",))
+    with pytest.raises(DataError, match="once 1 are excluded"):
+        sample_contexts(contexts[:4], 4, seed=0, questions_per_context=1, exclude=(contexts[0].context.id,))
+
+
 def test_pwc_jsonl_groups_rows_by_context(tmp_path):
     path = tmp_path / "pwc.jsonl"
     rows = [{"context": "Ann lives in Oslo.", "question": "Where does Ann live?", "answer": "Oslo"},

@@ -46,6 +46,10 @@ Wikitext = Annotated[Optional[Path], typer.Option("--wikitext", help="WikiText-2
 PplTokens = Annotated[int, typer.Option("--ppl-tokens", help="token budget for perplexity")]
 Articles = Annotated[Optional[str], typer.Option("--articles", help="SQuAD: draw contexts only from these articles "
                                                                    "(1-based, file order), e.g. 17-32 or 1-4,9")]
+Exclude = Annotated[Optional[list[str]], typer.Option("--exclude", help="a context id the draw passes over (the next "
+                                                                   "one takes its place), e.g. Steam_engine/34 "
+                                                                   "when no target set can be built for it; "
+                                                                   "repeat for more")]
 Questions = Annotated[str, typer.Option("--questions", help="target questions: paper (the paper's whole-context "
                                                              "prompt) or facts (answer-aware, fact-covering)")]
 ReportOnly = Annotated[bool, typer.Option("--report-only", help="run nothing: write the report of what OUT's run "
@@ -61,7 +65,7 @@ def _run(task: str, data: Path, methods: str, n: int, seed: int, out: Path, mode
          targets_dir: Path | None, method_config: Path | None, general: bool, mmlu: Path | None,
          mmlu_subjects: str | None, mmlu_per_subject: int, wikitext: Path | None, ppl_tokens: int, progress: bool,
          seeds: str | None = None, report_only: bool = False, targets_only: bool = False,
-         **task_options) -> None:
+         exclude: list[str] | None = None, **task_options) -> None:
     import shlex
     import sys
 
@@ -80,6 +84,7 @@ def _run(task: str, data: Path, methods: str, n: int, seed: int, out: Path, mode
             seed=seed, model=model, device=device, dtype=dtype, questions_per_context=questions_per_context,
             max_new_tokens=max_new_tokens, n_pairs=n_pairs, unrelated=unrelated, targets_dir=targets_dir,
             method_config=method_config, general=general_config, progress=progress,
+            exclude=tuple(exclude or ()),
             command=shlex.join(["selfparam", "eval", *sys.argv[sys.argv.index(task):]]) if task in sys.argv
             else shlex.join(sys.argv), **task_options)
         if targets_only:
@@ -121,8 +126,8 @@ def single(data: Data, out: Out, methods: Methods = _QA_DEFAULT_METHODS, n: N = 
            unrelated: Unrelated = None, targets_dir: TargetsDir = None, method_config: MethodConfig = None,
            general: General = False, mmlu: MMLU = None, mmlu_subjects: Subjects = None,
            mmlu_per_subject: PerSubject = 20, wikitext: Wikitext = None, ppl_tokens: PplTokens = 4096,
-           articles: Articles = None, questions: Questions = "paper", report_only: ReportOnly = False,
-           targets_only: TargetsOnly = False, progress: Progress = True) -> None:
+           articles: Articles = None, exclude: Exclude = None, questions: Questions = "paper",
+           report_only: ReportOnly = False, targets_only: TargetsOnly = False, progress: Progress = True) -> None:
     """Single-context injection: each context alone into a fresh model, then its questions (QA-F1, EM)."""
     _run("single", **locals())
 
@@ -136,8 +141,8 @@ def batch(data: Data, out: Out, methods: Methods = _QA_DEFAULT_METHODS, n: N = 2
           unrelated: Unrelated = None, targets_dir: TargetsDir = None, method_config: MethodConfig = None,
           general: General = False, mmlu: MMLU = None, mmlu_subjects: Subjects = None,
           mmlu_per_subject: PerSubject = 20, wikitext: Wikitext = None, ppl_tokens: PplTokens = 4096,
-          articles: Articles = None, questions: Questions = "paper", report_only: ReportOnly = False,
-          targets_only: TargetsOnly = False, progress: Progress = True) -> None:
+          articles: Articles = None, exclude: Exclude = None, questions: Questions = "paper",
+          report_only: ReportOnly = False, targets_only: TargetsOnly = False, progress: Progress = True) -> None:
     """Batch injection: K contexts in one update, then all their questions."""
     _run("batch", **locals())
 
@@ -151,7 +156,8 @@ def sequential(data: Data, out: Out, methods: Methods = "selfparam,ft-s,ft-c",
                unrelated: Unrelated = None, targets_dir: TargetsDir = None, method_config: MethodConfig = None,
                general: General = False, mmlu: MMLU = None, mmlu_subjects: Subjects = None,
                mmlu_per_subject: PerSubject = 20, wikitext: Wikitext = None, ppl_tokens: PplTokens = 4096,
-               articles: Articles = None, questions: Questions = "paper", targets_only: TargetsOnly = False,
+               articles: Articles = None, exclude: Exclude = None, questions: Questions = "paper",
+               targets_only: TargetsOnly = False,
                progress: Progress = True) -> None:
     """Sequential injection of T contexts; after each step every earlier context is asked (retention matrix)."""
     options = locals()

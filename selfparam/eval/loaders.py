@@ -142,26 +142,37 @@ def load_qa(path: Path, articles: tuple[int, ...] | None = None) -> list[Context
     raise DataError(f"{path}: unknown data format {path.suffix!r}; give SQuAD JSON (.json) or PwC JSONL (.jsonl)")
 
 
-def sample_contexts(contexts: list[ContextQA], n: int, seed: int, questions_per_context: int) -> list[ContextQA]:
+def sample_contexts(contexts: list[ContextQA], n: int, seed: int, questions_per_context: int,
+                    exclude: tuple[str, ...] = ()) -> list[ContextQA]:
     """Draw `n` contexts with `seed` among those with at least `questions_per_context` questions, and
     keep their first `questions_per_context` questions, so every context weighs the same. Draws are
-    prefixes of one seeded order: a smaller `n` gives the first contexts of a larger one."""
+    prefixes of one seeded order: a smaller `n` gives the first contexts of a larger one.
+
+    `exclude`: context ids passed over where the seeded order reaches them (the next one takes their place;
+    every other context keeps its position), e.g. a paragraph no target set can be built for. An id that
+    is not among the eligible contexts is an error, so a typo never goes unnoticed."""
     if n < 1 or questions_per_context < 1:
         raise ValueError(f"n and questions_per_context must be >= 1, got n={n}, "
                          f"questions_per_context={questions_per_context}")
     eligible = [c for c in contexts if len(c.questions) >= questions_per_context]
-    if len(eligible) < n:
+    unknown = sorted(set(exclude) - {c.context.id for c in eligible})
+    if unknown:
+        raise DataError(f"exclude: no eligible context (>= {questions_per_context} questions) has the id(s) "
+                        f"{', '.join(unknown)}")
+    if len(eligible) - len(set(exclude)) < n:
         raise DataError(f"asked for {n} contexts with >= {questions_per_context} questions each, "
-                        f"but the data has only {len(eligible)}")
-    return [ContextQA(c.context, c.questions[:questions_per_context]) for c in _seeded_prefix(eligible, n, seed)]
+                        f"but the data has only {len(eligible) - len(set(exclude))}"
+                        + (f" once {len(set(exclude))} are excluded" if exclude else ""))
+    kept = [c for c in _seeded_order(eligible, seed) if c.context.id not in set(exclude)]
+    return [ContextQA(c.context, c.questions[:questions_per_context]) for c in kept[:n]]
 
 
-def _seeded_prefix(items: list, n: int, seed: int) -> list:
-    """The first `n` of a seeded shuffle: `--n 10` draws the first ten of what `--n 20` draws with the same
-    seed, so runs of different sizes share contexts (and their cached target sets)."""
+def _seeded_order(items: list, seed: int) -> list:
+    """A seeded shuffle whose prefixes are the draws: `--n 10` draws the first ten of what `--n 20` draws
+    with the same seed, so runs of different sizes share contexts (and their cached target sets)."""
     order = list(range(len(items)))
     random.Random(seed).shuffle(order)
-    return [items[i] for i in order[:n]]
+    return [items[i] for i in order]
 
 
 # ---------------------------------------------------------------- conversational recommendation
@@ -237,4 +248,4 @@ def sample_turns(data: RecData, n: int, seed: int) -> list[RecTurn]:
         raise ValueError(f"n must be >= 1, got {n}")
     if n > len(data.turns):
         raise DataError(f"asked for {n} turns but {data.name} has only {len(data.turns)}")
-    return _seeded_prefix(list(data.turns), n, seed)
+    return _seeded_order(list(data.turns), seed)[:n]

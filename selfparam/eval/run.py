@@ -47,6 +47,7 @@ class EvalSettings:
     dtype: str = "auto"
     questions_per_context: int = 3
     articles: tuple[int, ...] | str | None = None  # SQuAD: draw only from these articles (1-based), e.g. "17-32"
+    exclude: tuple[str, ...] = ()  # context ids the draw passes over (the next one takes their place)
     max_new_tokens: int | None = None  # None: the task's default
     k: int | None = None  # batch: contexts per update (None: all n at once)
     dataset: str | None = None  # recommendation: inspired | redial (a subfolder of `data`)
@@ -91,6 +92,9 @@ class EvalSettings:
                 else tuple(sorted(set(int(a) for a in self.articles)))
             if not self.articles or self.articles[0] < 1:
                 raise ValueError(f"articles: need article numbers >= 1, got {self.articles}")
+        self.exclude = tuple(dict.fromkeys(str(e).strip() for e in self.exclude if str(e).strip()))
+        if self.exclude and self.task == "recommendation":
+            raise ValueError("exclude: applies to the QA tasks' contexts, not to recommendation turns")
         if self.unrelated is not None and not Path(self.unrelated).is_file():
             raise ValueError(f"unrelated corpus {self.unrelated} does not exist")
         if self.targets_dir is None:
@@ -110,7 +114,8 @@ def load_task_data(settings: EvalSettings):
         data = load_crs(folder)
         return data, sample_turns(data, settings.n, settings.seed)
     contexts = load_qa(settings.data, settings.articles)
-    return None, sample_contexts(contexts, settings.n, settings.seed, settings.questions_per_context)
+    return None, sample_contexts(contexts, settings.n, settings.seed, settings.questions_per_context,
+                                 exclude=settings.exclude)
 
 
 def make_resources(settings: EvalSettings, lm: LM) -> Resources:
