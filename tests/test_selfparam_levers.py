@@ -262,6 +262,58 @@ def test_near_misses_join_the_target_set_answered_with_the_context_in_view(livel
         assert m.records[-1].manifest["targets"][0]["pairs"][2]["question"] == expected[0]
 
 
+DARRIEUX = "The mother tongue of Danielle Darrieux is English."
+
+
+def darrieux(context: str) -> TargetSet:
+    return TargetSet(context, [QAPair("What is the mother tongue of Danielle Darrieux?", "English.")],
+                     unrelated=["Robert Boulter is an English film actor.", "Du Fu lived in Chengdu in 759."])
+
+
+def test_near_misses_of_a_one_sentence_fact_ask_about_entities_from_other_text():
+    questions = [p.question for p in darrieux(DARRIEUX).pairs]
+    assert near_miss_questions(questions, DARRIEUX, 10, seed=0) == [
+        "What is the mother tongue of English?"]  # the context's own entities only: its object as a subject
+    made = near_miss_questions(questions, DARRIEUX, 10, seed=0, outside=darrieux(DARRIEUX).unrelated)
+    others = ("Robert Boulter", "Du Fu", "Chengdu", "English")
+    assert set(made) == {f"What is the mother tongue of {e}?" for e in others}
+    assert made[1] == "What is the mother tongue of English?"  # outside and own entities in turn, outside first
+    assert not any("759" in q for q in made)  # a number never stands in for a name
+    assert near_miss_questions(questions, DARRIEUX, 10, seed=0, outside=["English is spoken by Danielle."]) == [
+        "What is the mother tongue of English?"]  # entities the context names are not outside ones
+
+
+def test_near_misses_draw_other_entities_from_unrelated_sentences_and_earlier_contexts(lively):
+    m = method(lively, builder=darrieux, near_misses=4)
+    m.inject([Context("d", DARRIEUX)])
+    asked = {p.question for p in m.last_targets[0].pairs}
+    assert {"What is the mother tongue of Robert Boulter?", "What is the mother tongue of Du Fu?"} <= asked
+    m.inject([Context("l", "The mother tongue of Ada Lovelace is Latin.")])
+    later = {p.question for p in m.last_targets[0].pairs}
+    assert "What is the mother tongue of Danielle Darrieux?" in later  # the earlier context's subject
+
+
+def test_near_misses_taught_by_the_base_keep_its_answer_without_the_context(lively, monkeypatch):
+    prompts = capture_teacher_prompts(monkeypatch)
+    seen = capture_training(monkeypatch)
+    m = method(lively, builder=darrieux, near_misses=2, near_miss_teacher="base")
+    m.inject([Context("d", DARRIEUX)])
+    anchors = m.records[-1].manifest["near_miss_anchors"][0]
+    assert [a["question"] for a in anchors] == near_miss_questions(
+        ["What is the mother tongue of Danielle Darrieux?"], DARRIEUX, 2, m.targets.seed,
+        outside=darrieux(DARRIEUX).unrelated)
+    assert [p.question for p in m.last_targets[0].pairs] == ["What is the mother tongue of Danielle Darrieux?"]
+    for a in anchors:  # answered by the model before the update, the context not in view
+        (prompt,) = [p for p in prompts if a["question"] in p]
+        assert DARRIEUX not in prompt and a["answer"] == prompts[prompt].strip()
+    encoded, teachers = seen[-1]
+    assert len(encoded) == 1 + 2 + len(anchors)  # the pair, the unrelated sentences, the anchors
+    for e in encoded[-len(anchors):]:  # the teacher reads what the student reads: an anchor, not the fact
+        assert e.teacher_ids == e.student_ids
+    with pytest.raises(ValueError, match="near_miss_teacher"):
+        SelfParamConfig(near_miss_teacher="oracle")
+
+
 # -- the CLI: `selfparam inject --rehearsal/--reask/--near-misses` -----------------------------------------
 def test_inject_flags_reach_the_method_and_a_bad_value_changes_nothing(tmp_path):
     from typer.testing import CliRunner
@@ -288,8 +340,9 @@ def test_inject_flags_reach_the_method_and_a_bad_value_changes_nothing(tmp_path)
     result = inject(tmp_path / "bad", "--rehearsal", "-1")
     assert result.exit_code == 2 and "rehearsal" in result.output and not (tmp_path / "bad").exists()
     out = tmp_path / "run"
-    result = inject(out, "--rehearsal", "2", "--reask", "3", "--near-misses", "1")
+    result = inject(out, "--rehearsal", "2", "--reask", "3", "--near-misses", "1", "--near-miss-teacher", "base")
     assert result.exit_code == 0, result.output
     second = json.loads((out / "updates" / "0002" / "manifest.json").read_text())
     assert (second["config"]["rehearsal"], second["config"]["reask"], second["config"]["near_misses"]) == (2, 3, 1)
+    assert second["config"]["near_miss_teacher"] == "base"
     assert second["rehearsal"]["replayed_pairs"] == 2 and (out / "updates" / "0001" / TEACHER_FILE).is_file()

@@ -61,8 +61,10 @@ def inject(
                                                 "teacher at each update (0: off; see docs/tuning.md)")] = 0,
     reask: Annotated[int, typer.Option(help="earlier contexts' questions naming an entity of a new context, "
                                             "re-asked with the new context in view (0: off)")] = 0,
-    near_misses: Annotated[int, typer.Option(help="near-miss questions per context, answered with the context "
-                                                  "in view (0: off)")] = 0,
+    near_misses: Annotated[int, typer.Option(help="near-miss questions per context (0: off)")] = 0,
+    near_miss_teacher: Annotated[str, typer.Option(help="context: near misses answered with the context in view; "
+                                                        "base: by the model before the update, without it (an "
+                                                        "anchor)")] = "context",
     device: DeviceOpt = "auto",
     dtype: DtypeOpt = "auto",
 ) -> None:
@@ -78,7 +80,7 @@ def inject(
                              answers=answers, questions=questions, seed=seed),
         adapter=AdapterConfig(kind=adapter),
         train=TrainConfig(lr=lr, epochs=epochs, batch_size=batch_size, seed=seed),
-        rehearsal=rehearsal, reask=reask, near_misses=near_misses,
+        rehearsal=rehearsal, reask=reask, near_misses=near_misses, near_miss_teacher=near_miss_teacher,
     )
     lm = load_lm(model, device=device, dtype=dtype)
     method = SelfParam(lm, config)

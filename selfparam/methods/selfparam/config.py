@@ -14,7 +14,9 @@ from ...training.adapters import AdapterConfig
 from ...training.examples import UNRELATED_TEACHERS
 from ...training.trainer import TrainConfig
 
-__all__ = ["SelfParamConfig", "TargetConfig"]
+__all__ = ["NEAR_MISS_TEACHERS", "SelfParamConfig", "TargetConfig"]
+
+NEAR_MISS_TEACHERS = ("context", "base")
 
 
 @dataclass
@@ -40,13 +42,21 @@ class SelfParamConfig:
                 "the new context in view and added to its target set (a later contradicting fact wins); "
                 "at most this many per context, 0 = off"})
     near_misses: int = field(default=0, metadata={
-        "help": "near-miss questions (another entity of the context, or the same entity asked another question) "
-                "added to each context's target set, answered by the teacher with the context in view; 0 = off"})
+        "help": "near-miss questions (the question about another entity: one of text the method already holds, "
+                "i.e. the set's unrelated sentences and earlier contexts, or of the context; or the same entity "
+                "asked another question) added to each context's target set; 0 = off"})
+    near_miss_teacher: str = field(default="context", metadata={
+        "help": "who answers the near-miss questions: context = the teacher with the context in view (its answer "
+                "joins the pairs); base = the model as it was before this update, without the context (a KL "
+                "anchor at the fact's edge: the student keeps its old answer there)"})
 
     def __post_init__(self) -> None:
         for name in ("rehearsal", "reask", "near_misses"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name}: must be >= 0 (0 = off), got {getattr(self, name)}")
+        if self.near_miss_teacher not in NEAR_MISS_TEACHERS:
+            raise ValueError(f"near_miss_teacher: {self.near_miss_teacher!r} is not one of "
+                             f"{', '.join(NEAR_MISS_TEACHERS)}")
         if self.unrelated_teacher not in UNRELATED_TEACHERS:
             raise ValueError(f"unrelated_teacher: {self.unrelated_teacher!r} is not one of "
                              f"{', '.join(UNRELATED_TEACHERS)}")

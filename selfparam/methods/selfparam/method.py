@@ -9,7 +9,8 @@ updates, each merged before the next). It reads as the recipe:
               contradict; `near_misses`: questions that only look like the context's own;
    answers    with `answers="teacher"` the teacher re-answers every question with the context in view,
               keeping its top-k log-probabilities of each written token; the levers' questions are always
-              answered that way;
+              answered that way, except near misses with `near_miss_teacher="base"`: those the model
+              answers without the context, and the student learns to keep that answer (an anchor);
 2. examples   each pair asked with the context (teacher) and without it (student); each unrelated
               sentence read by the student alone, taught by the model with or without the context;
    rehearsal  (off by default) a seeded sample of earlier contexts' pairs, each with the teacher
@@ -31,6 +32,7 @@ from typing import Any, Sequence
 from accelerate import PartialState
 
 from ...lm import LM
+from ...prompts import answer_prompt
 from ...targets import make_generator, make_target_builder, target_set_to_dict  # noqa: F401 (re-exported)
 from ...targets.near_miss import near_miss_questions
 from ...targets.reask import reask_questions
@@ -71,11 +73,15 @@ class SelfParam(WeightMethod):
     def inject(self, contexts: Sequence[Context]) -> None:
         teacher = self.weights.begin(contexts)  # the model as it is now: trained below, and its own teacher
         target_sets = [self.build_targets(c.text) for c in contexts]                               # 1. targets
-        extra = [self.reasked(ts.context) + self.near_misses(ts) for ts in target_sets]            #    levers
+        near = [self.near_misses(ts) for ts in target_sets]                                         #    levers
+        in_context = self.config.near_miss_teacher == "context"
+        extra = [self.reasked(ts.context) + (n if in_context else []) for ts, n in zip(target_sets, near)]
         target_sets, written = self.write_answers(teacher, target_sets, extra)                     #    answers
+        anchors, anchored = ([], []) if in_context else self.near_miss_anchors(teacher, near)
         examples, own = self.examples(target_sets, written)                                        # 2. examples
         replayed = self.rehearsal()                                                                #    rehearsal
-        examples, own = examples + [p.example() for p in replayed], own + [None] * len(replayed)
+        examples += anchors + [p.example() for p in replayed]
+        own += [None] * (len(anchors) + len(replayed))
         encoded = encode_share(teacher, examples)
         check_replayed(encoded[len(encoded) - len(replayed):], self.config.train.top_k)
         t0 = time.perf_counter()
@@ -88,7 +94,8 @@ class SelfParam(WeightMethod):
             record.rehearsal = keep_pairs(examples, teachers, own)
         self.weights.add(record, stats, self.name, contexts, self.config_dict(),                     # 5. merged
                          targets=[target_set_to_dict(ts) for ts in target_sets],
-                         **self.levers_manifest(target_sets, extra, replayed, record.rehearsal, len(contexts)))
+                         **self.levers_manifest(target_sets, extra, replayed, record.rehearsal, len(contexts),
+                                                anchored))
         self.last_targets = target_sets
 
     # -- the steps of `inject` ------------------------------------------------------------------------
@@ -101,10 +108,34 @@ class SelfParam(WeightMethod):
                 for q, earlier in reask_questions(history, context, self.config.reask)]
 
     def near_misses(self, ts: TargetSet) -> list[dict]:
-        """`near_misses`: questions that only look like the context's own (`targets/near_miss.py`)."""
+        """`near_misses`: questions that only look like the context's own (`targets/near_miss.py`), other
+        entities drawn also from the set's unrelated sentences and the earlier contexts of this method."""
+        if not self.config.near_misses:
+            return []
+        earlier = [t["context"] for r in self.weights.records for t in r.manifest.get("targets", [])]
         return [{"question": q, "kind": "near_miss"}
                 for q in near_miss_questions([p.question for p in ts.pairs], ts.context, self.config.near_misses,
-                                             self.targets.seed)]
+                                             self.targets.seed, outside=[*ts.unrelated, *earlier])]
+
+    def near_miss_anchors(self, teacher: LM, near: list[list[dict]]) -> tuple[list[Example], list[list[dict]]]:
+        """`near_miss_teacher="base"`: every near-miss question answered by the model as it is before this
+        update, without the context, as a distillation example whose teacher reads it without the context
+        too: the student learns to keep its old answer where the fact does not reach. Returned with the
+        (question, answer) of each context's anchors for the manifest."""
+        tok = teacher.tokenizer
+        eos = tok.eos_token or ""
+        examples: list[Example] = []
+        anchored: list[list[dict]] = []
+        for questions in near:
+            asked = TargetSet("", [QAPair(e["question"], "") for e in questions])
+            answered, written = teacher_writes_answers(teacher, asked, self.config.train.top_k, require=False) \
+                if asked.pairs else (asked, {})
+            examples += [Example(student_prefix=answer_prompt(tok, p.question), text=p.answer.strip() + eos,
+                                 teacher_prefix=answer_prompt(tok, p.question),
+                                 teacher=written.get(("", p.question, p.answer.strip() + eos)))
+                         for p in answered.pairs]
+            anchored.append([{"question": p.question, "answer": p.answer} for p in answered.pairs])
+        return examples, anchored
 
     def write_answers(self, teacher: LM, target_sets: list[TargetSet],
                       extra: list[list[dict]]) -> tuple[list[TargetSet], Written]:
@@ -151,9 +182,12 @@ class SelfParam(WeightMethod):
                                 self.config.train.seed, step=len(self.weights.records) + 1)
 
     def levers_manifest(self, target_sets: list[TargetSet], extra: list[list[dict]], replayed: list[RehearsalPair],
-                        kept: list[RehearsalPair] | None, n_contexts: int) -> dict[str, Any]:
+                        kept: list[RehearsalPair] | None, n_contexts: int,
+                        anchored: list[list[dict]]) -> dict[str, Any]:
         """What the levers added to this update, for its manifest (nothing when they are off)."""
         out: dict[str, Any] = {}
+        if any(anchored):
+            out["near_miss_anchors"] = anchored
         if any(extra):
             answered = [{p.question for p in ts.pairs} for ts in target_sets]
             out["extra_questions"] = [[e for e in questions if e["question"] in have]
