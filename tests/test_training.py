@@ -80,7 +80,8 @@ def test_teacher_pass_keeps_topk_of_the_context_conditioned_model(tiny):
 def test_distillation_lowers_the_kl_to_the_teacher():
     # larger random weights than the default, so the context really changes the next-token distributions
     tiny = tiny_lm(seed=0, initializer_range=0.3)
-    ex = distillation_examples(tiny.tokenizer, fixed_targets(CONTEXT))
+    # the method's own objective: its default teacher of the unrelated sentences
+    ex = distillation_examples(tiny.tokenizer, fixed_targets(CONTEXT), fast_config().unrelated_teacher)
     encoded = [encode(tiny.tokenizer, e, tiny.max_length) for e in ex]
     teachers = teacher_pass(tiny, encoded, top_k=16, progress=False)
 

@@ -58,7 +58,8 @@ def inject(
     batch_size: Annotated[int, typer.Option()] = TrainConfig.batch_size,
     seed: Annotated[int, typer.Option()] = 0,
     rehearsal: Annotated[int, typer.Option(help="pairs of every earlier context replayed with their stored "
-                                                "teacher at each update (0: off; see docs/tuning.md)")] = 0,
+                                                "teacher at each update (0: off; see docs/tuning.md)")]
+    = SelfParamConfig.rehearsal,
     reask: Annotated[int, typer.Option(help="earlier contexts' questions naming an entity of a new context, "
                                             "re-asked with the new context in view (0: off)")] = 0,
     near_misses: Annotated[int, typer.Option(help="near-miss questions per context (0: off)")] = 0,

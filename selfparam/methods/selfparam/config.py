@@ -30,13 +30,15 @@ class SelfParamConfig:
     targets: TargetConfig = field(default_factory=TargetConfig)
     adapter: AdapterConfig = field(default_factory=AdapterConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
-    unrelated_teacher: str = field(default="context", metadata={
-        "help": "who teaches the unrelated sentences: context = the model reading the context first (the "
-                "paper's objective); base = the model without it, as it was before this update (a KL anchor)"})
-    rehearsal: int = field(default=0, metadata={
+    unrelated_teacher: str = field(default="base", metadata={
+        "help": "who teaches the unrelated sentences: base (default, chosen on the tuning split) = the model "
+                "without the context, as it was before this update (a KL anchor); context = the model reading "
+                "the context first (the paper's objective)"})
+    rehearsal: int = field(default=10, metadata={
         "help": "pairs of every earlier context replayed at each update with the teacher distributions stored at "
-                "their own injection (a sample seeded by train.seed and the update's step); 0 = off. Keeps 8k+4 "
-                "bytes per answer token of each update's pairs for training (none at inference)"})
+                "their own injection (a sample seeded by train.seed and the update's step); 0 = off (the "
+                "paper), 10 = default (chosen on the tuning split). Keeps 8k+4 bytes per answer token of each "
+                "update's pairs for training (none at inference); one process only"})
     reask: int = field(default=0, metadata={
         "help": "stored questions of earlier contexts that name an entity of the new context, asked again with "
                 "the new context in view and added to its target set (a later contradicting fact wins); "

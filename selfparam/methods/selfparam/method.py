@@ -13,7 +13,7 @@ updates, each merged before the next). It reads as the recipe:
               answers without the context, and the student learns to keep that answer (an anchor);
 2. examples   each pair asked with the context (teacher) and without it (student); each unrelated
               sentence read by the student alone, taught by the model with or without the context;
-   rehearsal  (off by default) a seeded sample of earlier contexts' pairs, each with the teacher
+   rehearsal  (on by default) a seeded sample of earlier contexts' pairs, each with the teacher
               distributions stored at its own injection;
 3. teacher    the model as it is before this update reads each example whose distributions are not yet
               known (unrelated sentences; answers it did not write) once; top-k distributions are kept;
@@ -176,8 +176,9 @@ class SelfParam(WeightMethod):
         if not self.config.rehearsal:
             return []
         if PartialState().num_processes > 1:
-            raise ValueError("rehearsal keeps every pair's teacher in one process: run it without "
-                             "`accelerate launch` (or set rehearsal to 0)")
+            raise ValueError(f"rehearsal (on by default: {self.config.rehearsal} pairs per earlier context) keeps "
+                             f"every pair's teacher in one process: run without `accelerate launch`, or set "
+                             f"rehearsal to 0 (`--rehearsal 0`)")
         return sample_rehearsal([r.rehearsal for r in self.weights.records], self.config.rehearsal,
                                 self.config.train.seed, step=len(self.weights.records) + 1)
 
