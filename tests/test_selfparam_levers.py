@@ -22,7 +22,7 @@ from selfparam.targets.reask import reask_questions
 from selfparam.targets.types import QAPair, TargetSet
 from selfparam.testing import tiny_lm
 from selfparam.training import TrainConfig
-from selfparam.training.rehearsal import TEACHER_FILE
+from selfparam.training.rehearsal import TEACHER_FILE, sample_rehearsal
 from selfparam.training.teacher import teacher_pass
 from selfparam.training.trainer import batch_loss, encode_share
 
@@ -121,6 +121,21 @@ def test_kept_teachers_survive_save_and_load_bit_exactly(tiny, tmp_path):
     off.inject([Context("a", A)])
     off.save(tmp_path / "off")
     assert off.records[0].rehearsal is None and not (tmp_path / "off" / "updates" / "0001" / TEACHER_FILE).exists()
+
+
+def test_replay_is_capped_per_update_by_a_seeded_sample_in_history_order(tiny):
+    m = method(tiny, rehearsal=3, rehearsal_limit=4)
+    for name, text in (("a", A), ("b", B), ("c", "Copper kettles sing at dawn in Brell.")):
+        m.inject([Context(name, text)])
+    assert m.records[-1].manifest["rehearsal"]["replayed_pairs"] == 4  # 3 + 3 of the two earlier, capped at 4
+    stores = [r.rehearsal for r in m.records[:2]]
+    full = sample_rehearsal(stores, 3, seed=0, step=3)
+    capped = sample_rehearsal(stores, 3, seed=0, step=3, limit=4)
+    assert len(full) == 6 and len(capped) == 4 and capped == sample_rehearsal(stores, 3, seed=0, step=3, limit=4)
+    positions = [full.index(p) for p in capped]
+    assert positions == sorted(positions)  # a subset of the uncapped draw, in history order
+    with pytest.raises(ValueError, match="rehearsal_limit"):
+        SelfParamConfig(rehearsal_limit=-1)
 
 
 def test_later_updates_replay_earlier_pairs_with_their_original_teachers(tiny, tmp_path, monkeypatch):

@@ -101,9 +101,11 @@ def read_pairs(folder: Path) -> list[RehearsalPair] | None:
 
 
 def sample_rehearsal(stores: Sequence[Sequence[RehearsalPair] | None], per_context: int, seed: int,
-                     step: int) -> list[RehearsalPair]:
+                     step: int, limit: int | None = None) -> list[RehearsalPair]:
     """Up to `per_context` kept pairs of every earlier context, drawn with `seed`, the update's `step` and the
-    context's text (a fresh sample at each update, the same one on every rerun), in history order."""
+    context's text (a fresh sample at each update, the same one on every rerun), in history order; at most
+    `limit` in all (a seeded sample of them, still in history order), so a long history (a server that keeps
+    learning, a lifelong run) does not make every update train on all of it."""
     out: list[RehearsalPair] = []
     for store in stores:
         by_context: dict[str, list[RehearsalPair]] = {}
@@ -112,6 +114,9 @@ def sample_rehearsal(stores: Sequence[Sequence[RehearsalPair] | None], per_conte
         for context, pairs in by_context.items():
             rng = random.Random(f"{seed}/{step}/{context}")
             out += rng.sample(pairs, min(per_context, len(pairs)))
+    if limit is not None and len(out) > limit:
+        keep = sorted(random.Random(f"{seed}/{step}/limit").sample(range(len(out)), limit))
+        out = [out[i] for i in keep]
     return out
 
 

@@ -39,6 +39,10 @@ class SelfParamConfig:
                 "their own injection (a sample seeded by train.seed and the update's step); 0 = off (the "
                 "paper), 10 = default (chosen on the tuning split). Keeps 8k+4 bytes per answer token of each "
                 "update's pairs for training (none at inference); one process only"})
+    rehearsal_limit: int = field(default=200, metadata={
+        "help": "at most this many replayed pairs per update in all (a seeded sample of them when the history "
+                "holds more), so a long history does not make every update train on all of it; 200 is above "
+                "what 20 sequential updates with rehearsal=10 replay (190), so no measured run was capped"})
     reask: int = field(default=0, metadata={
         "help": "stored questions of earlier contexts that name an entity of the new context, asked again with "
                 "the new context in view and added to its target set (a later contradicting fact wins); "
@@ -53,7 +57,7 @@ class SelfParamConfig:
                 "anchor at the fact's edge: the student keeps its old answer there)"})
 
     def __post_init__(self) -> None:
-        for name in ("rehearsal", "reask", "near_misses"):
+        for name in ("rehearsal", "rehearsal_limit", "reask", "near_misses"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name}: must be >= 0 (0 = off), got {getattr(self, name)}")
         if self.near_miss_teacher not in NEAR_MISS_TEACHERS:

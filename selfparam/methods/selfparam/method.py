@@ -180,7 +180,8 @@ class SelfParam(WeightMethod):
                              f"every pair's teacher in one process: run without `accelerate launch`, or set "
                              f"rehearsal to 0 (`--rehearsal 0`)")
         return sample_rehearsal([r.rehearsal for r in self.weights.records], self.config.rehearsal,
-                                self.config.train.seed, step=len(self.weights.records) + 1)
+                                self.config.train.seed, step=len(self.weights.records) + 1,
+                                limit=self.config.rehearsal_limit)
 
     def levers_manifest(self, target_sets: list[TargetSet], extra: list[list[dict]], replayed: list[RehearsalPair],
                         kept: list[RehearsalPair] | None, n_contexts: int,
