@@ -155,15 +155,16 @@ def sample_contexts(contexts: list[ContextQA], n: int, seed: int, questions_per_
         raise ValueError(f"n and questions_per_context must be >= 1, got n={n}, "
                          f"questions_per_context={questions_per_context}")
     eligible = [c for c in contexts if len(c.questions) >= questions_per_context]
-    unknown = sorted(set(exclude) - {c.context.id for c in eligible})
+    excluded = set(exclude)
+    unknown = sorted(excluded - {c.context.id for c in eligible})
     if unknown:
         raise DataError(f"exclude: no eligible context (>= {questions_per_context} questions) has the id(s) "
                         f"{', '.join(unknown)}")
-    if len(eligible) - len(set(exclude)) < n:
+    if len(eligible) - len(excluded) < n:
         raise DataError(f"asked for {n} contexts with >= {questions_per_context} questions each, "
-                        f"but the data has only {len(eligible) - len(set(exclude))}"
-                        + (f" once {len(set(exclude))} are excluded" if exclude else ""))
-    kept = [c for c in _seeded_order(eligible, seed) if c.context.id not in set(exclude)]
+                        f"but the data has only {len(eligible) - len(excluded)}"
+                        + (f" once {len(excluded)} are excluded" if excluded else ""))
+    kept = [c for c in _seeded_order(eligible, seed) if c.context.id not in excluded]
     return [ContextQA(c.context, c.questions[:questions_per_context]) for c in kept[:n]]
 
 

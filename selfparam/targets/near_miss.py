@@ -46,11 +46,10 @@ def outside_entities(context: str, outside: Sequence[str]) -> list[str]:
     >>> outside_entities("Ada Lovelace met Charles Babbage.", ["Charles Babbage built engines in London."])
     ['London']
     """
-    own = {e.casefold() for e in entities(context)}
-    lowered = context.casefold()
+    lowered = context.casefold()  # an entity of the context is in its text, so this covers those too
     out: list[str] = []
     for text in outside:
-        out += [e for e in entities(text) if e.casefold() not in own and e.casefold() not in lowered and e not in out]
+        out += [e for e in entities(text) if e.casefold() not in lowered and e not in out]
     return out
 
 

@@ -32,7 +32,6 @@ from typing import Any, Sequence
 from accelerate import PartialState
 
 from ...lm import LM
-from ...prompts import answer_prompt
 from ...targets import make_generator, make_target_builder, target_set_to_dict  # noqa: F401 (re-exported)
 from ...targets.near_miss import near_miss_questions
 from ...targets.reask import reask_questions
@@ -122,18 +121,14 @@ class SelfParam(WeightMethod):
         update, without the context, as a distillation example whose teacher reads it without the context
         too: the student learns to keep its old answer where the fact does not reach. Returned with the
         (question, answer) of each context's anchors for the manifest."""
-        tok = teacher.tokenizer
-        eos = tok.eos_token or ""
         examples: list[Example] = []
         anchored: list[list[dict]] = []
         for questions in near:
-            asked = TargetSet("", [QAPair(e["question"], "") for e in questions])
+            asked = TargetSet("", [QAPair(e["question"], "") for e in questions])  # "": no context in view
             answered, written = teacher_writes_answers(teacher, asked, self.config.train.top_k, require=False) \
                 if asked.pairs else (asked, {})
-            examples += [Example(student_prefix=answer_prompt(tok, p.question), text=p.answer.strip() + eos,
-                                 teacher_prefix=answer_prompt(tok, p.question),
-                                 teacher=written.get(("", p.question, p.answer.strip() + eos)))
-                         for p in answered.pairs]
+            # a set with no context: teacher and student read the same prompt, the model before the update teaches
+            examples += distillation_examples(teacher.tokenizer, answered, written=written)
             anchored.append([{"question": p.question, "answer": p.answer} for p in answered.pairs])
         return examples, anchored
 
