@@ -134,8 +134,9 @@ def test_replay_is_capped_per_update_by_a_seeded_sample_in_history_order(tiny):
     assert len(full) == 6 and len(capped) == 4 and capped == sample_rehearsal(stores, 3, seed=0, step=3, limit=4)
     positions = [full.index(p) for p in capped]
     assert positions == sorted(positions)  # a subset of the uncapped draw, in history order
-    with pytest.raises(ValueError, match="rehearsal_limit"):
-        SelfParamConfig(rehearsal_limit=-1)
+    for bad in (-1, 0):  # 0 would replay nothing while rehearsal says otherwise: rehearsal=0 is the off switch
+        with pytest.raises(ValueError, match="rehearsal_limit"):
+            SelfParamConfig(rehearsal_limit=bad)
 
 
 def test_later_updates_replay_earlier_pairs_with_their_original_teachers(tiny, tmp_path, monkeypatch):
