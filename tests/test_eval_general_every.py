@@ -165,3 +165,33 @@ def test_bad_general_every_on_the_command_line(args, message, squad, tmp_path):
     result = runner.invoke(eval_app, args)
     assert result.exit_code == 2 and message in result.output and "Traceback" not in result.output
     assert not out.exists()
+
+
+def test_real_weights_real_figures(tiny, shared_data):
+    """A weight method on the tiny model: perplexity moves with the injections, and the last step's figures
+    are the final ones (measured once, inside the step's unit)."""
+    from test_eval_tasks import make_contexts
+
+    from selfparam.eval.general import general_ability
+    from selfparam.eval.progress import RunLog
+    from selfparam.eval.run import _general_after
+    from selfparam.eval.tasks import run_sequential
+    from selfparam.methods.finetune import FineTuneContextConfig
+    from selfparam.methods.registry import build_method
+    from selfparam.training.trainer import TrainConfig
+
+    config = GeneralConfig(wikitext=shared_data / "wikitext2/wiki.test.raw", ppl_tokens=64, ppl_window=32)
+    before = general_ability(tiny, config)["wikitext_ppl"]
+    method = build_method("ft-c", tiny, FineTuneContextConfig(train=TrainConfig(epochs=2, batch_size=2, lr=5e-2)))
+    method.progress = False
+    log = RunLog()
+    result = run_sequential(["ft-c"], lambda n: method, make_contexts(3), max_new_tokens=2, progress=False,
+                            after=_general_after(config), log=log, after_every=2)
+    outcome = result.outcome("ft-c")
+    assert outcome.status == "ok", outcome.error
+    steps = outcome.extra["general_by_step"]
+    assert list(steps) == ["2", "3"]
+    ppl = [before, steps["2"]["wikitext_ppl"], steps["3"]["wikitext_ppl"]]
+    assert len(set(ppl)) == 3  # every measured point saw other weights
+    assert outcome.extra["wikitext_ppl"] == ppl[2]
+    assert log.figures("ft-c", "step 1") == {"after": steps["2"]} and log.figures("ft-c", "step 0") == {}
