@@ -19,7 +19,14 @@ __all__ = ["EditorConfig", "KnowledgeRepository", "Recipe", "RecipeConfig", "Rec
            "shipped_checkpoint"]
 
 if TYPE_CHECKING:
-    from .config import EditorConfig, RecipeConfig, TrainConfig, default_checkpoint, default_train_dir, shipped_checkpoint
+    from .config import (
+        EditorConfig,
+        RecipeConfig,
+        TrainConfig,
+        default_checkpoint,
+        default_train_dir,
+        shipped_checkpoint,
+    )
     from .editor import RecipeEditor
     from .method import Recipe, fact_text
     from .repository import KnowledgeRepository, sentinel_retrieve
