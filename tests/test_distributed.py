@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import psutil  # accelerate's own dependency
 import pytest
 
 SCRIPT = Path(__file__).parent / "scripts" / "ddp_inject.py"
@@ -29,8 +30,10 @@ def test_two_cpu_processes_train_in_lockstep(tmp_path):
     try:
         _, stderr = launch.communicate(timeout=300)
     except subprocess.TimeoutExpired:
-        # the whole session: killing the launcher alone would leave its two training processes running
-        # beside the rest of the test run
+        # the whole tree: torchrun starts each training process in a session of its own, so killing the
+        # launcher's group alone would leave them running, holding the pipes `communicate` waits on
+        for child in psutil.Process(launch.pid).children(recursive=True):
+            child.kill()
         os.killpg(launch.pid, signal.SIGKILL)
         launch.communicate()
         raise

@@ -33,7 +33,9 @@ def make(name, tiny):
     cls = config_class(name)
     config = cls(train=TrainConfig(epochs=2, batch_size=2, lr=5e-2)) if cls and "train" in cls.__dataclass_fields__ \
         else None
-    resources = Resources(target_builder=targets, targets=TargetConfig(answers="generator"), seed=0)
+    # n_pairs: the 2 pairs `targets` gives; FT(C) repeats each context to that many sequences (its SELF-PARAM
+    # step budget), where the default 50 would train it for 100 steps to show what 4 show
+    resources = Resources(target_builder=targets, targets=TargetConfig(n_pairs=2, answers="generator"), seed=0)
     method = build_method(name, tiny, config, resources)
     method.progress = False
     return method

@@ -38,10 +38,13 @@ def pairs_about(context: str) -> TargetSet:
     return TargetSet(context, pairs[:8], unrelated=["The cat sat on the mat.", "Rivers flow into the sea."])
 
 
-def method(tiny, builder=pairs_about, **levers) -> SelfParam:
-    """SELF-PARAM with every lever off (the paper's method) but those given: each test turns on its own."""
+def method(tiny, builder=pairs_about, epochs=3, **levers) -> SelfParam:
+    """SELF-PARAM with every lever off (the paper's method) but those given: each test turns on its own.
+    `epochs=1` where a test checks what an update builds, keeps, asks or replays rather than what it learns
+    (training is most of an injection's time on the tiny model)."""
     levers = {"rehearsal": 0, "unrelated_teacher": "context", **levers}
-    cfg = SelfParamConfig(targets=GENERATOR_ANSWERS, train=TrainConfig(epochs=3, batch_size=2, lr=1e-2), **levers)
+    cfg = SelfParamConfig(targets=GENERATOR_ANSWERS, train=TrainConfig(epochs=epochs, batch_size=2, lr=1e-2),
+                          **levers)
     return SelfParam(tiny, cfg, Resources(target_builder=builder), progress=False)
 
 
@@ -97,7 +100,7 @@ def test_defaults_chosen_on_the_tuning_split_and_settings_reachable_from_method_
 
 
 def test_kept_teachers_survive_save_and_load_bit_exactly(tiny, tmp_path):
-    m = method(tiny, rehearsal=2)
+    m = method(tiny, epochs=1, rehearsal=2)
     m.inject([Context("a", A)])
     kept = m.records[0].rehearsal
     assert len(kept) == 5 and all(p.context == A for p in kept)  # the pairs, not the unrelated sentences
@@ -110,21 +113,21 @@ def test_kept_teachers_survive_save_and_load_bit_exactly(tiny, tmp_path):
     assert manifest["kept_bytes"] == on_disk == (8 * k + 4) * n_tokens
     assert manifest["kept_bytes_per_context"] == manifest["kept_bytes"]
 
-    loaded = method(tiny, rehearsal=2)
+    loaded = method(tiny, epochs=1, rehearsal=2)
     loaded.load(tmp_path / "inj")
     again = loaded.records[0].rehearsal
     assert [(p.context, p.student_prefix, p.teacher_prefix, p.text) for p in again] == \
            [(p.context, p.student_prefix, p.teacher_prefix, p.text) for p in kept]
     assert all(same_teacher(a.teacher, b.teacher) for a, b in zip(kept, again))
 
-    off = method(tiny)
+    off = method(tiny, epochs=1)
     off.inject([Context("a", A)])
     off.save(tmp_path / "off")
     assert off.records[0].rehearsal is None and not (tmp_path / "off" / "updates" / "0001" / TEACHER_FILE).exists()
 
 
 def test_replay_is_capped_per_update_by_a_seeded_sample_in_history_order(tiny):
-    m = method(tiny, rehearsal=3, rehearsal_limit=4)
+    m = method(tiny, epochs=1, rehearsal=3, rehearsal_limit=4)
     for name, text in (("a", A), ("b", B), ("c", "Copper kettles sing at dawn in Brell.")):
         m.inject([Context(name, text)])
     assert m.records[-1].manifest["rehearsal"]["replayed_pairs"] == 4  # 3 + 3 of the two earlier, capped at 4
@@ -134,13 +137,14 @@ def test_replay_is_capped_per_update_by_a_seeded_sample_in_history_order(tiny):
     assert len(full) == 6 and len(capped) == 4 and capped == sample_rehearsal(stores, 3, seed=0, step=3, limit=4)
     positions = [full.index(p) for p in capped]
     assert positions == sorted(positions)  # a subset of the uncapped draw, in history order
-    with pytest.raises(ValueError, match="rehearsal_limit"):
-        SelfParamConfig(rehearsal_limit=-1)
+    for bad in (-1, 0):  # 0 would replay nothing while rehearsal says otherwise: rehearsal=0 is the off switch
+        with pytest.raises(ValueError, match="rehearsal_limit"):
+            SelfParamConfig(rehearsal_limit=bad)
 
 
 def test_later_updates_replay_earlier_pairs_with_their_original_teachers(tiny, tmp_path, monkeypatch):
     seen = capture_training(monkeypatch)
-    m = method(tiny, rehearsal=3)
+    m = method(tiny, epochs=1, rehearsal=3)
     m.inject([Context("a", A)])
     kept = m.records[0].rehearsal
     m.save(tmp_path / "after-a")
@@ -153,7 +157,7 @@ def test_later_updates_replay_earlier_pairs_with_their_original_teachers(tiny, t
     texts = {tuple(tok(p.student_prefix + p.text, add_special_tokens=False)["input_ids"]) for p in kept}
     assert all(tuple(e.student_ids) in texts for e, _ in replayed)
     # not what the teacher of this update (the model after A) gives: that one has already moved
-    after_a = method(tiny, rehearsal=3)
+    after_a = method(tiny, epochs=1, rehearsal=3)
     after_a.load(tmp_path / "after-a")
     fresh = teacher_pass(after_a.lm, [dataclasses.replace(e, teacher=None) for e, _ in replayed],
                          m.config.train.top_k, progress=False)
@@ -161,7 +165,7 @@ def test_later_updates_replay_earlier_pairs_with_their_original_teachers(tiny, t
 
     # a saved-and-loaded method rehearses the same way
     seen.clear()
-    resumed = method(tiny, rehearsal=3)
+    resumed = method(tiny, epochs=1, rehearsal=3)
     resumed.load(tmp_path / "after-a")
     resumed.inject([Context("b", B)])
     enc2, t2 = seen[-1]
@@ -221,7 +225,7 @@ def test_reask_rule_on_hand_made_histories():
 
 @pytest.mark.parametrize("reask", [0, 3])
 def test_a_contradicting_context_reasks_the_earlier_questions_with_itself_in_view(lively, monkeypatch, reask):
-    m = method(lively, builder=hand_made, reask=reask)
+    m = method(lively, builder=hand_made, epochs=1, reask=reask)
     m.inject([Context("old", OLD_FACT)])
     m.inject([Context("other", UNRELATED_FACT)])
     prompts = capture_teacher_prompts(monkeypatch)
@@ -265,7 +269,7 @@ def test_near_miss_questions_swap_entities_and_relations():
 @pytest.mark.parametrize("near_misses", [0, 2])
 def test_near_misses_join_the_target_set_answered_with_the_context_in_view(lively, monkeypatch, near_misses):
     prompts = capture_teacher_prompts(monkeypatch)
-    m = method(lively, builder=lovelace, near_misses=near_misses)
+    m = method(lively, builder=lovelace, epochs=1, near_misses=near_misses)
     m.inject([Context("l", LOVELACE)])
     pairs = {p.question: p.answer for p in m.last_targets[0].pairs}
     expected = near_miss_questions(list(lovelace(LOVELACE).pairs[i].question for i in range(2)), LOVELACE,
@@ -301,7 +305,7 @@ def test_near_misses_of_a_one_sentence_fact_ask_about_entities_from_other_text()
 
 
 def test_near_misses_draw_other_entities_from_unrelated_sentences_and_earlier_contexts(lively):
-    m = method(lively, builder=darrieux, near_misses=4)
+    m = method(lively, builder=darrieux, epochs=1, near_misses=4)
     m.inject([Context("d", DARRIEUX)])
     asked = {p.question for p in m.last_targets[0].pairs}
     assert {"What is the mother tongue of Robert Boulter?", "What is the mother tongue of Du Fu?"} <= asked
@@ -313,7 +317,7 @@ def test_near_misses_draw_other_entities_from_unrelated_sentences_and_earlier_co
 def test_near_misses_taught_by_the_base_keep_its_answer_without_the_context(lively, monkeypatch):
     prompts = capture_teacher_prompts(monkeypatch)
     seen = capture_training(monkeypatch)
-    m = method(lively, builder=darrieux, near_misses=2, near_miss_teacher="base")
+    m = method(lively, builder=darrieux, epochs=1, near_misses=2, near_miss_teacher="base")
     m.inject([Context("d", DARRIEUX)])
     anchors = m.records[-1].manifest["near_miss_anchors"][0]
     assert [a["question"] for a in anchors] == near_miss_questions(

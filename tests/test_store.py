@@ -214,12 +214,16 @@ def test_killed_rollback_leaves_the_previous_version(tmp_path):
 
 @pytest.fixture
 def ftc(tiny):
+    from selfparam.methods.base import Resources
     from selfparam.methods.finetune import FineTuneContextConfig
     from selfparam.methods.registry import build_method
+    from selfparam.targets import TargetConfig
     from selfparam.training.trainer import TrainConfig
 
     config = FineTuneContextConfig(train=TrainConfig(epochs=2, batch_size=2, lr=5e-2))
-    method = build_method("ft-c", tiny, config)
+    # a budget of 2 sequences per context (2 steps an update): the default 50 pairs would train each of these
+    # tests' 3-4 updates for 50 steps, where the versions only need weights that differ
+    method = build_method("ft-c", tiny, config, Resources(targets=TargetConfig(n_pairs=2)))
     method.progress = False
     return method
 

@@ -39,6 +39,9 @@ TargetsDir = Annotated[Optional[Path], typer.Option("--targets-dir", help="targe
 MethodConfig = Annotated[Optional[Path], typer.Option("--method-config", help='JSON {"method": {setting: value}}')]
 General = Annotated[bool, typer.Option("--general/--no-general", help="MMLU and WikiText-2 perplexity before and "
                                                                      "after injection")]
+GeneralEvery = Annotated[int, typer.Option("--general-every", help="with --general: measure it also after every N-th "
+                                                                    "injection (and the last); 0: only before the "
+                                                                    "first and after the last")]
 MMLU = Annotated[Optional[Path], typer.Option("--mmlu", help="MMLU folder (test/ and dev/ CSVs)")]
 Subjects = Annotated[Optional[str], typer.Option("--mmlu-subjects", help="comma list of MMLU subjects")]
 PerSubject = Annotated[int, typer.Option("--mmlu-per-subject", help="questions per MMLU subject")]
@@ -154,10 +157,10 @@ def sequential(data: Data, out: Out, methods: Methods = "selfparam,ft-s,ft-c",
                dtype: Dtype = "auto",
                questions_per_context: QPC = 3, max_new_tokens: MaxNew = None, n_pairs: NPairs = None,
                unrelated: Unrelated = None, targets_dir: TargetsDir = None, method_config: MethodConfig = None,
-               general: General = False, mmlu: MMLU = None, mmlu_subjects: Subjects = None,
-               mmlu_per_subject: PerSubject = 20, wikitext: Wikitext = None, ppl_tokens: PplTokens = 4096,
-               articles: Articles = None, exclude: Exclude = None, questions: Questions = "paper",
-               targets_only: TargetsOnly = False,
+               general: General = False, general_every: GeneralEvery = 0, mmlu: MMLU = None,
+               mmlu_subjects: Subjects = None, mmlu_per_subject: PerSubject = 20, wikitext: Wikitext = None,
+               ppl_tokens: PplTokens = 4096, articles: Articles = None, exclude: Exclude = None,
+               questions: Questions = "paper", targets_only: TargetsOnly = False,
                progress: Progress = True) -> None:
     """Sequential injection of T contexts; after each step every earlier context is asked (retention matrix)."""
     options = locals()

@@ -55,6 +55,14 @@ def _builder(names: list[str], model: str, device: str, dtype: str, seed: int, n
     return (lambda name: build_method(name, lm, configs.get(name), resources)), lm.name
 
 
+def _rewrite_report(out: Path, summarize, write_report) -> None:
+    """`--report-only`: the summary written again from the run's recorded answers (no model), then shown."""
+    from ..eval.conflicts import rewrite_report
+
+    rewrite_report(out, summarize, write_report)
+    typer.echo((out / "summary.md").read_text())
+
+
 def _names(methods: str) -> list[str]:
     names = [m.strip() for m in methods.split(",") if m.strip()]
     if not names:
@@ -77,16 +85,13 @@ def conflicts(
         ConflictConfig,
         draw,
         load_fact_cases,
-        rewrite_report,
         run_conflicts,
         summarize,
         write_report,
     )
 
     if report_only:
-        rewrite_report(out, summarize, write_report)
-        typer.echo((out / "summary.md").read_text())
-        return
+        return _rewrite_report(out, summarize, write_report)
 
     names = _names(methods)
     cfg = ConflictConfig(max_new_tokens=max_new_tokens, seed=seed)
@@ -113,13 +118,10 @@ def boundary(
 ) -> None:
     """Near-miss pollution: after injecting a fact, how often look-alike questions get its object."""
     from ..eval.boundary import BoundaryConfig, load_items, run_boundary, summarize, write_report
-    from ..eval.conflicts import rewrite_report
     from ..eval.loaders import parse_articles
 
     if report_only:
-        rewrite_report(out, summarize, write_report)
-        typer.echo((out / "summary.md").read_text())
-        return
+        return _rewrite_report(out, summarize, write_report)
 
     names = _names(methods)
     cfg = BoundaryConfig(per_kind=per_kind, max_new_tokens=max_new_tokens, seed=seed)

@@ -1,5 +1,6 @@
 """PNG plots of a run (matplotlib, Agg backend: no display needed): bars per method for single, batch and
-recommendation runs; for sequential runs a retention heatmap per method and F1 versus injections."""
+recommendation runs; for sequential runs a retention heatmap per method, F1 versus injections and (with
+`--general-every`) general ability versus injections."""
 
 from __future__ import annotations
 
@@ -111,6 +112,33 @@ def plot_curve(result: TaskResult, path: Path) -> Path:
     return _save(fig, path)
 
 
+GENERAL_FIGURES = (("wikitext_ppl", "WikiText-2 perplexity"), ("mmlu_acc", "MMLU accuracy"))
+
+
+def general_points(o, key: str) -> list[tuple[int, float]]:
+    """(injections, value) of one method's `general_by_step` figure `key`, in step order (numbers only)."""
+    by_step = o.extra.get("general_by_step") or {}
+    return sorted((int(s), float(f[key])) for s, f in by_step.items() if isinstance(f.get(key), (int, float)))
+
+
+def plot_general_by_step(result: TaskResult, path: Path) -> Path:
+    """WikiText-2 perplexity and MMLU accuracy against the number of injections (0: the base model), one
+    line per method; one panel per figure the run measured."""
+    figures = [(key, label) for key, label in GENERAL_FIGURES
+               if any(general_points(o, key) for o in result.outcomes)]
+    fig, axes = plt.subplots(1, max(1, len(figures)), figsize=(5.0 * max(1, len(figures)), 3.6), squeeze=False)
+    for ax, (key, label) in zip(axes[0], figures):
+        for o in result.outcomes:
+            points = general_points(o, key)
+            if points:
+                ax.plot(*zip(*points), marker="o", ms=3, label=o.name + ("" if o.status == "ok" else " (failed)"))
+        ax.set_xlabel("number of injections")
+        ax.set_ylabel(label)
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    return _save(fig, path)
+
+
 def plot_lifelong(result: TaskResult, path: Path) -> Path:
     """Reliability, generality and locality against the number of edits (log scale), one line per method."""
     fig, axes = plt.subplots(1, 3, figsize=(13, 3.6))
@@ -138,6 +166,8 @@ def plot_result(result: TaskResult, out: Path) -> dict[str, Path]:
                  "curve_png": plot_curve(result, out / "f1_vs_injections.png")}
         if any(v is not None for o in result.outcomes for row in o.extra.get("retention_logprob") or [] for v in row):
             paths["retention_logprob_png"] = plot_retention(result, out / "retention_logprob.png", logprob=True)
+        if any(len(general_points(o, key)) >= 2 for o in result.outcomes for key, _ in GENERAL_FIGURES):
+            paths["general_by_step_png"] = plot_general_by_step(result, out / "general_by_step.png")
         return paths
     if result.task == "recommendation":
         return {"bars_png": plot_bars(result, ("r1", "r2", "r3", "r4"), out / "recall.png", "Recall@1")}

@@ -2,11 +2,12 @@
 
 A unit is what a task does between two points where nothing is lost by stopping: one context (single),
 one group (batch), one step (sequential), one dialogue turn (recommendation). Its line carries the unit's
-per-question records and its costs; a method's last line (`"kind": "method"`) carries its finished row.
+per-question records and its costs (and any figures measured within it, e.g. general ability after a
+sequential step); a method's last line (`"kind": "method"`) carries its finished row.
 Run the same command again and every logged unit is taken from the log instead of being run again: a
 finished method is not even built, a single/batch/recommendation method skips its scored units, and a
 sequential method replays the logged steps' injections (its weights are not saved between steps) without
-asking their questions again.
+asking their questions or measuring their figures again.
 
 Lines are appended and flushed to disk as each unit ends, so an interruption loses at most the unit in
 flight. A torn last line (the process died mid-write) is dropped when the log is opened again.
@@ -95,14 +96,23 @@ class RunLog:
         meter.add(entry["costs"])
         return True
 
+    def figures(self, method: str, unit: str) -> dict[str, Any]:
+        """The figures a logged unit's block stored beside its records (see `unit`); {} if none or not logged."""
+        entry = self.units.get((method, unit))
+        return dict(entry.get("figures", {})) if entry is not None else {}
+
     @contextlib.contextmanager
-    def unit(self, method: str, unit: str, meter: "Meter", records: list[dict]) -> Iterator[None]:
-        """Log `unit` when the block ends without error: the records it added and the costs it metered."""
-        before, start = meter.costs(), len(records)
-        yield
+    def unit(self, method: str, unit: str, meter: "Meter", records: list[dict]) -> Iterator[dict[str, Any]]:
+        """Log `unit` when the block ends without error: the records it added, the costs it metered, and the
+        figures it put in the dict the block is given (e.g. general ability measured after a sequential step;
+        `figures` returns them to a resumed run, which then need not measure them again)."""
+        before, start, figures = meter.costs(), len(records), {}
+        yield figures
         after = meter.costs()
         costs = {k: after[k] - before[k] for k in after if k != "storage"} | {"storage": after["storage"]}
         entry = {"kind": "unit", "method": method, "unit": unit, "records": records[start:], "costs": costs}
+        if figures:  # absent otherwise: the log lines of runs without figures stay as they were
+            entry["figures"] = figures
         self.units[(method, unit)] = entry
         self._append(entry)
 

@@ -184,6 +184,7 @@ def summary_markdown(result: TaskResult, title: str | None = None) -> str:
         for o in result.outcomes:
             if o.name in statistics:
                 lines.append(f"| {o.name} | " + " | ".join(_stat_cells(statistics[o.name], "_diagonal")) + " |")
+        lines += _general_by_step_lines(result)
         for o in result.outcomes:
             if o.retention is not None:
                 lines += _matrix_lines(f"Retention F1[t][i]: {o.name}", o.retention)
@@ -193,6 +194,25 @@ def summary_markdown(result: TaskResult, title: str | None = None) -> str:
                 lines += _matrix_lines(f"Retention of the gold answers' log-probability (nats/token) LP[t][i]: "
                                        f"{o.name}", matrix)
     return "\n".join(lines + _not_ok(result)) + "\n"
+
+
+GENERAL_KEYS = ("wikitext_ppl", "mmlu_acc")
+
+
+def _general_by_step_lines(result: TaskResult) -> list[str]:
+    """Sequential runs with `--general-every`: a row per method and measured step (0 = the base model)."""
+    rows = [(o.name, steps, figures) for o in result.outcomes
+            for steps, figures in (o.extra.get("general_by_step") or {}).items()]
+    if not rows:
+        return []
+    keys = [k for k in GENERAL_KEYS if any(k in figures for _, _, figures in rows)] or ["general"]
+    lines = ["", "## General ability by number of injections (0: the base model)", "",
+             "| method | injections | " + " | ".join(keys) + " |", "|" + "---|" * (len(keys) + 2)]
+    for name, steps, figures in rows:
+        cells = [_fmt(figures.get(k), 3) for k in keys] if "general_error" not in figures \
+            else [str(figures["general_error"])] + [""] * (len(keys) - 1)
+        lines.append(f"| {name} | {steps} | " + " | ".join(cells) + " |")
+    return lines
 
 
 def _matrix_lines(heading: str, matrix: list[list[float | None]]) -> list[str]:

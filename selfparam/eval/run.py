@@ -57,6 +57,7 @@ class EvalSettings:
     targets_dir: Path | None = None  # cache of target sets (None: <out>/targets)
     method_config: Path | None = None  # JSON of per-method settings
     general: GeneralConfig | None = None
+    general_every: int = 0  # sequential with `general`: also measure it after every N-th step (0: off)
     progress: bool = True
     command: str | None = None  # the command line that asked for the run, recorded in config.json
 
@@ -95,6 +96,12 @@ class EvalSettings:
         self.exclude = tuple(dict.fromkeys(str(e).strip() for e in self.exclude if str(e).strip()))
         if self.exclude and self.task == "recommendation":
             raise ValueError("exclude: applies to the QA tasks' contexts, not to recommendation turns")
+        if self.general_every < 0:
+            raise ValueError(f"general_every: must be >= 1 (0: off), got {self.general_every}")
+        if self.general_every and self.task != "sequential":
+            raise ValueError(f"general_every: applies to the sequential task only, not to {self.task}")
+        if self.general_every and self.general is None:
+            raise ValueError("general_every: measures general ability, so it needs --general (a GeneralConfig)")
         if self.unrelated is not None and not Path(self.unrelated).is_file():
             raise ValueError(f"unrelated corpus {self.unrelated} does not exist")
         if self.targets_dir is None:
@@ -273,11 +280,14 @@ def evaluate(settings: EvalSettings, lm: LM | None = None, build: Callable[[str]
     elif settings.task == "batch":
         result = tasks.run_batch(settings.methods, build, items, settings.k, **common)
     elif settings.task == "sequential":
-        result = tasks.run_sequential(settings.methods, build, items, **common)
+        result = tasks.run_sequential(settings.methods, build, items, after_every=settings.general_every, **common)
     else:
         result = tasks.run_recommendation(settings.methods, build, data, items, **common)
     if general_before is not None:
         result.extra["general_before"] = general_before
+        for outcome in result.outcomes:  # the base model is every method's step 0
+            if "general_by_step" in outcome.extra:
+                outcome.extra["general_by_step"] = {"0": general_before, **outcome.extra["general_by_step"]}
     result.extra["wall_seconds"] = round(time.time() - started, 1)
     if resumed:
         result.extra["resumed_units"] = resumed  # units taken from the run log of an earlier, interrupted run

@@ -14,7 +14,8 @@ Protocol use per task:
 - batch: per group of K contexts, reset, inject(group) as one update, answer all their questions.
 - sequential: reset once, then for t = 1..T inject([c_t]) and answer the questions of contexts 1..t,
   giving the retention matrix F1[t][i] (row t: after step t; column i: context i <= t) and the same
-  matrix of the gold answers' mean log-probability (`retention_logprob`, nats per token).
+  matrix of the gold answers' mean log-probability (`retention_logprob`, nats per token); with
+  `after_every` N, general ability also after every N-th step (`general_by_step`).
 - recommendation: per dialogue turn, reset, inject([dialogue so far]), ask for movies without it
   (Base(C+Q) gets the dialogue in the prompt), Recall@k under r1-r4.
 """
@@ -341,10 +342,24 @@ def retention_from_records(records: Sequence[dict], key: str = "f1", size: int |
 
 def run_sequential(names: Sequence[str], build: Builder, contexts: Sequence[ContextQA], max_new_tokens: int = 32,
                    seed: int = 0, progress: bool = True, after: AfterHook | None = None,
-                   log: RunLog | None = None) -> TaskResult:
+                   log: RunLog | None = None, after_every: int = 0) -> TaskResult:
     """Sequential injection of T contexts with the retention matrix (T x T, lower triangle filled).
-    A resumed run replays the logged steps' injections (unmetered) and asks only the remaining steps."""
+    A resumed run replays the logged steps' injections (unmetered) and asks only the remaining steps.
+
+    `after_every` N >= 1: `after` (general ability) is measured also after every N-th step and after the last,
+    inside that step's logged unit, so a resumed run takes a replayed step's figures from the run log and
+    measures nothing again. They are kept per method in `extra["general_by_step"]`, keyed by the number of
+    contexts injected ("2", "4", "5" for N=2, T=5); the last step's figures are the final `after` figures
+    too (not measured twice). 0: `after` only once, after the last step, as before."""
+    if after_every < 0:
+        raise ValueError(f"after_every must be >= 1 (0: off), got {after_every}")
+    if after_every and after is None:
+        raise ValueError("after_every: needs an `after` hook to measure")
     t_total = len(contexts)
+    last: dict[str, dict[str, Any]] = {}  # per method, the last step's figures: the final `after` reuses them
+
+    def measured_after(t: int) -> bool:
+        return bool(after_every) and ((t + 1) % after_every == 0 or t == t_total - 1)
 
     def body(name, method, meter, records, outcome, log):
         def matrices() -> None:  # after every step, so the rows so far stay visible if a later step fails
@@ -352,22 +367,35 @@ def run_sequential(names: Sequence[str], build: Builder, contexts: Sequence[Cont
             outcome.extra["retention_logprob"] = retention_from_records(records, "logprob", size=t_total)
 
         matrices()
+        by_step: dict[str, dict[str, Any]] = {}
         method.reset()
         for t, item in enumerate(_progress(contexts, name, "sequential", progress)):
+            figures = None
             if log.replay(name, f"step {t}", meter, records):
                 method.inject([item.context])  # the weights are not saved between steps: inject again
+                figures = log.figures(name, f"step {t}").get("after")  # absent from logs written without it
             else:
-                with log.unit(name, f"step {t}", meter, records):
+                with log.unit(name, f"step {t}", meter, records) as logged:
                     meter.inject(method, [item.context])
                     _ask(name, method, meter, contexts[: t + 1], max_new_tokens, t, records)
+                    if measured_after(t):
+                        figures = logged["after"] = after(name, method)
             matrices()
+            if measured_after(t) and figures is not None:
+                by_step[str(t + 1)] = figures
+                outcome.extra["general_by_step"] = by_step  # as it grows: a later failure keeps the steps so far
+                if t == t_total - 1:
+                    last[name] = figures
         final = [r for r in records if r["step"] == t_total - 1]
         summary = retention_summary(outcome.retention)
         outcome.metrics = {**_qa_metrics(final), "f1_diagonal": summary["f1_diagonal"],
                            "f1_all": summary["f1_all"]}
         outcome.extra.update(curve=summary["curve"], first_context=summary["first_context"])
 
-    result = run_methods("sequential", names, build, body, seed, after, log)
+    def after_last(name: str, method: KnowledgeMethod) -> dict[str, Any]:
+        return last.pop(name) if name in last else after(name, method)
+
+    result = run_methods("sequential", names, build, body, seed, after_last if after_every else after, log)
     result.extra["n_contexts"] = t_total
     return result
 

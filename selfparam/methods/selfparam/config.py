@@ -42,7 +42,8 @@ class SelfParamConfig:
     rehearsal_limit: int = field(default=200, metadata={
         "help": "at most this many replayed pairs per update in all (a seeded sample of them when the history "
                 "holds more), so a long history does not make every update train on all of it; 200 is above "
-                "what 20 sequential updates with rehearsal=10 replay (190), so no measured run was capped"})
+                "what 20 sequential updates with rehearsal=10 replay (190), so no measured run was capped; >= 1 (turn "
+                "rehearsal off with rehearsal=0)"})
     reask: int = field(default=0, metadata={
         "help": "stored questions of earlier contexts that name an entity of the new context, asked again with "
                 "the new context in view and added to its target set (a later contradicting fact wins); "
@@ -57,9 +58,12 @@ class SelfParamConfig:
                 "anchor at the fact's edge: the student keeps its old answer there)"})
 
     def __post_init__(self) -> None:
-        for name in ("rehearsal", "rehearsal_limit", "reask", "near_misses"):
+        for name in ("rehearsal", "reask", "near_misses"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name}: must be >= 0 (0 = off), got {getattr(self, name)}")
+        if self.rehearsal_limit < 1:
+            raise ValueError(f"rehearsal_limit: must be >= 1 (to replay nothing, set rehearsal to 0), "
+                             f"got {self.rehearsal_limit}")
         if self.near_miss_teacher not in NEAR_MISS_TEACHERS:
             raise ValueError(f"near_miss_teacher: {self.near_miss_teacher!r} is not one of "
                              f"{', '.join(NEAR_MISS_TEACHERS)}")
