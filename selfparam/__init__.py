@@ -11,8 +11,9 @@ The names below are imported on first use (PEP 562), so that `import selfparam.s
 
 from __future__ import annotations
 
-from importlib import import_module
 from typing import TYPE_CHECKING
+
+from .lazy import lazy_names
 
 _WHERE = {"LM": ".lm", "load_lm": ".lm", "Context": ".methods.base", "KnowledgeMethod": ".methods.base",
           "Query": ".methods.base", "Resources": ".methods.base", "build_method": ".methods.registry",
@@ -31,13 +32,4 @@ if TYPE_CHECKING:
     from .training import AdapterConfig, TrainConfig
 
 
-def __getattr__(name: str):
-    if name not in _WHERE:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(import_module(_WHERE[name], __name__), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted([*globals(), *_WHERE])
+__getattr__, __dir__ = lazy_names(__name__, _WHERE)

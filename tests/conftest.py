@@ -50,3 +50,17 @@ def embedded_lm():
     from selfparam.lm import load_lm
 
     return load_lm("smollm2-135m", device="cpu", dtype="auto")
+
+
+@pytest.fixture
+def squad(shared_data):
+    """The SQuAD v1.1 dev file of the shared data."""
+    return shared_data / "squad_v1.1/dev-v1.1-public.json"
+
+
+@pytest.fixture
+def golds(squad):
+    """Every SQuAD dev question's gold answers, by question."""
+    from selfparam.eval.loaders import load_qa
+
+    return {qa.question: qa.answers for c in load_qa(squad) for qa in c.questions}

@@ -24,11 +24,6 @@ def tiny_folder(tmp_path_factory):
     return folder
 
 
-@pytest.fixture
-def squad(shared_data):
-    return shared_data / "squad_v1.1/dev-v1.1-public.json"
-
-
 def test_single_run_writes_the_report(tiny_folder, squad, tmp_path):
     out = tmp_path / "run"
     result = runner.invoke(eval_app, ["single", "--data", str(squad), "--methods", "base,base-cq,rag-bm25",

@@ -49,18 +49,6 @@ def measured(monkeypatch):
     return calls
 
 
-@pytest.fixture
-def squad(shared_data):
-    return shared_data / "squad_v1.1/dev-v1.1-public.json"
-
-
-@pytest.fixture
-def golds(squad):
-    from selfparam.eval.loaders import load_qa
-
-    return {qa.question: qa.answers for c in load_qa(squad) for qa in c.questions}
-
-
 GENERAL = GeneralConfig(wikitext="unused: general_ability is replaced")
 
 

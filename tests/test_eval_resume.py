@@ -40,18 +40,6 @@ class Counting(TableMethod):
         return [-0.5 if (q.context in self.known or len(q.question) % 2) else -3.0 for q in queries]
 
 
-@pytest.fixture
-def squad(shared_data):
-    return shared_data / "squad_v1.1/dev-v1.1-public.json"
-
-
-@pytest.fixture
-def golds(squad):
-    from selfparam.eval.loaders import load_qa
-
-    return {qa.question: qa.answers for c in load_qa(squad) for qa in c.questions}
-
-
 def _settings(squad, out, task="single", **kw):
     return EvalSettings(task, squad, out, methods=("base", "selfparam"), n=4, progress=False, **kw)
 

@@ -12,11 +12,6 @@ from selfparam.eval.run import EvalSettings, prepare_targets
 from selfparam.testing import tiny_lm
 
 
-@pytest.fixture
-def squad(shared_data):
-    return shared_data / "squad_v1.1/dev-v1.1-public.json"
-
-
 def _settings(squad, tmp_path, questions="facts", **kw):
     # fact questions: the rule-built cloze questions give a tiny random model usable pairs
     return EvalSettings("single", squad, tmp_path / "run", methods=("selfparam", "ft-s"), n=2, progress=False,

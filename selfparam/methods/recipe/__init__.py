@@ -6,8 +6,9 @@ editor (`default_checkpoint`, `shipped_checkpoint`) does not pay for transformer
 
 from __future__ import annotations
 
-from importlib import import_module
 from typing import TYPE_CHECKING
+
+from ...lazy import lazy_names
 
 _WHERE = {"EditorConfig": ".config", "RecipeConfig": ".config", "TrainConfig": ".config",
           "default_checkpoint": ".config", "default_train_dir": ".config", "shipped_checkpoint": ".config",
@@ -33,13 +34,4 @@ if TYPE_CHECKING:
     from .shipping import ship_editor
 
 
-def __getattr__(name: str):
-    if name not in _WHERE:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(import_module(_WHERE[name], __name__), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted([*globals(), *_WHERE])
+__getattr__, __dir__ = lazy_names(__name__, _WHERE)
