@@ -14,7 +14,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 from ..atomic import atomic_write_bytes  # noqa: E402
-from .tasks import TaskResult  # noqa: E402
+from .tasks import GENERAL_FIGURES, TaskResult  # noqa: E402
 
 
 def _save(fig, path: Path) -> Path:
@@ -110,9 +110,6 @@ def plot_curve(result: TaskResult, path: Path) -> Path:
     ax.set_ylim(0, _upper(plotted))
     ax.legend(fontsize=8)
     return _save(fig, path)
-
-
-GENERAL_FIGURES = (("wikitext_ppl", "WikiText-2 perplexity"), ("mmlu_acc", "MMLU accuracy"))
 
 
 def general_points(o, key: str) -> list[tuple[int, float]]:

@@ -18,7 +18,7 @@ from typing import Any
 from ..atomic import atomic_write_text
 from ..provenance import provenance
 from .comparison import BOOTSTRAP, QA_TASKS, is_statistic, level, report_statistics
-from .tasks import MethodOutcome, TaskResult
+from .tasks import GENERAL_FIGURES, MethodOutcome, TaskResult
 
 REC_COLUMNS = ("r1", "r2", "r3", "r4", "r1@5", "r2@5", "r3@5", "r4@5")
 
@@ -196,16 +196,13 @@ def summary_markdown(result: TaskResult, title: str | None = None) -> str:
     return "\n".join(lines + _not_ok(result)) + "\n"
 
 
-GENERAL_KEYS = ("wikitext_ppl", "mmlu_acc")
-
-
 def _general_by_step_lines(result: TaskResult) -> list[str]:
     """Sequential runs with `--general-every`: a row per method and measured step (0 = the base model)."""
     rows = [(o.name, steps, figures) for o in result.outcomes
             for steps, figures in (o.extra.get("general_by_step") or {}).items()]
     if not rows:
         return []
-    keys = [k for k in GENERAL_KEYS if any(k in figures for _, _, figures in rows)] or ["general"]
+    keys = [k for k, _ in GENERAL_FIGURES if any(k in figures for _, _, figures in rows)] or ["general"]
     lines = ["", "## General ability by number of injections (0: the base model)", "",
              "| method | injections | " + " | ".join(keys) + " |", "|" + "---|" * (len(keys) + 2)]
     for name, steps, figures in rows:

@@ -340,6 +340,10 @@ def retention_from_records(records: Sequence[dict], key: str = "f1", size: int |
     return [[mean(cells.get((t, i), [])) for i in range(columns)] for t in range(rows)]
 
 
+# the figures of `general_by_step` that the summary table and the plot show, with their labels
+GENERAL_FIGURES = (("wikitext_ppl", "WikiText-2 perplexity"), ("mmlu_acc", "MMLU accuracy"))
+
+
 def run_sequential(names: Sequence[str], build: Builder, contexts: Sequence[ContextQA], max_new_tokens: int = 32,
                    seed: int = 0, progress: bool = True, after: AfterHook | None = None,
                    log: RunLog | None = None, after_every: int = 0) -> TaskResult:

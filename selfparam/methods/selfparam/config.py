@@ -42,8 +42,8 @@ class SelfParamConfig:
     rehearsal_limit: int = field(default=200, metadata={
         "help": "at most this many replayed pairs per update in all (a seeded sample of them when the history "
                 "holds more), so a long history does not make every update train on all of it; 200 is above "
-                "what 20 sequential updates with rehearsal=10 replay (190), so no measured run was capped; >= 1 (turn "
-                "rehearsal off with rehearsal=0)"})
+                "what 20 sequential updates with rehearsal=10 replay (190), so no measured run was capped. At "
+                "least 1: rehearsal=0 is what turns rehearsal off"})
     reask: int = field(default=0, metadata={
         "help": "stored questions of earlier contexts that name an entity of the new context, asked again with "
                 "the new context in view and added to its target set (a later contradicting fact wins); "
