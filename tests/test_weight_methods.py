@@ -90,6 +90,24 @@ def test_selfparam_with_the_base_anchor_starts_at_zero_kl_on_unrelated_text(tiny
     assert method.last_stats.first_loss == pytest.approx(0.0, abs=1e-5)
 
 
+def test_the_original_anchor_teaches_unrelated_text_as_the_model_before_any_update(tiny):
+    """`unrelated_teacher="original"`: after an update has moved the model, the next update's unrelated
+    sentences are still taught by the unchanged model, so its KL starts above 0 (it pulls the drift back),
+    where the "base" anchor, taught by the moved model, starts at 0."""
+    only_unrelated = TargetSet(OTHER, pairs=[], unrelated=["The cat sat on the mat today."])
+    first_loss = {}
+    for anchor in ("base", "original"):
+        sets = iter([fixed_targets(CONTEXT), only_unrelated])
+        cfg = SelfParamConfig(targets=GENERATOR_ANSWERS, train=fast_train(batch_size=1, lr=5e-2),
+                              unrelated_teacher=anchor, rehearsal=0)
+        method = SelfParam(tiny, cfg, Resources(target_builder=lambda c: next(sets)), progress=False)
+        method.inject([Context("c", CONTEXT)])
+        method.inject([Context("o", OTHER)])
+        first_loss[anchor] = method.last_stats.first_loss
+    assert first_loss["base"] == pytest.approx(0.0, abs=1e-5)
+    assert first_loss["original"] > 1e-3, first_loss
+
+
 # -- issue 8.3: FT(S) learns the generator's answers; the teacher variant is its own method -----------
 def test_ft_s_learns_the_generators_answers_and_ft_s_teacher_the_teachers(tiny):
     ts = fixed_targets(CONTEXT)

@@ -74,7 +74,7 @@ def context_block(context: str) -> str:
     return context.strip() + "\n\n"
 
 
-UNRELATED_TEACHERS = ("context", "base")
+UNRELATED_TEACHERS = ("context", "base", "original")
 
 
 def distillation_examples(tokenizer: PreTrainedTokenizerBase, targets: TargetSet,
@@ -85,7 +85,9 @@ def distillation_examples(tokenizer: PreTrainedTokenizerBase, targets: TargetSet
 
     `unrelated_teacher` says who teaches the unrelated sentences: "context" (the paper's objective) the
     model reading the context before the sentence; "base" the model reading the sentence alone, i.e. the
-    model as it was before this update, a KL anchor that keeps unrelated text unchanged.
+    model as it was before this update, a KL anchor that keeps unrelated text unchanged; "original" the
+    same examples, to be taught by the model before any update (the caller runs that teacher,
+    `teacher.taught_by`): an anchor that does not move along a sequence of updates.
 
     `written` maps (context, question, answer text) to the teacher's distributions kept while it wrote that answer
     (`teacher.teacher_answers`); those pairs need no teacher pass.

@@ -9,6 +9,7 @@ KL needs for that answer: those pairs skip `teacher_pass`; unrelated sentences s
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Sequence
 
 import torch
@@ -20,7 +21,7 @@ from ..targets import answer_in_context
 from ..targets.builder import TEACHER_ANSWER_TOKENS
 from ..targets.types import TargetSet
 from .batching import fp32_output_layer, scored_logprobs
-from .examples import Encoded
+from .examples import Encoded, Example, encode
 from .losses import CompactTeacher, compact_teacher, log_softmax_fp32
 
 
@@ -45,6 +46,15 @@ def teacher_pass(lm: LM, encoded: Sequence[Encoded], top_k: int, batch_size: int
                                            compact.rest_logp[row, keep].cpu())
             bar.update(len(idx))
     return result  # type: ignore[return-value]
+
+
+def taught_by(lm: LM, examples: Sequence[Example], top_k: int, batch_size: int = 8,
+              progress: bool = True) -> list[Example]:
+    """`examples` carrying the distributions `lm` gives them now (each read with its teacher prefix), so the
+    update's teacher pass, run by another model, keeps these rather than computing its own."""
+    encoded = [encode(lm.tokenizer, e, lm.max_length) for e in examples]
+    teachers = teacher_pass(lm, encoded, top_k, batch_size=batch_size, progress=progress) if encoded else []
+    return [dataclasses.replace(e, teacher=t) for e, t in zip(examples, teachers)]
 
 
 def stack_right_aligned(teachers: Sequence[CompactTeacher]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:

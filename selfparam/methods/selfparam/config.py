@@ -33,7 +33,8 @@ class SelfParamConfig:
     unrelated_teacher: str = field(default="base", metadata={
         "help": "who teaches the unrelated sentences: base (default, chosen on the tuning split) = the model "
                 "without the context, as it was before this update (a KL anchor); context = the model reading "
-                "the context first (the paper's objective)"})
+                "the context first (the paper's objective); original = the model before any update, read "
+                "without the context (an anchor that does not drift along a sequence of updates)"})
     rehearsal: int = field(default=10, metadata={
         "help": "pairs of every earlier context replayed at each update with the teacher distributions stored at "
                 "their own injection (a sample seeded by train.seed and the update's step); 0 = off (the "

@@ -12,7 +12,8 @@ updates, each merged before the next). It reads as the recipe:
               answered that way, except near misses with `near_miss_teacher="base"`: those the model
               answers without the context, and the student learns to keep that answer (an anchor);
 2. examples   each pair asked with the context (teacher) and without it (student); each unrelated
-              sentence read by the student alone, taught by the model with or without the context;
+              sentence read by the student alone, taught by the model with or without the context, or
+              (`unrelated_teacher="original"`) by the model before any update, which teaches them here;
    rehearsal  (on by default) a seeded sample of earlier contexts' pairs, each with the teacher
               distributions stored at its own injection;
 3. teacher    the model as it is before this update reads each example whose distributions are not yet
@@ -38,7 +39,7 @@ from ...targets.reask import reask_questions
 from ...targets.types import QAPair, TargetSet
 from ...training.examples import Example, distillation_examples
 from ...training.rehearsal import RehearsalPair, check_replayed, keep_pairs, sample_rehearsal, store_bytes
-from ...training.teacher import teacher_pass, teacher_writes_answers
+from ...training.teacher import taught_by, teacher_pass, teacher_writes_answers
 from ...training.trainer import encode_share, train_and_merge
 from ..base import Context, Resources
 from ..weight_update import WeightMethod, WeightUpdates, target_source, with_run_seed
@@ -158,11 +159,17 @@ class SelfParam(WeightMethod):
 
     def examples(self, target_sets: list[TargetSet], written: Written) -> tuple[list[Example], list[str | None]]:
         """Every set's distillation examples, and for each the context whose own pair it is (None: an
-        unrelated sentence), which rehearsal keeps."""
+        unrelated sentence), which rehearsal keeps. With `unrelated_teacher="original"` the unrelated
+        sentences come with the unchanged base model's distributions (the teacher pass then skips them)."""
         examples: list[Example] = []
         own: list[str | None] = []
         for ts in target_sets:
-            examples += distillation_examples(self.lm.tokenizer, ts, self.config.unrelated_teacher, written)
+            taught = distillation_examples(self.lm.tokenizer, ts, self.config.unrelated_teacher, written)
+            if self.config.unrelated_teacher == "original":  # the unchanged model teaches: an anchor that stays put
+                n = len(ts.pairs)
+                taught = taught[:n] + taught_by(self.weights.base_lm, taught[n:], self.config.train.top_k,
+                                                batch_size=self.config.train.batch_size, progress=False)
+            examples += taught
             own += [ts.context] * len(ts.pairs) + [None] * len(ts.unrelated)  # pairs first, then unrelated
         return examples, own
 
