@@ -90,7 +90,7 @@ def same_teacher(a, b) -> bool:
 # -- rehearsal (issue 9, lever 3) -------------------------------------------------------------------------
 def test_defaults_chosen_on_the_tuning_split_and_settings_reachable_from_method_config(tmp_path):
     cfg = SelfParamConfig()  # rehearsal and the anchor on (docs/tuning.md), the issue-11 defences off
-    assert (cfg.rehearsal, cfg.unrelated_teacher, cfg.reask, cfg.near_misses) == (10, "base", 0, 0)
+    assert (cfg.rehearsal, cfg.unrelated_teacher, cfg.reask, cfg.near_misses) == (10, "original", 0, 0)
     path = tmp_path / "m.json"
     path.write_text(json.dumps({"selfparam": {"rehearsal": 4, "reask": 5, "near_misses": 6}}))
     built = method_configs(path, ["selfparam"])["selfparam"]

@@ -30,11 +30,12 @@ class SelfParamConfig:
     targets: TargetConfig = field(default_factory=TargetConfig)
     adapter: AdapterConfig = field(default_factory=AdapterConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
-    unrelated_teacher: str = field(default="base", metadata={
-        "help": "who teaches the unrelated sentences: base (default, chosen on the tuning split) = the model "
-                "without the context, as it was before this update (a KL anchor); context = the model reading "
-                "the context first (the paper's objective); original = the model before any update, read "
-                "without the context (an anchor that does not drift along a sequence of updates)"})
+    unrelated_teacher: str = field(default="original", metadata={
+        "help": "who teaches the unrelated sentences: original (default, chosen on the tuning split) = the model "
+                "before any update, read without the context (a KL anchor that does not drift along a sequence "
+                "of updates); base = the model as it was before this update, without the context (an anchor "
+                "that moves with the model); context = the model reading the context first (the paper's "
+                "objective)"})
     rehearsal: int = field(default=10, metadata={
         "help": "pairs of every earlier context replayed at each update with the teacher distributions stored at "
                 "their own injection (a sample seeded by train.seed and the update's step); 0 = off (the "
