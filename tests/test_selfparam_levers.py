@@ -173,6 +173,33 @@ def test_later_updates_replay_earlier_pairs_with_their_original_teachers(tiny, t
     assert all(same_teacher(a, b) for a, b in zip(t2[-3:], teachers[-3:]))
 
 
+def test_earlier_unrelated_sentences_are_read_again_taught_by_the_unchanged_model(tiny, monkeypatch):
+    seen = capture_training(monkeypatch)
+    def a_set(c: str) -> TargetSet:  # four unrelated sentences of its own per context
+        return TargetSet(c, pairs_about(c).pairs, unrelated=[f"{c.split()[0]} sentence {i} is here." for i in range(4)])
+
+    m = method(tiny, builder=a_set, epochs=1, rehearsal_unrelated=2, unrelated_teacher="original")
+    m.inject([Context("a", A)])
+    assert "replayed_unrelated" not in m.records[0].manifest  # nothing earlier to read again
+    m.inject([Context("b", B)])
+    encoded, teachers = seen[-1]
+    assert len(encoded) == 7 + 4 + 2 and m.records[-1].manifest["replayed_unrelated"] == 2
+    tok = m.lm.tokenizer
+    earlier = {tuple(tok(s, add_special_tokens=False)["input_ids"]) for s in a_set(A).unrelated}
+    reread = [(e, t) for e, t in zip(encoded, teachers) if tuple(e.student_ids) in earlier]
+    own_b = {tuple(tok(s, add_special_tokens=False)["input_ids"]) for s in a_set(B).unrelated}
+    assert len(reread) == 2 and not earlier & own_b  # two of A's sentences, beside B's own four
+    # taught by the model before any update, not by a model the updates have moved
+    unchanged = teacher_pass(tiny, [dataclasses.replace(e, teacher=None) for e, _ in reread], m.config.train.top_k,
+                             progress=False)
+    assert all(torch.allclose(u.topk_logp, t.topk_logp, atol=1e-5) for u, (_, t) in zip(unchanged, reread))
+    moved = teacher_pass(m.lm, [dataclasses.replace(e, teacher=None) for e, _ in reread], m.config.train.top_k,
+                         progress=False)  # the model after the updates reads them otherwise
+    assert not all(torch.allclose(a.topk_logp, t.topk_logp, atol=1e-5) for a, (_, t) in zip(moved, reread))
+    with pytest.raises(ValueError, match="rehearsal_unrelated"):
+        SelfParamConfig(rehearsal_unrelated=1, unrelated_teacher="context")
+
+
 def kl_on(m: SelfParam, pairs) -> float:
     """Mean compact KL of `m`'s model (no context) to the teachers the pairs were kept with."""
     encoded = encode_share(m.lm, [p.example() for p in pairs])
@@ -360,10 +387,14 @@ def test_inject_flags_reach_the_method_and_a_bad_value_changes_nothing(tmp_path)
 
     result = inject(tmp_path / "bad", "--rehearsal", "-1")
     assert result.exit_code == 2 and "rehearsal" in result.output and not (tmp_path / "bad").exists()
+    result = inject(tmp_path / "bad", "--rehearsal-unrelated", "1", "--unrelated-teacher", "context")
+    assert result.exit_code == 2 and "rehearsal_unrelated" in result.output and not (tmp_path / "bad").exists()
     out = tmp_path / "run"
-    result = inject(out, "--rehearsal", "2", "--reask", "3", "--near-misses", "1", "--near-miss-teacher", "base")
+    result = inject(out, "--rehearsal", "2", "--reask", "3", "--near-misses", "1", "--near-miss-teacher", "base",
+                    "--rehearsal-unrelated", "1", "--unrelated-teacher", "base")
     assert result.exit_code == 0, result.output
     second = json.loads((out / "updates" / "0002" / "manifest.json").read_text())
     assert (second["config"]["rehearsal"], second["config"]["reask"], second["config"]["near_misses"]) == (2, 3, 1)
+    assert second["config"]["unrelated_teacher"] == "base" and second["config"]["rehearsal_unrelated"] == 1
     assert second["config"]["near_miss_teacher"] == "base"
     assert second["rehearsal"]["replayed_pairs"] == 2 and (out / "updates" / "0001" / TEACHER_FILE).is_file()

@@ -60,6 +60,12 @@ def inject(
     rehearsal: Annotated[int, typer.Option(help="pairs of every earlier context replayed with their stored "
                                                 "teacher at each update (0: off; see docs/tuning.md)")]
     = SelfParamConfig.rehearsal,
+    rehearsal_unrelated: Annotated[int, typer.Option(help="unrelated sentences of every earlier context read "
+                                                          "again at each update, taught by the anchor (0: off)")]
+    = SelfParamConfig.rehearsal_unrelated,
+    unrelated_teacher: Annotated[str, typer.Option(help="who teaches the unrelated sentences: original (the "
+                                                        "unchanged model), base (the model before the update) or "
+                                                        "context (the paper)")] = SelfParamConfig.unrelated_teacher,
     reask: Annotated[int, typer.Option(help="earlier contexts' questions naming an entity of a new context, "
                                             "re-asked with the new context in view (0: off)")] = 0,
     near_misses: Annotated[int, typer.Option(help="near-miss questions per context (0: off)")] = 0,
@@ -81,7 +87,8 @@ def inject(
                              answers=answers, questions=questions, seed=seed),
         adapter=AdapterConfig(kind=adapter),
         train=TrainConfig(lr=lr, epochs=epochs, batch_size=batch_size, seed=seed),
-        rehearsal=rehearsal, reask=reask, near_misses=near_misses, near_miss_teacher=near_miss_teacher,
+        rehearsal=rehearsal, rehearsal_unrelated=rehearsal_unrelated, unrelated_teacher=unrelated_teacher,
+        reask=reask, near_misses=near_misses, near_miss_teacher=near_miss_teacher,
     )
     lm = load_lm(model, device=device, dtype=dtype)
     method = SelfParam(lm, config)

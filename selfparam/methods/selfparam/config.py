@@ -46,6 +46,10 @@ class SelfParamConfig:
                 "holds more), so a long history does not make every update train on all of it; 200 is above "
                 "what 20 sequential updates with rehearsal=10 replay (190), so no measured run was capped. At "
                 "least 1: rehearsal=0 is what turns rehearsal off"})
+    rehearsal_unrelated: int = field(default=0, metadata={
+        "help": "unrelated sentences of every earlier context read again at each update, taught by the anchor "
+                "(unrelated_teacher original or base), so the anchor keeps its share of an update as the "
+                "replayed pairs grow with the history (a seeded sample per earlier context); 0 = off"})
     reask: int = field(default=0, metadata={
         "help": "stored questions of earlier contexts that name an entity of the new context, asked again with "
                 "the new context in view and added to its target set (a later contradicting fact wins); "
@@ -60,12 +64,16 @@ class SelfParamConfig:
                 "anchor at the fact's edge: the student keeps its old answer there)"})
 
     def __post_init__(self) -> None:
-        for name in ("rehearsal", "reask", "near_misses"):
+        for name in ("rehearsal", "rehearsal_unrelated", "reask", "near_misses"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name}: must be >= 0 (0 = off), got {getattr(self, name)}")
         if self.rehearsal_limit < 1:
             raise ValueError(f"rehearsal_limit: must be >= 1 (to replay nothing, set rehearsal to 0), "
                              f"got {self.rehearsal_limit}")
+        if self.rehearsal_unrelated and self.unrelated_teacher == "context":
+            raise ValueError("rehearsal_unrelated: an earlier sentence has no teacher under unrelated_teacher="
+                             "'context' (which context would it read?); use 'original' or 'base', or set "
+                             "rehearsal_unrelated to 0")
         if self.near_miss_teacher not in NEAR_MISS_TEACHERS:
             raise ValueError(f"near_miss_teacher: {self.near_miss_teacher!r} is not one of "
                              f"{', '.join(NEAR_MISS_TEACHERS)}")

@@ -15,7 +15,8 @@ updates, each merged before the next). It reads as the recipe:
               sentence read by the student alone, taught by the model with or without the context, or
               (`unrelated_teacher="original"`) by the model before any update, which teaches them here;
    rehearsal  (on by default) a seeded sample of earlier contexts' pairs, each with the teacher
-              distributions stored at its own injection;
+              distributions stored at its own injection; with `rehearsal_unrelated`, earlier contexts'
+              unrelated sentences too, taught by the anchor as this update's own are;
 3. teacher    the model as it is before this update reads each example whose distributions are not yet
               known (unrelated sentences; answers it did not write) once; top-k distributions are kept;
 4. train      a LoRA (or the MLP weights) learns to match them without the context: compact KL;
@@ -27,6 +28,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import random
 import time
 from typing import Any, Sequence
 
@@ -80,8 +82,9 @@ class SelfParam(WeightMethod):
         anchors, anchored = ([], []) if in_context else self.near_miss_anchors(teacher, near)
         examples, own = self.examples(target_sets, written)                                        # 2. examples
         replayed = self.rehearsal()                                                                #    rehearsal
-        examples += anchors + [p.example() for p in replayed]
-        own += [None] * (len(anchors) + len(replayed))
+        reread = self.reread_unrelated()
+        examples += anchors + reread + [p.example() for p in replayed]
+        own += [None] * (len(anchors) + len(reread) + len(replayed))
         encoded = encode_share(teacher, examples)
         check_replayed(encoded[len(encoded) - len(replayed):], self.config.train.top_k)
         t0 = time.perf_counter()
@@ -95,7 +98,7 @@ class SelfParam(WeightMethod):
         self.weights.add(record, stats, self.name, contexts, self.config_dict(),                     # 5. merged
                          targets=[target_set_to_dict(ts) for ts in target_sets],
                          **self.levers_manifest(target_sets, extra, replayed, record.rehearsal, len(contexts),
-                                                anchored))
+                                                anchored, len(reread)))
         self.last_targets = target_sets
 
     # -- the steps of `inject` ------------------------------------------------------------------------
@@ -185,13 +188,33 @@ class SelfParam(WeightMethod):
                                 self.config.train.seed, step=len(self.weights.records) + 1,
                                 limit=self.config.rehearsal_limit)
 
+    def reread_unrelated(self) -> list[Example]:
+        """`rehearsal_unrelated`: up to that many unrelated sentences of every earlier context (from the update
+        manifests, so a loaded injection does the same), drawn with `train.seed`, the update's step and the
+        context, as examples of this update's anchor (taught by the unchanged model under "original", by the
+        teacher pass under "base")."""
+        if not self.config.rehearsal_unrelated:
+            return []
+        step = len(self.weights.records) + 1
+        sentences = [s for r in self.weights.records for ts in r.manifest.get("targets", [])
+                     for s in random.Random(f"{self.config.train.seed}/{step}/unrelated/{_digest(ts['context'])}")
+                     .sample(ts["unrelated"], min(self.config.rehearsal_unrelated, len(ts["unrelated"])))]
+        examples = distillation_examples(self.lm.tokenizer, TargetSet("", [], unrelated=sentences),
+                                         self.config.unrelated_teacher)
+        if self.config.unrelated_teacher == "original":
+            examples = taught_by(self.weights.base_lm, examples, self.config.train.top_k,
+                                 batch_size=self.config.train.batch_size, progress=False)
+        return examples
+
     def levers_manifest(self, target_sets: list[TargetSet], extra: list[list[dict]], replayed: list[RehearsalPair],
                         kept: list[RehearsalPair] | None, n_contexts: int,
-                        anchored: list[list[dict]]) -> dict[str, Any]:
+                        anchored: list[list[dict]], n_reread: int = 0) -> dict[str, Any]:
         """What the levers added to this update, for its manifest (nothing when they are off)."""
         out: dict[str, Any] = {}
         if any(anchored):
             out["near_miss_anchors"] = anchored
+        if n_reread:
+            out["replayed_unrelated"] = n_reread
         if any(extra):
             answered = [{p.question for p in ts.pairs} for ts in target_sets]
             out["extra_questions"] = [[e for e in questions if e["question"] in have]
