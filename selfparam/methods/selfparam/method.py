@@ -168,11 +168,7 @@ class SelfParam(WeightMethod):
         own: list[str | None] = []
         for ts in target_sets:
             taught = distillation_examples(self.lm.tokenizer, ts, self.config.unrelated_teacher, written)
-            if self.config.unrelated_teacher == "original":  # the unchanged model teaches: an anchor that stays put
-                n = len(ts.pairs)
-                taught = taught[:n] + taught_by(self.weights.base_lm, taught[n:], self.config.train.top_k,
-                                                batch_size=self.config.train.batch_size, progress=False)
-            examples += taught
+            examples += taught[:len(ts.pairs)] + self.anchored(taught[len(ts.pairs):])
             own += [ts.context] * len(ts.pairs) + [None] * len(ts.unrelated)  # pairs first, then unrelated
         return examples, own
 
@@ -199,12 +195,17 @@ class SelfParam(WeightMethod):
         sentences = [s for r in self.weights.records for ts in r.manifest.get("targets", [])
                      for s in random.Random(f"{self.config.train.seed}/{step}/unrelated/{_digest(ts['context'])}")
                      .sample(ts["unrelated"], min(self.config.rehearsal_unrelated, len(ts["unrelated"])))]
-        examples = distillation_examples(self.lm.tokenizer, TargetSet("", [], unrelated=sentences),
-                                         self.config.unrelated_teacher)
-        if self.config.unrelated_teacher == "original":
-            examples = taught_by(self.weights.base_lm, examples, self.config.train.top_k,
-                                 batch_size=self.config.train.batch_size, progress=False)
-        return examples
+        return self.anchored(distillation_examples(self.lm.tokenizer, TargetSet("", [], unrelated=sentences),
+                                                   self.config.unrelated_teacher))
+
+    def anchored(self, unrelated: list[Example]) -> list[Example]:
+        """Unrelated-sentence examples as the anchor teaches them: under "original" they carry the unchanged
+        base model's distributions (an anchor that stays put; the teacher pass skips them), otherwise the
+        update's teacher pass gives theirs."""
+        if self.config.unrelated_teacher != "original":
+            return unrelated
+        return taught_by(self.weights.base_lm, unrelated, self.config.train.top_k,
+                         batch_size=self.config.train.batch_size, progress=False)
 
     def levers_manifest(self, target_sets: list[TargetSet], extra: list[list[dict]], replayed: list[RehearsalPair],
                         kept: list[RehearsalPair] | None, n_contexts: int,
