@@ -192,9 +192,11 @@ class SelfParam(WeightMethod):
         if not self.config.rehearsal_unrelated:
             return []
         step = len(self.weights.records) + 1
-        sentences = [s for r in self.weights.records for ts in r.manifest.get("targets", [])
-                     for s in random.Random(f"{self.config.train.seed}/{step}/unrelated/{_digest(ts['context'])}")
-                     .sample(ts["unrelated"], min(self.config.rehearsal_unrelated, len(ts["unrelated"])))]
+        n = self.config.rehearsal_unrelated
+        sentences: list[str] = []
+        for ts in (ts for r in self.weights.records for ts in r.manifest.get("targets", [])):
+            rng = random.Random(f"{self.config.train.seed}/{step}/unrelated/{_digest(ts['context'])}")
+            sentences += rng.sample(ts["unrelated"], min(n, len(ts["unrelated"])))
         return self.anchored(distillation_examples(self.lm.tokenizer, TargetSet("", [], unrelated=sentences),
                                                    self.config.unrelated_teacher))
 
