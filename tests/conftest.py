@@ -27,6 +27,13 @@ def pytest_configure(config):
         torch.set_num_threads(1)
 
 
+@pytest.fixture(autouse=True)
+def _plots(request, monkeypatch):
+    """Reports draw their PNG plots only in tests marked `plots` (the ones that check them): drawing was
+    about a third of an evaluation test's time."""
+    monkeypatch.setenv("SELFPARAM_PLOTS", "1" if request.node.get_closest_marker("plots") else "0")
+
+
 @pytest.fixture
 def tiny():
     from selfparam.testing import tiny_lm

@@ -122,6 +122,7 @@ def test_unknown_reference_and_bad_labels(runs, tmp_path):
             parse_run_spec(spec)
 
 
+@pytest.mark.plots  # asserts the PNG files
 def test_sequential_runs_give_the_last_step(tmp_path):
     """After the last step memory=2 keeps the last two of four contexts (F1 2/3), memory=3 the last three:
     6 gold answers, one "red" (F1 2/3) and one "green" (0), so (6 + 2/3) / 8 = 5/6."""

@@ -24,6 +24,16 @@ def tiny_folder(tmp_path_factory):
     return folder
 
 
+def test_a_bad_selfparam_plots_is_refused_before_the_run(tiny_folder, squad, tmp_path, monkeypatch):
+    monkeypatch.setenv("SELFPARAM_PLOTS", "yes")
+    result = runner.invoke(eval_app, ["single", "--data", str(squad), "--methods", "base", "--n", "1",
+                                      "--out", str(tmp_path / "run"), "--model", str(tiny_folder), "--device", "cpu",
+                                      "--no-progress"])
+    assert result.exit_code != 0 and "SELFPARAM_PLOTS" in result.output
+    assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.plots  # asserts the PNG files
 def test_single_run_writes_the_report(tiny_folder, squad, tmp_path):
     out = tmp_path / "run"
     result = runner.invoke(eval_app, ["single", "--data", str(squad), "--methods", "base,base-cq,rag-bm25",

@@ -61,6 +61,7 @@ def _figures(injections: int) -> dict[str, float]:
     return {"mmlu_acc": pytest.approx(0.5 - 0.01 * injections), "wikitext_ppl": pytest.approx(10.0 + injections)}
 
 
+@pytest.mark.plots  # asserts the PNG files
 def test_general_ability_after_every_second_step_and_the_last(measured, squad, golds, tmp_path):
     methods = {"base": Counting("base", golds), "selfparam": WithLM("selfparam", golds)}
     out = tmp_path / "run"
@@ -89,6 +90,7 @@ def test_general_ability_after_every_second_step_and_the_last(measured, squad, g
     assert logged["step 0"] is None and logged["step 2"] is None
 
 
+@pytest.mark.plots  # asserts the PNG files
 def test_without_the_option_nothing_changes(measured, squad, golds, tmp_path):
     method = WithLM("selfparam", golds)
     _, paths = evaluate(_settings(squad, tmp_path / "run", methods=("selfparam",), general_every=0),

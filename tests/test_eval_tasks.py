@@ -248,6 +248,7 @@ def test_recommendation_recall_by_hand():
     assert record["titles"][0] == {"predicted": "Up", "nearest": "Up", "distance": 0}
 
 
+@pytest.mark.plots  # asserts the PNG files
 def test_report_folder(tmp_path):
     fake = TableMethod("fake", memory=2)
     broken = TableMethod("broken", fail_on_inject=1)
@@ -270,3 +271,16 @@ def test_report_folder(tmp_path):
     paths = write_report(tmp_path / "single", single)
     assert paths["bars_png"].read_bytes()[:4] == b"\x89PNG"
     assert not list((tmp_path / "single").glob(".*"))  # no temporary files left behind
+
+
+def test_selfparam_plots_0_writes_the_tables_without_plots_and_a_bad_value_is_refused(tmp_path, monkeypatch):
+    single = run_single(["fake"], builder(fake=TableMethod("fake")), make_contexts(), progress=False)
+    monkeypatch.setenv("SELFPARAM_PLOTS", "0")
+    paths = write_report(tmp_path / "tables", single)
+    assert {p.name for p in (tmp_path / "tables").iterdir()} == {"predictions.jsonl", "summary.json", "summary.md"}
+    assert set(paths) == {"predictions", "summary_json", "summary_md"}
+    assert "bars_png" in write_report(tmp_path / "asked", single, plots=True)  # the argument wins
+    monkeypatch.setenv("SELFPARAM_PLOTS", "yes")
+    with pytest.raises(ValueError, match="SELFPARAM_PLOTS"):
+        write_report(tmp_path / "bad", single)
+    assert not (tmp_path / "bad").exists()

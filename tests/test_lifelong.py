@@ -38,6 +38,7 @@ def test_contains_answer():
     assert not contains_answer("anything", "")
 
 
+@pytest.mark.plots  # asserts the PNG files
 def test_lifelong_summary_per_method_and_count(tiny, tmp_path, recipe_ready):
     from selfparam.eval.editing_data import load_edits
 
@@ -131,6 +132,7 @@ def test_method_config_cannot_set_per_method_targets(tmp_path):
     assert method_configs(path, ["selfparam"])["selfparam"].train.epochs == 1
 
 
+@pytest.mark.plots  # asserts the PNG files
 def test_merge_lifelong_reports(tiny, tmp_path, recipe_ready):
     from selfparam.eval.editing_data import load_edits
     from selfparam.eval.report import merge_runs

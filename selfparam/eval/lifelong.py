@@ -30,7 +30,7 @@ from ..methods.base import Context, Query, Resources
 from ..methods.registry import build_method
 from . import tasks
 from .editing_data import EditRecord
-from .report import summary_dict, write_config, write_report
+from .report import plots_wanted, summary_dict, write_config, write_report
 
 METRICS = ("reliability", "generality", "locality", "greedy_reliability", "greedy_generality", "greedy_locality")
 
@@ -201,6 +201,7 @@ def run_lifelong(lm: LM, methods: dict[str, Any], records: Sequence[EditRecord],
     Returns the summary."""
     for name in methods:
         edit_counts(name, cfg, len(records))  # a cap that leaves nothing to score fails before any work
+    plots_wanted()
     settings = {"task": "lifelong", "data": data_name, "model": lm.name, **asdict(cfg), "edits": list(cfg.edits)}
     write_config(Path(out), {"settings": settings,
                              "method_configs": {k: asdict(v) for k, v in methods.items() if v is not None}})

@@ -12,6 +12,7 @@ Every file is written to a temporary name and renamed into place, so a crash nev
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -221,8 +222,20 @@ def _matrix_lines(heading: str, matrix: list[list[float | None]]) -> list[str]:
     return lines
 
 
-def write_report(out: Path, result: TaskResult, title: str | None = None, plots: bool = True) -> dict[str, Path]:
-    """Write predictions, summaries and plots into `out`; returns the paths written by name."""
+def plots_wanted() -> bool:
+    """Whether reports draw their PNG plots: yes, unless the environment says `SELFPARAM_PLOTS=0` (headless
+    batch runs that read only the tables, and the fast test tier, where drawing was a third of an
+    evaluation test's time)."""
+    value = os.environ.get("SELFPARAM_PLOTS", "1")
+    if value not in ("0", "1"):
+        raise ValueError(f"SELFPARAM_PLOTS: must be 0 (no plots) or 1 (plots), got {value!r}")
+    return value == "1"
+
+
+def write_report(out: Path, result: TaskResult, title: str | None = None, plots: bool | None = None) -> dict[str, Path]:
+    """Write predictions, summaries and plots (unless `plots` is False, by default `plots_wanted()`) into
+    `out`; returns the paths written by name."""
+    plots = plots_wanted() if plots is None else plots
     out = Path(out)
     paths = {"predictions": out / "predictions.jsonl", "summary_json": out / "summary.json",
              "summary_md": out / "summary.md"}

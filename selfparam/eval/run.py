@@ -25,7 +25,7 @@ from . import tasks
 from .general import GeneralConfig, general_ability
 from .loaders import CRS_DATASETS, DataError, load_crs, load_qa, parse_articles, sample_contexts, sample_turns
 from .progress import LOG_NAME, RunLog, added_settings, resume_differences
-from .report import write_config, write_report
+from .report import plots_wanted, write_config, write_report
 from .seeds import parse_seeds, seed_folder, seed_summary, seeded_method_configs, write_seed_report
 
 TASKS = ("single", "batch", "sequential", "recommendation")
@@ -238,6 +238,7 @@ def evaluate(settings: EvalSettings, lm: LM | None = None, build: Callable[[str]
     tests pass a tiny model or a fake builder.
     """
     data, items = load_task_data(settings)  # bad data fails here, before the model loads
+    plots_wanted()  # as does a bad SELFPARAM_PLOTS, which the report reads at the end
     configs = run_method_configs(settings)
     if build is None:
         for name in settings.methods:  # what a method can check without the model (RECIPE's editor)
