@@ -148,3 +148,19 @@ def test_squad_articles_select_contexts_of_those_articles_only(shared_data, tmp_
     jsonl.write_text(json.dumps({"context": "c", "question": "q", "answer": "a"}) + "\n")
     with pytest.raises(DataError, match="SQuAD JSON only"):
         load_qa(jsonl, articles=(1,))
+
+
+def test_a_squad_file_is_parsed_once_until_it_changes(tmp_path):
+    def squad(answer: str) -> str:
+        return json.dumps({"data": [{"title": "T", "paragraphs": [
+            {"context": "Zorblat is in May.", "qas": [{"question": "When?", "answers": [{"text": answer}]}]}]}]})
+
+    path = tmp_path / "squad.json"
+    path.write_text(squad("May"))
+    first = load_squad(path)
+    second = load_squad(path)
+    assert first == second and first is not second       # the same items, each caller its own list
+    first.clear()
+    assert load_squad(path) == second                       # what a caller does to its list stays there
+    path.write_text(squad("in May!"))                       # another size: parsed again
+    assert load_squad(path)[0].questions[0].answers == ("in May!",)

@@ -7,6 +7,7 @@ answers), so the tasks never care which file format a run came from. Malformed i
 
 from __future__ import annotations
 
+import functools
 import json
 import random
 from dataclasses import dataclass
@@ -72,8 +73,22 @@ def load_squad(path: Path, articles: tuple[int, ...] | None = None) -> list[Cont
     """SQuAD v1.1 JSON: every paragraph is one context (id `<title>/<paragraph index>`).
 
     `articles`: keep only these articles (1-based, in the file's order), e.g. the report split 17-32.
+    The parsed file is kept while its size and modification time stay the same (the dev file takes a
+    noticeable fraction of a second to parse, and a seed sweep or a test suite reads it many times); the
+    items are frozen, so every caller gets its own list of the same items.
     """
     path = Path(path)
+    if not path.is_file():
+        _read_text(path)  # the error that says so
+    stat = path.stat()
+    return list(_parsed_squad(str(path), stat.st_mtime_ns, stat.st_size,
+                              None if articles is None else tuple(articles)))
+
+
+@functools.lru_cache(maxsize=8)
+def _parsed_squad(path_text: str, mtime_ns: int, size: int, articles: tuple[int, ...] | None) -> tuple[ContextQA, ...]:
+    """`load_squad`'s parse, keyed by the file's identity and state (the arguments after the path)."""
+    path = Path(path_text)
     try:
         doc = json.loads(_read_text(path))
     except json.JSONDecodeError as e:
@@ -104,7 +119,7 @@ def load_squad(path: Path, articles: tuple[int, ...] | None = None) -> list[Cont
                 out.append(ContextQA(Context(f"{title}/{p}", paragraph["context"]), tuple(questions)))
     if not out:
         raise DataError(f"{path}: no paragraphs with answerable questions")
-    return out
+    return tuple(out)
 
 
 def load_pwc_jsonl(path: Path) -> list[ContextQA]:
