@@ -134,6 +134,22 @@ def test_sequential_retention_matrix_exact():
     assert steps.count(0) == 2 and steps.count(3) == 8
 
 
+def test_a_method_whose_answers_never_change_is_asked_each_question_once():
+    class Static(TableMethod):
+        static_answers = True
+
+    plain = TableMethod("cq", use_gold_context=True)     # answers from the gold context: never changes
+    static = Static("cq", use_gold_context=True)
+    records = {}
+    for method in (plain, static):
+        result = run_sequential(["cq"], builder(cq=method), make_contexts(), progress=False)
+        records[method] = [{k: v for k, v in r.items()} for r in result.records]
+        assert result.outcome("cq").retention[3] == [1.0, 1.0, 1.0, 1.0]
+    assert records[static] == records[plain]             # the same records, step by step
+    assert len(plain.calls) == 1 + 2 + 3 + 4 and len(static.calls) == 4   # one call per context asked
+    assert [c for c in static.calls] == [["q0a", "q0b"], ["q1a", "q1b"], ["q2a", "q2b"], ["q3a", "q3b"]]
+
+
 @pytest.mark.parametrize("task", ["single", "batch", "sequential"])
 def test_each_context_is_asked_in_its_own_call(task):
     """A context's questions go to the method together and alone in every task and at every step, so a

@@ -349,6 +349,8 @@ def run_sequential(names: Sequence[str], build: Builder, contexts: Sequence[Cont
                    log: RunLog | None = None, after_every: int = 0) -> TaskResult:
     """Sequential injection of T contexts with the retention matrix (T x T, lower triangle filled).
     A resumed run replays the logged steps' injections (unmetered) and asks only the remaining steps.
+    A method with `static_answers` (its answers never depend on what was injected: Base(Q), Base(C+Q)) is
+    asked only the new context's questions at each step; its earlier records are carried over.
 
     `after_every` N >= 1: `after` (general ability) is measured also after every N-th step and after the last,
     inside that step's logged unit, so a resumed run takes a replayed step's figures from the run log and
@@ -381,7 +383,11 @@ def run_sequential(names: Sequence[str], build: Builder, contexts: Sequence[Cont
             else:
                 with log.unit(name, f"step {t}", meter, records) as logged:
                     meter.inject(method, [item.context])
-                    _ask(name, method, meter, contexts[: t + 1], max_new_tokens, t, records)
+                    if getattr(method, "static_answers", False):  # the earlier answers cannot have changed
+                        records += [{**r, "step": t} for r in records if r["step"] == t - 1]
+                        _ask(name, method, meter, [item], max_new_tokens, t, records)
+                    else:
+                        _ask(name, method, meter, contexts[: t + 1], max_new_tokens, t, records)
                     if measured_after(t):
                         figures = logged["after"] = after(name, method)
             matrices()

@@ -55,6 +55,9 @@ class KnowledgeMethod(Protocol):
     """What the harness needs from a method. Implementations live one per folder under `methods/`."""
 
     name: str
+    # Optional, read with getattr (default False): True for a method whose answers never depend on what
+    # was injected (Base(Q), Base(C+Q)); the sequential harness then asks each question once.
+    # static_answers: bool
 
     def inject(self, contexts: Sequence[Context]) -> None:
         """Add the knowledge in `contexts` as one update."""

@@ -21,6 +21,7 @@ class BaseQ(PromptedMethod):
     """The base model, question only: what the model knows without any injection (the floor)."""
 
     name = "base"
+    static_answers = True  # injecting changes nothing: a sequential run asks each question once
 
     def __init__(self, lm: LM, config: Any = None, resources: Resources | None = None):
         if config is not None:
