@@ -29,8 +29,8 @@ def pytest_configure(config):
 
 @pytest.fixture(autouse=True)
 def _plots(request, monkeypatch):
-    """Reports draw their PNG plots only in tests marked `plots` (the ones that check them): drawing was
-    about a third of an evaluation test's time."""
+    """Reports draw their PNG plots only in tests marked `plots` (the ones that check them): in a profile of
+    two evaluation tests, drawing took 8.0 s of their 21.7 s."""
     monkeypatch.setenv("SELFPARAM_PLOTS", "1" if request.node.get_closest_marker("plots") else "0")
 
 

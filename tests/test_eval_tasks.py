@@ -143,11 +143,11 @@ def test_a_method_whose_answers_never_change_is_asked_each_question_once():
     records = {}
     for method in (plain, static):
         result = run_sequential(["cq"], builder(cq=method), make_contexts(), progress=False)
-        records[method] = [{k: v for k, v in r.items()} for r in result.records]
+        records[method] = result.records
         assert result.outcome("cq").retention[3] == [1.0, 1.0, 1.0, 1.0]
     assert records[static] == records[plain]             # the same records, step by step
     assert len(plain.calls) == 1 + 2 + 3 + 4 and len(static.calls) == 4   # one call per context asked
-    assert [c for c in static.calls] == [["q0a", "q0b"], ["q1a", "q1b"], ["q2a", "q2b"], ["q3a", "q3b"]]
+    assert static.calls == [["q0a", "q0b"], ["q1a", "q1b"], ["q2a", "q2b"], ["q3a", "q3b"]]
 
 
 @pytest.mark.parametrize("task", ["single", "batch", "sequential"])

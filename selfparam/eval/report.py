@@ -224,8 +224,7 @@ def _matrix_lines(heading: str, matrix: list[list[float | None]]) -> list[str]:
 
 def plots_wanted() -> bool:
     """Whether reports draw their PNG plots: yes, unless the environment says `SELFPARAM_PLOTS=0` (headless
-    batch runs that read only the tables, and the fast test tier, where drawing was a third of an
-    evaluation test's time)."""
+    batch runs that read only the tables, and the fast test tier)."""
     value = os.environ.get("SELFPARAM_PLOTS", "1")
     if value not in ("0", "1"):
         raise ValueError(f"SELFPARAM_PLOTS: must be 0 (no plots) or 1 (plots), got {value!r}")
