@@ -1,9 +1,17 @@
-"""Left-padded batches whose scored spans all end at the last position.
+"""Training batches whose scored spans are the last tokens of each sequence, packed without padding.
 
-Left padding lines every sequence up at its end, so the positions that predict the scored tokens are
-the last ones of every row: the model computes logits only for the last `max n_scored + 1` positions
-(`logits_to_keep`) instead of the whole sequence, which saves most of the output-layer work (the 135M
-model's output layer has 28M of its parameters). Position ids count from each row's first real token.
+Each sequence's scored tokens are its last `n_scored` ones, so only the positions that predict them need
+logits: the output layer (28M of the 135M model's parameters) runs on those positions alone, in fp32.
+
+Sequences are *packed* when the model keeps packed sequences apart: several sequences share one row of the
+batch, each with position ids counting from 0 (`pack_rows`), and the attention mask is left to the model,
+which reads the restarts of the position ids as sequence boundaries (transformers' packed-sequence
+format). A left-padded batch computes every row to the longest sequence's length: on SELF-PARAM's mix of
+questions with answers and short unrelated sentences that was 30% padding. A row holds at most the
+longest sequence or `PACK_WIDTH` tokens, whichever is more, so attention (computed across a row, masked
+between its sequences) stays cheap; and a batch is packed only where that computes fewer tokens than
+padding it would. Whether a model keeps packed sequences apart is checked once per model, on a two-sequence probe
+(`packs_sequences`); a model that does not is given left-padded batches, as before.
 """
 
 from __future__ import annotations
@@ -18,10 +26,57 @@ from ..lm import LM
 from ..padding import pad_tokens
 from .losses import log_softmax_fp32
 
+PACK_WIDTH = 256
+"""Tokens per packed row at least: wide enough that short sequences share rows, narrow enough that
+attention across a row (quadratic in its width, masked between sequences) stays cheap next to the layers."""
+
 
 def left_pad(sequences: Sequence[Sequence[int]], pad_id: int) -> dict[str, torch.Tensor]:
     """input_ids, attention_mask and position_ids (B, T) for left-padded `sequences`."""
     return pad_tokens(sequences, pad_id, side="left")
+
+
+def pack_rows(sequences: Sequence[Sequence[int]], pad_id: int,
+              capacity: int | None = None) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
+    """`sequences` packed into rows of at most `capacity` tokens (default: the longest sequence or
+    `PACK_WIDTH`, whichever is more), first fit by decreasing length, as wide as the fullest row:
+    input_ids and position_ids (R, W), each sequence's positions counting from 0 and a row's unused tail a
+    padding sequence of its own; and the flat index (row * W + column) just past each sequence's end, in
+    the order given.
+
+        >>> batch, ends = pack_rows([[5, 6, 7], [8], [9, 9]], pad_id=0, capacity=4)
+        >>> batch["input_ids"].tolist(), batch["position_ids"].tolist(), ends.tolist()
+        ([[5, 6, 7, 8], [9, 9, 0, 0]], [[0, 1, 2, 0], [0, 1, 0, 1]], [3, 4, 6])
+    """
+    if not sequences:
+        raise ValueError("pack_rows needs at least one sequence")
+    longest = max(len(s) for s in sequences)
+    capacity = max(longest, PACK_WIDTH) if capacity is None else capacity
+    if capacity < longest:
+        raise ValueError(f"capacity: {capacity} is less than the longest sequence ({longest} tokens)")
+    rows: list[list[int]] = []                     # the sequence indices in each row
+    fill: list[int] = []
+    for i in sorted(range(len(sequences)), key=lambda i: -len(sequences[i])):
+        row = next((r for r, used in enumerate(fill) if used + len(sequences[i]) <= capacity), len(rows))
+        if row == len(rows):
+            rows.append([])
+            fill.append(0)
+        rows[row].append(i)
+        fill[row] += len(sequences[i])
+    width = max(fill)
+    input_ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
+    position_ids = torch.zeros((len(rows), width), dtype=torch.long)
+    ends = torch.zeros(len(sequences), dtype=torch.long)
+    for r, members in enumerate(rows):
+        at = 0
+        for i in members:
+            n = len(sequences[i])
+            input_ids[r, at:at + n] = torch.tensor(list(sequences[i]), dtype=torch.long)
+            position_ids[r, at:at + n] = torch.arange(n)
+            at += n
+            ends[i] = r * width + at
+        position_ids[r, at:] = torch.arange(width - at)
+    return {"input_ids": input_ids, "position_ids": position_ids}, ends
 
 
 def span_mask(n_scored: Sequence[int]) -> torch.Tensor:
@@ -32,12 +87,15 @@ def span_mask(n_scored: Sequence[int]) -> torch.Tensor:
 
 
 @contextlib.contextmanager
-def fp32_output_layer(model: torch.nn.Module) -> Iterator[None]:
+def fp32_output_layer(model: torch.nn.Module, positions: torch.Tensor | None = None) -> Iterator[None]:
     """Run the model's output layer in fp32 (autocast off) while inside: bf16 logits round the small
-    differences a KL or a log-likelihood is made of. Only the kept positions pass through it."""
+    differences a KL or a log-likelihood is made of. With `positions`, it reads only the hidden states at
+    those flat indices (row * length + column) and returns their logits, (len(positions), V)."""
     head = getattr(model, "module", model).get_output_embeddings()
 
     def forward(hidden: torch.Tensor) -> torch.Tensor:
+        if positions is not None:
+            hidden = hidden.reshape(-1, hidden.shape[-1])[positions.to(hidden.device)]
         with torch.autocast(device_type=hidden.device.type, enabled=False):
             bias = None if head.bias is None else head.bias.float()
             return F.linear(hidden.float(), head.weight.float(), bias)
@@ -50,15 +108,67 @@ def fp32_output_layer(model: torch.nn.Module) -> Iterator[None]:
 
 
 def scored_logprobs(model: torch.nn.Module, lm: LM, sequences: Sequence[Sequence[int]],
-                    n_scored: Sequence[int]) -> tuple[torch.Tensor, torch.Tensor]:
+                    n_scored: Sequence[int], pack: bool | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """fp32 log-probabilities (B, N, V) at the positions predicting each row's last `n_scored` tokens,
     right-aligned, with the (B, N) mask of the real ones. The body runs under the LM's autocast, the
-    output layer in fp32."""
-    batch = {k: v.to(lm.device) for k, v in left_pad(sequences, lm.tokenizer.pad_token_id).items()}
-    width = max(n_scored)
-    with lm.autocast(), fp32_output_layer(model):
-        logits = model(**batch, logits_to_keep=width + 1, use_cache=False).logits  # (B, N+1, V)
-    return log_softmax_fp32(logits[:, :-1]), span_mask(n_scored).to(lm.device)
+    output layer in fp32. `pack` (default: whether `lm.model` keeps packed sequences apart,
+    `packs_sequences`) packs the sequences into shared rows where that computes fewer tokens than left
+    padding; else they are left-padded. Both give the same log-probabilities."""
+    mask = span_mask(n_scored)
+    width = mask.shape[1]
+    if pack is None:
+        pack = packs_sequences(lm)
+    if pack:
+        batch, ends = pack_rows(sequences, lm.tokenizer.pad_token_id)
+        pack = batch["input_ids"].numel() < len(sequences) * max(len(s) for s in sequences)
+    if not pack:
+        batch = {k: v.to(lm.device) for k, v in left_pad(sequences, lm.tokenizer.pad_token_id).items()}
+        with lm.autocast(), fp32_output_layer(model):
+            logits = model(**batch, logits_to_keep=width + 1, use_cache=False).logits  # (B, N+1, V)
+        return log_softmax_fp32(logits[:, :-1]), mask.to(lm.device)
+    # slot j of sequence i predicts its token at end - width + j from the position before it
+    at = ends.unsqueeze(1) - width - 1 + torch.arange(width).unsqueeze(0)            # (B, N)
+    starts = (ends - torch.tensor([len(s) for s in sequences])).unsqueeze(1)
+    at = torch.where(mask, at, starts)            # slots left of a shorter span: any position of its own
+    with lm.autocast(), fp32_output_layer(model, at.flatten()):
+        logits = model(**{k: v.to(lm.device) for k, v in batch.items()}, attention_mask=None,
+                       logits_to_keep=0, use_cache=False).logits                         # (B * N, V)
+    return log_softmax_fp32(logits.reshape(len(sequences), width, -1)), mask.to(lm.device)
+
+
+def packs_sequences(lm: LM) -> bool:
+    """Whether `lm.model` keeps sequences packed into one row apart: two probe sequences get the same
+    next-token distributions packed as padded (total variation at most 1e-4 in fp32, 0.05 under a
+    lower-precision autocast, where one sequence leaking into another moves them far more). Checked once
+    per model, in eval mode."""
+    base = lm.model
+    verdict = getattr(base, "_selfparam_packs", None)
+    if verdict is None:
+        vocab = int(base.config.vocab_size)
+        probe = [[(7 * i + 3) % vocab for i in range(6)], [(5 * i + 11) % vocab for i in range(4)]]
+        modes = {m: m.training for m in base.modules()}
+        base.eval()
+        try:
+            with torch.no_grad():
+                packed, mask = scored_logprobs(base, lm, probe, [3, 3], pack=True)
+                padded, _ = scored_logprobs(base, lm, probe, [3, 3], pack=False)
+        finally:
+            for m, training in modes.items():
+                m.training = training
+        total_variation = 0.5 * (packed.exp() - padded.exp()).abs().sum(-1)[mask].max()
+        verdict = bool(total_variation <= (1e-4 if lm.compute_dtype == torch.float32 else 5e-2))
+        base._selfparam_packs = verdict
+    return verdict
+
+
+def use_packing(lm: LM, enabled: bool) -> None:
+    """Pack (where `lm.model` keeps packed sequences apart) or always left-pad from now on; for comparing
+    the two, and as a way out should a model mis-handle packed rows in a way the probe does not see."""
+    vars(lm.model).pop("_selfparam_packs", None)
+    if enabled:
+        packs_sequences(lm)          # probed again: packed only where the model keeps sequences apart
+    else:
+        lm.model._selfparam_packs = False
 
 
 def scored_targets(sequences: Sequence[Sequence[int]], n_scored: Sequence[int]) -> torch.Tensor:

@@ -1,0 +1,108 @@
+"""Packed training batches: several sequences per row, the same log-probabilities and updates as padding."""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+import torch
+
+from selfparam.testing import tiny_lm
+from selfparam.training import AdapterConfig, TrainConfig, batching
+from selfparam.training.batching import pack_rows, packs_sequences, scored_logprobs, use_packing
+from selfparam.training.examples import Example, encode
+from selfparam.training.trainer import encode_share, train_and_merge
+
+SEQUENCES = [[3, 4, 5, 6, 7, 8, 9], [10, 11, 12], [13, 14, 15, 16, 17], [20, 21]]
+N_SCORED = [3, 2, 4, 1]
+
+
+def test_rows_are_filled_first_fit_by_decreasing_length():
+    batch, ends = pack_rows(SEQUENCES, pad_id=0, capacity=8)
+    # 7 opens row 0, 5 opens row 1, 3 joins row 1 (5 + 3 = 8), 2 opens row 2; rows as wide as the fullest
+    assert batch["input_ids"].tolist() == [[3, 4, 5, 6, 7, 8, 9, 0],
+                                           [13, 14, 15, 16, 17, 10, 11, 12],
+                                           [20, 21, 0, 0, 0, 0, 0, 0]]
+    # positions restart at every sequence, and a row's padding is a sequence of its own
+    assert batch["position_ids"].tolist() == [[0, 1, 2, 3, 4, 5, 6, 0],
+                                              [0, 1, 2, 3, 4, 0, 1, 2],
+                                              [0, 1, 0, 1, 2, 3, 4, 5]]
+    assert ends.tolist() == [7, 16, 13, 18]                 # in the order given: row * 8 + column
+    one_row, _ = pack_rows(SEQUENCES, pad_id=0)             # PACK_WIDTH: all 17 tokens in one row
+    assert one_row["input_ids"].shape == (1, 17)
+    with pytest.raises(ValueError, match="longest"):
+        pack_rows(SEQUENCES, pad_id=0, capacity=6)
+
+
+@pytest.mark.parametrize("capacity", [8, None])
+def test_packed_rows_score_like_left_padding(capacity, monkeypatch):
+    tiny = tiny_lm(seed=0, initializer_range=0.3)  # large weights: a sequence seeing another would show
+    if capacity is not None:
+        monkeypatch.setattr(batching, "PACK_WIDTH", capacity)
+    packed_calls = []
+    real = batching.pack_rows
+    monkeypatch.setattr(batching, "pack_rows", lambda *a, **k: packed_calls.append(a) or real(*a, **k))
+    with torch.no_grad():
+        packed, mask = scored_logprobs(tiny.model, tiny, SEQUENCES, N_SCORED, pack=True)
+        padded, padded_mask = scored_logprobs(tiny.model, tiny, SEQUENCES, N_SCORED, pack=False)
+    assert packed_calls  # the packed path ran
+    assert torch.equal(mask, padded_mask) and mask.sum() == sum(N_SCORED)
+    assert torch.allclose(packed[mask], padded[mask], atol=1e-5)
+
+
+def test_packing_is_used_only_where_it_computes_fewer_tokens(tiny, monkeypatch):
+    assert packs_sequences(tiny)  # the probe, run before the calls are counted
+    calls = []
+    real_forward = tiny.model.forward
+    monkeypatch.setattr(tiny.model, "forward", lambda **k: calls.append(k["input_ids"].shape) or real_forward(**k))
+    with torch.no_grad():
+        scored_logprobs(tiny.model, tiny, SEQUENCES, N_SCORED)      # 17 tokens packed against 4 x 7 padded
+        scored_logprobs(tiny.model, tiny, [[1, 2, 3], [4, 5, 6]], [1, 1])   # 6 tokens either way: padded
+    assert calls == [(1, 17), (2, 3)]
+
+
+def test_a_model_that_lets_packed_sequences_see_each_other_gets_padded_batches():
+    tiny = tiny_lm(seed=0)
+    real_forward = tiny.model.forward
+    # a model that ignores position ids sees one long sequence: the second sequence attends to the first
+    tiny.model.forward = lambda position_ids=None, **k: real_forward(**k)
+    assert not packs_sequences(tiny)
+    with torch.no_grad():
+        default, mask = scored_logprobs(tiny.model, tiny, SEQUENCES, N_SCORED)
+        padded, _ = scored_logprobs(tiny.model, tiny, SEQUENCES, N_SCORED, pack=False)
+        mixed, _ = scored_logprobs(tiny.model, tiny, SEQUENCES, N_SCORED, pack=True)
+    assert torch.equal(default[mask], padded[mask])
+    assert not torch.allclose(mixed[mask], padded[mask], atol=1e-3)  # what packing would have done
+
+
+def test_an_update_trains_the_same_packed_as_padded(tiny):
+    texts = ["Quenby hosts the Zorblat festival every May.", "Rivers flow.", "The cat sat on the mat today.",
+             "Answer: in May.", "Zorblat is a festival.", "Seven."]
+    encoded = encode_share(tiny, [Example(student_prefix="Q: ", text=t) for t in texts])
+    adapter = AdapterConfig(dropout=0.0)  # dropout masks are drawn per row, so they differ between layouts
+    train = TrainConfig(epochs=2, batch_size=3, lr=1e-2)
+    start = copy.deepcopy(tiny.model)
+    weights = {}
+    for packed in (False, True):
+        tiny.model = copy.deepcopy(start)
+        use_packing(tiny, packed)
+        assert packs_sequences(tiny) is packed
+        _, stats = train_and_merge(tiny, encoded, None, adapter, train, progress=False)
+        weights[packed] = {n: p.detach().clone() for n, p in tiny.model.named_parameters()}
+        assert stats.last_loss < stats.first_loss
+    moved = max((weights[True][n] - start.state_dict()[n]).abs().max().item() for n in weights[True])
+    assert moved > 1e-3
+    for name, value in weights[True].items():
+        assert torch.allclose(value, weights[False][name], atol=1e-5), name
+
+
+def test_the_teacher_pass_is_unchanged_by_packing(tiny):
+    from selfparam.training.teacher import teacher_pass
+
+    encoded = [encode(tiny.tokenizer, Example("Q: when?", t, teacher_prefix="Context: it is May. Q: when?"),
+                      tiny.max_length) for t in ("In May.", "May", "Every year in May, at noon.")]
+    packed = teacher_pass(tiny, encoded, top_k=4, batch_size=3, progress=False)
+    use_packing(tiny, False)
+    padded = teacher_pass(tiny, encoded, top_k=4, batch_size=3, progress=False)
+    for a, b in zip(packed, padded):
+        assert torch.equal(a.topk_ids, b.topk_ids) and torch.allclose(a.topk_logp, b.topk_logp, atol=1e-5)
