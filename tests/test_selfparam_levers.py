@@ -223,6 +223,50 @@ def test_rehearsal_keeps_an_earlier_context_closer_to_its_teacher(lively):
     assert kl_with < 0.8 * kl_without  # ... and replaying A's pairs with their own teachers kept more of it
 
 
+# -- pull back: a bound on the drift of many updates (issue 9, perplexity) --------------------------------
+def weights(model) -> dict[str, torch.Tensor]:
+    return {n: p.detach().clone() for n, p in model.named_parameters()}
+
+
+def test_pull_back_shrinks_earlier_updates_before_the_next_and_load_does_the_same(tiny, tmp_path, monkeypatch):
+    base = weights(tiny.model)
+    m = method(tiny, epochs=1, pull_back=0.25)
+    m.inject([Context("a", A)])
+    after_a = weights(m.lm.model)
+    assert "pulled_back" not in m.records[0].manifest  # nothing to pull back before the first update
+    trained_from = []
+    real = sp_method.train_and_merge
+    monkeypatch.setattr(sp_method, "train_and_merge",
+                        lambda lm, *a, **k: (trained_from.append(weights(lm.model)), real(lm, *a, **k))[1])
+    m.inject([Context("b", B)])
+    assert m.records[1].manifest["pulled_back"] == 0.25
+    changed = [n for n in base if not torch.equal(base[n], after_a[n])]
+    assert changed  # update a moved the LoRA targets; update b started from 3/4 of that move
+    for n in changed:
+        assert torch.allclose(trained_from[0][n] - base[n], 0.75 * (after_a[n] - base[n]), atol=1e-6)
+    m.save(tmp_path / "inj")
+    loaded = method(tiny, epochs=1, pull_back=0.25)
+    loaded.load(tmp_path / "inj")
+    assert all(torch.allclose(p, q, atol=1e-6) for p, q in zip(loaded.lm.model.parameters(), m.lm.model.parameters()))
+    with pytest.raises(ValueError, match="pull_back"):
+        SelfParamConfig(pull_back=1.0)
+
+
+def test_a_failed_update_with_pull_back_leaves_the_model_as_it_was(tiny):
+    def second_fails(context: str) -> TargetSet:
+        if context == B:
+            raise RuntimeError("the generator went away")
+        return pairs_about(context)
+
+    m = method(tiny, builder=second_fails, epochs=1, pull_back=0.5)
+    m.inject([Context("a", A)])
+    before = weights(m.lm.model)
+    with pytest.raises(RuntimeError, match="went away"):
+        m.inject([Context("b", B)])
+    assert len(m.records) == 1
+    assert all(torch.allclose(before[n], p, atol=1e-6) for n, p in m.lm.model.named_parameters())
+
+
 # -- conflicting updates: re-ask earlier questions with the new context (issue 11 §2) ----------------------
 OLD_FACT = "Danielle Darrieux speaks English at home."
 NEW_FACT = "Danielle Darrieux speaks French at home."
@@ -391,10 +435,10 @@ def test_inject_flags_reach_the_method_and_a_bad_value_changes_nothing(tmp_path)
     assert result.exit_code == 2 and "rehearsal_unrelated" in result.output and not (tmp_path / "bad").exists()
     out = tmp_path / "run"
     result = inject(out, "--rehearsal", "2", "--reask", "3", "--near-misses", "1", "--near-miss-teacher", "base",
-                    "--rehearsal-unrelated", "1", "--unrelated-teacher", "base")
+                    "--rehearsal-unrelated", "1", "--unrelated-teacher", "base", "--pull-back", "0.1")
     assert result.exit_code == 0, result.output
     second = json.loads((out / "updates" / "0002" / "manifest.json").read_text())
     assert (second["config"]["rehearsal"], second["config"]["reask"], second["config"]["near_misses"]) == (2, 3, 1)
     assert second["config"]["unrelated_teacher"] == "base" and second["config"]["rehearsal_unrelated"] == 1
-    assert second["config"]["near_miss_teacher"] == "base"
+    assert second["config"]["near_miss_teacher"] == "base" and second["pulled_back"] == 0.1
     assert second["rehearsal"]["replayed_pairs"] == 2 and (out / "updates" / "0001" / TEACHER_FILE).is_file()

@@ -66,6 +66,9 @@ def inject(
     unrelated_teacher: Annotated[str, typer.Option(help="who teaches the unrelated sentences: original (the "
                                                         "unchanged model), base (the model before the update) or "
                                                         "context (the paper)")] = SelfParamConfig.unrelated_teacher,
+    pull_back: Annotated[float, typer.Option(help="before each update after the first, move the weights this "
+                                                  "share of the way back to the unchanged model's (0: off)")]
+    = SelfParamConfig.pull_back,
     reask: Annotated[int, typer.Option(help="earlier contexts' questions naming an entity of a new context, "
                                             "re-asked with the new context in view (0: off)")] = 0,
     near_misses: Annotated[int, typer.Option(help="near-miss questions per context (0: off)")] = 0,
@@ -88,7 +91,7 @@ def inject(
         adapter=AdapterConfig(kind=adapter),
         train=TrainConfig(lr=lr, epochs=epochs, batch_size=batch_size, seed=seed),
         rehearsal=rehearsal, rehearsal_unrelated=rehearsal_unrelated, unrelated_teacher=unrelated_teacher,
-        reask=reask, near_misses=near_misses, near_miss_teacher=near_miss_teacher,
+        reask=reask, near_misses=near_misses, near_miss_teacher=near_miss_teacher, pull_back=pull_back,
     )
     lm = load_lm(model, device=device, dtype=dtype)
     method = SelfParam(lm, config)

@@ -19,8 +19,9 @@ import copy
 import dataclasses
 import hashlib
 import json
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Iterator, Sequence
 
 import torch
 
@@ -58,6 +59,23 @@ class WeightUpdates:
             model = copy.deepcopy(self.base_lm.model).to(torch.float32)
             self.lm = dataclasses.replace(self.base_lm, model=model)
         return self.lm
+
+    @contextmanager
+    def pulled_back(self, share: float) -> Iterator[float]:
+        """Pull the merged model `share` of the way back to the base model's weights for the update made
+        inside the block (W <- W + share * (W_base - W): every earlier update's change shrinks by that share;
+        nothing happens before the first update or at 0). Undone, to fp32 rounding, if the block fails, so a
+        failed update leaves the model as it was. Yields the share applied (0.0 when none), which the update's
+        manifest records as `pulled_back` for `load` to do the same."""
+        if not share or not self.records:
+            yield 0.0
+            return
+        pull_towards(self.lm.model, self.base_lm.model, share)
+        try:
+            yield share
+        except BaseException:
+            pull_towards(self.lm.model, self.base_lm.model, share, undo=True)
+            raise
 
     def add(self, record: UpdateRecord, stats: UpdateStats, method: str, contexts: Sequence[Context],
             config: dict[str, Any], **about: Any) -> None:
@@ -101,8 +119,25 @@ class WeightUpdates:
         lm = self.own()
         for folder in folders:
             record = UpdateRecord.read(folder)
+            if record.manifest.get("pulled_back"):  # the update was made on a model pulled back this far
+                pull_towards(lm.model, self.base_lm.model, record.manifest["pulled_back"])
             lm.model = replay(lm.model, record, folder)
             self.records.append(record)
+
+
+def pull_towards(model: torch.nn.Module, base: torch.nn.Module, share: float, undo: bool = False) -> None:
+    """Move every parameter of `model` `share` of the way to `base`'s (same architecture), in place:
+    p <- p + share * (p_base - p); `undo` inverts it (exact up to fp32 rounding)."""
+    if not 0.0 < share < 1.0:
+        raise ValueError(f"pull back: the share must be in (0, 1), got {share}")
+    base_params = dict(base.named_parameters())
+    with torch.no_grad():
+        for name, param in model.named_parameters():
+            target = base_params[name].to(param.device, param.dtype)
+            if undo:
+                param.sub_(target, alpha=share).div_(1.0 - share)
+            else:
+                param.lerp_(target, share)
 
 
 def with_run_seed(config: Any, resources: Resources) -> Any:

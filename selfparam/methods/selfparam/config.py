@@ -50,6 +50,11 @@ class SelfParamConfig:
         "help": "unrelated sentences of every earlier context read again at each update, taught by the anchor "
                 "(unrelated_teacher original or base), so the anchor keeps its share of an update as the "
                 "replayed pairs grow with the history (a seeded sample per earlier context); 0 = off"})
+    pull_back: float = field(default=0.0, metadata={
+        "help": "before each update after the first, move the model's weights this share of the way back to the "
+                "unchanged model's (weight-space interpolation towards the base, as WiSE-FT; every earlier "
+                "update's change shrinks by it, the new one is learned in full), so the drift of many updates "
+                "stays bounded while rehearsal teaches earlier contexts again; in [0, 1), 0 = off"})
     reask: int = field(default=0, metadata={
         "help": "stored questions of earlier contexts that name an entity of the new context, asked again with "
                 "the new context in view and added to its target set (a later contradicting fact wins); "
@@ -67,6 +72,8 @@ class SelfParamConfig:
         for name in ("rehearsal", "rehearsal_unrelated", "reask", "near_misses"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name}: must be >= 0 (0 = off), got {getattr(self, name)}")
+        if not 0.0 <= self.pull_back < 1.0:
+            raise ValueError(f"pull_back: must be in [0, 1) (0 = off), got {self.pull_back}")
         if self.rehearsal_limit < 1:
             raise ValueError(f"rehearsal_limit: must be >= 1 (to replay nothing, set rehearsal to 0), "
                              f"got {self.rehearsal_limit}")

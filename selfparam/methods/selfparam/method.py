@@ -3,6 +3,8 @@
 One `inject` call is one update (several contexts: a batch update; successive calls: sequential
 updates, each merged before the next). It reads as the recipe:
 
+0. pull_back  (off by default) from the second update on, the merged model first moves that share of the
+              way back to the unchanged model's weights (earlier updates shrink; rehearsal teaches them again);
 1. targets    generated question-answer pairs about each context plus unrelated sentences (the run's
               shared, cached builder, or one from this method's `TargetConfig`);
    levers     (off by default) `reask`: stored questions of earlier contexts that the new one may
@@ -74,32 +76,33 @@ class SelfParam(WeightMethod):
 
     def inject(self, contexts: Sequence[Context]) -> None:
         teacher = self.weights.begin(contexts)  # the model as it is now: trained below, and its own teacher
-        target_sets = [self.build_targets(c.text) for c in contexts]                               # 1. targets
-        near = [self.near_misses(ts) for ts in target_sets]                                         #    levers
-        in_context = self.config.near_miss_teacher == "context"
-        extra = [self.reasked(ts.context) + (n if in_context else []) for ts, n in zip(target_sets, near)]
-        target_sets, written = self.write_answers(teacher, target_sets, extra)                     #    answers
-        anchors, anchored = ([], []) if in_context else self.near_miss_anchors(teacher, near)
-        examples, own = self.examples(target_sets, written)                                        # 2. examples
-        replayed = self.rehearsal()                                                                #    rehearsal
-        reread = self.reread_unrelated()
-        examples += anchors + reread + [p.example() for p in replayed]
-        own += [None] * (len(anchors) + len(reread) + len(replayed))
-        encoded = encode_share(teacher, examples)
-        check_replayed(encoded[len(encoded) - len(replayed):], self.config.train.top_k)
-        t0 = time.perf_counter()
-        teachers = teacher_pass(teacher, encoded, self.config.train.top_k,                           # 3. teacher
-                                batch_size=self.config.train.batch_size, progress=self.progress)
-        record, stats = train_and_merge(teacher, encoded, teachers, self.config.adapter,              # 4. train
-                                        self.config.train, progress=self.progress, n_examples=len(examples),
-                                        seconds_teacher=time.perf_counter() - t0)
-        if self.config.rehearsal:  # this update's own pairs, as taught now, for later updates to replay
-            record.rehearsal = keep_pairs(examples, teachers, own)
-        self.weights.add(record, stats, self.name, contexts, self.config_dict(),                     # 5. merged
-                         targets=[target_set_to_dict(ts) for ts in target_sets],
-                         **self.levers_manifest(target_sets, extra, replayed, record.rehearsal, len(contexts),
-                                                anchored, len(reread)))
-        self.last_targets = target_sets
+        with self.weights.pulled_back(self.config.pull_back) as pulled:  # 0. pull_back: earlier updates shrink
+            target_sets = [self.build_targets(c.text) for c in contexts]                               # 1. targets
+            near = [self.near_misses(ts) for ts in target_sets]                                         #    levers
+            in_context = self.config.near_miss_teacher == "context"
+            extra = [self.reasked(ts.context) + (n if in_context else []) for ts, n in zip(target_sets, near)]
+            target_sets, written = self.write_answers(teacher, target_sets, extra)                     #    answers
+            anchors, anchored = ([], []) if in_context else self.near_miss_anchors(teacher, near)
+            examples, own = self.examples(target_sets, written)                                        # 2. examples
+            replayed = self.rehearsal()                                                                #    rehearsal
+            reread = self.reread_unrelated()
+            examples += anchors + reread + [p.example() for p in replayed]
+            own += [None] * (len(anchors) + len(reread) + len(replayed))
+            encoded = encode_share(teacher, examples)
+            check_replayed(encoded[len(encoded) - len(replayed):], self.config.train.top_k)
+            t0 = time.perf_counter()
+            teachers = teacher_pass(teacher, encoded, self.config.train.top_k,                           # 3. teacher
+                                    batch_size=self.config.train.batch_size, progress=self.progress)
+            record, stats = train_and_merge(teacher, encoded, teachers, self.config.adapter,              # 4. train
+                                            self.config.train, progress=self.progress, n_examples=len(examples),
+                                            seconds_teacher=time.perf_counter() - t0)
+            if self.config.rehearsal:  # this update's own pairs, as taught now, for later updates to replay
+                record.rehearsal = keep_pairs(examples, teachers, own)
+            self.weights.add(record, stats, self.name, contexts, self.config_dict(),                     # 5. merged
+                             targets=[target_set_to_dict(ts) for ts in target_sets],
+                             **self.levers_manifest(target_sets, extra, replayed, record.rehearsal, len(contexts),
+                                                    anchored, len(reread), pulled))
+            self.last_targets = target_sets
 
     # -- the steps of `inject` ------------------------------------------------------------------------
     def reasked(self, context: str) -> list[dict]:
@@ -211,9 +214,11 @@ class SelfParam(WeightMethod):
 
     def levers_manifest(self, target_sets: list[TargetSet], extra: list[list[dict]], replayed: list[RehearsalPair],
                         kept: list[RehearsalPair] | None, n_contexts: int,
-                        anchored: list[list[dict]], n_reread: int = 0) -> dict[str, Any]:
+                        anchored: list[list[dict]], n_reread: int = 0, pulled: float = 0.0) -> dict[str, Any]:
         """What the levers added to this update, for its manifest (nothing when they are off)."""
         out: dict[str, Any] = {}
+        if pulled:
+            out["pulled_back"] = pulled
         if any(anchored):
             out["near_miss_anchors"] = anchored
         if n_reread:
