@@ -42,7 +42,7 @@ def method(tiny, builder=pairs_about, epochs=3, **levers) -> SelfParam:
     """SELF-PARAM with every lever off (the paper's method) but those given: each test turns on its own.
     `epochs=1` where a test checks what an update builds, keeps, asks or replays rather than what it learns
     (training is most of an injection's time on the tiny model)."""
-    levers = {"rehearsal": 0, "unrelated_teacher": "context", **levers}
+    levers = {"rehearsal": 0, "unrelated_teacher": "context", "pull_back": 0.0, **levers}
     cfg = SelfParamConfig(targets=GENERATOR_ANSWERS, train=TrainConfig(epochs=epochs, batch_size=2, lr=1e-2),
                           **levers)
     return SelfParam(tiny, cfg, Resources(target_builder=builder), progress=False)
@@ -89,8 +89,9 @@ def same_teacher(a, b) -> bool:
 
 # -- rehearsal (issue 9, lever 3) -------------------------------------------------------------------------
 def test_defaults_chosen_on_the_tuning_split_and_settings_reachable_from_method_config(tmp_path):
-    cfg = SelfParamConfig()  # rehearsal and the anchor on (docs/tuning.md), the issue-11 defences off
-    assert (cfg.rehearsal, cfg.unrelated_teacher, cfg.reask, cfg.near_misses) == (10, "original", 0, 0)
+    cfg = SelfParamConfig()  # rehearsal, the anchor and the pull back on (docs/tuning.md), the issue-11 defences off
+    assert (cfg.rehearsal, cfg.unrelated_teacher, cfg.pull_back) == (10, "original", 0.2)
+    assert (cfg.reask, cfg.near_misses) == (0, 0)
     path = tmp_path / "m.json"
     path.write_text(json.dumps({"selfparam": {"rehearsal": 4, "reask": 5, "near_misses": 6}}))
     built = method_configs(path, ["selfparam"])["selfparam"]

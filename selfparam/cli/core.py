@@ -67,7 +67,8 @@ def inject(
                                                         "unchanged model), base (the model before the update) or "
                                                         "context (the paper)")] = SelfParamConfig.unrelated_teacher,
     pull_back: Annotated[float, typer.Option(help="before each update after the first, move the weights this "
-                                                  "share of the way back to the unchanged model's (0: off)")]
+                                                  "share of the way back to the unchanged model's (0: off; "
+                                                  "docs/tuning.md)")]
     = SelfParamConfig.pull_back,
     reask: Annotated[int, typer.Option(help="earlier contexts' questions naming an entity of a new context, "
                                             "re-asked with the new context in view (0: off)")] = 0,

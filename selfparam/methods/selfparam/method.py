@@ -3,7 +3,7 @@
 One `inject` call is one update (several contexts: a batch update; successive calls: sequential
 updates, each merged before the next). It reads as the recipe:
 
-0. pull_back  (off by default) from the second update on, the merged model first moves that share of the
+0. pull_back  (on by default, 0.2) from the second update on, the merged model first moves that share of the
               way back to the unchanged model's weights (earlier updates shrink; rehearsal teaches them again);
 1. targets    generated question-answer pairs about each context plus unrelated sentences (the run's
               shared, cached builder, or one from this method's `TargetConfig`);
