@@ -251,6 +251,13 @@ def test_pull_back_shrinks_earlier_updates_before_the_next_and_load_does_the_sam
     assert all(torch.allclose(p, q, atol=1e-6) for p, q in zip(loaded.lm.model.parameters(), m.lm.model.parameters()))
     with pytest.raises(ValueError, match="pull_back"):
         SelfParamConfig(pull_back=1.0)
+    manifest = tmp_path / "inj" / "updates" / "0002" / "manifest.json"
+    manifest.write_text(json.dumps({**json.loads(manifest.read_text()), "pulled_back": 1.5}))
+    kept = weights(loaded.lm.model)
+    with pytest.raises(ValueError, match="pulled_back=1.5"):
+        loaded.load(tmp_path / "inj")
+    assert len(loaded.records) == 2  # refused before the loaded updates were touched
+    assert all(torch.equal(kept[n], p) for n, p in loaded.lm.model.named_parameters())
 
 
 def test_a_failed_update_with_pull_back_leaves_the_model_as_it_was(tiny):

@@ -111,14 +111,20 @@ class WeightUpdates:
 
     def load(self, path: Path) -> None:
         """Replay the saved updates, in order, onto a fresh copy of the base model; an injection saved
-        on another base model is refused before anything changes."""
+        on another base model, or an update whose manifest records an impossible pull back, is refused
+        before anything changes."""
         path = Path(path)
         folders = saved_updates(path)
         check_base_model(path, self.base_lm)
+        records = [UpdateRecord.read(folder) for folder in folders]
+        for folder, record in zip(folders, records):
+            share = record.manifest.get("pulled_back", 0.0)
+            if not isinstance(share, (int, float)) or not 0.0 <= share < 1.0:
+                raise ValueError(f"{folder}: manifest.json records pulled_back={share!r}; it must be a share "
+                                 f"in [0, 1)")
         self.reset()
         lm = self.own()
-        for folder in folders:
-            record = UpdateRecord.read(folder)
+        for folder, record in zip(folders, records):
             if record.manifest.get("pulled_back"):  # the update was made on a model pulled back this far
                 pull_towards(lm.model, self.base_lm.model, record.manifest["pulled_back"])
             lm.model = replay(lm.model, record, folder)
