@@ -77,6 +77,17 @@ def test_local_generator_cached_path_encodes_the_prompt_once_and_stops_when_enou
     assert [done for _, done in calls[2:]] == [False] * 4  # `enough` sees earlier rounds' pairs: 3 < 4
 
 
+def test_local_generator_progress_bar_counts_usable_pairs(tiny_long, monkeypatch, capsys):
+    def fake_sample(lm, prompt, n, max_new_tokens, temperature, top_p, seed, enough, retire):
+        return [Completion(GOOD.removeprefix(RESPONSE_PREFIX) + "\n", (), ended=True)] * n
+
+    monkeypatch.setattr(generators, "sample_continuations", fake_sample)
+    LocalGenerator(tiny_long, batch_size=2, max_rounds=2, max_new_tokens=100).generate(CTX, n=3, seed=0)
+    assert capsys.readouterr().err == ""  # quiet by default: a library call prints nothing
+    LocalGenerator(tiny_long, batch_size=2, max_rounds=2, max_new_tokens=100, progress=True).generate(CTX, n=4, seed=0)
+    bar = capsys.readouterr().err
+    assert "pairs" in bar and "3/4" in bar and "round=2" in bar  # 3 unique usable pairs of 4, after two rounds
+
 def test_local_generator_retires_rows_that_drifted(tiny_long):
     gen = LocalGenerator(tiny_long, retire_after=2)
     retire = gen._retire(CTX)

@@ -37,7 +37,7 @@ def _command(word: str) -> str:
 
 def _builder(names: list[str], model: str, device: str, dtype: str, seed: int, n_pairs: int | None,
              unrelated: Path | None, targets_dir: Path, method_config: Path | None, pair_samples: int | None,
-             pair_tokens: int | None) -> tuple[Callable[[str], Any], str]:
+             pair_tokens: int | None, progress: bool) -> tuple[Callable[[str], Any], str]:
     """Methods by name from the registry on one loaded model, sharing one target-set builder."""
     from ..eval.configs import method_configs
     from ..eval.run import shared_target_resources
@@ -51,7 +51,8 @@ def _builder(names: list[str], model: str, device: str, dtype: str, seed: int, n
         raise ValueError(f"--unrelated: corpus {unrelated} does not exist")
     lm = load_lm(model, device=device, dtype=dtype)
     resources = shared_target_resources(lm, seed=seed, unrelated=unrelated, n_pairs=n_pairs, targets_dir=targets_dir,
-                                        generator_samples=pair_samples, generator_max_new_tokens=pair_tokens)
+                                        generator_samples=pair_samples, generator_max_new_tokens=pair_tokens,
+                                        progress=progress)
     return (lambda name: build_method(name, lm, configs.get(name), resources)), lm.name
 
 
@@ -97,7 +98,7 @@ def conflicts(
     cfg = ConflictConfig(max_new_tokens=max_new_tokens, seed=seed)
     cases = draw(load_fact_cases(data), n, seed)  # bad data fails here, before the model loads
     build, model_name = _builder(names, model, device, dtype, seed, n_pairs, unrelated, targets_dir or out / "targets",
-                                 method_config, pair_samples, pair_tokens)
+                                 method_config, pair_samples, pair_tokens, progress)
     run_conflicts(cases, names, build, cfg, out, data_name=str(data), model_name=model_name,
                   command=_command("conflicts"), progress=progress)
     typer.echo((out / "summary.md").read_text())
@@ -128,7 +129,7 @@ def boundary(
     items = load_items(data, n, seed, per_kind, questions_per_context,
                        parse_articles(articles) if articles is not None else None)
     build, model_name = _builder(names, model, device, dtype, seed, n_pairs, unrelated, targets_dir or out / "targets",
-                                 method_config, pair_samples, pair_tokens)
+                                 method_config, pair_samples, pair_tokens, progress)
     run_boundary(items, names, build, cfg, out, data_name=str(data), model_name=model_name,
                  command=_command("boundary"), progress=progress)
     typer.echo((out / "summary.md").read_text())

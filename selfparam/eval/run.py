@@ -129,14 +129,15 @@ def make_resources(settings: EvalSettings, lm: LM) -> Resources:
     """The run's shared target builder (see `shared_target_resources`)."""
     return shared_target_resources(lm, seed=settings.seed, unrelated=settings.unrelated, n_pairs=settings.n_pairs,
                                    questions=settings.questions,
-                                   targets_dir=settings.targets_dir)
+                                   targets_dir=settings.targets_dir, progress=settings.progress)
 
 
 def shared_target_resources(lm: LM, *, seed: int, unrelated: Path | None, n_pairs: int | None,
-                            targets_dir: Path, **target_settings: Any) -> Resources:
+                            targets_dir: Path, progress: bool = False, **target_settings: Any) -> Resources:
     """One cached target builder for every method of a run: SELF-PARAM and FT(S) train on the very same
     generated sets, written by the unchanged base model (`lm`, which no method modifies in place).
-    `target_settings`: further `TargetConfig` fields (None values are left at their defaults)."""
+    `target_settings`: further `TargetConfig` fields (None values are left at their defaults); `progress`: a
+    bar of the pairs found while a set is generated."""
     from ..targets import TargetConfig, make_target_builder
 
     fields: dict[str, Any] = {"seed": seed, "unrelated_path": str(unrelated) if unrelated else None}
@@ -144,8 +145,8 @@ def shared_target_resources(lm: LM, *, seed: int, unrelated: Path | None, n_pair
         fields["n_pairs"] = n_pairs
     fields.update({k: v for k, v in target_settings.items() if v is not None})
     config = TargetConfig(**fields)
-    return Resources(target_builder=make_target_builder(config, lm, cache_dir=str(targets_dir)), targets=config,
-                     seed=seed)
+    return Resources(target_builder=make_target_builder(config, lm, cache_dir=str(targets_dir), progress=progress),
+                     targets=config, seed=seed)
 
 
 # settings that may change between an interrupted run and its resumption (they change no figure)

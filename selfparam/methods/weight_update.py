@@ -153,16 +153,18 @@ def with_run_seed(config: Any, resources: Resources) -> Any:
     return dataclasses.replace(config, train=dataclasses.replace(config.train, seed=resources.seed))
 
 
-def target_source(resources: Resources, targets: TargetConfig, base_lm: LM) -> Callable[[str], TargetSet]:
+def target_source(resources: Resources, targets: TargetConfig, base_lm: LM,
+                  progress: bool = False) -> Callable[[str], TargetSet]:
     """context -> TargetSet: the run's shared (cached) builder when there is one, else one made from
-    `targets` on first use, whose pairs the base model writes (as under the harness)."""
+    `targets` on first use, whose pairs the base model writes (as under the harness), with a progress bar
+    of the pairs found when `progress`."""
     if resources.target_builder is not None:
         return resources.target_builder
     made: list[Callable[[str], TargetSet]] = []
 
     def build(context: str) -> TargetSet:
         if not made:
-            made.append(make_target_builder(targets, base_lm))
+            made.append(make_target_builder(targets, base_lm, progress=progress))
         return made[0](context)
 
     return build

@@ -32,8 +32,9 @@ TEACHER_ANSWER_TOKENS = 48
 KEY_OMITTED_AT_DEFAULT = {"questions": "paper", "fact_phrasings": 3, "generator_retire_after": 0}
 
 
-def make_generator(config: TargetConfig, generator_lm: LM) -> PairGenerator:
-    """The pair generator the config names: a file, an HTTP endpoint, or `generator_lm` itself."""
+def make_generator(config: TargetConfig, generator_lm: LM, progress: bool = False) -> PairGenerator:
+    """The pair generator the config names: a file, an HTTP endpoint, or `generator_lm` itself (with
+    `progress`, a bar of the usable pairs found so far)."""
     if config.pairs_file:
         return JsonlGenerator(config.pairs_file)
     if config.questions == "facts":
@@ -44,7 +45,7 @@ def make_generator(config: TargetConfig, generator_lm: LM) -> PairGenerator:
                                filter_config=pair_filter(config))
     return LocalGenerator(generator_lm, batch_size=config.generator_samples,
                           max_new_tokens=config.generator_max_new_tokens, filter_config=pair_filter(config),
-                          retire_after=config.generator_retire_after)
+                          retire_after=config.generator_retire_after, progress=progress)
 
 
 def cache_key(config: TargetConfig, generator_lm: LM) -> dict:
@@ -63,15 +64,15 @@ def cache_key(config: TargetConfig, generator_lm: LM) -> dict:
     }
 
 
-def make_target_builder(config: TargetConfig, generator_lm: LM,
-                        cache_dir: str | Path | None = None) -> Callable[[str], TargetSet]:
+def make_target_builder(config: TargetConfig, generator_lm: LM, cache_dir: str | Path | None = None,
+                        progress: bool = False) -> Callable[[str], TargetSet]:
     """context -> TargetSet (generated pairs + unrelated sentences); cached on disk when `cache_dir` is given.
 
     `generator_lm` writes the pairs when neither a pairs file nor an endpoint is configured: the model the
     method was given (the unchanged base model), like the paper's fixed generator.
     """
     corpus = UnrelatedCorpus.from_path(config.unrelated_path) if config.unrelated_path else None
-    generator = make_generator(config, generator_lm)
+    generator = make_generator(config, generator_lm, progress=progress)
 
     def build(context: str) -> TargetSet:
         # fact questions ask every fact the context has, once per phrasing: a short context has fewer than

@@ -13,6 +13,7 @@ import os
 from pathlib import Path
 
 import httpx
+from tqdm.auto import tqdm
 
 from ..generation import Completion, encode_prompt, sample_continuations
 from ..generation import generate as lm_generate
@@ -55,11 +56,14 @@ class LocalGenerator:
     With `retire_after=k` (cached path only; 0 = off) a completion leaves its round as soon as its last `k`
     finished pairs are all unusable (copies of the prompt's example, repeats, off-topic questions) or it
     starts another `Context:`: the rows still writing usable pairs go on, faster, in a narrower batch.
+
+    With `progress`, a bar counts the usable unique pairs found so far against `n` (updated at every check
+    of the cached path, after every round of the plain one): generation is most of an injection's time.
     """
 
     def __init__(self, lm: LM, temperature: float = 0.7, top_p: float = 0.95, batch_size: int = 16,
                  max_new_tokens: int = 160, max_rounds: int = 8, filter_config: FilterConfig | None = None,
-                 reuse_prompt_cache: bool = True, retire_after: int = 0):
+                 reuse_prompt_cache: bool = True, retire_after: int = 0, progress: bool = False):
         if temperature <= 0:
             raise ValueError(f"temperature must be > 0 (sampling is what makes the pairs diverse), got {temperature}")
         if not 0 < top_p <= 1:
@@ -76,6 +80,7 @@ class LocalGenerator:
         self.filter_config = filter_config
         self.reuse_prompt_cache = reuse_prompt_cache
         self.retire_after = retire_after
+        self.progress = progress
         self.description = (f"local:{lm.name} temperature={temperature} top_p={top_p} max_new_tokens={max_new_tokens}"
                             + (f" retire_after={retire_after}" if retire_after else ""))
         self.rounds_used = 0  # of the last `generate` call, for reports
@@ -92,17 +97,25 @@ class LocalGenerator:
                 f"the generation prompt is {n_prompt} tokens; with max_new_tokens={self.max_new_tokens} it exceeds "
                 f"{self.lm.name}'s context window of {self.lm.max_length} tokens: shorten the context"
             )
-        if self.reuse_prompt_cache:
-            return self._generate_cached(prompt, context, n, seed)
-        return self._generate_plain(prompt, context, n, seed)
+        with tqdm(total=n, desc="pairs", unit="pair", disable=not self.progress, leave=False) as bar:
+            if self.reuse_prompt_cache:
+                return self._generate_cached(prompt, context, n, seed, bar)
+            return self._generate_plain(prompt, context, n, seed, bar)
 
-    def _generate_cached(self, prompt: str, context: str, n: int, seed: int) -> list[QAPair]:
+    def _enough(self, raw: list[QAPair], context: str, n: int, bar: tqdm) -> bool:
+        """Whether `raw` holds `n` usable unique pairs; shows how many it holds on the bar."""
+        usable = len(select_pairs(raw, context, self.filter_config)[0])
+        bar.n = min(usable, n)
+        bar.set_postfix(round=self.rounds_used)  # and redraws
+        return usable >= n
+
+    def _generate_cached(self, prompt: str, context: str, n: int, seed: int, bar: tqdm) -> list[QAPair]:
         encoded = encode_prompt(self.lm, prompt)  # the one pass over the prompt
         raw: list[QAPair] = []
         self.rounds_used = 0
 
         def enough(partial: list[Completion]) -> bool:
-            return _enough(raw + [p for c in partial for p in self._pairs(c)], context, n, self.filter_config)
+            return self._enough(raw + [p for c in partial for p in self._pairs(c)], context, n, bar)
 
         for round_index in range(self.max_rounds):
             self.rounds_used += 1
@@ -111,7 +124,7 @@ class LocalGenerator:
                                                seed=seed * 1000 + round_index, enough=enough,
                                                retire=self._retire(context) if self.retire_after else None)
             raw.extend(p for c in completions for p in self._pairs(c))
-            if _enough(raw, context, n, self.filter_config):
+            if self._enough(raw, context, n, bar):
                 break
         return raw
 
@@ -130,7 +143,7 @@ class LocalGenerator:
         """The pairs of a completion; one the model did not end itself may stop mid-pair, so its last is dropped."""
         return parse_pairs(f"{RESPONSE_PREFIX} {completion.text}", truncated=not completion.ended)
 
-    def _generate_plain(self, prompt: str, context: str, n: int, seed: int) -> list[QAPair]:
+    def _generate_plain(self, prompt: str, context: str, n: int, seed: int, bar: tqdm) -> list[QAPair]:
         raw: list[QAPair] = []
         self.rounds_used = 0
         for round_index in range(self.max_rounds):
@@ -140,7 +153,7 @@ class LocalGenerator:
                                   top_p=self.top_p, seed=seed * 1000 + round_index)
             for text in outputs:
                 raw.extend(parse_pairs(f"{RESPONSE_PREFIX} {text}", truncated=self._hit_limit(text)))
-            if _enough(raw, context, n, self.filter_config):
+            if self._enough(raw, context, n, bar):
                 break
         return raw
 
