@@ -260,6 +260,27 @@ def test_cli_conflicts_and_boundary_on_the_tiny_model(tiny_dir, cf_file, tmp_pat
     result = runner.invoke(app, ["eval", "boundary", "--data", str(cf_file), "--out", str(tmp_path / "y"),
                                  "--methods", "nonsense", "--n", "1", "--model", str(tiny_dir)])
     assert result.exit_code == 2 and "unknown method" in result.output
+    result = runner.invoke(app, ["eval", "conflicts", "--data", str(cf_file), "--out", str(tmp_path / "z"),
+                                 "--methods", "base", "--n", "1", "--questions", "riddles", "--model", "no/such-model"])
+    assert result.exit_code == 2 and "riddles" in result.output and not (tmp_path / "z").exists()
+
+
+def test_cli_conflicts_builds_fact_questions_when_asked(cf_file, tmp_path):
+    from selfparam.cli import app
+    from selfparam.testing import tiny_lm
+
+    model = tmp_path / "tiny"  # with room for the fact prompts (byte tokens)
+    lm = tiny_lm(seed=0, max_position_embeddings=2048)
+    lm.model.save_pretrained(model)
+    lm.tokenizer.save_pretrained(model)
+    out = tmp_path / "c"
+    result = CliRunner().invoke(app, [
+        "eval", "conflicts", "--data", str(cf_file), "--out", str(out), "--methods", "ft-s", "--n", "1", "--seed", "0",
+        "--model", str(model), "--device", "cpu", "--dtype", "fp32", "--max-new-tokens", "2", "--n-pairs", "2",
+        "--questions", "facts", "--no-progress"])
+    assert result.exit_code == 0, result.output
+    sets = [json.loads(f.read_text()) for f in (out / "targets").glob("targets-*/*.json") if f.name != "key.json"]
+    assert len(sets) == 2 and all(s["generator"].startswith("facts") for s in sets)  # both facts of the case
 
 
 def test_a_failing_method_is_reported_and_the_others_still_run(cf_file, tmp_path):

@@ -15,7 +15,7 @@ from typing import Annotated, Any, Callable, Optional
 import typer
 
 from .errors import user_errors
-from .eval import Articles, Device, Dtype, MethodConfig, Model, NPairs, Out, Seed, TargetsDir, Unrelated
+from .eval import Articles, Device, Dtype, MethodConfig, Model, NPairs, Out, Questions, Seed, TargetsDir, Unrelated
 
 ProbeMethods = Annotated[str, typer.Option("--methods", help="comma list of method names, e.g. "
                                                              "selfparam,ft-s,ft-c,recipe,rag-bm25")]
@@ -37,13 +37,15 @@ def _command(word: str) -> str:
 
 def _builder(names: list[str], model: str, device: str, dtype: str, seed: int, n_pairs: int | None,
              unrelated: Path | None, targets_dir: Path, method_config: Path | None, pair_samples: int | None,
-             pair_tokens: int | None, progress: bool) -> tuple[Callable[[str], Any], str]:
+             pair_tokens: int | None, questions: str, progress: bool) -> tuple[Callable[[str], Any], str]:
     """Methods by name from the registry on one loaded model, sharing one target-set builder."""
     from ..eval.configs import method_configs
     from ..eval.run import shared_target_resources
     from ..lm import load_lm
     from ..methods.registry import build_method, method_class
+    from ..targets import TargetConfig
 
+    TargetConfig(questions=questions)  # a bad --questions fails before the model loads
     for name in names:
         method_class(name)  # unknown names fail before the model loads
     configs = method_configs(method_config, names)
@@ -52,7 +54,7 @@ def _builder(names: list[str], model: str, device: str, dtype: str, seed: int, n
     lm = load_lm(model, device=device, dtype=dtype)
     resources = shared_target_resources(lm, seed=seed, unrelated=unrelated, n_pairs=n_pairs, targets_dir=targets_dir,
                                         generator_samples=pair_samples, generator_max_new_tokens=pair_tokens,
-                                        progress=progress)
+                                        questions=questions, progress=progress)
     return (lambda name: build_method(name, lm, configs.get(name), resources)), lm.name
 
 
@@ -79,7 +81,7 @@ def conflicts(
     model: Model = "smollm2-135m", device: Device = "auto", dtype: Dtype = "auto", max_new_tokens: MaxNew = 16,
     n_pairs: NPairs = None, unrelated: Unrelated = None, targets_dir: TargetsDir = None,
     method_config: MethodConfig = None, pair_samples: PairSamples = None, pair_tokens: PairTokens = None,
-    progress: Progress = True, report_only: ReportOnly = False,
+    questions: Questions = "paper", progress: Progress = True, report_only: ReportOnly = False,
 ) -> None:
     """Inject a fact, then a context contradicting it (both orders); share of answers where the later wins."""
     from ..eval.conflicts import (
@@ -98,7 +100,7 @@ def conflicts(
     cfg = ConflictConfig(max_new_tokens=max_new_tokens, seed=seed)
     cases = draw(load_fact_cases(data), n, seed)  # bad data fails here, before the model loads
     build, model_name = _builder(names, model, device, dtype, seed, n_pairs, unrelated, targets_dir or out / "targets",
-                                 method_config, pair_samples, pair_tokens, progress)
+                                 method_config, pair_samples, pair_tokens, questions, progress)
     run_conflicts(cases, names, build, cfg, out, data_name=str(data), model_name=model_name,
                   command=_command("conflicts"), progress=progress)
     typer.echo((out / "summary.md").read_text())
@@ -115,7 +117,7 @@ def boundary(
     articles: Articles = None, model: Model = "smollm2-135m", device: Device = "auto", dtype: Dtype = "auto",
     max_new_tokens: MaxNew = 16, n_pairs: NPairs = None, unrelated: Unrelated = None, targets_dir: TargetsDir = None,
     method_config: MethodConfig = None, pair_samples: PairSamples = None, pair_tokens: PairTokens = None,
-    progress: Progress = True, report_only: ReportOnly = False,
+    questions: Questions = "paper", progress: Progress = True, report_only: ReportOnly = False,
 ) -> None:
     """Near-miss pollution: after injecting a fact, how often look-alike questions get its object."""
     from ..eval.boundary import BoundaryConfig, load_items, run_boundary, summarize, write_report
@@ -129,7 +131,7 @@ def boundary(
     items = load_items(data, n, seed, per_kind, questions_per_context,
                        parse_articles(articles) if articles is not None else None)
     build, model_name = _builder(names, model, device, dtype, seed, n_pairs, unrelated, targets_dir or out / "targets",
-                                 method_config, pair_samples, pair_tokens, progress)
+                                 method_config, pair_samples, pair_tokens, questions, progress)
     run_boundary(items, names, build, cfg, out, data_name=str(data), model_name=model_name,
                  command=_command("boundary"), progress=progress)
     typer.echo((out / "summary.md").read_text())
