@@ -39,6 +39,19 @@ def test_spans_are_names_numbers_dates_and_definitions_of_each_sentence():
     assert sentence_spans("Diatomic oxygen gas constitutes 20.8% of the Earth's atmosphere.") == ["20.8%", "Earth"]
 
 
+def test_the_object_that_ends_a_sentence_is_a_span_unless_a_name_covers_it():
+    # a knowledge edit's object ends its sentence and is often no name (CounterFact)
+    assert sentence_spans("Pius III, who holds the position of bishop.") == ["Pius III", "bishop"]
+    assert sentence_spans("The profession of Marpessa Dawn is politician.") == ["Marpessa Dawn", "politician"]
+    assert sentence_spans("Toko Yasuda plays the guitar.") == ["Toko Yasuda", "guitar"]
+    # the name is the span, never the verb phrase around it
+    assert sentence_spans("In Solomon Islands, they understand English.") == ["Solomon Islands", "English"]
+    # no function word before the last words, or a comma among them: no object
+    assert sentence_spans("Ann baked bread.") == [] and sentence_spans("Ann sold fish, bread, jam.") == []
+    assert cloze_question(Fact(0, "Pius III, who holds the position of bishop.", "bishop")) == \
+        "Pius III, who holds the position of what?"
+
+
 def test_coverage_counts_sentences_some_pair_is_about():
     pairs = [QAPair("Who opened the Blue Heron bakery in Tromsø?", "Mara Lindqvist"),
              QAPair("In what year did the Blue Heron bakery open?", "2019"),
@@ -183,6 +196,9 @@ def test_questions_facts_is_wired_through_target_config():
     # at their defaults the new settings stay out of the cache key: sets built before them stay valid
     assert "questions" not in cache_key(TargetConfig(), lm)["config"]
     assert cache_key(TargetConfig(questions="facts"), lm)["config"]["questions"] == "facts"
+    # fact sets also depend on the span rules' version; the paper's sets do not
+    assert cache_key(TargetConfig(questions="facts"), lm)["fact_rules"] >= 2 and "fact_rules" not in cache_key(
+        TargetConfig(), lm)
     # fact questions carry the teacher's span-checked answers: no second re-answering
     assert TargetConfig().teacher_rewrites_answers and not TargetConfig(questions="facts").teacher_rewrites_answers
     with pytest.raises(ValueError, match="questions"):

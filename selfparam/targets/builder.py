@@ -22,6 +22,7 @@ from .build import FORMAT_VERSION, CachedTargetBuilder, answer_in_context, build
 from .config import TargetConfig, pair_filter
 from .corpus import UnrelatedCorpus
 from .fact_questions import FactGenerator
+from .facts import RULES_VERSION as FACT_RULES_VERSION
 from .generators import JsonlGenerator, LocalGenerator, OpenAIGenerator
 from .qa import generation_user_text
 from .types import PairGenerator, TargetSet
@@ -50,8 +51,10 @@ def make_generator(config: TargetConfig, generator_lm: LM, progress: bool = Fals
 
 def cache_key(config: TargetConfig, generator_lm: LM) -> dict:
     """Everything a cached set depends on: the settings, the content of the pairs file and the corpus, the
-    generation prompt and filters, the file format and (when it writes the pairs) the generating model."""
+    generation prompt and filters, the file format, (when it writes the pairs) the generating model and (for
+    fact questions) the version of the span rules."""
     local = not (config.pairs_file or config.generator_url)
+    facts = {"fact_rules": FACT_RULES_VERSION} if config.questions == "facts" else {}  # paper sets: key unchanged
     return {
         "format_version": FORMAT_VERSION,
         "config": {k: v for k, v in dataclasses.asdict(config).items()
@@ -61,6 +64,7 @@ def cache_key(config: TargetConfig, generator_lm: LM) -> dict:
         "prompt_sha256": hashlib.sha256(generation_user_text("").encode()).hexdigest()[:16],
         "filter": dataclasses.asdict(pair_filter(config)),
         "model": {"name": generator_lm.name, "fingerprint": model_fingerprint(generator_lm.model)} if local else None,
+        **facts,
     }
 
 

@@ -2,9 +2,9 @@
 
 A small model asked for free questions about a whole paragraph mostly misses its facts ("What is the
 Sun's mass?" for a paragraph on the gravitational constant). Answer-aware generation suits it better:
-`extract_facts` picks the answer spans of each sentence first (names, numbers, dates, definitions), then
-the model is shown the sentence (with the one before it, so "it" can be resolved) and the span, and
-asked for a self-contained question whose answer is that span — several phrasings per fact (Physics of
+`extract_facts` picks the answer spans of each sentence first (names, numbers, dates, definitions,
+objects), then the model is shown the sentence (with the one before it, so "it" can be resolved) and the
+span, and asked for a self-contained question whose answer is that span — several phrasings per fact (Physics of
 LMs 3.1: facts seen in one phrasing only are stored but not extractable).
 
 SmolLM2-135M does not follow that request well: for Warsaw's paragraph it wrote "When did Frédéric
@@ -209,7 +209,7 @@ class FactGenerator:
     def generate(self, context: str, n: int, seed: int) -> list[QAPair]:
         facts = _round_robin(self.extract(context))
         if not facts:
-            raise GeneratorError(f"no facts (names, numbers, dates, definitions) found in the context to ask "
+            raise GeneratorError(f"no facts (names, numbers, dates, definitions, objects) found in the context to ask "
                                  f"about: {context[:80]!r}; use the paper's questions instead (questions='paper')")
         sentences = context_sentences(context)
         shared = encode_prompt(self.lm, self._prompt_parts("", "")[0]) if self.phrasings > 1 else None

@@ -15,6 +15,10 @@ The extractor is rule-based and documented here rule by rule:
 - **definitions**: the noun phrase after "is/are/was/were (a|an|the)", "are/were" (two words or more),
   "called", "known as", "named", "such as" or "include(s)", up to a comma, a clause word (that, which,
   who, where, with, because, a preposition ...) or 6 words;
+- **objects**: the words that end a sentence after its last function word (article, preposition,
+  copula, pronoun: `qa.STOPWORDS`), one to three of them: "Pius III holds the position of *bishop*",
+  "The profession of Marpessa Dawn is *politician*" (a knowledge edit's object is where the sentence ends;
+  names miss it when it is not capitalised), unless they overlap a span found above;
 - **fallback**: a sentence with none of those gets its longest noun phrase after an article.
 
 Spans are kept in sentence order, without duplicates or spans inside a longer span of the same
@@ -29,6 +33,10 @@ from dataclasses import dataclass
 
 from .qa import STOPWORDS, lexical_support
 from .types import QAPair
+
+# Bumped whenever a rule below changes which spans a sentence gives: cached fact-question sets depend on it.
+# 2: sentence-final objects ("... the position of bishop").
+RULES_VERSION = 2
 
 # Abbreviations after which a period does not end a sentence.
 _ABBREVIATIONS = frozenset("mr mrs ms dr st mt jr sr prof gen col lt sgt rev inc co ltd corp vs etc al no fig "
@@ -135,6 +143,20 @@ def _definitions(sentence: str) -> list[str]:
     return spans
 
 
+def _object(sentence: str) -> list[str]:
+    """The last words of a sentence after its last function word, 1 to 3 of them; none when no function word
+    comes before them ("Ann baked bread.") or a comma, colon or bracket cuts them off."""
+    words = sentence.strip().rstrip(".!?\"”')]").split()
+    tail: list[str] = []
+    for word in reversed(words):
+        if word.lower() in STOPWORDS:
+            return [" ".join(reversed(tail))] if 1 <= len(tail) <= 3 else []
+        if re.search(r"[,;:()\"“”]", word):
+            return []
+        tail.append(word)
+    return []
+
+
 _ARTICLE_PHRASE = re.compile(r"\b(?:an?|the)\s+", re.IGNORECASE)
 
 
@@ -161,6 +183,8 @@ def sentence_spans(sentence: str, capitalised_elsewhere: set[str] | None = None)
 
     >>> sentence_spans("Casimir Pulaski, a Polish general, was born here in 1745.")
     ['Casimir Pulaski', 'Polish', '1745']
+    >>> sentence_spans("Pius III, who holds the position of bishop.")
+    ['Pius III', 'bishop']
     """
     found: list[str] = []
     found += _names(sentence, capitalised_elsewhere or set())
@@ -168,6 +192,8 @@ def sentence_spans(sentence: str, capitalised_elsewhere: set[str] | None = None)
     found += [m.group().strip() for m in _QUANTITY.finditer(sentence)]
     found += [m.group() for m in _ORDINAL.finditer(sentence)]
     found += _definitions(sentence)
+    # an object that holds a span found above ("understand English") would hide it: the span is the fact
+    found += [o for o in _object(sentence) if not any(f.lower() in o.lower() or o.lower() in f.lower() for f in found)]
     if not found:
         found = _article_phrases(sentence)
     spans: list[str] = []
