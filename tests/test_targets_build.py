@@ -218,7 +218,7 @@ def test_cycle_repeats_the_pairs_in_order_up_to_n_pairs():
 def test_fact_questions_are_cycled_to_n_pairs_by_the_builder(monkeypatch):
     from selfparam.targets import builder as builder_module
 
-    monkeypatch.setattr(builder_module, "make_generator", lambda config, lm: ListGenerator(GOOD[:2]))
+    monkeypatch.setattr(builder_module, "make_generator", lambda config, lm, **_: ListGenerator(GOOD[:2]))
     lm = tiny_lm()
     facts = make_target_builder(TargetConfig(n_pairs=6, questions="facts"), lm)(CTX)
     assert facts.pairs == [GOOD[i % 2] for i in range(6)]
