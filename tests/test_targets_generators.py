@@ -222,3 +222,18 @@ def test_jsonl_generator_errors_name_file_and_line(tmp_path, content, match):
 def test_jsonl_generator_missing_file(tmp_path):
     with pytest.raises(GeneratorError, match="does not exist"):
         JsonlGenerator(tmp_path / "nope.jsonl")
+
+
+def test_a_method_switched_to_quiet_after_it_is_built_generates_without_a_bar(tiny_long, monkeypatch, capsys):
+    from selfparam.methods.selfparam import SelfParam, SelfParamConfig, TargetConfig
+
+    def fake_sample(lm, prompt, n, max_new_tokens, temperature, top_p, seed, enough, retire):
+        return [Completion(GOOD.removeprefix(RESPONSE_PREFIX) + "\n", (), ended=True)] * n
+
+    monkeypatch.setattr(generators, "sample_continuations", fake_sample)
+    config = SelfParamConfig(targets=TargetConfig(n_pairs=3))
+    quiet = SelfParam(tiny_long, config)
+    quiet.progress = False  # as the server does: its jobs report their stage instead
+    assert len(quiet.build_targets(CTX).pairs) == 3 and capsys.readouterr().err == ""
+    assert len(SelfParam(tiny_long, config).build_targets(CTX).pairs) == 3  # progress on by default
+    assert "pairs" in capsys.readouterr().err

@@ -154,17 +154,18 @@ def with_run_seed(config: Any, resources: Resources) -> Any:
 
 
 def target_source(resources: Resources, targets: TargetConfig, base_lm: LM,
-                  progress: bool = False) -> Callable[[str], TargetSet]:
+                  progress: Callable[[], bool] = lambda: False) -> Callable[[str], TargetSet]:
     """context -> TargetSet: the run's shared (cached) builder when there is one, else one made from
     `targets` on first use, whose pairs the base model writes (as under the harness), with a progress bar
-    of the pairs found when `progress`."""
+    of the pairs found when `progress()` says so then (a method's `progress` may be switched off after it
+    is built, as the server does)."""
     if resources.target_builder is not None:
         return resources.target_builder
     made: list[Callable[[str], TargetSet]] = []
 
     def build(context: str) -> TargetSet:
         if not made:
-            made.append(make_target_builder(targets, base_lm, progress=progress))
+            made.append(make_target_builder(targets, base_lm, progress=progress()))
         return made[0](context)
 
     return build

@@ -61,7 +61,7 @@ class FineTuneTargets(WeightMethod):
         self.config = with_run_seed(config or FineTuneTargetsConfig(), resources)
         self.targets = resources.targets or self.config.targets
         self.weights = WeightUpdates(lm)
-        self.build_targets = target_source(resources, self.targets, lm, progress=progress)
+        self.build_targets = target_source(resources, self.targets, lm, progress=lambda: self.progress)
         self.progress = progress
 
     def inject(self, contexts: Sequence[Context]) -> None:

@@ -70,7 +70,7 @@ class SelfParam(WeightMethod):
         self.config = with_run_seed(config or SelfParamConfig(), resources)
         self.targets = resources.targets or self.config.targets  # the one TargetConfig this method follows
         self.weights = WeightUpdates(lm)
-        self.build_targets = target_source(resources, self.targets, lm, progress=progress)
+        self.build_targets = target_source(resources, self.targets, lm, progress=lambda: self.progress)
         self.progress = progress
         self.last_targets: list[TargetSet] = []
 
