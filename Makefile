@@ -24,11 +24,11 @@ demo: setup
 
 # The fast tier runs on two pytest-xdist workers (one per core, one torch thread each: tests/conftest.py);
 # the slow tier loads the real model with two threads in one process, alone, as anything beside it would
-# slow both down (docs/benchmarks.md).
+# slow both down (docs/benchmarks.md). Each tier lists its slowest tests, so a log shows where the time goes.
 test: setup
 	$(BIN)/ruff check selfparam tests scripts
-	$(BIN)/pytest -q -m "not slow" -n 2
-	$(BIN)/pytest -q -m slow
+	$(BIN)/pytest -q -m "not slow" -n 2 --durations=10
+	$(BIN)/pytest -q -m slow --durations=10
 
 test-fast: setup
 	$(BIN)/pytest -q -m "not slow" -n 2
