@@ -249,6 +249,17 @@ def target_logprob(lm: LM, prefixes: Sequence[str], targets: Sequence[str], batc
 
         mean_t log_softmax(logits[start + t - 1])[target_t]
     """
-    rows = _teacher_forced(lm, prefixes, targets, batch_size, model, prompts, has_prompt, "target_logprob")
-    return [torch.log_softmax(logits.float(), dim=-1).gather(-1, gold.unsqueeze(-1)).mean().item()
+    return [t.mean().item() for t in target_token_logprobs(lm, prefixes, targets, batch_size, model, prompts,
+                                                             has_prompt)]
+
+
+def target_token_logprobs(lm: LM, prefixes: Sequence[str], targets: Sequence[str], batch_size: int = 16,
+                          model: torch.nn.Module | None = None, prompts: torch.Tensor | None = None,
+                          has_prompt: torch.Tensor | None = None) -> list[torch.Tensor]:
+    """For each (prefix, target): log p(token | prefix, target tokens before it) of every target token, a
+    float32 tensor (T_target,) on the CPU, teacher-forced. `target_logprob` is its mean; the tokens apart
+    show where one token alone became unlikely (a contradicted object). Same arguments as
+    `target_token_accuracy`."""
+    rows = _teacher_forced(lm, prefixes, targets, batch_size, model, prompts, has_prompt, "target_token_logprobs")
+    return [torch.log_softmax(logits.float(), dim=-1).gather(-1, gold.unsqueeze(-1)).squeeze(-1).cpu()
             for logits, gold in rows]

@@ -6,7 +6,14 @@ import pytest
 import torch
 from transformers.generation.logits_process import TopPLogitsWarper
 
-from selfparam.generation import encode_prompt, generate, sample_continuations, target_logprob, top_p_filter
+from selfparam.generation import (
+    encode_prompt,
+    generate,
+    sample_continuations,
+    target_logprob,
+    target_token_logprobs,
+    top_p_filter,
+)
 from selfparam.testing import tiny_lm
 
 PROMPT = "<|im_start|>user\nWho opened the Blue Heron bakery in Tromso?<|im_end|>\n<|im_start|>assistant\n"
@@ -134,3 +141,7 @@ def test_target_logprob_is_the_mean_log_softmax_of_the_target_tokens_whatever_th
         target_logprob(tiny, ["Q?"], [""])
     with pytest.raises(ValueError, match="2 prefixes but 1 targets"):
         target_logprob(tiny, prefixes, targets[:1])
+    # per token: one log-prob per target token, whose mean is the figure above
+    per_token = target_token_logprobs(tiny, prefixes, targets, batch_size=2)
+    assert [len(t) for t in per_token] == [len(tok(t, add_special_tokens=False)["input_ids"]) for t in targets]
+    assert [t.mean().item() for t in per_token] == pytest.approx(expected, abs=1e-5)

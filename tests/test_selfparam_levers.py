@@ -16,13 +16,15 @@ import selfparam.training.teacher as teacher_module
 from selfparam.eval.configs import method_configs
 from selfparam.methods.base import Context, Resources
 from selfparam.methods.selfparam import SelfParam, SelfParamConfig, TargetConfig
+from selfparam.prompts import question_turn
 from selfparam.targets.entities import other_entity_questions
 from selfparam.targets.near_miss import near_miss_questions, other_relation_questions
 from selfparam.targets.reask import reask_questions
 from selfparam.targets.types import QAPair, TargetSet
 from selfparam.testing import tiny_lm
 from selfparam.training import TrainConfig
-from selfparam.training.rehearsal import TEACHER_FILE, sample_rehearsal
+from selfparam.training.losses import CompactTeacher
+from selfparam.training.rehearsal import TEACHER_FILE, RehearsalPair, sample_rehearsal, superseded
 from selfparam.training.teacher import teacher_pass
 from selfparam.training.trainer import batch_loss, encode_share
 
@@ -322,6 +324,55 @@ def test_a_contradicting_context_reasks_the_earlier_questions_with_itself_in_vie
     (extra,) = m.records[-1].manifest["extra_questions"]
     assert [e["question"] for e in extra] == [asked] and extra[0]["kind"] == "reasked"
 
+
+
+def replay_pair(context: str, question: str, answer: str) -> RehearsalPair:
+    none = torch.zeros(1, 1)
+    return RehearsalPair(context, question_turn(question), question_turn(question, context), answer,
+                         CompactTeacher(none, none.long(), none[:, 0]))
+
+
+def test_superseded_pairs_are_those_the_new_context_speaks_against():
+    calls = []
+
+    def token_logprobs(prefixes, texts):  # the new context makes "English" 6 nats less likely, nothing else
+        calls.extend(prefixes)
+        return [torch.tensor([0.0, -6.0 if "French" in p and t.startswith("English") else -0.5, 0.0])
+                for p, t in zip(prefixes, texts)]
+
+    pairs = [replay_pair(OLD_FACT, "What language does Danielle Darrieux speak?", "English."),
+             replay_pair(OLD_FACT, "Who was Danielle Darrieux?", "An actress."),
+             replay_pair(UNRELATED_FACT, "Which festival does Quenby host?", "The Zorblat festival."),
+             replay_pair(NEW_FACT, "What language does Danielle Darrieux speak?", "English.")]
+    assert superseded(pairs, NEW_FACT, 3.0, token_logprobs) == [True, False, False, False]
+    assert not any("Quenby" in p for p in calls)  # no entity in common: never scored
+    assert not any(NEW_FACT in p and OLD_FACT in p for p in calls)  # the new context replaces the old one
+    assert superseded(pairs, NEW_FACT, 7.0, token_logprobs) == [False] * 4  # 6 nats: under the bar
+    with pytest.raises(ValueError, match="nats"):
+        superseded(pairs, NEW_FACT, 0.0, token_logprobs)
+
+
+@pytest.mark.parametrize("nats", [0.0, 3.0])
+def test_rehearsal_leaves_out_the_pairs_a_later_context_contradicts(lively, monkeypatch, nats):
+    def token_logprobs(lm, prefixes, texts, batch_size):
+        assert lm is m.lm  # scored by the model before the update
+        return [torch.tensor([-9.0 if NEW_FACT in p and t.startswith("English") else -1.0])
+                for p, t in zip(prefixes, texts)]
+
+    monkeypatch.setattr(sp_method, "target_token_logprobs", token_logprobs)
+    m = method(lively, builder=hand_made, epochs=1, rehearsal=5, rehearsal_superseded=nats)
+    for name, fact in (("old", OLD_FACT), ("other", UNRELATED_FACT), ("new", NEW_FACT)):
+        m.inject([Context(name, fact)])
+    replay = m.records[-1].manifest["rehearsal"]
+    digest = sp_method._digest
+    if not nats:
+        assert replay["replayed_pairs"] == 2 and replay["superseded_pairs"] == 0
+        return
+    # the English pair is contradicted by the new context and left out; Quenby's pair is replayed
+    assert replay["replayed_pairs"] == 1 and replay["superseded_pairs"] == 1
+    assert replay["replayed_from"] == [digest(UNRELATED_FACT)]
+    with pytest.raises(ValueError, match="rehearsal_superseded"):
+        SelfParamConfig(rehearsal_superseded=-1.0)
 
 # -- near misses (issue 11 §3) ------------------------------------------------------------------------------
 LOVELACE = "Ada Lovelace worked with Charles Babbage in London in 1843."

@@ -63,6 +63,10 @@ def inject(
     rehearsal_unrelated: Annotated[int, typer.Option(help="unrelated sentences of every earlier context read "
                                                           "again at each update, taught by the anchor (0: off)")]
     = SelfParamConfig.rehearsal_unrelated,
+    rehearsal_superseded: Annotated[float, typer.Option(help="leave out of the replay earlier pairs a new context "
+                                                             "contradicts: an answer token this many nats less "
+                                                             "likely with it in view (0: off)")]
+    = SelfParamConfig.rehearsal_superseded,
     unrelated_teacher: Annotated[str, typer.Option(help="who teaches the unrelated sentences: original (the "
                                                         "unchanged model), base (the model before the update) or "
                                                         "context (the paper)")] = SelfParamConfig.unrelated_teacher,
@@ -91,7 +95,8 @@ def inject(
                              answers=answers, questions=questions, seed=seed),
         adapter=AdapterConfig(kind=adapter),
         train=TrainConfig(lr=lr, epochs=epochs, batch_size=batch_size, seed=seed),
-        rehearsal=rehearsal, rehearsal_unrelated=rehearsal_unrelated, unrelated_teacher=unrelated_teacher,
+        rehearsal=rehearsal, rehearsal_unrelated=rehearsal_unrelated, rehearsal_superseded=rehearsal_superseded,
+        unrelated_teacher=unrelated_teacher,
         reask=reask, near_misses=near_misses, near_miss_teacher=near_miss_teacher, pull_back=pull_back,
     )
     lm = load_lm(model, device=device, dtype=dtype)

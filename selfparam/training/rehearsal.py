@@ -19,11 +19,12 @@ import json
 import random
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
+from typing import Callable, Sequence
 
 import torch
 from safetensors.torch import load_file, save_file
 
+from ..targets.entities import entities, named_in
 from .examples import Encoded, Example
 from .losses import CompactTeacher
 
@@ -117,6 +118,38 @@ def sample_rehearsal(stores: Sequence[Sequence[RehearsalPair] | None], per_conte
     if limit is not None and len(out) > limit:
         keep = sorted(random.Random(f"{seed}/{step}/limit").sample(range(len(out)), limit))
         out = [out[i] for i in keep]
+    return out
+
+
+TokenLogprobs = Callable[[list[str], list[str]], list[torch.Tensor]]
+
+
+def superseded(pairs: Sequence[RehearsalPair], context: str, nats: float, token_logprobs: TokenLogprobs) -> list[bool]:
+    """Which replayed pairs the new `context` contradicts, so that replaying them would fight the later fact.
+
+    A pair is superseded when (1) its question names an entity that `context` names too (`targets.entities`;
+    a cheap lexical screen, so text about other things is never scored) and (2) some token of its stored
+    answer is at least `nats` less likely when the model reads `context` before the question than when it
+    reads the question alone: the new context speaks against that answer ("Pius III ... pope" once the new
+    context says "bishop"). `token_logprobs(prefixes, texts)` gives each text's per-token log-probabilities
+    after its prefix (`generation.target_token_logprobs` on the model before the update). A pair of the
+    same context, or whose stored prompt does not hold its context verbatim, is kept.
+    """
+    if nats <= 0:
+        raise ValueError(f"superseded: nats must be > 0, got {nats}")
+    shared = entities(context)
+    candidates = [i for i, p in enumerate(pairs)
+                  if shared and p.context.strip() and p.context.strip() != context.strip()
+                  and p.context.strip() in p.teacher_prefix and named_in(p.student_prefix, shared)]
+    out = [False] * len(pairs)
+    if not candidates:
+        return out
+    texts = [pairs[i].text for i in candidates]
+    with_new = token_logprobs([pairs[i].teacher_prefix.replace(pairs[i].context.strip(), context.strip(), 1)
+                               for i in candidates], texts)
+    alone = token_logprobs([pairs[i].student_prefix for i in candidates], texts)
+    for i, new, old in zip(candidates, with_new, alone):
+        out[i] = bool((new - old).min() <= -nats)
     return out
 
 

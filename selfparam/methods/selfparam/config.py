@@ -46,6 +46,11 @@ class SelfParamConfig:
                 "holds more), so a long history does not make every update train on all of it; 200 is above "
                 "what 20 sequential updates with rehearsal=10 replay (190), so no measured run was capped. At "
                 "least 1: rehearsal=0 is what turns rehearsal off"})
+    rehearsal_superseded: float = field(default=0.0, metadata={
+        "help": "leave out of the replay the earlier pairs the new context contradicts: a pair whose question names "
+                "an entity of the new context and one of whose answer tokens is at least this many nats less "
+                "likely with the new context in view than without it (training/rehearsal.py `superseded`), so "
+                "rehearsal does not teach back a fact a later update replaced; 0 = off"})
     rehearsal_unrelated: int = field(default=0, metadata={
         "help": "unrelated sentences of every earlier context read again at each update, taught by the anchor "
                 "(unrelated_teacher original or base), so the anchor keeps its share of an update as the "
@@ -74,6 +79,8 @@ class SelfParamConfig:
         for name in ("rehearsal", "rehearsal_unrelated", "reask", "near_misses"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name}: must be >= 0 (0 = off), got {getattr(self, name)}")
+        if self.rehearsal_superseded < 0:
+            raise ValueError(f"rehearsal_superseded: must be >= 0 nats (0 = off), got {self.rehearsal_superseded}")
         if not 0.0 <= self.pull_back < 1.0:
             raise ValueError(f"pull_back: must be in [0, 1) (0 = off), got {self.pull_back}")
         if self.rehearsal_limit < 1:

@@ -36,13 +36,21 @@ from typing import Any, Sequence
 
 from accelerate import PartialState
 
+from ...generation import target_token_logprobs
 from ...lm import LM
 from ...targets import make_generator, make_target_builder, target_set_to_dict  # noqa: F401 (re-exported)
 from ...targets.near_miss import near_miss_questions
 from ...targets.reask import reask_questions
 from ...targets.types import QAPair, TargetSet
 from ...training.examples import Example, distillation_examples
-from ...training.rehearsal import RehearsalPair, check_replayed, keep_pairs, sample_rehearsal, store_bytes
+from ...training.rehearsal import (
+    RehearsalPair,
+    check_replayed,
+    keep_pairs,
+    sample_rehearsal,
+    store_bytes,
+    superseded,
+)
 from ...training.teacher import taught_by, teacher_pass, teacher_writes_answers
 from ...training.trainer import encode_share, train_and_merge
 from ..base import Context, Resources
@@ -84,7 +92,7 @@ class SelfParam(WeightMethod):
             target_sets, written = self.write_answers(teacher, target_sets, extra)                     #    answers
             anchors, anchored = ([], []) if in_context else self.near_miss_anchors(teacher, near)
             examples, own = self.examples(target_sets, written)                                        # 2. examples
-            replayed = self.rehearsal()                                                                #    rehearsal
+            replayed, n_superseded = self.without_superseded(teacher, self.rehearsal(), contexts)      #    rehearsal
             reread = self.reread_unrelated()
             examples += anchors + reread + [p.example() for p in replayed]
             own += [None] * (len(anchors) + len(reread) + len(replayed))
@@ -101,7 +109,7 @@ class SelfParam(WeightMethod):
             self.weights.add(record, stats, self.name, contexts, self.config_dict(),                     # 5. merged
                              targets=[target_set_to_dict(ts) for ts in target_sets],
                              **self.levers_manifest(target_sets, extra, replayed, record.rehearsal, len(contexts),
-                                                    anchored, len(reread), pulled))
+                                                    anchored, len(reread), pulled, n_superseded))
             self.last_targets = target_sets
 
     # -- the steps of `inject` ------------------------------------------------------------------------
@@ -187,6 +195,22 @@ class SelfParam(WeightMethod):
                                 self.config.train.seed, step=len(self.weights.records) + 1,
                                 limit=self.config.rehearsal_limit)
 
+    def without_superseded(self, teacher: LM, replayed: list[RehearsalPair],
+                           contexts: Sequence[Context]) -> tuple[list[RehearsalPair], int]:
+        """`rehearsal_superseded`: the replayed pairs less those a context of this update contradicts (scored by
+        `teacher`, the model before this update), and how many were left out."""
+        nats = self.config.rehearsal_superseded
+        if not nats or not replayed:
+            return replayed, 0
+
+        def token_logprobs(prefixes: list[str], texts: list[str]):
+            return target_token_logprobs(teacher, prefixes, texts, batch_size=self.config.train.batch_size)
+
+        drop = [False] * len(replayed)
+        for c in contexts:
+            drop = [a or b for a, b in zip(drop, superseded(replayed, c.text, nats, token_logprobs))]
+        return [p for p, d in zip(replayed, drop) if not d], sum(drop)
+
     def reread_unrelated(self) -> list[Example]:
         """`rehearsal_unrelated`: up to that many unrelated sentences of every earlier context (from the update
         manifests, so a loaded injection does the same), drawn with `train.seed`, the update's step and the
@@ -214,7 +238,8 @@ class SelfParam(WeightMethod):
 
     def levers_manifest(self, target_sets: list[TargetSet], extra: list[list[dict]], replayed: list[RehearsalPair],
                         kept: list[RehearsalPair] | None, n_contexts: int,
-                        anchored: list[list[dict]], n_reread: int = 0, pulled: float = 0.0) -> dict[str, Any]:
+                        anchored: list[list[dict]], n_reread: int = 0, pulled: float = 0.0,
+                        n_superseded: int = 0) -> dict[str, Any]:
         """What the levers added to this update, for its manifest (nothing when they are off)."""
         out: dict[str, Any] = {}
         if pulled:
@@ -229,7 +254,7 @@ class SelfParam(WeightMethod):
                                       for questions, have in zip(extra, answered)]
         if self.config.rehearsal:
             n_bytes = store_bytes(kept or [])
-            out["rehearsal"] = {"replayed_pairs": len(replayed),
+            out["rehearsal"] = {"replayed_pairs": len(replayed), "superseded_pairs": n_superseded,
                                 "replayed_from": sorted({_digest(p.context) for p in replayed}),
                                 "kept_pairs": len(kept or []),
                                 "kept_tokens": sum(len(p.teacher) for p in kept or []),
