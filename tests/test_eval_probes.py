@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 from typer.testing import CliRunner
@@ -120,6 +121,44 @@ def test_conflict_shares_from_fake_methods(cf_file, tmp_path):
     assert len(rows) == 24 and rows[0]["answer_after_second"] == "English" and rows[0]["outcome"] == "later_wins"
     summary_md = (tmp_path / "out" / "summary.md").read_text()
     assert f"| latest | 12 | 0.500 [{lo:.2f}, {hi:.2f}] | 0.000 [0.00, 0.00] |" in summary_md
+
+
+class Replaying(Memo):
+    """A Memo that keeps update records as the weight methods do: each update after the first replays the
+    earlier facts' two pairs, and leaves out one of them when the new fact contradicts an earlier one."""
+
+    def __init__(self, name: str):
+        super().__init__(name)
+        self.records = []
+
+    def inject(self, contexts):
+        replay = None
+        if self.facts:
+            stem = contexts[0].text.rsplit(" ", 1)[0]
+            contradicted = any(f.rsplit(" ", 1)[0] == stem and f != contexts[0].text for f in self.facts)
+            replay = {"replayed_pairs": 2 * len(self.facts) - contradicted, "superseded_pairs": int(contradicted)}
+        super().inject(contexts)
+        self.records.append(SimpleNamespace(manifest={} if replay is None else {"rehearsal": replay}))
+
+    def reset(self):
+        super().reset()
+        self.records = []
+
+
+def test_conflicts_record_what_the_contradicting_update_replayed(cf_file, tmp_path):
+    cases = load_fact_cases(cf_file)
+    methods = {"replaying": Replaying("replaying"), "plain": Memo("plain")}
+    summary = run_conflicts(cases, list(methods), methods.__getitem__, ConflictConfig(), tmp_path / "out",
+                            progress=False)
+    # 3 cases x 2 orders: each second update replays 1 of the earlier fact's 2 pairs and leaves out 1,
+    # counted once per update, not once per question asked after it
+    replaying = summary["methods"]["replaying"]
+    assert (replaying["replayed_pairs"], replaying["superseded_pairs"]) == (6, 6)
+    assert "replayed_pairs" not in summary["methods"]["plain"]  # no update records: nothing to count
+    rows = [json.loads(x) for x in (tmp_path / "out" / "predictions.jsonl").read_text().splitlines()]
+    assert {json.dumps(r.get("replay")) for r in rows if r["method"] == "replaying"} == \
+        {json.dumps({"replayed_pairs": 1, "superseded_pairs": 1})}
+    assert not any("replay" in r for r in rows if r["method"] == "plain")
 
 
 def test_counterfact_probes(cf_file):

@@ -140,6 +140,14 @@ def ask(method: Any, questions: Sequence[str], max_new_tokens: int) -> list[str]
     return [method.answer([Query(q)], max_new_tokens)[0] for q in questions]
 
 
+def last_replay(method: Any) -> dict | None:
+    """What the method's latest update replayed of earlier ones (the `rehearsal` part of its manifest:
+    `replayed_pairs`, `superseded_pairs`, ...), for methods that keep update records (the weight methods) with
+    rehearsal on; None otherwise. It shows whether a replay lever acted on the contradicting update."""
+    records = getattr(method, "records", None)
+    return records[-1].manifest.get("rehearsal") if records else None
+
+
 def run_method(method: Any, cases: Sequence[FactCase], cfg: ConflictConfig, progress: bool = True) -> dict:
     """Both orders of every case with one method; per-answer rows and the shares over them."""
     rows = []
@@ -152,10 +160,12 @@ def run_method(method: Any, cases: Sequence[FactCase], cfg: ConflictConfig, prog
             first = ask(method, case.questions(), cfg.max_new_tokens)
             method.inject([Context(f"{case.id}/later", case.sentence(later))])
             second = ask(method, case.questions(), cfg.max_new_tokens)
+            replay = last_replay(method)
             for question, a1, a2 in zip(case.questions(), first, second):
                 rows.append({"id": case.id, "order": order, "question": question, "earlier": earlier, "later": later,
                              "answer_after_first": a1, "answer_after_second": a2,
-                             "first_learned": contains_answer(a1, earlier), "outcome": classify(a2, earlier, later)})
+                             "first_learned": contains_answer(a1, earlier), "outcome": classify(a2, earlier, later),
+                             **({"replay": replay} if replay is not None else {})})
     method.reset()
     return summarize(rows)
 
@@ -172,6 +182,10 @@ def summarize(rows: Sequence[dict]) -> dict:
                                        if learned else float("nan"))
     result["by_order"] = {o: shares([r["outcome"] for r in rows if r["order"] == o])
                           for o in ORDERS if any(r["order"] == o for r in rows)}
+    updates = {(r["id"], r["order"]): r["replay"] for r in rows if "replay" in r}  # one per second update
+    if updates:  # earlier pairs replayed by the contradicting updates, and how many a lever left out
+        result["replayed_pairs"] = sum(u.get("replayed_pairs", 0) for u in updates.values())
+        result["superseded_pairs"] = sum(u.get("superseded_pairs", 0) for u in updates.values())
     result["rows"] = list(rows)
     return result
 
