@@ -16,8 +16,9 @@ from selfparam.training.examples import Example, distillation_examples, encode
 from selfparam.training.trainer import batch_loss
 
 # Recorded on this tiny model (fp32, CPU) when SELF-PARAM was rewritten as one recipe; a change in the
-# targets, the examples, the teacher, the loss or the optimiser moves them.
-RECORDED = {"first_loss": 0.620857, "last_loss": 0.225680, "steps": 4}
+# targets, the examples, the teacher, the loss or the optimiser moves them. The last loss was recorded again
+# when LoRA dropout went from 0.1 to 0 (it was 0.225680; the first step is the same, as LoRA starts at zero).
+RECORDED = {"first_loss": 0.620857, "last_loss": 0.212765, "steps": 4}
 
 
 @pytest.fixture(scope="module")
