@@ -2,10 +2,12 @@
 
 One SQuAD-length context (a bundled SQuAD v1.1 dev paragraph from the tuning split), 50 pairs.
 
-Ours, exactly as SELF-PARAM runs it: pairs sampled on the cached prompt (encoded once, stopped as soon
-as enough usable pairs exist), answers by the teacher in batches, the teacher run once per sentence
-(compact top-k kept), training in batches under bf16 autocast where the CPU has native bf16, output
-logits only on the scored span.
+Ours is SELF-PARAM's own `inject` under the given settings (the defaults unless a config file says
+otherwise), timed stage by stage from its manifest's `seconds`: pairs sampled on the cached prompt (encoded
+once, stopped as soon as enough usable pairs exist), the answers written by the teacher in batches with
+the context in view (keeping the top-k distributions the KL needs, so those pairs need no teacher pass),
+the unrelated sentences' anchor, training in batches under bf16 autocast where the CPU has native bf16,
+output logits only on the scored span.
 
 The naive path, on the same context and (for training) the same examples, from the same weights and
 seed, in the same process, in fp32: pairs sampled with the prompt recomputed for every sample and every
@@ -21,30 +23,33 @@ import dataclasses
 import json
 import time
 from importlib import resources
+from pathlib import Path
 
 import torch
 from rich.console import Console
 from tqdm.auto import tqdm
 
 from .generation import generate
+from .jsonl import read_json
 from .lm import LM, load_lm
+from .methods.base import Context
+from .methods.selfparam import SelfParam, SelfParamConfig
 from .precision import cpu_bf16_native
 from .prompts import answer_prompt
+from .settings import build_dataclass
 from .targets import (
     TargetConfig,
     UnrelatedCorpus,
     answer_in_context,
     build_target_set,
     make_generator,
-    make_target_builder,
     pair_filter,
-    reanswer,
 )
 from .targets.types import TargetSet
 from .training.adapters import AdapterConfig, attach
 from .training.examples import Example, distillation_examples, encode
 from .training.losses import kl_full
-from .training.trainer import TrainConfig, run_update
+from .training.trainer import TrainConfig
 
 
 def bench_context() -> dict:
@@ -99,57 +104,92 @@ def naive_train(lm: LM, examples: list[Example], adapter: AdapterConfig, train: 
     return time.perf_counter() - t0
 
 
-def bench_injection(lm: LM, context: str, targets: TargetConfig, adapter: AdapterConfig, train: TrainConfig,
-                    naive: bool = True, log=print) -> dict:
-    """Time one injection of `context` (ours, then the naive path) and return the figures.
+def bench_injection(lm: LM, context: str, config: SelfParamConfig, naive: bool = True, log=print) -> dict:
+    """Time one injection of `context` by SELF-PARAM's own `inject` under `config` (then the naive path) and
+    return the figures. The stages are the method's (its manifest's `seconds`): pair generation, the
+    teacher writing the answers with the context in view (keeping the distributions the KL needs), the
+    anchor's distributions, the teacher pass over what is still untaught, training and merge.
 
-    `lm` is left as it was: each path trains its own copy of the weights.
+    `lm` is left as it was: the method trains its own copy of the weights, the naive path another.
     """
-    t0 = time.perf_counter()
-    target_set = make_target_builder(targets, lm)(context)  # generation and filters
-    if targets.teacher_rewrites_answers:
-        target_set = reanswer(lm, target_set)  # the teacher's answers, as SELF-PARAM's inject does
-    seconds_generation = time.perf_counter() - t0
-    examples = distillation_examples(lm.tokenizer, target_set)
+    method = SelfParam(lm, config, progress=False)
+    method.inject([Context("bench", context)])
+    seconds = method.weights.records[-1].manifest["seconds"]
+    stats = method.weights.last_stats
+    target_set = method.last_targets[0]
     log(f"{len(target_set.pairs)} pairs + {len(target_set.unrelated)} unrelated sentences in "
-        f"{seconds_generation:.1f}s; training {train.epochs} epoch(s)")
-    _, stats = run_update(dataclasses.replace(lm, model=copy.deepcopy(lm.model)), examples, adapter, train)
-    seconds_total = seconds_generation + stats.seconds_teacher + stats.seconds_train
+        f"{seconds['targets']:.1f}s, answers {seconds['answers']:.1f}s; {stats.steps} training steps")
     figures = {
         "model": lm.name, "device": str(lm.device), "compute_dtype": str(lm.compute_dtype).removeprefix("torch."),
         "cpu_bf16_native": cpu_bf16_native(), "threads": torch.get_num_threads(),
         "context_words": len(context.split()), "pairs": len(target_set.pairs), "unrelated": len(target_set.unrelated),
-        "epochs": train.epochs, "seconds_generation": round(seconds_generation, 3),
-        "seconds_teacher": round(stats.seconds_teacher, 3), "seconds_train": round(stats.seconds_train, 3),
-        "seconds_total": round(seconds_total, 3), "train_tokens_per_s": round(stats.train_tokens_per_s, 1),
+        "epochs": config.train.epochs, "steps": stats.steps,
+        "seconds_setup": seconds["setup"], "seconds_generation": seconds["targets"],
+        "seconds_answers": seconds["answers"],
+        "seconds_examples": seconds["examples"], "seconds_teacher": seconds["teacher"],
+        "seconds_train": seconds["train"], "seconds_total": seconds["total"],
+        "train_tokens_per_s": round(stats.train_tokens_per_s, 1),
     }
     if naive:
         reference = dataclasses.replace(lm, model=copy.deepcopy(lm.model).float(), compute_dtype=torch.float32)
         t0 = time.perf_counter()
-        naive_set = naive_targets(reference, targets, context)
+        naive_set = naive_targets(reference, config.targets, context)
         naive_generation = time.perf_counter() - t0
+        # the same examples as ours, each taught by the teacher reading what ours' teacher read
+        examples = distillation_examples(lm.tokenizer, target_set, config.unrelated_teacher)
         log(f"naive generation: {len(naive_set.pairs)} pairs in {naive_generation:.1f}s; naive training on ours' "
             f"{len(examples)} examples")
-        naive_seconds_train = naive_train(reference, examples, adapter, train)
+        naive_seconds_train = naive_train(reference, examples, config.adapter, config.train)
         naive_total = naive_generation + naive_seconds_train
+        ours_train = seconds["examples"] + seconds["teacher"] + seconds["train"]
         figures.update({
             "naive_seconds_generation": round(naive_generation, 3),
             "naive_seconds_train": round(naive_seconds_train, 3),
             "naive_seconds_total": round(naive_total, 3),
-            "speedup_generation_vs_naive": round(naive_generation / seconds_generation, 2),
-            "speedup_train_vs_naive": round(naive_seconds_train / (stats.seconds_teacher + stats.seconds_train), 2),
-            "speedup_vs_naive": round(naive_total / seconds_total, 2),
+            "speedup_generation_vs_naive": _ratio(naive_generation, seconds["targets"] + seconds["answers"]),
+            "speedup_train_vs_naive": _ratio(naive_seconds_train, ours_train),
+            "speedup_vs_naive": _ratio(naive_total, seconds["total"]),
         })
     return figures
 
 
-def run_bench(console: Console, model: str, n_pairs: int, unrelated: str | None, epochs: int, naive: bool,
-              device: str = "auto", dtype: str = "auto") -> dict:
+def _ratio(naive: float, ours: float) -> float | None:
+    """naive / ours to 0.01, or None where ours rounds to no time at all (a stage with nothing to do)."""
+    return round(naive / ours, 2) if ours > 0 else None
+
+
+DEFAULT_UNRELATED = "../shared/data/wikitext2/wiki.test.raw"
+
+
+def bench_config(path: Path | None = None, n_pairs: int | None = None, unrelated: str | None = None,
+                 epochs: int | None = None) -> SelfParamConfig:
+    """SELF-PARAM's settings for the bench: the defaults, or the `selfparam` object of the JSON file at
+    `path` (the format of `--method-config`; here `targets` may be set too), with the pairs, unrelated
+    corpus ("none": none; unset: the file's, else WikiText-2) and epochs given on the command line on top."""
+    config = SelfParamConfig()
+    if path is not None:
+        raw = read_json(Path(path), "method config file", missing=ValueError)
+        if not isinstance(raw, dict) or set(raw) != {"selfparam"}:
+            raise ValueError(f"method config file {path}: expected an object with one key, 'selfparam' (the bench "
+                             f"runs SELF-PARAM only)")
+        config = build_dataclass(SelfParamConfig, raw["selfparam"], f"{Path(path).name}:selfparam")
+    targets = config.targets
+    if unrelated is None and targets.unrelated_path is None and path is None:
+        unrelated = DEFAULT_UNRELATED
+    if unrelated is not None:
+        targets = dataclasses.replace(targets, unrelated_path=None if unrelated == "none" else unrelated)
+    if n_pairs is not None:
+        targets = dataclasses.replace(targets, n_pairs=n_pairs)
+    train = config.train if epochs is None else dataclasses.replace(config.train, epochs=epochs)
+    return dataclasses.replace(config, targets=targets, train=train)
+
+
+def run_bench(console: Console, model: str, config: SelfParamConfig, naive: bool, device: str = "auto",
+              dtype: str = "auto") -> dict:
     """Run the benchmark on the bundled SQuAD paragraph and print one JSON line of figures."""
-    if unrelated:
-        UnrelatedCorpus.from_path(unrelated)  # a bad path fails before the model loads
+    if config.targets.unrelated_path:
+        UnrelatedCorpus.from_path(config.targets.unrelated_path)  # a bad path fails before the model loads
     lm = load_lm(model, device=device, dtype=dtype)
-    figures = bench_injection(lm, bench_context()["context"], TargetConfig(n_pairs=n_pairs, unrelated_path=unrelated),
-                              AdapterConfig(), TrainConfig(epochs=epochs), naive=naive, log=console.print)
+    figures = bench_injection(lm, bench_context()["context"], config, naive=naive, log=console.print)
     print(json.dumps(figures))
     return figures

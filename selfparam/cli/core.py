@@ -174,17 +174,22 @@ def demo(
 @user_errors
 def bench(
     model: ModelOpt = DEFAULT_MODEL,
-    n_pairs: Annotated[int, typer.Option(help="pairs for the one context")] = DEFAULT_N_PAIRS,
-    unrelated: Annotated[str, typer.Option(help="corpus of unrelated sentences ('none' for none)")]
-    = "../shared/data/wikitext2/wiki.test.raw",
-    epochs: Annotated[int, typer.Option()] = TrainConfig.epochs,
+    method_config: Annotated[Optional[Path], typer.Option(
+        help="JSON {\"selfparam\": {...}} of SELF-PARAM settings to time (targets included); default: the defaults")]
+    = None,
+    n_pairs: Annotated[Optional[int], typer.Option(help=f"pairs for the one context [default: the config's, "
+                                                        f"{DEFAULT_N_PAIRS}]")] = None,
+    unrelated: Annotated[Optional[str], typer.Option(help="corpus of unrelated sentences ('none' for none) "
+                                                          "[default: the config's, else "
+                                                          "../shared/data/wikitext2/wiki.test.raw]")] = None,
+    epochs: Annotated[Optional[int], typer.Option(help=f"[default: the config's, {TrainConfig.epochs}]")] = None,
     skip_naive: Annotated[bool, typer.Option(help="skip the naive reference run")] = False,
     device: DeviceOpt = "auto",
     dtype: DtypeOpt = "auto",
 ) -> None:
-    """Time one whole injection of a SQuAD paragraph (generation, teacher, training) against the naive
-    path; ends with one JSON line."""
-    from ..bench import run_bench
+    """Time one whole SELF-PARAM injection of a SQuAD paragraph (generation, answers, teacher, training)
+    against the naive path; ends with one JSON line."""
+    from ..bench import bench_config, run_bench
 
-    run_bench(console, model=model, n_pairs=n_pairs, unrelated=None if unrelated == "none" else unrelated,
-              epochs=epochs, naive=not skip_naive, device=device, dtype=dtype)
+    config = bench_config(method_config, n_pairs=n_pairs, unrelated=unrelated, epochs=epochs)
+    run_bench(console, model=model, config=config, naive=not skip_naive, device=device, dtype=dtype)

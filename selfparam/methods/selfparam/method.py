@@ -83,14 +83,18 @@ class SelfParam(WeightMethod):
         self.last_targets: list[TargetSet] = []
 
     def inject(self, contexts: Sequence[Context]) -> None:
+        marks = [time.perf_counter()]  # stage boundaries, for the manifest's `seconds`
         teacher = self.weights.begin(contexts)  # the model as it is now: trained below, and its own teacher
         with self.weights.pulled_back(self.config.pull_back) as pulled:  # 0. pull_back: earlier updates shrink
+            marks.append(time.perf_counter())
             target_sets = [self.build_targets(c.text) for c in contexts]                               # 1. targets
+            marks.append(time.perf_counter())
             near = [self.near_misses(ts) for ts in target_sets]                                         #    levers
             in_context = self.config.near_miss_teacher == "context"
             extra = [self.reasked(ts.context) + (n if in_context else []) for ts, n in zip(target_sets, near)]
             target_sets, written = self.write_answers(teacher, target_sets, extra)                     #    answers
             anchors, anchored = ([], []) if in_context else self.near_miss_anchors(teacher, near)
+            marks.append(time.perf_counter())
             examples, own = self.examples(target_sets, written)                                        # 2. examples
             replayed, n_superseded = self.without_superseded(teacher, self.rehearsal(), contexts)      #    rehearsal
             reread = self.reread_unrelated()
@@ -106,8 +110,9 @@ class SelfParam(WeightMethod):
                                             seconds_teacher=time.perf_counter() - t0)
             if self.config.rehearsal:  # this update's own pairs, as taught now, for later updates to replay
                 record.rehearsal = keep_pairs(examples, teachers, own)
+            seconds = stage_seconds(marks + [t0, time.perf_counter()], stats.seconds_teacher)
             self.weights.add(record, stats, self.name, contexts, self.config_dict(),                     # 5. merged
-                             targets=[target_set_to_dict(ts) for ts in target_sets],
+                             targets=[target_set_to_dict(ts) for ts in target_sets], seconds=seconds,
                              **self.levers_manifest(target_sets, extra, replayed, record.rehearsal, len(contexts),
                                                     anchored, len(reread), pulled, n_superseded))
             self.last_targets = target_sets
@@ -267,6 +272,20 @@ class SelfParam(WeightMethod):
     def reset(self) -> None:
         super().reset()
         self.last_targets = []
+
+
+def stage_seconds(marks: list[float], seconds_teacher: float) -> dict[str, float]:
+    """Where one update's wall seconds went, from `inject`'s stage boundaries (start, model ready, targets
+    built, answers written, teacher pass begun, merged) and the teacher pass's own seconds: `setup` (the
+    private model copy on the first update, the pull back on later ones), `targets` (generation and filters, or the cache), `answers` (the teacher writing answers with the context in
+    view, and the levers' questions), `examples` (the anchor's distributions, rehearsal), `teacher` (the
+    pass over examples whose distributions were not yet known), `train` (training and merge), `total`."""
+    names = ("setup", "targets", "answers", "examples")
+    out = {n: b - a for n, a, b in zip(names, marks, marks[1:])}
+    out["teacher"] = seconds_teacher
+    out["train"] = marks[5] - marks[4] - seconds_teacher
+    out["total"] = marks[5] - marks[0]
+    return {k: round(v, 3) for k, v in out.items()}
 
 
 def _digest(context: str) -> str:
