@@ -74,6 +74,7 @@ def test_bench_config_times_a_file_of_selfparam_settings_with_the_command_line_o
     path = tmp_path / "method.json"
     path.write_text('{"selfparam": {"targets": {"generator_samples": 32, "generator_retire_after": 2}, '
                     '"train": {"epochs": 2}, "pull_back": 0.5}}')
+    assert bench_config(path).targets.unrelated_path == DEFAULT_UNRELATED  # as without a file
     config = bench_config(path, n_pairs=20, unrelated="none")
     assert (config.targets.generator_samples, config.targets.generator_retire_after) == (32, 2)
     assert config.targets.n_pairs == 20 and config.targets.unrelated_path is None
