@@ -165,7 +165,8 @@ def bench_config(path: Path | None = None, n_pairs: int | None = None, unrelated
                  epochs: int | None = None) -> SelfParamConfig:
     """SELF-PARAM's settings for the bench: the defaults, or the `selfparam` object of the JSON file at
     `path` (the format of `--method-config`; here `targets` may be set too), with the pairs, unrelated
-    corpus ("none": none; unset: the file's, else WikiText-2's test split) and epochs given on the command line on top."""
+    corpus ("none": none; unset: the file's, else WikiText-2's test split) and epochs given on the command
+    line on top."""
     config = SelfParamConfig()
     if path is not None:
         raw = read_json(Path(path), "method config file", missing=ValueError)

@@ -277,9 +277,10 @@ class SelfParam(WeightMethod):
 def stage_seconds(marks: list[float], seconds_teacher: float) -> dict[str, float]:
     """Where one update's wall seconds went, from `inject`'s stage boundaries (start, model ready, targets
     built, answers written, teacher pass begun, merged) and the teacher pass's own seconds: `setup` (the
-    private model copy on the first update, the pull back on later ones), `targets` (generation and filters, or the cache), `answers` (the teacher writing answers with the context in
-    view, and the levers' questions), `examples` (the anchor's distributions, rehearsal), `teacher` (the
-    pass over examples whose distributions were not yet known), `train` (training and merge), `total`."""
+    private model copy on the first update, the pull back on later ones), `targets` (generation and
+    filters, or the cache), `answers` (the teacher writing answers with the context in view, and the
+    levers' questions), `examples` (the anchor's distributions, rehearsal), `teacher` (the pass over
+    examples whose distributions were not yet known), `train` (training and merge), `total`."""
     names = ("setup", "targets", "answers", "examples")
     out = {n: b - a for n, a, b in zip(names, marks, marks[1:])}
     out["teacher"] = seconds_teacher
