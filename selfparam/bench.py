@@ -114,8 +114,8 @@ def bench_injection(lm: LM, context: str, config: SelfParamConfig, naive: bool =
     """
     method = SelfParam(lm, config, progress=False)
     method.inject([Context("bench", context)])
-    seconds = method.weights.records[-1].manifest["seconds"]
-    stats = method.weights.last_stats
+    seconds = method.records[-1].manifest["seconds"]
+    stats = method.last_stats
     target_set = method.last_targets[0]
     log(f"{len(target_set.pairs)} pairs + {len(target_set.unrelated)} unrelated sentences in "
         f"{seconds['targets']:.1f}s, answers {seconds['answers']:.1f}s; {stats.steps} training steps")

@@ -104,10 +104,10 @@ def test_inject_records_where_its_seconds_went():
     method = SelfParam(lm, config, progress=False)
     method.build_targets = lambda context: TargetSet(context, list(PAIRS), unrelated=["Rain fell on the hills."])
     method.inject([Context("c", CTX)])
-    seconds = method.weights.records[-1].manifest["seconds"]
+    seconds = method.records[-1].manifest["seconds"]
     assert set(seconds) == {"setup", "targets", "answers", "examples", "teacher", "train", "total"}
     assert all(v >= 0 for v in seconds.values()) and seconds["train"] > 0
     assert seconds["examples"] > 0  # the unchanged model teaches the unrelated sentence (the default anchor)
     parts = sum(v for k, v in seconds.items() if k != "total")
     assert seconds["total"] == pytest.approx(parts, abs=0.004)
-    assert seconds["teacher"] == round(method.weights.last_stats.seconds_teacher, 3)
+    assert seconds["teacher"] == round(method.last_stats.seconds_teacher, 3)
