@@ -81,14 +81,21 @@ def test_tiny_training_runs_resumes_and_learns_retrieval(tiny, tmp_path):
     # a run killed after logging steps past its checkpoint (4) logged rows it will redo, the last cut short
     with open(tmp_path / "run" / "train_log.jsonl", "a") as f:
         f.write(json.dumps({"step": 5, "loss": -1.0}) + "\n" + '{"step": 6, "lo')
-    # resume: 2 more steps continue the log from step 5
-    train.steps = 6
+    first = json.loads((tmp_path / "run" / "training.json").read_text())["invocations"]
+    assert [(i["from_step"], i["to_step"], i["train_config"]["retrieval_steps"]) for i in first] == [(0, 4, 100)]
+    # resume with another setting: 2 more steps continue the log from step 5
+    train.steps, train.retrieval_steps = 6, 20
     train_recipe(tiny, enc, recs, cfg, train, validation=recs[:4], progress=False)
     log = [json.loads(line) for line in (tmp_path / "run" / "train_log.jsonl").read_text().splitlines()]
     assert [r["step"] for r in log] == [1, 2, 3, 4, 5, 6] and all(r["loss"] != -1.0 for r in log)
     # the training record: data, steps, seconds, commit, the loss curve per `curve_every` steps, a PNG
     record = json.loads((tmp_path / "run" / "training.json").read_text())
     assert record["steps"] == 6 and record["seconds"] == log[-1]["seconds"]
+    # which settings trained which steps: one entry per invocation, the latest also as `train_config`
+    assert [(i["from_step"], i["to_step"], i["train_config"]["retrieval_steps"]) for i in record["invocations"]] \
+        == [(0, 4, 100), (4, 6, 20)]
+    assert record["train_config"]["retrieval_steps"] == 20 and record["invocations"][0] == first[0]
+    assert sum(i["seconds"] for i in record["invocations"]) == pytest.approx(record["seconds"], abs=0.2)
     assert record["data"]["records"] == len(recs) and record["data"]["validation_records"] == 4
     assert record["data"]["first_id"] == "r0" and record["commit"] == config["git_revision"]
     assert record["curve_every"] == 50 and [p["step"] for p in record["loss_curve"]] == [6]
@@ -123,6 +130,27 @@ def test_resumed_run_gets_its_own_time_allowance(tiny, tmp_path):
     log = [json.loads(line) for line in (tmp_path / "run" / "train_log.jsonl").read_text().splitlines()]
     assert [r["step"] for r in log] == [1, 2, 3, 4]
     assert log[-1]["seconds"] >= 1e6  # the total still counts every run
+
+
+def test_a_checkpoint_from_before_invocations_were_kept_resumes_with_its_settings_unknown(tiny, tmp_path):
+    enc = HashingEncoder()
+    cfg = EditorConfig(encoder="tiny-bert", repr_dim=16, head_hidden=32, prompt_hidden=32)
+    train = TrainConfig(out=str(tmp_path / "run"), steps=2, batch_size=2, contrastive_batch=8, retrieval_steps=0,
+                        save_every=1, seed=0)
+    train_recipe(tiny, enc, records(), cfg, train, progress=False)
+    (tmp_path / "run" / "checkpoint" / "invocations.json").unlink()  # as an older checkpoint
+    train.steps = 3
+    train_recipe(tiny, enc, records(), cfg, train, progress=False)
+    record = json.loads((tmp_path / "run" / "training.json").read_text())
+    earlier, latest = record["invocations"]
+    assert (earlier["from_step"], earlier["to_step"], earlier["train_config"]) == (0, 2, None)
+    assert "not known" in earlier["note"] and (latest["from_step"], latest["to_step"]) == (2, 3)
+    # a history that does not end at the checkpoint's step is refused, naming the file, and nothing is trained
+    (tmp_path / "run" / "checkpoint" / "invocations.json").write_text(json.dumps([{"from_step": 0, "to_step": 1}]))
+    train.steps = 5
+    with pytest.raises(ValueError, match="invocations.json does not end at the checkpoint's step 3"):
+        train_recipe(tiny, enc, records(), cfg, train, progress=False)
+    assert json.loads((tmp_path / "run" / "training.json").read_text())["steps"] == 3
 
 
 def test_edit_cli_adds_deletes_and_rolls_back(tiny, tmp_path, monkeypatch):

@@ -51,9 +51,41 @@ def file_sha256(path: str | Path) -> str | None:
     return h.hexdigest()
 
 
+INVOCATIONS = "invocations.json"  # in the checkpoint folder: the history a resumed run extends
+
+
+def invocation(config: Any, from_step: int, to_step: int, seconds: float) -> dict:
+    """One invocation of `train_recipe` on a run: the steps it trained, its own seconds, its config and commit.
+
+    A run trained in several invocations (`--max-seconds`, then resumed, perhaps with other settings such as
+    `--retrieval-steps`) keeps one of these each, so its record says which settings trained which steps.
+    """
+    return {"from_step": from_step, "to_step": to_step, "seconds": round(seconds, 1),
+            "commit": provenance()["git_revision"], "train_config": asdict(config)}
+
+
+def read_invocations(checkpoint: Path, step: int, seconds: float) -> list[dict]:
+    """The invocations recorded with a checkpoint. A checkpoint written before they were kept gets one entry
+    for all its steps, its settings unknown (`train_config` null)."""
+    path = Path(checkpoint) / INVOCATIONS
+    if not path.is_file():
+        return [{"from_step": 0, "to_step": step, "seconds": round(seconds, 1), "commit": None, "train_config": None,
+                 "note": "trained before invocations were recorded: its settings are not known"}]
+    try:
+        rows = json.loads(path.read_text())
+    except json.JSONDecodeError as e:
+        raise ValueError(f"{path} is not valid JSON ({e}); delete it to resume with the history unknown") from None
+    if not isinstance(rows, list) or not rows or rows[-1].get("to_step") != step:
+        raise ValueError(f"{path} does not end at the checkpoint's step {step}; delete it to resume with the "
+                         f"history unknown")
+    return rows
+
+
 def training_summary(config: Any, records: Sequence[Any], validation: Sequence[Any], llm: str, encoder: str,
-                     step: int, seconds: float, data_sha256: str | None) -> dict:
-    """What the editor was trained on, for how long, at which commit (no curve: it goes in editor.json)."""
+                     step: int, seconds: float, data_sha256: str | None, invocations: Sequence[dict] = ()) -> dict:
+    """What the editor was trained on, for how long, at which commit (no curve: it goes in editor.json).
+
+    `train_config` is the latest invocation's; `invocations` lists every invocation with its own config."""
     prov = provenance()
     return {
         "data": {"path": config.data, "sha256": data_sha256, "records": len(records),
@@ -64,6 +96,7 @@ def training_summary(config: Any, records: Sequence[Any], validation: Sequence[A
         "commit": prov["git_revision"], "versions": prov["versions"],
         "written_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "train_config": asdict(config),
+        "invocations": list(invocations),
     }
 
 

@@ -3,11 +3,11 @@
     >>> train_recipe(lm, encoder, records, EditorConfig(), TrainConfig(data=..., out="runs/recipe"))
 
 Layout of `out`: `encodings.safetensors` (the frozen encoder's outputs for every training text, computed
-once), `checkpoint/` (editor + optimizer + step, replaced atomically every `save_every` steps: a killed
-run resumes from it), `editor/` (the final editor, what `Recipe` loads; its `editor.json` records how it
-was trained), `train_log.jsonl` (losses per step), `train_config.json` (resolved configs, versions, git
-revision), `training.json` + `loss_curve.png` (data, steps, seconds, commit, loss curve; rewritten at
-every checkpoint) and `validation.json`.
+once), `checkpoint/` (editor + optimizer + step + every invocation's config, replaced atomically every
+`save_every` steps: a killed run resumes from it), `editor/` (the final editor, what `Recipe` loads; its
+`editor.json` records how it was trained), `train_log.jsonl` (losses per step), `train_config.json`
+(resolved configs, versions, git revision), `training.json` + `loss_curve.png` (data, steps, seconds, commit,
+every invocation's settings, loss curve; rewritten at every checkpoint) and `validation.json`.
 
 One step, with B = `batch_size` records through the frozen LLM and C = `contrastive_batch` for retrieval:
 - L_edit = hinge_target_loss(reliability + generality rows) + locality_weight * masked_kl(locality rows);
@@ -53,7 +53,15 @@ from .losses import (
 )
 from .method import llm_hidden_size
 from .questions import question_prompt
-from .record import file_sha256, read_log, training_summary, write_training_record
+from .record import (
+    INVOCATIONS,
+    file_sha256,
+    invocation,
+    read_invocations,
+    read_log,
+    training_summary,
+    write_training_record,
+)
 from .repository import sentinel_retrieve
 
 if TYPE_CHECKING:  # records are duck-typed: any object with these fields (eval/editing_data.EditRecord)
@@ -152,11 +160,13 @@ def retrieval_accuracy(editor: RecipeEditor, enc: dict[str, torch.Tensor]) -> di
 
 
 def _save_checkpoint(out: Path, editor: RecipeEditor, optimizer: torch.optim.Optimizer, step: int,
-                     seconds: float) -> None:
-    """Editor + optimizer + counters + RNG states, replaced whole. Only tensors and plain containers, so
-    `_load_state` reads it with `torch.load(weights_only=True)` (no pickled code runs on resume)."""
+                     seconds: float, invocations: list[dict]) -> None:
+    """Editor + optimizer + counters + RNG states + the invocations so far, replaced whole. Only tensors and
+    plain containers, so `_load_state` reads it with `torch.load(weights_only=True)` (no pickled code runs on
+    resume)."""
     with atomic_folder(out / "checkpoint") as tmp:
         editor.save(tmp / "editor")
+        (tmp / INVOCATIONS).write_text(json.dumps(invocations, indent=2))
         torch.save({"optimizer": optimizer.state_dict(), "step": step, "seconds": seconds,
                     "rng": torch.get_rng_state(), "py_rng": random.getstate()}, tmp / "state.pt")
 
@@ -204,6 +214,7 @@ def train_recipe(lm: LM, encoder: TextEncoder, records: Sequence[EditRecord], ed
     editor = RecipeEditor(editor_config, encoder.dim, llm_hidden_size(lm), prompt_scale=embed_std, llm_name=lm.name)
     optimizer = torch.optim.AdamW(editor.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     step, seconds = 0, 0.0
+    history: list[dict] = []  # earlier invocations of this run, each with its own config (record.py)
     if (out / "checkpoint" / "state.pt").is_file():
         resumed = RecipeEditor.load(out / "checkpoint" / "editor")
         if resumed.meta() != editor.meta():
@@ -215,6 +226,8 @@ def train_recipe(lm: LM, encoder: TextEncoder, records: Sequence[EditRecord], ed
         step, seconds = state["step"], state["seconds"]
         torch.set_rng_state(state["rng"])
         random.setstate(state["py_rng"])
+        history = read_invocations(out / "checkpoint", step, seconds)
+    first_step, first_seconds = step, seconds
     _truncate_log(out / "train_log.jsonl", step)
     atomic_write_text(out / "train_config.json", json.dumps(
         {"editor": asdict(editor_config), "train": asdict(config), "llm": lm.name, "encoder": encoder.name,
@@ -227,8 +240,12 @@ def train_recipe(lm: LM, encoder: TextEncoder, records: Sequence[EditRecord], ed
     lm.model.eval()
     data_sha256 = file_sha256(config.data) if config.data else None
 
+    def invocations(step: int, seconds: float) -> list[dict]:
+        return history + [invocation(config, first_step, step, seconds - first_seconds)]
+
     def summary(step: int, seconds: float) -> dict:
-        return training_summary(config, records, validation, lm.name, encoder.name, step, seconds, data_sha256)
+        return training_summary(config, records, validation, lm.name, encoder.name, step, seconds, data_sha256,
+                                invocations(step, seconds))
 
     log = open(out / "train_log.jsonl", "a")
     bar = tqdm(total=config.steps, initial=step, desc="training RECIPE", disable=not progress)
@@ -288,7 +305,7 @@ def train_recipe(lm: LM, encoder: TextEncoder, records: Sequence[EditRecord], ed
             bar.set_postfix(edit=f"{row['edit']:.2f}", kl=f"{row['locality_kl']:.3f}", nce=f"{row['contrastive']:.2f}")
             out_of_time = config.max_seconds and time.perf_counter() - session_started >= config.max_seconds
             if step % config.save_every == 0 or step == config.steps or out_of_time:
-                _save_checkpoint(out, editor, optimizer, step, seconds)
+                _save_checkpoint(out, editor, optimizer, step, seconds, invocations(step, seconds))
                 write_training_record(out, summary(step, seconds), read_log(out / "train_log.jsonl"),
                                       config.curve_every)
             if out_of_time:
