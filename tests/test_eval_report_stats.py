@@ -54,6 +54,14 @@ def test_single_summary_statistics_by_hand():
     assert "level (+0.000 [+0.000, +0.000])" in ft_row
     assert "-0.333 [" in base_row and "level" not in base_row
     assert "0.500 [" in next(line for line in md.splitlines() if line.startswith("| selfparam |"))
+    # intervals over contexts: SELF-PARAM's per-context means are 1, 1, 1/3, 1/3 (each context's two questions
+    # resampled together): no resample leaves [1/3, 1], and with four contexts the interval is the wider one
+    sp = rows["selfparam"]
+    assert sp["f1_ci_by_context"][0] >= 1 / 3 - 1e-9 and sp["f1_ci_by_context"][1] <= 1 + 1e-9
+    width = {k: sp[k][1] - sp[k][0] for k in ("f1_ci", "f1_ci_by_context")}
+    assert width["f1_ci_by_context"] > width["f1_ci"]
+    assert rows["ft-s"]["diff_vs_selfparam_ci_by_context"] == [0.0, 0.0] and "recovery_ci_by_context" in sp
+    assert "Intervals over contexts" in md and "_ci_by_context" in md
 
 
 def test_logprob_statistics_by_hand():
@@ -160,5 +168,6 @@ def test_merge_recomputes_statistics_from_the_merged_records(tmp_path):
 
 def test_is_statistic():
     assert all(is_statistic(k) for k in ("f1_ci", "recovery", "em_diagonal", "diff_vs_selfparam_diagonal_ci",
-                                         "logprob", "logprob_recovery_ci", "diff_logprob_vs_selfparam_diagonal"))
+                                         "logprob", "logprob_recovery_ci", "diff_logprob_vs_selfparam_diagonal",
+                                         "f1_ci_by_context", "diff_vs_selfparam_diagonal_ci_by_context"))
     assert not any(is_statistic(k) for k in ("f1_all", "storage_bytes", "curve", "mmlu_acc", "logprob_seconds"))

@@ -82,3 +82,27 @@ def test_misaligned_scores_are_refused():
         paired_difference([1.0, 0.0], [1.0])
     with pytest.raises(ValueError, match="level"):
         mean_ci([1.0, 0.0], level=1.5)
+
+
+def test_a_cluster_bootstrap_resamples_contexts_with_all_their_questions():
+    # singleton groups in order: exactly the question-level draws
+    scores = [0.1, 0.9, 0.4, 0.0, 1.0, 0.3, 0.7]
+    assert mean_ci(scores, groups=[f"c{i}" for i in range(7)]).ci == pytest.approx(mean_ci(scores).ci)
+    # ten contexts whose three questions move together: over contexts the interval is wider than over questions
+    rng = np.random.default_rng(1)
+    per_context = rng.random(10)
+    values = np.repeat(per_context, 3)
+    groups = np.repeat([f"ctx{i}" for i in range(10)], 3)
+    by_question, by_context = mean_ci(values), mean_ci(values, groups=groups)
+    assert by_question.value == by_context.value
+    assert by_context.ci[1] - by_context.ci[0] > 1.3 * (by_question.ci[1] - by_question.ci[0])
+    # a resample's mean is over the questions of the contexts it drew, whatever their sizes
+    ragged = mean_ci([1.0, 0.0, 0.0, 0.0], groups=["a", "b", "b", "b"], resamples=500)
+    assert ragged.value == 0.25 and ragged.ci == [0.0, 1.0]  # all-"a" and all-"b" draws both occur
+    # the comparisons take the same groups
+    diff = paired_difference(values + 0.1, values, groups=groups)
+    assert diff.value == pytest.approx(0.1) and diff.ci == pytest.approx([0.1, 0.1])
+    rec = recovery(values * 0.5, np.zeros(30), values, groups=groups)
+    assert rec.value == pytest.approx(0.5) and rec.ci == pytest.approx([0.5, 0.5])
+    with pytest.raises(ValueError, match="groups: 2 labels for 30"):
+        mean_ci(values, groups=["a", "b"])

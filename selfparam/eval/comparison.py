@@ -12,8 +12,10 @@ Per method (records matched across methods by context id and question):
   continuous figure that does not depend on how the model phrases its answers. Records of runs made before
   it was recorded have no `logprob`: these use only the questions every method involved has it for, and
   are None when there are none.
-Sequential runs give these on the last step's row and, with the suffix `_diagonal`, on each context right
-after its own injection (`f1_diagonal`, `recovery_diagonal_ci`, ...).
+Every `_ci` has a twin `_ci_by_context`: the interval of a cluster bootstrap that resamples contexts with
+all their questions (`stats`' `groups`), wider where a context's questions move together, as they do
+after one update. Sequential runs give these on the last step's row and, with the suffix `_diagonal`, on each
+context right after its own injection (`f1_diagonal`, `recovery_diagonal_ci`, ...).
 
 The three reference names below are the report's conventions (what "recovery" and "versus SELF-PARAM"
 are measured against), not dispatch: every method is run and scored the same way.
@@ -21,7 +23,7 @@ are measured against), not dispatch: every method is run and scored the same way
 
 from __future__ import annotations
 
-from typing import Any, Iterable, Sequence
+from typing import Any, Callable, Iterable, Sequence
 
 from . import stats
 
@@ -34,7 +36,7 @@ BOOTSTRAP = {"resamples": stats.RESAMPLES, "level": stats.LEVEL, "seed": stats.S
 
 def is_statistic(key: str) -> bool:
     """Whether a summary key is one this module computes (and a merge must recompute)."""
-    key = key.removesuffix("_ci").removesuffix("_diagonal")
+    key = key.removesuffix("_by_context").removesuffix("_ci").removesuffix("_diagonal")
     return key in _STATISTICS
 
 
@@ -57,32 +59,38 @@ def statistics(records_by_method: dict[str, Sequence[dict]], suffix: str = "",
     tables = {m: _table(rs) for m, rs in records_by_method.items()}
     out: dict[str, dict[str, Any]] = {}
 
-    def put(row: dict, name: str, est: stats.Estimate) -> None:
+    def put(row: dict, name: str, keys: Sequence[Key], statistic: Callable[..., stats.Estimate], *scores) -> None:
+        """The statistic on the questions `keys`, with its interval over questions and over contexts."""
+        est = statistic(*scores)
+        by_context = statistic(*scores, groups=[k[0] for k in keys])
         row[name + suffix], row[name + suffix + "_ci"] = est.value, est.ci
+        row[name + suffix + "_ci_by_context"] = by_context.ci
 
     def put_recovery(row: dict, table: dict[Key, dict], field: str, name: str) -> None:
         if BASE in tables and UPPER in tables:
             keys = _common(table, tables[BASE], tables[UPPER], field=field)
-            put(row, name, stats.recovery([table[k][field] for k in keys], [tables[BASE][k][field] for k in keys],
-                                          [tables[UPPER][k][field] for k in keys]))
+            put(row, name, keys, stats.recovery, [table[k][field] for k in keys],
+                [tables[BASE][k][field] for k in keys], [tables[UPPER][k][field] for k in keys])
 
     def put_difference(row: dict, method: str, table: dict[Key, dict], field: str, name: str) -> None:
         if reference in tables and method != reference:
             keys = _common(table, tables[reference], field=field)
-            put(row, name, stats.paired_difference([table[k][field] for k in keys],
-                                                   [tables[reference][k][field] for k in keys]))
+            put(row, name, keys, stats.paired_difference, [table[k][field] for k in keys],
+                [tables[reference][k][field] for k in keys])
 
     for method, table in tables.items():
         row: dict[str, Any] = {}
-        put(row, "f1", stats.mean_ci([r["f1"] for r in table.values()]))
-        put(row, "em", stats.mean_ci([float(r["em"]) for r in table.values()]))
+        every = list(table)
+        put(row, "f1", every, stats.mean_ci, [table[k]["f1"] for k in every])
+        put(row, "em", every, stats.mean_ci, [float(table[k]["em"]) for k in every])
         put_recovery(row, table, "f1", "recovery")
         if UPPER in tables:
             keys = _common(table, tables[UPPER])
-            put(row, "in_context_recall", stats.in_context_recall([table[k]["f1"] for k in keys],
-                                                                  [tables[UPPER][k]["f1"] for k in keys]))
+            put(row, "in_context_recall", keys, stats.in_context_recall, [table[k]["f1"] for k in keys],
+                [tables[UPPER][k]["f1"] for k in keys])
         put_difference(row, method, table, "f1", "diff_vs_selfparam")
-        put(row, "logprob", stats.mean_ci([r["logprob"] for r in table.values() if r.get("logprob") is not None]))
+        scored = [k for k in every if table[k].get("logprob") is not None]
+        put(row, "logprob", scored, stats.mean_ci, [table[k]["logprob"] for k in scored])
         put_recovery(row, table, "logprob", "logprob_recovery")
         put_difference(row, method, table, "logprob", "diff_logprob_vs_selfparam")
         out[method] = row

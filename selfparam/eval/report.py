@@ -173,6 +173,7 @@ def summary_markdown(result: TaskResult, title: str | None = None) -> str:
                   "its interval contains 0; log-prob recovery: recovery on the mean per-token log-probability of the "
                   "best gold answer (teacher-forced), which does not depend on how the model phrases its answers "
                   "(summary.json also has `logprob` and `diff_logprob_vs_selfparam`)."]
+        lines += _by_context_lines(result, statistics)
     before = result.extra.get("general_before")
     if isinstance(before, dict):
         lines += ["", "General ability of the base model before any injection: "
@@ -195,6 +196,27 @@ def summary_markdown(result: TaskResult, title: str | None = None) -> str:
                 lines += _matrix_lines(f"Retention of the gold answers' log-probability (nats/token) LP[t][i]: "
                                        f"{o.name}", matrix)
     return "\n".join(lines + _not_ok(result)) + "\n"
+
+
+_BY_CONTEXT_COLUMNS = (("F1", "f1", False), ("recovery", "recovery", False),
+                       ("F1 − SELF-PARAM", "diff_vs_selfparam", True), ("log-prob recovery", "logprob_recovery", False),
+                       ("log-prob − SELF-PARAM (nats/token)", "diff_logprob_vs_selfparam", True))
+
+
+def _by_context_lines(result: TaskResult, statistics: dict[str, dict[str, Any]]) -> list[str]:
+    """The main figures again with intervals that resample contexts (all of a context's questions together)."""
+    rows = [(o.name, statistics[o.name]) for o in result.outcomes if o.name in statistics]
+    if not rows:
+        return []
+    lines = ["", "Intervals over contexts (a cluster bootstrap: each resample draws contexts with all their questions, "
+             "so questions that moved together with one update count once; `_ci_by_context` in summary.json)"
+             + (", after the last injection" if result.task == "sequential" else "") + ":", "",
+             "| method | " + " | ".join(h for h, _, _ in _BY_CONTEXT_COLUMNS) + " |",
+             "|" + "---|" * (len(_BY_CONTEXT_COLUMNS) + 1)]
+    for name, row in rows:
+        lines.append(f"| {name} | " + " | ".join(with_ci(row.get(key), row.get(key + "_ci_by_context"), signed)
+                                                 for _, key, signed in _BY_CONTEXT_COLUMNS) + " |")
+    return lines
 
 
 def _general_by_step_lines(result: TaskResult) -> list[str]:

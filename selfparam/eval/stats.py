@@ -10,6 +10,14 @@ questions *together* (paired), so what two methods share (an easy question) canc
     >>> paired_difference([1.0, 1.0], [0.0, 1.0]).value   # a - b
     0.5
 
+`groups` (optional, aligned with the scores: e.g. each question's context id) resamples whole groups
+instead of questions (a cluster bootstrap): a context's questions share a paragraph and, for a weight
+method, one update, so they are not independent, and intervals over contexts are the honest ones when a
+context has several questions. Without `groups` the draws are exactly the question-level ones.
+
+    >>> mean_ci([0.0, 0.0, 1.0, 1.0], groups=["a", "a", "b", "b"], resamples=200).ci
+    [0.0, 1.0]
+
 A statistic that is undefined on the data (no questions; Base(C+Q) no better than Base(Q) for recovery;
 no question Base(C+Q) answers well for in-context recall) is `None` with a `None` interval. Resamples on
 which it is undefined are left out of the interval.
@@ -56,6 +64,24 @@ def resample_indices(n: int, resamples: int = RESAMPLES, seed: int = SEED) -> np
     return np.random.default_rng(seed).integers(0, n, size=(resamples, n))
 
 
+def _resampled_means(arrays: Sequence[np.ndarray], groups: Sequence | None, resamples: int,
+                     seed: int) -> list[np.ndarray]:
+    """Each array's mean on every resample, (resamples,) each: the questions resampled together, or with
+    `groups` the groups (each resample's mean is over the questions of the groups it drew)."""
+    n = arrays[0].size
+    if groups is None:
+        idx = resample_indices(n, resamples, seed)
+        return [a[idx].mean(axis=1) for a in arrays]
+    if len(groups) != n:
+        raise ValueError(f"groups: {len(groups)} labels for {n} per-question scores (they must be aligned)")
+    _, codes = np.unique(np.asarray([str(g) for g in groups]), return_inverse=True)
+    n_groups = int(codes.max()) + 1
+    counts = np.bincount(codes, minlength=n_groups).astype(float)
+    gidx = resample_indices(n_groups, resamples, seed)
+    size = counts[gidx].sum(axis=1)
+    return [np.bincount(codes, weights=a, minlength=n_groups)[gidx].sum(axis=1) / size for a in arrays]
+
+
 def _interval(draws: np.ndarray, level: float) -> list[float] | None:
     """Percentile interval of the finite draws (undefined resamples are nan and left out)."""
     if not 0 < level < 1:
@@ -67,20 +93,21 @@ def _interval(draws: np.ndarray, level: float) -> list[float] | None:
     return [float(lo), float(hi)]
 
 
-def mean_ci(values: Sequence[float], resamples: int = RESAMPLES, seed: int = SEED, level: float = LEVEL) -> Estimate:
+def mean_ci(values: Sequence[float], resamples: int = RESAMPLES, seed: int = SEED, level: float = LEVEL,
+            groups: Sequence | None = None) -> Estimate:
     """The mean over questions with its bootstrap interval."""
     (a,) = _aligned(values=values)
     if a.size == 0:
         return Estimate(None, None)
-    idx = resample_indices(a.size, resamples, seed)
-    return Estimate(float(a.mean()), _interval(a[idx].mean(axis=1), level))
+    (draws,) = _resampled_means([a], groups, resamples, seed)
+    return Estimate(float(a.mean()), _interval(draws, level))
 
 
 def paired_difference(a: Sequence[float], b: Sequence[float], resamples: int = RESAMPLES, seed: int = SEED,
-                      level: float = LEVEL) -> Estimate:
+                      level: float = LEVEL, groups: Sequence | None = None) -> Estimate:
     """mean(a) - mean(b) on the same questions, both resampled with the same indices."""
     x, y = _aligned(a=a, b=b)
-    return mean_ci(x - y, resamples, seed, level)
+    return mean_ci(x - y, resamples, seed, level, groups)
 
 
 def _ratio(num: np.ndarray, den: np.ndarray) -> np.ndarray:
@@ -89,7 +116,7 @@ def _ratio(num: np.ndarray, den: np.ndarray) -> np.ndarray:
 
 
 def recovery(f1: Sequence[float], f1_base: Sequence[float], f1_cq: Sequence[float], resamples: int = RESAMPLES,
-             seed: int = SEED, level: float = LEVEL) -> Estimate:
+             seed: int = SEED, level: float = LEVEL, groups: Sequence | None = None) -> Estimate:
     """The recovered share of the in-context gain, `(F1 - F1_base) / (F1_base-cq - F1_base)`.
 
     1 means the method answers as well as with the context in the prompt, 0 as well as without it. The
@@ -100,15 +127,14 @@ def recovery(f1: Sequence[float], f1_base: Sequence[float], f1_cq: Sequence[floa
     if m.size == 0:
         return Estimate(None, None)
     value = _ratio(np.array(m.mean() - b.mean()), np.array(c.mean() - b.mean()))
-    idx = resample_indices(m.size, resamples, seed)
-    mb, bb, cb = m[idx].mean(axis=1), b[idx].mean(axis=1), c[idx].mean(axis=1)
+    mb, bb, cb = _resampled_means([m, b, c], groups, resamples, seed)
     draws = _ratio(mb - bb, cb - bb)
     return Estimate(float(value) if np.isfinite(value) else None, _interval(draws, level) if np.isfinite(value)
                     else None)
 
 
 def in_context_recall(f1: Sequence[float], f1_cq: Sequence[float], well: float = WELL, resamples: int = RESAMPLES,
-                      seed: int = SEED, level: float = LEVEL) -> Estimate:
+                      seed: int = SEED, level: float = LEVEL, groups: Sequence | None = None) -> Estimate:
     """Among the questions Base(C+Q) answers well (F1 >= `well`), the share the method answers well.
 
     A figure that does not depend on how well the model reads: questions the model cannot answer even
@@ -119,6 +145,6 @@ def in_context_recall(f1: Sequence[float], f1_cq: Sequence[float], well: float =
     if not known.any():
         return Estimate(None, None)
     hit = (m >= well) & known
-    idx = resample_indices(m.size, resamples, seed)
-    draws = _ratio(hit[idx].sum(axis=1).astype(float), known[idx].sum(axis=1).astype(float))
+    hits, knowns = _resampled_means([hit.astype(float), known.astype(float)], groups, resamples, seed)
+    draws = _ratio(hits, knowns)  # a ratio of means over the same questions: the ratio of the counts
     return Estimate(float(hit.sum() / known.sum()), _interval(draws, level))
