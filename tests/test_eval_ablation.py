@@ -78,7 +78,11 @@ def test_labelled_rows_and_the_difference_against_the_reference(runs, tmp_path):
     md = paths["ablation_md"].read_text()
     lines = [line for line in md.splitlines() if line.startswith("| ")]
     assert lines[1].startswith("| selfparam[paper] |") and "| reference |" in lines[1]
-    assert lines[2].startswith("| selfparam[facts] |") and "+0.333 [" in lines[2] and "level" not in lines[2]
+    cells = lines[2].split(" | ")
+    assert cells[0] == "| selfparam[facts]" and cells[5].startswith("+0.333 [")  # F1 − reference, not level
+    # the log-prob difference: beyond the noise over questions, level over the two contexts' clusters
+    assert cells[7].startswith("+0.812 [") and cells[8].startswith("level (+0.812 [")
+    assert table["methods"]["selfparam[facts]"]["diff_logprob_vs_reference_ci_by_context"][0] <= 0
     assert "`questions` = \"facts\"" in md
 
 

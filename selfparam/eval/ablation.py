@@ -203,6 +203,7 @@ def ablate(runs: Sequence[tuple[Path, str]], out: Path, reference: str, title: s
         for key in _FIGURES:
             source = _SOURCE.get(key, key)  # the statistics' key name
             entry[key], entry[key + "_ci"] = s.get(source), s.get(source + "_ci")
+            entry[key + "_ci_by_context"] = s.get(source + "_ci_by_context")
         entry["level"] = level(entry["diff_vs_reference_ci"]) if entry["diff_vs_reference"] is not None else None
         entry["logprob_level"] = (level(entry["diff_logprob_vs_reference_ci"])
                                   if entry["diff_logprob_vs_reference"] is not None else None)
@@ -276,7 +277,7 @@ def ablation_markdown(ablation: dict[str, Any], title: str | None = None) -> str
              "", "Shared by every run: " + ", ".join(f"{k} {v}" for k, v in settings.items() if v is not None)
              + f". Reference: `{ablation['reference']}`.", "",
              "| method | status | F1 [95% CI] | recovery | in-context recall | F1 − reference | log-prob recovery "
-             "| log-prob − reference | inject s/context | questions |", "|" + "---|" * 10]
+             "| log-prob − reference | … over contexts | inject s/context | questions |", "|" + "---|" * 11]
     for name, m in ablation["methods"].items():
         cells = [name, str(m["status"]), with_ci(m["f1"], m["f1_ci"]), with_ci(m["recovery"], m["recovery_ci"]),
                  with_ci(m["in_context_recall"], m["in_context_recall_ci"]),
@@ -286,13 +287,16 @@ def ablation_markdown(ablation: dict[str, Any], title: str | None = None) -> str
                  "reference" if name == ablation["reference"] else with_ci(m["diff_logprob_vs_reference"],
                                                                           m["diff_logprob_vs_reference_ci"],
                                                                           signed=True),
+                 "reference" if name == ablation["reference"] else with_ci(
+                     m["diff_logprob_vs_reference"], m.get("diff_logprob_vs_reference_ci_by_context"), signed=True),
                  _seconds(m["inject_seconds_per_context"]), str(m["n_questions"])]
         lines.append("| " + " | ".join(cells) + " |")
     lines += ["", "Intervals: 95% bootstrap over questions. recovery = (F1 − F1 Base(Q)) / (F1 Base(C+Q) − "
               "F1 Base(Q)); in-context recall: among questions Base(C+Q) answers with F1 >= 0.5, the share the method "
               "answers as well; F1 − reference: paired difference on the same questions, `level` when its interval "
               "contains 0. Log-prob: the mean per-token log-probability of the best gold answer, teacher-forced "
-              "(recovery and paired difference as for F1; – where a run predates it). "
+              "(recovery and paired difference as for F1; – where a run predates it); … over contexts: the same "
+              "difference with an interval that resamples contexts with all their questions. "
               "Base(Q) and Base(C+Q) are taken once (identical in every run that has them)."
               + (" Sequential runs: after the last injection." if ablation["task"] == "sequential" else ""),
               *([f"Every row is taken on the {ablation['questions']['scored']} questions every method scored "
