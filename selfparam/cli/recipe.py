@@ -89,6 +89,46 @@ def ship(
     typer.echo(f"shipped: {ship_editor(editor, model)}")
 
 
+@recipe_app.command("calibrate")
+def calibrate(
+    editor: Annotated[Optional[Path], typer.Argument(help="trained editor folder (default: the one RECIPE loads for "
+                                                          "--model, e.g. the shipped editor)")] = None,
+    data: Annotated[Path, typer.Option(help="CounterFact-style JSON the editor was trained from")]
+    = Path("../shared/data/counterfact_recipe/counterfact-train.json"),
+    validation: Annotated[int, typer.Option(help="calibrate on the last N records of --data (the records `recipe "
+                                                 "train` held out; never the ones you report on)")] = 500,
+    locality: Annotated[float, typer.Option(help="share of the held-out locality prompts that must retrieve "
+                                                 "nothing")] = 0.98,
+    model: Annotated[str, typer.Option(help="the LLM the editor serves (for the default editor)")] = "smollm2-135m",
+) -> None:
+    """Choose the knowledge sentinel's margin on held-out records and write it into the editor's editor.json:
+    the largest margin that keeps --locality of unrelated prompts retrieving nothing. Needs no LLM."""
+    from ..eval.editing_data import load_edits
+    from ..methods.recipe import RecipeEditor, default_checkpoint
+    from ..methods.recipe.calibration import calibrate_editor
+    from ..methods.recipe.encoder import load_encoder
+    from ..methods.recipe.training import encode_records
+
+    folder = editor or default_checkpoint(model)
+    loaded = RecipeEditor.load(folder)  # a missing editor fails before anything is encoded
+    if not 0.0 < locality < 1.0:
+        raise typer.BadParameter(f"locality: must be in (0, 1), got {locality}")
+    records = load_edits(data)
+    if not 0 < validation <= len(records):
+        raise typer.BadParameter(f"validation: must be in 1..{len(records)} (the records of {data}), got {validation}")
+    held_out = records[len(records) - validation:]
+    training = json.loads((folder / "editor.json").read_text()).get("training") or {}
+    trained_on = training.get("data", {})
+    if trained_on.get("last_id") and any(r.id == trained_on["last_id"] for r in held_out):
+        raise typer.BadParameter(f"validation: the last {validation} records of {data} include records the editor "
+                                 f"was trained on (up to {trained_on['last_id']}); hold out fewer")
+    enc = encode_records(load_encoder(loaded.config.encoder), held_out, None, progress=False)
+    calibration = calibrate_editor(folder, enc, locality,
+                                   data={"path": str(data), "first_id": held_out[0].id, "last_id": held_out[-1].id})
+    typer.echo(json.dumps(calibration, indent=2))
+    typer.echo(f"written to {folder / 'editor.json'}")
+
+
 @recipe_app.command("edit")
 def edit(
     repo: Annotated[Path, typer.Option(help="repository folder (created if missing, updated atomically)")],

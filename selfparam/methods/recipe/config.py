@@ -103,8 +103,17 @@ class RecipeConfig:
                 "for the model, see `default_checkpoint`"})
     batch_size: int = field(default=16, metadata={"help": "queries per forward pass"})
     encode_batch_size: int = field(default=64, metadata={"help": "texts per sentence-encoder pass"})
+    sentinel_margin: float | None = field(default=None, metadata={
+        "help": "retrieve an edit when its key is closer than the sentinel's similarity minus this; None: the "
+                "margin calibrated with the editor on held-out records (`selfparam recipe calibrate`; 0 for an "
+                "editor never calibrated); 0: the paper's rule"})
 
     def __post_init__(self):
+        if self.sentinel_margin is not None and (isinstance(self.sentinel_margin, bool)
+                                                 or not isinstance(self.sentinel_margin, (int, float))
+                                                 or not -2.0 <= self.sentinel_margin <= 2.0):
+            raise ValueError(f"sentinel_margin: must be a number in [-2, 2] (similarities lie in [-1, 1]) or None, "
+                             f"got {self.sentinel_margin!r}")
         if self.checkpoint is not None and (not isinstance(self.checkpoint, (str, Path))
                                             or not str(self.checkpoint).strip()):
             raise ValueError(f"checkpoint: must be a folder path or None, got {self.checkpoint!r}")
@@ -141,6 +150,9 @@ class TrainConfig:
     question_share: float = field(default=0.5, metadata={
         "help": "share of reliability rows asked as a question built from the record (questions.py) instead "
                 "of the statement prompt; questions also join the InfoNCE queries unless 0"})
+    sentinel_locality: float = field(default=0.98, metadata={
+        "help": "after training, the sentinel's margin is calibrated on the validation records: the largest that "
+                "keeps this share of their locality prompts retrieving nothing (calibration.py)"})
     curve_every: int = field(default=50, metadata={
         "help": "steps per point of the loss curve in training.json and loss_curve.png"})
     lr: float = field(default=1e-3, metadata={"help": "AdamW learning rate"})
@@ -162,6 +174,8 @@ class TrainConfig:
                 raise ValueError(f"{name}: must be a number >= 1 (inf: no hinge), got {value!r}")
         if not isinstance(self.question_share, (int, float)) or not 0.0 <= self.question_share <= 1.0:
             raise ValueError(f"question_share: must be in [0, 1], got {self.question_share!r}")
+        if not isinstance(self.sentinel_locality, (int, float)) or not 0.0 < self.sentinel_locality < 1.0:
+            raise ValueError(f"sentinel_locality: must be in (0, 1), got {self.sentinel_locality!r}")
         if not isinstance(self.retrieval_steps, int) or self.retrieval_steps < 0:
             raise ValueError(f"retrieval_steps: must be an integer >= 0, got {self.retrieval_steps!r}")
         for name in ("weight_decay", "locality_weight", "contrastive_weight", "max_seconds"):

@@ -48,6 +48,7 @@ class RecipeEditor(nn.Module):
         self.sentinel = nn.Parameter(torch.randn(config.repr_dim) * 0.02)
         self.prompt_generator = _mlp(config.repr_dim, config.prompt_hidden, config.n_prompt_tokens * llm_hidden)
         self.register_buffer("prompt_scale", torch.tensor(float(prompt_scale)))
+        self.calibration: dict | None = None  # the sentinel margin chosen on held-out records (calibration.py)
 
     # --- representations -------------------------------------------------------------------------
     def knowledge(self, enc: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -80,11 +81,18 @@ class RecipeEditor(nn.Module):
         return h.hexdigest()
 
     def save(self, folder: Path, extra: dict | None = None) -> None:
-        """Write weights and metadata to `folder` atomically (a temporary folder, then a rename)."""
+        """Write weights and metadata to `folder` atomically (a temporary folder, then a rename); the
+        sentinel calibration (`calibration`, set by calibration.py) goes into the metadata with them."""
         folder = Path(folder)
+        extra = {**({"calibration": self.calibration} if self.calibration else {}), **(extra or {})}
         with atomic_folder(folder) as tmp:
             save_file({k: v.detach().cpu().contiguous() for k, v in self.state_dict().items()}, tmp / EDITOR_WEIGHTS)
-            (tmp / EDITOR_META).write_text(json.dumps({**self.meta(), **(extra or {})}, indent=2))
+            (tmp / EDITOR_META).write_text(json.dumps({**self.meta(), **extra}, indent=2))
+
+    @property
+    def sentinel_margin(self) -> float:
+        """The calibrated margin of the sentinel rule (0, the paper's rule, for an editor never calibrated)."""
+        return float(self.calibration.get("sentinel_margin", 0.0)) if self.calibration else 0.0
 
     @classmethod
     def require(cls, folder: Path) -> None:
@@ -104,4 +112,5 @@ class RecipeEditor(nn.Module):
         editor = cls(EditorConfig(**meta["config"]), meta["encoder_dim"], meta["llm_hidden"],
                      llm_name=meta.get("llm_name", ""))
         editor.load_state_dict(load_file(folder / EDITOR_WEIGHTS), strict=True)
+        editor.calibration = meta.get("calibration")
         return editor.to(device).eval()

@@ -112,7 +112,13 @@ class Recipe:
         """prompts (Q, n, H) and index (Q,) of the retrieved edit (-1: the sentinel won, no prompt)."""
         with torch.no_grad():
             reprs = self.editor.query(self.encoder.encode(list(questions)))
-            return self.repository.retrieve(reprs, self.editor.sentinel_repr())
+            return self.repository.retrieve(reprs, self.editor.sentinel_repr(), self.sentinel_margin)
+
+    @property
+    def sentinel_margin(self) -> float:
+        """The margin of the sentinel rule in use: the config's, else the editor's calibrated one."""
+        margin = self.config.sentinel_margin
+        return self.editor.sentinel_margin if margin is None else float(margin)
 
     def retrieved_ids(self, questions: Sequence[str]) -> list[str | None]:
         _, index = self.retrieve(questions)

@@ -27,20 +27,21 @@ def normalize_fact(text: str) -> str:
     return " ".join(text.lower().split())
 
 
-def sentinel_retrieve(queries: torch.Tensor, keys: torch.Tensor,
-                      sentinel: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """The knowledge-sentinel rule.
+def sentinel_retrieve(queries: torch.Tensor, keys: torch.Tensor, sentinel: torch.Tensor,
+                      margin: float = 0.0) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The knowledge-sentinel rule, with a calibrated margin.
 
-    queries (Q, R), keys (K, R), sentinel (R,) -> index (Q,) of the best key, or -1 where the query is at
-    least as close to the sentinel as to its best key (or the repository is empty); best similarity (Q,);
-    sentinel similarity (Q,). Similarities are dot products (the inputs are unit vectors).
+    queries (Q, R), keys (K, R), sentinel (R,) -> index (Q,) of the best key, or -1 where the best key is not
+    closer than the sentinel's similarity minus `margin` (or the repository is empty); best similarity (Q,);
+    sentinel similarity (Q,). Similarities are dot products (the inputs are unit vectors). `margin` 0 is the
+    paper's rule (the best key must beat the sentinel); a positive margin retrieves more (calibration.py).
     """
     sentinel_sim = queries @ sentinel  # (Q,)
     if keys.shape[0] == 0:
         nothing = torch.full((queries.shape[0],), -1, dtype=torch.long)
         return nothing, torch.full_like(sentinel_sim, float("-inf")), sentinel_sim
     best_sim, best = (queries @ keys.T).max(dim=1)  # (Q,)
-    return torch.where(best_sim > sentinel_sim, best, torch.full_like(best, -1)), best_sim, sentinel_sim
+    return torch.where(best_sim > sentinel_sim - margin, best, torch.full_like(best, -1)), best_sim, sentinel_sim
 
 
 @dataclass
@@ -186,9 +187,10 @@ class KnowledgeRepository:
         self.__init__(self.hidden_size, self.n_prompt_tokens, self.repr_dim)
 
     # --- retrieval --------------------------------------------------------------------------------
-    def retrieve(self, queries: torch.Tensor, sentinel: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def retrieve(self, queries: torch.Tensor, sentinel: torch.Tensor,
+                 margin: float = 0.0) -> tuple[torch.Tensor, torch.Tensor]:
         """queries (Q, R) -> prompts (Q, n, H) (zeros where nothing is retrieved) and index (Q,) (-1: none)."""
-        index, _, _ = sentinel_retrieve(queries.float().cpu(), self.keys, sentinel.float().cpu())
+        index, _, _ = sentinel_retrieve(queries.float().cpu(), self.keys, sentinel.float().cpu(), margin)
         prompts = torch.zeros(queries.shape[0], self.n_prompt_tokens, self.hidden_size)
         hit = index >= 0
         prompts[hit] = self.prompts[index[hit]]

@@ -40,6 +40,7 @@ from ...padding import pad_tokens
 from ...prompt_vectors import prompted_logits
 from ...prompts import answer_prompt
 from ...provenance import provenance
+from .calibration import calibrate_sentinel, retrieval_accuracy
 from .config import EditorConfig, TrainConfig
 from .editor import RecipeEditor
 from .encoder import TextEncoder
@@ -62,7 +63,6 @@ from .record import (
     training_summary,
     write_training_record,
 )
-from .repository import sentinel_retrieve
 
 if TYPE_CHECKING:  # records are duck-typed: any object with these fields (eval/editing_data.EditRecord)
     from ...eval.editing_data import EditRecord
@@ -141,22 +141,6 @@ def build_edit_batch(lm: LM, records: Sequence[EditRecord],
         kl_mask[row, offset + a:offset + b] = 1
     keep = torch.tensor([min(width, max(needs))])
     return {"ids": ids, "mask": mask, "labels": labels, "kl_mask": kl_mask, "keep": keep}
-
-
-def retrieval_accuracy(editor: RecipeEditor, enc: dict[str, torch.Tensor]) -> dict[str, float]:
-    """With all of `enc`'s facts stored: the share of reliability/generality/question queries that retrieve
-    their own fact, and of locality queries that retrieve nothing (the sentinel wins)."""
-    with torch.no_grad():
-        keys, _ = editor.knowledge(enc["fact"])
-        sentinel = editor.sentinel_repr()
-        own = torch.arange(keys.shape[0])
-        out = {}
-        for name, field in (("reliability", "prompt"), ("generality", "rephrase"), ("question", "question")):
-            index, _, _ = sentinel_retrieve(editor.query(enc[field]), keys, sentinel)
-            out[name] = (index == own).float().mean().item()
-        index, _, _ = sentinel_retrieve(editor.query(enc["locality_prompt"]), keys, sentinel)
-        out["locality"] = (index == -1).float().mean().item()
-    return out
 
 
 def _save_checkpoint(out: Path, editor: RecipeEditor, optimizer: torch.optim.Optimizer, step: int,
@@ -318,10 +302,16 @@ def train_recipe(lm: LM, encoder: TextEncoder, records: Sequence[EditRecord], ed
     editor.eval()
     record = summary(step, seconds)
     write_training_record(out, record, read_log(out / "train_log.jsonl"), config.curve_every)
+    report = None
+    if validation:  # the sentinel's margin is chosen on the held-out records and ships with the editor
+        val_enc = encode_records(encoder, validation, None, progress=False)
+        editor.calibration = {**calibrate_sentinel(editor, val_enc, config.sentinel_locality),
+                              "data": {"path": config.data, "first_id": validation[0].id,
+                                       "last_id": validation[-1].id}}
+        report = {"steps": step, "seconds": round(seconds, 1), "retrieval": retrieval_accuracy(editor, val_enc),
+                  "calibration": editor.calibration}
     editor.save(out / "editor", extra={"trained_steps": step, "train_seconds": round(seconds, 1),
                                        "train_records": len(records), "training": record})
-    if validation:
-        val_enc = encode_records(encoder, validation, None, progress=False)
-        report = {"steps": step, "seconds": round(seconds, 1), "retrieval": retrieval_accuracy(editor, val_enc)}
+    if report is not None:
         atomic_write_text(out / "validation.json", json.dumps(report, indent=2))
     return editor
