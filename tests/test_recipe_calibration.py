@@ -122,6 +122,20 @@ def test_calibrate_cli_writes_the_margin_beside_the_weights_and_refuses_training
     assert (folder / "editor.safetensors").read_bytes() == weights
     expected = calibrate_sentinel(RecipeEditor.load(folder), encode_records(enc, recs[8:], None, progress=False), 0.75)
     assert calibration["sentinel_margin"] == pytest.approx(expected["sentinel_margin"])
+    # with the facts of 6 other records stored beside the held-out ones: more keys near each unrelated prompt,
+    # so the margin that keeps the same locality share can only be smaller
+    r = runner.invoke(app, ["recipe", "calibrate", str(folder), "--data", str(data), "--validation", "4",
+                            "--locality", "0.75", "--distractors", "6"])
+    assert r.exit_code == 0, r.output
+    crowded = json.loads((folder / "editor.json").read_text())["calibration"]
+    assert crowded["distractors"] == 6 and crowded["stored"] == 10
+    assert crowded["sentinel_margin"] <= calibration["sentinel_margin"]
+    held_out, others = encode_records(enc, recs[8:], None, progress=False), enc.encode([x.fact for x in recs[:6]])
+    expected = calibrate_sentinel(RecipeEditor.load(folder), held_out, 0.75, others)
+    assert crowded["sentinel_margin"] == pytest.approx(expected["sentinel_margin"])
+    r = runner.invoke(app, ["recipe", "calibrate", str(folder), "--data", str(data), "--validation", "4",
+                            "--distractors", "9"])
+    assert r.exit_code == 2 and "distractors" in r.output
     # held-out records that overlap the training data, or a bad target: refused, editor.json unchanged
     before = (folder / "editor.json").read_text()
     r = runner.invoke(app, ["recipe", "calibrate", str(folder), "--data", str(data), "--validation", "6"])

@@ -99,10 +99,15 @@ def calibrate(
                                                  "train` held out; never the ones you report on)")] = 500,
     locality: Annotated[float, typer.Option(help="share of the held-out locality prompts that must retrieve "
                                                  "nothing")] = 0.98,
+    distractors: Annotated[int, typer.Option(help="also store the facts of the first N records of --data (other "
+                                                  "edits), so the margin holds in a repository of N + "
+                                                  "--validation facts")] = 0,
     model: Annotated[str, typer.Option(help="the LLM the editor serves (for the default editor)")] = "smollm2-135m",
 ) -> None:
     """Choose the knowledge sentinel's margin on held-out records and write it into the editor's editor.json:
     the largest margin that keeps --locality of unrelated prompts retrieving nothing. Needs no LLM."""
+    import torch
+
     from ..eval.editing_data import load_edits
     from ..methods.recipe import RecipeEditor, default_checkpoint
     from ..methods.recipe.calibration import calibrate_editor
@@ -117,13 +122,19 @@ def calibrate(
     if not 0 < validation <= len(records):
         raise typer.BadParameter(f"validation: must be in 1..{len(records)} (the records of {data}), got {validation}")
     held_out = records[len(records) - validation:]
+    if not 0 <= distractors <= len(records) - validation:
+        raise typer.BadParameter(f"distractors: must be in 0..{len(records) - validation} (the records before the "
+                                 f"held-out ones), got {distractors}")
     training = json.loads((folder / "editor.json").read_text()).get("training") or {}
     trained_on = training.get("data", {})
     if trained_on.get("last_id") and any(r.id == trained_on["last_id"] for r in held_out):
         raise typer.BadParameter(f"validation: the last {validation} records of {data} include records the editor "
                                  f"was trained on (up to {trained_on['last_id']}); hold out fewer")
-    enc = encode_records(load_encoder(loaded.config.encoder), held_out, None, progress=False)
-    calibration = calibrate_editor(folder, enc, locality,
+    encoder = load_encoder(loaded.config.encoder)
+    enc = encode_records(encoder, held_out, None, progress=False)
+    facts = [r.fact for r in records[:distractors]]
+    others = torch.cat([encoder.encode(facts[s:s + 512]) for s in range(0, len(facts), 512)]) if facts else None
+    calibration = calibrate_editor(folder, enc, locality, distractors=others,
                                    data={"path": str(data), "first_id": held_out[0].id, "last_id": held_out[-1].id})
     typer.echo(json.dumps(calibration, indent=2))
     typer.echo(f"written to {folder / 'editor.json'}")
