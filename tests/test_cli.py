@@ -185,6 +185,7 @@ BAD_INPUTS = {
     ("recipe", "edit"): lambda t: (["recipe", "edit", "--repo", t / "out", "--checkpoint", t / "no-editor"],
                                    "no trained RECIPE editor"),
     ("recipe", "ship"): lambda t: (["recipe", "ship", t / "no-editor"], "no trained RECIPE editor"),
+    ("recipe", "calibrate"): lambda t: (["recipe", "calibrate", t / "no-editor"], "no trained RECIPE editor"),
     ("versions",): lambda t: (["versions", t / "missing"], "missing"),
     ("rollback",): lambda t: (["rollback", t / "missing", "--to", "0"], "missing"),
     ("serve",): lambda t: (["serve", "--store", t / "store", "--method", "no-such-method"], "no-such-method"),
