@@ -7,8 +7,8 @@ prompts, yet the sentinel beat it for a third of them (docs/recipe.md). A margin
 reported on) as the largest margin that keeps a target share of unrelated (locality) prompts retrieving
 nothing, with every held-out fact stored:
 
-    >>> calibration = calibrate_sentinel(editor, training.encode_records(encoder, held_out), locality=0.98)
-    >>> calibration["sentinel_margin"], calibration["retrieval"]["reliability"]
+    calibration = calibrate_sentinel(editor, training.encode_records(encoder, held_out), locality=0.98)
+    calibration["sentinel_margin"], calibration["retrieval"]["reliability"]
 
 The result travels with the editor (`editor.json`, `calibration`), and `Recipe` uses it unless
 `RecipeConfig.sentinel_margin` says otherwise.
