@@ -12,7 +12,8 @@ from typer.testing import CliRunner
 from selfparam.eval.editing_data import EditRecord
 from selfparam.methods.base import Context
 from selfparam.methods.recipe import EditorConfig, Recipe, RecipeConfig, RecipeEditor, TrainConfig
-from selfparam.methods.recipe.training import build_edit_batch, encode_records, retrieval_accuracy, train_recipe
+from selfparam.methods.recipe.calibration import retrieval_accuracy
+from selfparam.methods.recipe.training import build_edit_batch, encode_records, train_recipe
 
 
 class HashingEncoder:

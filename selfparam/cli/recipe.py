@@ -111,6 +111,7 @@ def calibrate(
     from ..eval.editing_data import load_edits
     from ..methods.recipe import RecipeEditor, default_checkpoint
     from ..methods.recipe.calibration import calibrate_editor
+    from ..methods.recipe.editor import EDITOR_META
     from ..methods.recipe.encoder import load_encoder
     from ..methods.recipe.training import encode_records
 
@@ -125,7 +126,7 @@ def calibrate(
     if not 0 <= distractors <= len(records) - validation:
         raise typer.BadParameter(f"distractors: must be in 0..{len(records) - validation} (the records before the "
                                  f"held-out ones), got {distractors}")
-    training = json.loads((folder / "editor.json").read_text()).get("training") or {}
+    training = json.loads((folder / EDITOR_META).read_text()).get("training") or {}
     trained_on = training.get("data", {})
     if trained_on.get("last_id") and any(r.id == trained_on["last_id"] for r in held_out):
         raise typer.BadParameter(f"validation: the last {validation} records of {data} include records the editor "
@@ -137,7 +138,7 @@ def calibrate(
     calibration = calibrate_editor(folder, enc, locality, distractors=others,
                                    data={"path": str(data), "first_id": held_out[0].id, "last_id": held_out[-1].id})
     typer.echo(json.dumps(calibration, indent=2))
-    typer.echo(f"written to {folder / 'editor.json'}")
+    typer.echo(f"written to {folder / EDITOR_META}")
 
 
 @recipe_app.command("edit")
