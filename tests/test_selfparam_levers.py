@@ -501,3 +501,38 @@ def test_inject_flags_reach_the_method_and_a_bad_value_changes_nothing(tmp_path)
     assert second["config"]["unrelated_teacher"] == "base" and second["config"]["rehearsal_unrelated"] == 1
     assert second["config"]["near_miss_teacher"] == "base" and second["pulled_back"] == 0.1
     assert second["rehearsal"]["replayed_pairs"] == 2 and (out / "updates" / "0001" / TEACHER_FILE).is_file()
+
+
+# -- the context read (issue 9, lever 1 beside the pairs: the facts stated as well as asked) ---------------
+def text_nll(lm, text: str) -> float:
+    """Mean next-token NLL of `text` read alone (every token after the first)."""
+    ids = torch.tensor([lm.tokenizer(text, add_special_tokens=False)["input_ids"]])
+    with torch.no_grad():
+        logp = torch.log_softmax(lm.model(input_ids=ids).logits[0, :-1].float(), dim=-1)
+    return -logp.gather(-1, ids[0, 1:].unsqueeze(-1)).mean().item()
+
+
+def test_context_copies_add_the_context_taught_by_the_model_reading_it(tiny, monkeypatch):
+    seen = capture_training(monkeypatch)
+    m = method(tiny, epochs=1, context_copies=3, rehearsal=2)
+    m.inject([Context("a", A)])
+    encoded, _ = seen[0]
+    tok = m.lm.tokenizer
+    text_ids = tok(A, add_special_tokens=False)["input_ids"]
+    read = [e for e in encoded if e.student_ids == text_ids]
+    assert len(read) == 3 and len(encoded) == 5 + 2 + 3       # pairs, unrelated sentences, the context 3 times
+    block = tok(A + "\n\n", add_special_tokens=False)["input_ids"]
+    assert all(e.teacher_ids == block + text_ids and e.n_scored == len(text_ids) - 1 for e in read)
+    assert len(m.records[0].rehearsal) == 5                    # rehearsal keeps the pairs alone
+    assert m.records[0].manifest["context_read"] == {"copies": 3, "chunk_tokens": 128}
+    with pytest.raises(ValueError, match="context_copies"):
+        SelfParamConfig(context_copies=-1)
+
+
+def test_context_copies_teach_the_context_text_without_it(lively):
+    nll = {}
+    for copies in (0, 4):
+        m = method(lively, context_copies=copies)
+        m.inject([Context("a", A)])
+        nll[copies] = text_nll(m.lm, A)
+    assert nll[4] < nll[0] - 0.1, nll

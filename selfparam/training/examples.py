@@ -105,6 +105,20 @@ def distillation_examples(tokenizer: PreTrainedTokenizerBase, targets: TargetSet
     return examples
 
 
+def context_read_examples(tokenizer: PreTrainedTokenizerBase, context: str, chunk_tokens: int,
+                          copies: int) -> list[Example]:
+    """The context's own text, cut into chunks of about `chunk_tokens` (as FT(C) cuts it) and each given
+    `copies` times, as distillation examples: the teacher reads the whole context and then the chunk, the
+    student the chunk alone. The teacher has the text in view and predicts it nearly as written, so the
+    student learns to say the context without it, with the teacher's soft labels rather than FT(C)'s one-hot
+    ones; beside the pairs this is the mixed training of Physics of LMs 3.1 (the facts stated, and asked)."""
+    if copies < 0:
+        raise ValueError(f"copies: must be >= 0, got {copies}")
+    chunks = context_nwp_examples(tokenizer, context, chunk_tokens) if copies else []
+    return [Example(student_prefix="", teacher_prefix=context_block(context), text=c.text)
+            for _ in range(copies) for c in chunks]
+
+
 def target_nwp_examples(tokenizer: PreTrainedTokenizerBase, targets: TargetSet,
                         answers: str = "generator") -> list[Example]:
     """FT(S): next-token training on a target set, answers after their questions, no teacher.

@@ -14,9 +14,11 @@ from ...training.adapters import AdapterConfig
 from ...training.examples import UNRELATED_TEACHERS
 from ...training.trainer import TrainConfig
 
-__all__ = ["NEAR_MISS_TEACHERS", "SelfParamConfig", "TargetConfig"]
+__all__ = ["CONTEXT_CHUNK_TOKENS", "NEAR_MISS_TEACHERS", "SelfParamConfig", "TargetConfig"]
 
 NEAR_MISS_TEACHERS = ("context", "base")
+CONTEXT_CHUNK_TOKENS = 128
+"""Tokens per chunk when `context_copies` reads the context itself: FT(C)'s default chunk."""
 
 
 @dataclass
@@ -62,6 +64,10 @@ class SelfParamConfig:
                 "stays bounded while rehearsal teaches earlier contexts again; in [0, 1), 0 = off (the paper), "
                 "0.2 = default (chosen on the tuning split: perplexity after 5 updates +3.7% against +8.9%, "
                 "the injected paragraphs level)"})
+    context_copies: int = field(default=0, metadata={
+        "help": "the context's own text, in chunks of CONTEXT_CHUNK_TOKENS, added this many times to its target "
+                "set, taught by the model reading the whole context first (it predicts the text nearly as "
+                "written): the facts stated as well as asked, the mixed training of Physics of LMs 3.1; 0 = off"})
     reask: int = field(default=0, metadata={
         "help": "stored questions of earlier contexts that name an entity of the new context, asked again with "
                 "the new context in view and added to its target set (a later contradicting fact wins); "
@@ -76,7 +82,7 @@ class SelfParamConfig:
                 "anchor at the fact's edge: the student keeps its old answer there)"})
 
     def __post_init__(self) -> None:
-        for name in ("rehearsal", "rehearsal_unrelated", "reask", "near_misses"):
+        for name in ("rehearsal", "rehearsal_unrelated", "reask", "near_misses", "context_copies"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name}: must be >= 0 (0 = off), got {getattr(self, name)}")
         if self.rehearsal_superseded < 0:

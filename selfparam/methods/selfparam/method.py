@@ -9,6 +9,7 @@ updates, each merged before the next). It reads as the recipe:
               shared, cached builder, or one from this method's `TargetConfig`);
    levers     (off by default) `reask`: stored questions of earlier contexts that the new one may
               contradict; `near_misses`: questions that only look like the context's own;
+              `context_copies`: the context's own text, taught by the model reading it (step 2);
    answers    with `answers="teacher"` the teacher re-answers every question with the context in view,
               keeping its top-k log-probabilities of each written token; the levers' questions are always
               answered that way, except near misses with `near_miss_teacher="base"`: those the model
@@ -42,7 +43,7 @@ from ...targets import make_generator, make_target_builder, target_set_to_dict  
 from ...targets.near_miss import near_miss_questions
 from ...targets.reask import reask_questions
 from ...targets.types import QAPair, TargetSet
-from ...training.examples import Example, distillation_examples
+from ...training.examples import Example, context_read_examples, distillation_examples
 from ...training.rehearsal import (
     RehearsalPair,
     check_replayed,
@@ -55,7 +56,7 @@ from ...training.teacher import taught_by, teacher_pass, teacher_writes_answers
 from ...training.trainer import encode_share, train_and_merge
 from ..base import Context, Resources
 from ..weight_update import WeightMethod, WeightUpdates, target_source, with_run_seed
-from .config import SelfParamConfig
+from .config import CONTEXT_CHUNK_TOKENS, SelfParamConfig
 
 __all__ = ["SelfParam", "make_generator", "make_target_builder"]
 
@@ -178,14 +179,17 @@ class SelfParam(WeightMethod):
 
     def examples(self, target_sets: list[TargetSet], written: Written) -> tuple[list[Example], list[str | None]]:
         """Every set's distillation examples, and for each the context whose own pair it is (None: an
-        unrelated sentence), which rehearsal keeps. With `unrelated_teacher="original"` the unrelated
-        sentences come with the unchanged base model's distributions (the teacher pass then skips them)."""
+        unrelated sentence or a chunk of the context), which rehearsal keeps. With `unrelated_teacher="original"`
+        the unrelated sentences come with the unchanged base model's distributions (the teacher pass then
+        skips them). `context_copies`: the context's own chunks follow, taught by the update's teacher."""
         examples: list[Example] = []
         own: list[str | None] = []
         for ts in target_sets:
             taught = distillation_examples(self.lm.tokenizer, ts, self.config.unrelated_teacher, written)
-            examples += taught[:len(ts.pairs)] + self.anchored(taught[len(ts.pairs):])
-            own += [ts.context] * len(ts.pairs) + [None] * len(ts.unrelated)  # pairs first, then unrelated
+            read = context_read_examples(self.lm.tokenizer, ts.context, CONTEXT_CHUNK_TOKENS,
+                                         self.config.context_copies)  # the update's teacher, context in view
+            examples += taught[:len(ts.pairs)] + self.anchored(taught[len(ts.pairs):]) + read
+            own += [ts.context] * len(ts.pairs) + [None] * (len(ts.unrelated) + len(read))  # only pairs are kept
         return examples, own
 
     def rehearsal(self) -> list[RehearsalPair]:
@@ -247,6 +251,8 @@ class SelfParam(WeightMethod):
                         n_superseded: int = 0) -> dict[str, Any]:
         """What the levers added to this update, for its manifest (nothing when they are off)."""
         out: dict[str, Any] = {}
+        if self.config.context_copies:
+            out["context_read"] = {"copies": self.config.context_copies, "chunk_tokens": CONTEXT_CHUNK_TOKENS}
         if pulled:
             out["pulled_back"] = pulled
         if any(anchored):
