@@ -23,6 +23,7 @@ from selfparam.targets.reask import reask_questions
 from selfparam.targets.types import QAPair, TargetSet
 from selfparam.testing import tiny_lm
 from selfparam.training import TrainConfig
+from selfparam.training.examples import distillation_examples, encode
 from selfparam.training.losses import CompactTeacher
 from selfparam.training.rehearsal import TEACHER_FILE, RehearsalPair, sample_rehearsal, superseded
 from selfparam.training.teacher import teacher_pass
@@ -536,3 +537,33 @@ def test_context_copies_teach_the_context_text_without_it(lively):
         m.inject([Context("a", A)])
         nll[copies] = text_nll(m.lm, A)
     assert nll[4] < nll[0] - 0.1, nll
+
+
+# -- the KL's span (the paper's: the whole target sentence) -------------------------------------------------
+def test_kl_span_pair_scores_the_question_and_answer_after_the_same_prompts(tiny):
+    ts = pairs_about(A)
+    tok = tiny.tokenizer
+    by_answer = distillation_examples(tok, ts, kl_span="answer")
+    by_pair = distillation_examples(tok, ts, kl_span="pair")
+    for a, p, pair in zip(by_answer, by_pair, ts.pairs):
+        assert p.text.startswith(pair.question) and p.text.endswith(a.text)
+        assert p.student_prefix + p.text == a.student_prefix + a.text        # the same strings are read ...
+        assert p.teacher_prefix + p.text == a.teacher_prefix + a.text
+        assert A in p.teacher_prefix and A not in p.student_prefix
+        assert encode(tok, p, 512).n_scored > encode(tok, a, 512).n_scored  # ... more of them are scored
+    assert by_pair[len(ts.pairs):] == by_answer[len(ts.pairs):]             # unrelated sentences as before
+    with pytest.raises(ValueError, match="kl_span"):
+        SelfParamConfig(kl_span="sentence")
+
+
+def test_kl_span_pair_brings_the_student_closer_to_the_teacher_on_the_questions(lively):
+    pair_examples = distillation_examples(lively.tokenizer, pairs_about(A), kl_span="pair")[:5]
+    encoded = [encode(lively.tokenizer, e, 512) for e in pair_examples]
+    teachers = teacher_pass(lively, encoded, top_k=64, progress=False)  # the unchanged model: the update's teacher
+    kl = {}
+    for span in ("answer", "pair"):
+        m = method(lively, kl_span=span)
+        m.inject([Context("a", A)])
+        with torch.no_grad():
+            kl[span] = batch_loss(m.lm.model, m.lm, encoded, teachers).item()
+    assert kl["pair"] < kl["answer"], kl

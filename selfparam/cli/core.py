@@ -74,6 +74,8 @@ def inject(
                                                   "share of the way back to the unchanged model's (0: off; "
                                                   "docs/tuning.md)")]
     = SelfParamConfig.pull_back,
+    kl_span: Annotated[str, typer.Option(help="answer: the KL over each answer; pair: over the question and "
+                                              "answer (the paper)")] = SelfParamConfig.kl_span,
     context_copies: Annotated[int, typer.Option(help="the context's own text added this many times, taught by "
                                                      "the model reading it (0: off; docs/tuning.md)")]
     = SelfParamConfig.context_copies,
@@ -101,7 +103,7 @@ def inject(
         rehearsal=rehearsal, rehearsal_unrelated=rehearsal_unrelated, rehearsal_superseded=rehearsal_superseded,
         unrelated_teacher=unrelated_teacher,
         reask=reask, near_misses=near_misses, near_miss_teacher=near_miss_teacher, pull_back=pull_back,
-        context_copies=context_copies,
+        context_copies=context_copies, kl_span=kl_span,
     )
     lm = load_lm(model, device=device, dtype=dtype)
     method = SelfParam(lm, config)

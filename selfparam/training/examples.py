@@ -75,11 +75,25 @@ def context_block(context: str) -> str:
 
 
 UNRELATED_TEACHERS = ("context", "base", "original")
+KL_SPANS = ("answer", "pair")
+
+
+def split_at_question(prompt: str, question: str) -> tuple[str, str]:
+    """An answer prompt cut just before its question: (what stands before, the question and what follows).
+
+    >>> split_at_question("<u>Ctx\\n\\nQuestion: Who?</u><a>", "Who?")
+    ('<u>Ctx\\n\\nQuestion: ', 'Who?</u><a>')
+    """
+    at = prompt.rfind(question.strip())
+    if at < 0:
+        raise ValueError(f"the question {question[:60]!r} is not in its answer prompt")
+    return prompt[:at], prompt[at:]
 
 
 def distillation_examples(tokenizer: PreTrainedTokenizerBase, targets: TargetSet,
                           unrelated_teacher: str = "context",
-                          written: Mapping[tuple[str, str, str], CompactTeacher] | None = None) -> list[Example]:
+                          written: Mapping[tuple[str, str, str], CompactTeacher] | None = None,
+                          kl_span: str = "answer") -> list[Example]:
     """SELF-PARAM's examples for one context: every pair asked with the context in view (teacher) and
     without it (student), and every unrelated sentence read by the student alone.
 
@@ -91,15 +105,30 @@ def distillation_examples(tokenizer: PreTrainedTokenizerBase, targets: TargetSet
 
     `written` maps (context, question, answer text) to the teacher's distributions kept while it wrote that answer
     (`teacher.teacher_answers`); those pairs need no teacher pass.
+
+    `kl_span` says which tokens of a pair are scored: "answer" the answer alone (after the shared answer
+    prompt, what is asked at test time); "pair" the question, the rest of the prompt and the answer (the
+    paper's KL over the whole target sentence), so the student also learns what the teacher, context in
+    view, expects to be asked. Under "pair" no written distributions apply (they cover the answer alone).
     """
     if unrelated_teacher not in UNRELATED_TEACHERS:
         raise ValueError(f"unrelated_teacher: {unrelated_teacher!r} is not one of {', '.join(UNRELATED_TEACHERS)}")
+    if kl_span not in KL_SPANS:
+        raise ValueError(f"kl_span: {kl_span!r} is not one of {', '.join(KL_SPANS)}")
     eos = tokenizer.eos_token or ""
-    examples = [Example(student_prefix=answer_prompt(tokenizer, p.question),
-                        teacher_prefix=answer_prompt(tokenizer, p.question, targets.context),
-                        text=p.answer.strip() + eos,
-                        teacher=(written or {}).get((targets.context, p.question, p.answer.strip() + eos)))
-                for p in targets.pairs]
+    examples = []
+    for p in targets.pairs:
+        answer = p.answer.strip() + eos
+        student, teacher = answer_prompt(tokenizer, p.question), answer_prompt(tokenizer, p.question, targets.context)
+        if kl_span == "pair":
+            (student, asked), (teacher, asked_too) = split_at_question(student, p.question), \
+                split_at_question(teacher, p.question)
+            if asked != asked_too:
+                raise ValueError(f"the prompts with and without the context differ after the question {p.question!r}")
+            examples.append(Example(student_prefix=student, teacher_prefix=teacher, text=asked + answer))
+        else:
+            examples.append(Example(student_prefix=student, teacher_prefix=teacher, text=answer,
+                                    teacher=(written or {}).get((targets.context, p.question, answer))))
     unrelated_prefix = context_block(targets.context) if unrelated_teacher == "context" else ""
     examples += [Example(student_prefix="", teacher_prefix=unrelated_prefix, text=s) for s in targets.unrelated]
     return examples

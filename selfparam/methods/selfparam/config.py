@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 
 from ...targets.config import TargetConfig
 from ...training.adapters import AdapterConfig
-from ...training.examples import UNRELATED_TEACHERS
+from ...training.examples import KL_SPANS, UNRELATED_TEACHERS
 from ...training.trainer import TrainConfig
 
 __all__ = ["CONTEXT_CHUNK_TOKENS", "NEAR_MISS_TEACHERS", "SelfParamConfig", "TargetConfig"]
@@ -64,6 +64,10 @@ class SelfParamConfig:
                 "stays bounded while rehearsal teaches earlier contexts again; in [0, 1), 0 = off (the paper), "
                 "0.2 = default (chosen on the tuning split: perplexity after 5 updates +3.7% against +8.9%, "
                 "the injected paragraphs level)"})
+    kl_span: str = field(default="answer", metadata={
+        "help": "the tokens of each pair the KL is taken over: answer (default) the answer after the shared answer "
+                "prompt, what is asked at test time; pair the question, the rest of the prompt and the answer "
+                "(the paper's KL over the whole target sentence)"})
     context_copies: int = field(default=0, metadata={
         "help": "the context's own text, in chunks of CONTEXT_CHUNK_TOKENS, added this many times to its target "
                 "set, taught by the model reading the whole context first (it predicts the text nearly as "
@@ -99,6 +103,8 @@ class SelfParamConfig:
         if self.near_miss_teacher not in NEAR_MISS_TEACHERS:
             raise ValueError(f"near_miss_teacher: {self.near_miss_teacher!r} is not one of "
                              f"{', '.join(NEAR_MISS_TEACHERS)}")
+        if self.kl_span not in KL_SPANS:
+            raise ValueError(f"kl_span: {self.kl_span!r} is not one of {', '.join(KL_SPANS)}")
         if self.unrelated_teacher not in UNRELATED_TEACHERS:
             raise ValueError(f"unrelated_teacher: {self.unrelated_teacher!r} is not one of "
                              f"{', '.join(UNRELATED_TEACHERS)}")

@@ -185,7 +185,8 @@ class SelfParam(WeightMethod):
         examples: list[Example] = []
         own: list[str | None] = []
         for ts in target_sets:
-            taught = distillation_examples(self.lm.tokenizer, ts, self.config.unrelated_teacher, written)
+            taught = distillation_examples(self.lm.tokenizer, ts, self.config.unrelated_teacher, written,
+                                           kl_span=self.config.kl_span)
             read = context_read_examples(self.lm.tokenizer, ts.context, CONTEXT_CHUNK_TOKENS,
                                          self.config.context_copies)  # the update's teacher, context in view
             examples += taught[:len(ts.pairs)] + self.anchored(taught[len(ts.pairs):]) + read
