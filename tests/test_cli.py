@@ -200,6 +200,7 @@ BAD_VALUES = [  # values the commands check themselves
     (["eval", "lifelong", "--data", "x.json", "--edits", "1,two", "--out", "{t}/out"], "edits"),
     (["recipe", "edit", "--repo", "{t}/out", "--prompt", "The CEO of Amazon is"], "--target"),
     (["recipe", "train", "--data", "x.json", "--validation", "0", "--steps", "0", "--out", "{t}/out"], "steps"),
+    (["recipe", "calibrate", "{t}/out", "--sizes", "500,two"], "sizes"),  # checked before the editor loads
 ]
 
 

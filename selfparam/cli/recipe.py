@@ -102,19 +102,36 @@ def calibrate(
     distractors: Annotated[int, typer.Option(help="also store the facts of the first N records of --data (other "
                                                   "edits), so the margin holds in a repository of N + "
                                                   "--validation facts")] = 0,
+    sizes: Annotated[Optional[str], typer.Option(help="calibrate at each of these repository sizes, e.g. "
+                                                      "500,1000,2500,8000: the --validation held-out facts plus "
+                                                      "the first N - --validation records' facts stored; RECIPE "
+                                                      "then interpolates the margin at the number of edits "
+                                                      "stored")] = None,
     model: Annotated[str, typer.Option(help="the LLM the editor serves (for the default editor)")] = "smollm2-135m",
 ) -> None:
     """Choose the knowledge sentinel's margin on held-out records and write it into the editor's editor.json:
-    the largest margin that keeps --locality of unrelated prompts retrieving nothing. Needs no LLM."""
+    the largest margin that keeps --locality of unrelated prompts retrieving nothing (with --sizes, one per
+    repository size). Needs no LLM."""
     import torch
 
     from ..eval.editing_data import load_edits
     from ..methods.recipe import RecipeEditor, default_checkpoint
-    from ..methods.recipe.calibration import calibrate_editor
+    from ..methods.recipe.calibration import calibrate_editor, check_sizes
     from ..methods.recipe.editor import EDITOR_META
     from ..methods.recipe.encoder import load_encoder
     from ..methods.recipe.training import encode_records
 
+    size_list = None
+    if sizes is not None:  # the syntax first: a typo fails before anything loads
+        try:
+            size_list = [int(x) for x in sizes.split(",") if x.strip()]
+        except ValueError:
+            raise typer.BadParameter(f"sizes: expected comma-separated integers, got {sizes!r}") from None
+        if not size_list:
+            raise typer.BadParameter(f"sizes: expected comma-separated integers, got {sizes!r}")
+        if distractors:
+            raise typer.BadParameter("sizes: give --sizes or --distractors, not both (with --sizes, the first "
+                                     "N - --validation records are the distractors at size N)")
     folder = editor or default_checkpoint(model)
     loaded = RecipeEditor.load(folder)  # a missing editor fails before anything is encoded
     if not 0.0 < locality < 1.0:
@@ -126,6 +143,12 @@ def calibrate(
     if not 0 <= distractors <= len(records) - validation:
         raise typer.BadParameter(f"distractors: must be in 0..{len(records) - validation} (the records before the "
                                  f"held-out ones), got {distractors}")
+    if size_list is not None:
+        try:
+            size_list = check_sizes(size_list, validation, len(records) - validation)
+        except ValueError as e:
+            raise typer.BadParameter(str(e)) from None
+        distractors = size_list[-1] - validation
     training = json.loads((folder / EDITOR_META).read_text()).get("training") or {}
     trained_on = training.get("data", {})
     if trained_on.get("last_id") and any(r.id == trained_on["last_id"] for r in held_out):
@@ -135,7 +158,7 @@ def calibrate(
     enc = encode_records(encoder, held_out, None, progress=False)
     facts = [r.fact for r in records[:distractors]]
     others = torch.cat([encoder.encode(facts[s:s + 512]) for s in range(0, len(facts), 512)]) if facts else None
-    calibration = calibrate_editor(folder, enc, locality, distractors=others,
+    calibration = calibrate_editor(folder, enc, locality, distractors=others, sizes=size_list,
                                    data={"path": str(data), "first_id": held_out[0].id, "last_id": held_out[-1].id})
     typer.echo(json.dumps(calibration, indent=2))
     typer.echo(f"written to {folder / EDITOR_META}")

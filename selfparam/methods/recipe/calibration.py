@@ -12,6 +12,14 @@ nothing, with every held-out fact stored:
 
 The result travels with the editor (`editor.json`, `calibration`), and `Recipe` uses it unless
 `RecipeConfig.sentinel_margin` says otherwise.
+
+More stored keys put more of them near an unrelated prompt, so the margin that keeps the locality share
+shrinks as the repository grows (docs/recipe.md: 0.052 with 500 facts stored, -0.028 with 8,000). With
+`sizes`, the margin is calibrated at several repository sizes (the held-out facts plus the first
+N - len(held_out) distractors) into a `schedule`, and `Recipe` uses `margin_at(schedule, edits stored)`:
+
+    calibration = calibrate_sentinel(editor, held_out_enc, 0.98, distractors, sizes=[500, 1000, 2500, 8000])
+    margin_at(calibration["schedule"], 4000)
 """
 
 from __future__ import annotations
@@ -19,6 +27,7 @@ from __future__ import annotations
 import json
 import math
 from pathlib import Path
+from typing import Sequence
 
 import torch
 
@@ -77,14 +86,60 @@ def margin_for_locality(gaps: torch.Tensor, locality: float) -> float:
     return round(float(torch.sort(gaps.float()).values[allowed]), 6)
 
 
-def calibrate_sentinel(editor: RecipeEditor, enc: dict[str, torch.Tensor], locality: float = 0.98,
-                       distractors: torch.Tensor | None = None) -> dict:
-    """The margin for `locality` on held-out records, with the retrieval it gives and the paper's rule's.
+def check_sizes(sizes: Sequence[int], records: int, available: int) -> list[int]:
+    """`sizes` (repository sizes to calibrate at) sorted, or a ValueError naming the bad one: each must hold
+    the `records` held-out facts and at most `available` distractors beside them, and appear once.
 
-    `distractors` (encoder outputs of other facts, e.g. training records) are stored beside the held-out
-    facts, so the margin holds the locality share in a repository of that size: more stored keys put more
-    of them near an unrelated prompt, and a margin calibrated on a small repository retrieves too often in
-    a large one (docs/recipe.md)."""
+    >>> check_sizes([2000, 500], records=500, available=7500)
+    [500, 2000]
+    """
+    if isinstance(sizes, (str, bytes)) or not sizes:
+        raise ValueError(f"sizes: give at least one repository size, got {sizes!r}")
+    for n in sizes:
+        if isinstance(n, bool) or not isinstance(n, int):
+            raise ValueError(f"sizes: repository sizes must be integers, got {n!r}")
+        if not records <= n <= records + available:
+            raise ValueError(f"sizes: {n} facts stored must be in {records}..{records + available} (the {records} "
+                             f"held-out facts plus up to {available} distractors)")
+    if len(set(sizes)) != len(sizes):
+        raise ValueError(f"sizes: each size once, got {list(sizes)}")
+    return sorted(sizes)
+
+
+def margin_at(schedule: Sequence[dict], n_stored: int) -> float:
+    """The sentinel margin for a repository of `n_stored` edits from a calibration `schedule` (entries
+    {"stored": N, "sentinel_margin": m} with N increasing): piecewise linear in log(N) between the calibrated
+    sizes, the first margin below the first size and the last above the last (no extrapolation).
+
+    >>> schedule = [{"stored": 500, "sentinel_margin": 0.05}, {"stored": 5000, "sentinel_margin": -0.01}]
+    >>> margin_at(schedule, 0), margin_at(schedule, 500), margin_at(schedule, 5000), margin_at(schedule, 9000)
+    (0.05, 0.05, -0.01, -0.01)
+    >>> round(margin_at(schedule, 1581), 4)   # about halfway in log size (sqrt(500 * 5000) = 1581.1)
+    0.02
+    """
+    if not schedule:
+        raise ValueError("sentinel schedule: empty")
+    points = []
+    for entry in schedule:
+        n, m = entry.get("stored"), entry.get("sentinel_margin")
+        if isinstance(n, bool) or not isinstance(n, int) or n < 1 or isinstance(m, bool) \
+                or not isinstance(m, (int, float)):
+            raise ValueError(f"sentinel schedule: each entry needs a positive int 'stored' and a number "
+                             f"'sentinel_margin', got {entry!r}")
+        if points and n <= points[-1][0]:
+            raise ValueError(f"sentinel schedule: sizes must increase, got {n} after {points[-1][0]}")
+        points.append((n, float(m)))
+    if n_stored <= points[0][0]:
+        return points[0][1]
+    for (n0, m0), (n1, m1) in zip(points, points[1:]):
+        if n_stored < n1:  # a calibrated size itself gets its margin exactly (t = 0 on the next segment)
+            t = (math.log(n_stored) - math.log(n0)) / (math.log(n1) - math.log(n0))
+            return m0 + t * (m1 - m0)
+    return points[-1][1]
+
+
+def _single_size(editor: RecipeEditor, enc: dict[str, torch.Tensor], locality: float,
+                 distractors: torch.Tensor | None) -> dict:
     margin = margin_for_locality(locality_gaps(editor, enc, distractors), locality)
     n_distractors = 0 if distractors is None else int(distractors.shape[0])
     return {"sentinel_margin": margin, "locality_target": locality, "records": int(enc["fact"].shape[0]),
@@ -93,14 +148,52 @@ def calibrate_sentinel(editor: RecipeEditor, enc: dict[str, torch.Tensor], local
             "retrieval_without_margin": retrieval_accuracy(editor, enc, 0.0, distractors)}
 
 
+def calibrate_sentinel(editor: RecipeEditor, enc: dict[str, torch.Tensor], locality: float = 0.98,
+                       distractors: torch.Tensor | None = None, sizes: Sequence[int] | None = None) -> dict:
+    """The margin for `locality` on held-out records, with the retrieval it gives and the paper's rule's.
+
+    `distractors` (encoder outputs of other facts, e.g. training records) are stored beside the held-out
+    facts, so the margin holds the locality share in a repository of that size: more stored keys put more
+    of them near an unrelated prompt, and a margin calibrated on a small repository retrieves too often in
+    a large one (docs/recipe.md).
+
+    With `sizes` (e.g. [500, 1000, 2500, 8000]), the margin is calibrated at each repository size N, with the
+    held-out facts and the first N - len(held-out) distractors stored (a size below the held-out count or
+    above held-out + distractors is a ValueError), into `schedule`: [{"stored": N, "sentinel_margin": m,
+    "raw_sentinel_margin": ..., "retrieval": {...}, "retrieval_without_margin": {...}}, ...] sorted by N, for
+    `margin_at`. A margin can only shrink as keys are added (a prompt's best key only gets closer), so the
+    margins are made non-increasing in N by a running minimum: the locality gaps are sampled on a few
+    hundred prompts, and that noise could otherwise make a larger repository more permissive than a smaller
+    one. Each entry keeps the raw value, and its retrieval is measured at the margin used. The top-level
+    fields are the largest size's, so a reader that knows no schedule uses the most conservative margin."""
+    if sizes is None:
+        return _single_size(editor, enc, locality, distractors)
+    records = int(enc["fact"].shape[0])
+    available = 0 if distractors is None else int(distractors.shape[0])
+    schedule, floor = [], math.inf
+    for n in check_sizes(sizes, records, available):
+        extra = distractors[:n - records] if n > records else None
+        raw = margin_for_locality(locality_gaps(editor, enc, extra), locality)
+        floor = min(floor, raw)
+        schedule.append({"stored": n, "sentinel_margin": floor, "raw_sentinel_margin": raw,
+                         "retrieval": retrieval_accuracy(editor, enc, floor, extra),
+                         "retrieval_without_margin": retrieval_accuracy(editor, enc, 0.0, extra)})
+    last = schedule[-1]
+    return {"sentinel_margin": last["sentinel_margin"], "locality_target": locality, "records": records,
+            "distractors": last["stored"] - records, "stored": last["stored"], "retrieval": last["retrieval"],
+            "retrieval_without_margin": last["retrieval_without_margin"], "schedule": schedule}
+
+
 def calibrate_editor(folder: str | Path, enc: dict[str, torch.Tensor], locality: float = 0.98,
-                     data: dict | None = None, distractors: torch.Tensor | None = None) -> dict:
+                     data: dict | None = None, distractors: torch.Tensor | None = None,
+                     sizes: Sequence[int] | None = None) -> dict:
     """Calibrate the editor saved in `folder` on the encodings `enc` of held-out records (never trained on;
-    `training.encode_records`), with `distractors` stored beside them, and write the result, with `data`
-    (where the records came from), into its `editor.json` atomically; the weights are untouched. Returns the
+    `training.encode_records`), with `distractors` stored beside them (at each of `sizes`, if given:
+    `calibrate_sentinel`), and write the result, with `data` (where the records came from), into its
+    `editor.json` atomically; the weights are untouched, and a bad size writes nothing. Returns the
     calibration."""
     folder = Path(folder)
-    calibration = {**calibrate_sentinel(RecipeEditor.load(folder), enc, locality, distractors), "data": data}
+    calibration = {**calibrate_sentinel(RecipeEditor.load(folder), enc, locality, distractors, sizes), "data": data}
     meta = json.loads((folder / EDITOR_META).read_text())
     atomic_write_text(folder / EDITOR_META, json.dumps({**meta, "calibration": calibration}, indent=2))
     return calibration

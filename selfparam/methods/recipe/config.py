@@ -105,8 +105,9 @@ class RecipeConfig:
     encode_batch_size: int = field(default=64, metadata={"help": "texts per sentence-encoder pass"})
     sentinel_margin: float | None = field(default=None, metadata={
         "help": "retrieve an edit when its key is closer than the sentinel's similarity minus this; None: the "
-                "margin calibrated with the editor on held-out records (`selfparam recipe calibrate`; 0 for an "
-                "editor never calibrated); 0: the paper's rule"})
+                "margin calibrated with the editor on held-out records (`selfparam recipe calibrate`; with "
+                "--sizes, the margin at the number of edits stored, interpolated in log size; 0 for an editor "
+                "never calibrated); 0: the paper's rule"})
 
     def __post_init__(self):
         if self.sentinel_margin is not None and (isinstance(self.sentinel_margin, bool)

@@ -91,8 +91,15 @@ class RecipeEditor(nn.Module):
 
     @property
     def sentinel_margin(self) -> float:
-        """The calibrated margin of the sentinel rule (0, the paper's rule, for an editor never calibrated)."""
+        """The calibrated margin of the sentinel rule (0, the paper's rule, for an editor never calibrated).
+        With a `sentinel_schedule`, the margin of its largest size; `Recipe` follows the schedule instead."""
         return float(self.calibration.get("sentinel_margin", 0.0)) if self.calibration else 0.0
+
+    @property
+    def sentinel_schedule(self) -> list[dict] | None:
+        """The margins calibrated at several repository sizes (`calibration.calibrate_sentinel(sizes=...)`:
+        [{"stored": N, "sentinel_margin": m, ...}] by N, for `calibration.margin_at`), or None."""
+        return (self.calibration or {}).get("schedule") or None
 
     @classmethod
     def require(cls, folder: Path) -> None:

@@ -16,6 +16,7 @@ from ...generation import target_logprob, target_token_accuracy
 from ...lm import LM
 from ...prompts import answer_prompt
 from ..base import Context, Query, Resources
+from .calibration import margin_at
 from .config import RecipeConfig, default_checkpoint, shipped_checkpoint
 from .editor import RecipeEditor
 from .encoder import TextEncoder, load_encoder
@@ -66,6 +67,8 @@ class Recipe:
             raise ValueError(f"encoder {self.encoder.name!r} gives {self.encoder.dim}-d embeddings; the editor "
                              f"expects {editor.encoder_dim}-d ({editor.config.encoder!r})")
         self.repository = self._empty_repository()
+        if self.editor.sentinel_schedule:  # a malformed schedule in editor.json fails here, not at the first query
+            margin_at(self.editor.sentinel_schedule, 0)
 
     @staticmethod
     def preflight(config: RecipeConfig | None, model_name: str) -> None:
@@ -116,9 +119,14 @@ class Recipe:
 
     @property
     def sentinel_margin(self) -> float:
-        """The margin of the sentinel rule in use: the config's, else the editor's calibrated one."""
+        """The margin of the sentinel rule in use now: the config's (0: the paper's rule); else, for an editor
+        calibrated at several repository sizes, its schedule's at the number of edits stored now (`margin_at`:
+        it shrinks as the repository grows); else the editor's one calibrated margin (0 if never calibrated)."""
         margin = self.config.sentinel_margin
-        return self.editor.sentinel_margin if margin is None else float(margin)
+        if margin is not None:
+            return float(margin)
+        schedule = self.editor.sentinel_schedule
+        return margin_at(schedule, len(self.repository)) if schedule else self.editor.sentinel_margin
 
     def retrieved_ids(self, questions: Sequence[str]) -> list[str | None]:
         _, index = self.retrieve(questions)
