@@ -6,6 +6,7 @@ import torch.nn.functional as F
 
 from selfparam.training.losses import (
     compact_teacher,
+    hidden_l1,
     kl_compact,
     kl_full,
     log_softmax_fp32,
@@ -107,3 +108,45 @@ def test_next_token_nll_matches_cross_entropy():
 def test_log_softmax_fp32_upcasts_bf16():
     logits = torch.randn(3, 10).to(torch.bfloat16)
     assert log_softmax_fp32(logits).dtype == torch.float32
+
+
+# -- the hidden-state term (SELF-PARAM's hidden_weight; Deep Context Distillation) ------------------------
+def test_hidden_l1_is_zero_for_equal_states_and_positive_otherwise():
+    torch.manual_seed(0)
+    teacher = torch.randn(3, 2, 5, 8)                                     # (L, B, N, D)
+    assert torch.equal(hidden_l1(teacher, teacher.clone()), torch.zeros(2, 5))
+    moved = teacher.clone()
+    moved[1, 0, 2, 3] += 0.5                                              # one number of one layer, one position
+    term = hidden_l1(teacher, moved)
+    assert term[0, 2] > 0 and term.count_nonzero() == 1                   # only there
+
+
+def test_hidden_l1_weighs_every_layer_alike_whatever_its_scale():
+    torch.manual_seed(1)
+    teacher = torch.randn(2, 4, 6)                                        # (L, N, D)
+    student = teacher + 0.1 * torch.randn(2, 4, 6)
+    scaled_t, scaled_s = teacher.clone(), student.clone()
+    scaled_t[1] *= 100.0                                                   # layer 1 a hundred times larger ...
+    scaled_s[1] *= 100.0                                                   # ... and its error with it
+    assert torch.allclose(hidden_l1(scaled_t, scaled_s), hidden_l1(teacher, student), rtol=1e-5)
+    # the same relative error on each layer counts the same: a layer's raw L1 would be 100x the other's
+    per_layer = [hidden_l1(scaled_t[i:i + 1], scaled_s[i:i + 1]) for i in range(2)]
+    assert torch.allclose(hidden_l1(scaled_t, scaled_s), (per_layer[0] + per_layer[1]) / 2)
+
+
+def test_hidden_l1_matches_a_hand_computation():
+    teacher = torch.tensor([[[1.0, -3.0]], [[10.0, 30.0]]])               # (L=2, N=1, D=2)
+    student = torch.tensor([[[2.0, -3.0]], [[10.0, 10.0]]])
+    # layer 0: mean |diff| (1 + 0) / 2 = 0.5 over mean |teacher| (1 + 3) / 2 = 2  -> 0.25
+    # layer 1: (0 + 20) / 2 = 10 over (10 + 30) / 2 = 20                           -> 0.5
+    assert hidden_l1(teacher, student).tolist() == pytest.approx([0.375])
+    bf16 = hidden_l1(teacher.to(torch.bfloat16), student.to(torch.bfloat16))   # a stored bf16 teacher: fp32 out
+    assert bf16.dtype == torch.float32 and bf16.tolist() == pytest.approx([0.375])
+
+
+def test_hidden_l1_gradient_reaches_the_student_only_and_stays_finite_on_an_all_zero_teacher():
+    teacher = torch.zeros(1, 2, 4)                                        # a padding slot: no scale
+    teacher[0, 1] = torch.tensor([1.0, -1.0, 2.0, 0.5])
+    student = torch.randn(1, 2, 4, requires_grad=True)
+    hidden_l1(teacher, student).sum().backward()
+    assert torch.isfinite(student.grad).all()

@@ -9,7 +9,7 @@ import torch
 
 from selfparam.testing import tiny_lm
 from selfparam.training import AdapterConfig, TrainConfig, batching
-from selfparam.training.batching import pack_rows, packs_sequences, scored_logprobs, use_packing
+from selfparam.training.batching import pack_rows, packs_sequences, scored_logprobs, scored_outputs, use_packing
 from selfparam.training.examples import Example, encode
 from selfparam.training.trainer import encode_share, train_and_merge
 
@@ -48,6 +48,27 @@ def test_packed_rows_score_like_left_padding(capacity, monkeypatch):
     assert packed_calls  # the packed path ran
     assert torch.equal(mask, padded_mask) and mask.sum() == sum(N_SCORED)
     assert torch.allclose(packed[mask], padded[mask], atol=1e-5)
+
+
+def test_hidden_states_at_the_scored_positions_are_the_same_packed_as_padded(monkeypatch):
+    tiny = tiny_lm(seed=0, initializer_range=0.3, num_hidden_layers=3)
+    monkeypatch.setattr(batching, "PACK_WIDTH", 8)  # several rows: the gather crosses rows
+    with torch.no_grad():
+        logp, mask, packed = scored_outputs(tiny.model, tiny, SEQUENCES, N_SCORED, pack=True, hidden=True)
+        padded_logp, _, padded = scored_outputs(tiny.model, tiny, SEQUENCES, N_SCORED, pack=False, hidden=True)
+        alone = [scored_outputs(tiny.model, tiny, [s], [n], pack=False, hidden=True)[2]
+                 for s, n in zip(SEQUENCES, N_SCORED)]
+        full = [tiny.model(input_ids=torch.tensor([s]), output_hidden_states=True).hidden_states
+                for s in SEQUENCES]
+        plain, _ = scored_logprobs(tiny.model, tiny, SEQUENCES, N_SCORED, pack=True)
+    assert packed.shape == padded.shape == (3, 4, 4, 32)                  # (L, B, N, D): every layer's output
+    assert torch.allclose(packed[:, mask], padded[:, mask], atol=1e-5)
+    assert torch.equal(logp, plain) and torch.allclose(logp[mask], padded_logp[mask], atol=1e-5)
+    for i, (s, n) in enumerate(zip(SEQUENCES, N_SCORED)):
+        # slot j predicts token len - n + j, so it holds the states at the position before it
+        expected = torch.stack([h[0, len(s) - n - 1:len(s) - 1] for h in full[i][1:]])
+        assert torch.allclose(packed[:, i, mask[i]], expected, atol=1e-5)
+        assert torch.allclose(alone[i][:, 0, -n:], expected, atol=1e-5)
 
 
 def test_packing_is_used_only_where_it_computes_fewer_tokens(tiny, monkeypatch):

@@ -3,6 +3,7 @@
 Each is off by default; every test here fails without its lever.
 """
 
+import copy
 import dataclasses
 import json
 import random
@@ -23,10 +24,11 @@ from selfparam.targets.reask import reask_questions
 from selfparam.targets.types import QAPair, TargetSet
 from selfparam.testing import tiny_lm
 from selfparam.training import TrainConfig
+from selfparam.training.batching import scored_outputs
 from selfparam.training.examples import distillation_examples, encode
-from selfparam.training.losses import CompactTeacher
+from selfparam.training.losses import CompactTeacher, hidden_l1
 from selfparam.training.rehearsal import TEACHER_FILE, RehearsalPair, sample_rehearsal, superseded
-from selfparam.training.teacher import teacher_pass
+from selfparam.training.teacher import teacher_hidden, teacher_pass
 from selfparam.training.trainer import batch_loss, encode_share
 
 A = "Quenby hosts the Zorblat festival every May."
@@ -278,6 +280,89 @@ def test_a_failed_update_with_pull_back_leaves_the_model_as_it_was(tiny):
     assert all(torch.allclose(before[n], p, atol=1e-6) for n, p in m.lm.model.named_parameters())
 
 
+# -- hidden-state term beside the KL (issue 9 lever 5; Deep Context Distillation) --------------------------
+def hidden_distance(student, teacher, encoded) -> float:
+    """Mean `hidden_l1` over the scored tokens of `encoded`: `student` reading each without its teacher prefix
+    against `teacher` reading it with it."""
+    with torch.no_grad():
+        taught = teacher_hidden(teacher, encoded, progress=False)
+        _, mask, states = scored_outputs(student.model, student, [e.student_ids for e in encoded],
+                                         [e.n_scored for e in encoded], hidden=True)
+        terms = [hidden_l1(t, states[:, row][:, mask[row]]) for row, t in enumerate(taught)]
+    return torch.cat(terms).mean().item()
+
+
+def test_hidden_weight_brings_the_students_hidden_states_closer_to_the_teachers(tiny):
+    with pytest.raises(ValueError, match="hidden_weight: must be >= 0"):
+        SelfParamConfig(hidden_weight=-0.5)
+    with pytest.raises(ValueError, match="hidden_weight"):
+        SelfParamConfig(hidden_weight=float("nan"))
+    assert SelfParamConfig().hidden_weight == 0.0  # off by default
+    on, off = method(tiny, epochs=6, hidden_weight=1.0), method(tiny, epochs=6)
+    for m in (on, off):
+        m.inject([Context("a", A)])
+    assert on.records[0].manifest["config"]["hidden_weight"] == 1.0
+    # the update's examples, each read by its teacher (the unchanged `tiny`: the methods train copies)
+    encoded = encode_share(tiny, distillation_examples(tiny.tokenizer, pairs_about(A), "context"))
+    before = hidden_distance(tiny, tiny, encoded)
+    with_term, without = hidden_distance(on.lm, tiny, encoded), hidden_distance(off.lm, tiny, encoded)
+    # measured: 0.061 with the term, 0.131 without (the KL alone lets the states drift), 0.106 before training;
+    # with train seeds 1 and 2 (and the tiny model seeded alike): 0.062 against 0.181, 0.060 against 0.123
+    assert with_term < 0.7 * without
+    assert with_term < before
+
+
+def test_hidden_states_come_from_each_examples_own_teacher_and_replayed_pairs_have_none(tiny, monkeypatch):
+    m = method(tiny, epochs=1, rehearsal=2, unrelated_teacher="original", hidden_weight=0.5)
+    m.inject([Context("a", A)])
+    seen = []
+    real = sp_method.train_and_merge
+
+    def spy(lm, encoded, teachers, *args, **kwargs):
+        seen.append((list(encoded), list(teachers), kwargs["hidden"], kwargs["hidden_weight"]))
+        return real(lm, encoded, teachers, *args, **kwargs)
+
+    monkeypatch.setattr(sp_method, "train_and_merge", spy)
+    before_b = weights(m.lm.model)
+    m.inject([Context("b", B)])
+    encoded, teachers, hidden, weight = seen[0]
+    n_own = len(pairs_about(B).pairs)
+    assert weight == 0.5 and len(hidden) == len(encoded) == n_own + 2 + 2   # own pairs, 2 unrelated, 2 replayed
+    assert all(h is None for h in hidden[-2:])                            # replayed: a stored teacher, no states
+    n_layers, dim = tiny.model.config.num_hidden_layers, tiny.model.config.hidden_size
+    assert all(h.shape == (n_layers, e.n_scored, dim) for h, e in zip(hidden[:-2], encoded))
+    # own pairs: the model before this update (after A) with B in view; unrelated: the unchanged model (the
+    # same batches as the update's passes, so the same numbers)
+    teacher = dataclasses.replace(m.lm, model=copy_with(m.lm.model, before_b))
+    own = teacher_hidden(teacher, encoded[:n_own], batch_size=2, progress=False)
+    assert all(torch.equal(h, t) for h, t in zip(hidden[:n_own], own))
+    original = teacher_hidden(tiny, encoded[n_own:n_own + 2], batch_size=2, progress=False)
+    assert all(torch.equal(h, t) for h, t in zip(hidden[n_own:n_own + 2], original))
+    assert not torch.equal(original[0], teacher_hidden(teacher, encoded[n_own:n_own + 2], batch_size=2,
+                                                       progress=False)[0])
+    # a batch of replayed pairs alone trains on the KL alone; another adds the weighted hidden term
+    replayed = encoded[-2:]
+    with torch.no_grad():
+        assert batch_loss(tiny.model, tiny, replayed, teachers[-2:], hidden[-2:], 0.5).item() == \
+            batch_loss(tiny.model, tiny, replayed, teachers[-2:]).item()
+        own, own_teachers, own_hidden = encoded[:2], teachers[:2], hidden[:2]
+        kl = batch_loss(tiny.model, tiny, own, own_teachers).item()
+        _, mask, states = scored_outputs(tiny.model, tiny, [e.student_ids for e in own],
+                                         [e.n_scored for e in own], hidden=True)
+        term = torch.cat([hidden_l1(h, states[:, row][:, mask[row]]) for row, h in enumerate(own_hidden)]).mean()
+        assert batch_loss(tiny.model, tiny, own, own_teachers, own_hidden, 0.5).item() == \
+            pytest.approx(kl + 0.5 * term.item(), rel=1e-4)
+
+
+def copy_with(model, state: dict[str, torch.Tensor]):
+    """A copy of `model` with the parameters `state` holds."""
+    clone = copy.deepcopy(model)
+    with torch.no_grad():
+        for n, p in clone.named_parameters():
+            p.copy_(state[n])
+    return clone
+
+
 # -- conflicting updates: re-ask earlier questions with the new context (issue 11 §2) ----------------------
 OLD_FACT = "Danielle Darrieux speaks English at home."
 NEW_FACT = "Danielle Darrieux speaks French at home."
@@ -491,16 +576,21 @@ def test_inject_flags_reach_the_method_and_a_bad_value_changes_nothing(tmp_path)
 
     result = inject(tmp_path / "bad", "--rehearsal", "-1")
     assert result.exit_code == 2 and "rehearsal" in result.output and not (tmp_path / "bad").exists()
+    result = inject(tmp_path / "bad", "--hidden-weight", "-0.5")
+    assert result.exit_code == 2 and "hidden_weight: must be >= 0" in result.output
+    assert not (tmp_path / "bad").exists()
     result = inject(tmp_path / "bad", "--rehearsal-unrelated", "1", "--unrelated-teacher", "context")
     assert result.exit_code == 2 and "rehearsal_unrelated" in result.output and not (tmp_path / "bad").exists()
     out = tmp_path / "run"
     result = inject(out, "--rehearsal", "2", "--reask", "3", "--near-misses", "1", "--near-miss-teacher", "base",
-                    "--rehearsal-unrelated", "1", "--unrelated-teacher", "base", "--pull-back", "0.1")
+                    "--rehearsal-unrelated", "1", "--unrelated-teacher", "base", "--pull-back", "0.1",
+                    "--hidden-weight", "0.5")
     assert result.exit_code == 0, result.output
     second = json.loads((out / "updates" / "0002" / "manifest.json").read_text())
     assert (second["config"]["rehearsal"], second["config"]["reask"], second["config"]["near_misses"]) == (2, 3, 1)
     assert second["config"]["unrelated_teacher"] == "base" and second["config"]["rehearsal_unrelated"] == 1
     assert second["config"]["near_miss_teacher"] == "base" and second["pulled_back"] == 0.1
+    assert second["config"]["hidden_weight"] == 0.5
     assert second["rehearsal"]["replayed_pairs"] == 2 and (out / "updates" / "0001" / TEACHER_FILE).is_file()
 
 

@@ -79,6 +79,10 @@ def inject(
     context_copies: Annotated[int, typer.Option(help="the context's own text added this many times, taught by "
                                                      "the model reading it (0: off; docs/tuning.md)")]
     = SelfParamConfig.context_copies,
+    hidden_weight: Annotated[float, typer.Option(help="weight of a hidden-state term beside the KL: the student "
+                                                      "matches its teacher's hidden states at every layer (Deep "
+                                                      "Context Distillation; 0: off; docs/tuning.md)")]
+    = SelfParamConfig.hidden_weight,
     reask: Annotated[int, typer.Option(help="earlier contexts' questions naming an entity of a new context, "
                                             "re-asked with the new context in view (0: off)")] = 0,
     near_misses: Annotated[int, typer.Option(help="near-miss questions per context (0: off)")] = 0,
@@ -103,7 +107,7 @@ def inject(
         rehearsal=rehearsal, rehearsal_unrelated=rehearsal_unrelated, rehearsal_superseded=rehearsal_superseded,
         unrelated_teacher=unrelated_teacher,
         reask=reask, near_misses=near_misses, near_miss_teacher=near_miss_teacher, pull_back=pull_back,
-        context_copies=context_copies, kl_span=kl_span,
+        context_copies=context_copies, kl_span=kl_span, hidden_weight=hidden_weight,
     )
     lm = load_lm(model, device=device, dtype=dtype)
     method = SelfParam(lm, config)

@@ -114,8 +114,20 @@ def scored_logprobs(model: torch.nn.Module, lm: LM, sequences: Sequence[Sequence
     output layer in fp32. `pack` (default: whether `lm.model` keeps packed sequences apart,
     `packs_sequences`) packs the sequences into shared rows where that computes fewer tokens than left
     padding; else they are left-padded. Both give the same log-probabilities."""
+    logp, mask, _ = scored_outputs(model, lm, sequences, n_scored, pack)
+    return logp, mask
+
+
+def scored_outputs(model: torch.nn.Module, lm: LM, sequences: Sequence[Sequence[int]], n_scored: Sequence[int],
+                   pack: bool | None = None,
+                   hidden: bool = False) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+    """`scored_logprobs`, and with `hidden` the hidden states at the same positions: every layer's output
+    (the model's `hidden_states[1:]`; in transformers the last is after the final norm), (L, B, N, D) in the
+    dtype the body computes them in, packed or padded alike; arbitrary where the mask is false. Without
+    `hidden`, None and the model is run exactly as `scored_logprobs` runs it."""
     mask = span_mask(n_scored)
     width = mask.shape[1]
+    extra = {"output_hidden_states": True} if hidden else {}
     if pack is None:
         pack = packs_sequences(lm)
     if pack:
@@ -124,16 +136,22 @@ def scored_logprobs(model: torch.nn.Module, lm: LM, sequences: Sequence[Sequence
     if not pack:
         batch = {k: v.to(lm.device) for k, v in left_pad(sequences, lm.tokenizer.pad_token_id).items()}
         with lm.autocast(), fp32_output_layer(model):
-            logits = model(**batch, logits_to_keep=width + 1, use_cache=False).logits  # (B, N+1, V)
-        return log_softmax_fp32(logits[:, :-1]), mask.to(lm.device)
+            out = model(**batch, logits_to_keep=width + 1, use_cache=False, **extra)
+        states = torch.stack([h[:, -width - 1:-1] for h in out.hidden_states[1:]]) if hidden else None
+        return log_softmax_fp32(out.logits[:, :-1]), mask.to(lm.device), states   # (B, N, V), (B, N), (L, B, N, D)
     # slot j of sequence i predicts its token at end - width + j from the position before it
     at = ends.unsqueeze(1) - width - 1 + torch.arange(width).unsqueeze(0)            # (B, N)
     starts = (ends - torch.tensor([len(s) for s in sequences])).unsqueeze(1)
     at = torch.where(mask, at, starts)            # slots left of a shorter span: any position of its own
     with lm.autocast(), fp32_output_layer(model, at.flatten()):
-        logits = model(**{k: v.to(lm.device) for k, v in batch.items()}, attention_mask=None,
-                       logits_to_keep=0, use_cache=False).logits                         # (B * N, V)
-    return log_softmax_fp32(logits.reshape(len(sequences), width, -1)), mask.to(lm.device)
+        out = model(**{k: v.to(lm.device) for k, v in batch.items()}, attention_mask=None,
+                    logits_to_keep=0, use_cache=False, **extra)                          # logits (B * N, V)
+    states = None
+    if hidden:
+        flat = at.flatten().to(lm.device)
+        states = torch.stack([h.reshape(-1, h.shape[-1])[flat].reshape(len(sequences), width, -1)
+                              for h in out.hidden_states[1:]])                           # (L, B, N, D)
+    return log_softmax_fp32(out.logits.reshape(len(sequences), width, -1)), mask.to(lm.device), states
 
 
 def packs_sequences(lm: LM) -> bool:

@@ -10,6 +10,10 @@ log-probabilities at each position plus the log of the mass left over. The KL be
 distributions collapsed onto {top-k tokens, "everything else"} is a lower bound of the full KL (the
 log-sum inequality) and equals it as the left-over mass goes to zero; `tests/test_losses.py` bounds the
 gap on real-shaped distributions.
+
+Beside the KL, `hidden_l1` is Deep Context Distillation's hidden-state term (Caccia et al. 2025, "Training
+Plug-n-Play Knowledge Modules with Deep Context Distillation"): the student without the context is also
+taught the teacher's hidden states, layer by layer, at the same scored tokens (SELF-PARAM's `hidden_weight`).
 """
 
 from __future__ import annotations
@@ -68,6 +72,30 @@ def kl_compact(topk_logp: torch.Tensor, topk_ids: torch.Tensor, rest_logp: torch
     kl_top = (topk_logp.exp() * (topk_logp - student_topk)).sum(-1)
     kl_rest = rest_logp.exp() * (rest_logp - student_rest)
     return kl_top + kl_rest
+
+
+def hidden_l1(teacher_hidden: torch.Tensor, student_hidden: torch.Tensor, eps: float = 1e-6) -> torch.Tensor:
+    """Distance of the student's hidden states to the teacher's per position, each layer on its own scale:
+    (L, ..., D), (L, ..., D) -> (...), L layers of width D.
+
+    At each layer and position, the mean absolute difference over the D dimensions divided by the mean
+    absolute value of the teacher's hidden state there (so a layer whose states are ten times larger
+    weighs the same, and 1.0 means an error as large as the state itself), averaged over the layers. The
+    scale is taken per position (not over a batch) so an example's term does not depend on its batch mates.
+
+    What we followed: DCD trains the student to "simulate hidden states and logits of a teacher that takes
+    the document in context" (its abstract), with an L1 distance per layer normalised by the size of the
+    teacher's state so that layers of different scale weigh alike. That is the form used here; DCD's exact
+    normaliser and its sum (rather than our mean) over layers were not checked against the paper's equation,
+    and a constant factor between the two is absorbed by the weight. The teacher's states are stored, so the
+    scale gets no gradient.
+    `eps` bounds the scale away from 0 (a position whose teacher state is all zeros is a padding slot).
+    Computed in fp32 whatever the inputs' dtype.
+    """
+    teacher = teacher_hidden.float()
+    distance = (student_hidden.float() - teacher).abs().mean(-1)      # (L, ...)
+    scale = teacher.abs().mean(-1).clamp(min=eps)                     # (L, ...)
+    return (distance / scale).mean(0)
 
 
 def masked_mean(values: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:

@@ -5,6 +5,10 @@ runs the teacher again and memory stays at k+1 numbers per token instead of a vo
 for SmolLM2). When the teacher writes (or re-writes) an answer with the context in view
 (`teacher_writes_answers`), the log-probabilities of each generated token are exactly the distributions the
 KL needs for that answer: those pairs skip `teacher_pass`; unrelated sentences still go through it.
+
+With SELF-PARAM's `hidden_weight` on, the teacher's hidden states at the scored tokens are needed too
+(`teacher_hidden`): one more pass over the examples, apart from `teacher_pass`, so the distributions are
+computed as before whether or not the hidden states are wanted.
 """
 
 from __future__ import annotations
@@ -20,7 +24,7 @@ from ..prompts import answer_prompt
 from ..targets import answer_in_context
 from ..targets.builder import TEACHER_ANSWER_TOKENS
 from ..targets.types import TargetSet
-from .batching import fp32_output_layer, scored_logprobs
+from .batching import fp32_output_layer, scored_logprobs, scored_outputs
 from .examples import Encoded, Example, encode
 from .losses import CompactTeacher, compact_teacher, log_softmax_fp32
 
@@ -46,6 +50,44 @@ def teacher_pass(lm: LM, encoded: Sequence[Encoded], top_k: int, batch_size: int
                                            compact.rest_logp[row, keep].cpu())
             bar.update(len(idx))
     return result  # type: ignore[return-value]
+
+
+HIDDEN_DTYPE = torch.bfloat16
+"""How the teacher's hidden states are kept between the pass and training: half the bytes of fp32, and
+bf16's 3 significant digits are finer than the relative distances the hidden term is trained on."""
+
+
+def teacher_hidden(lm: LM, encoded: Sequence[Encoded], batch_size: int = 8,
+                   progress: bool = True) -> list[torch.Tensor]:
+    """The hidden states (L, n_scored, D) of every layer's output at each example's scored positions as
+    `lm` reads it with its teacher prefix (`scored_outputs`), on the CPU in `HIDDEN_DTYPE`, in the order
+    given (sorted by length inside). Every example is run, whether or not it carries its distributions."""
+    if any(e.teacher_ids is None for e in encoded):
+        raise ValueError("teacher_hidden needs examples with a teacher prefix")
+    result: list[torch.Tensor | None] = [None] * len(encoded)
+    order = sorted(range(len(encoded)), key=lambda i: len(encoded[i].teacher_ids))
+    with inference_mode(lm), tqdm(total=len(order), desc="teacher hidden", unit="seq", disable=not progress,
+                                  leave=False) as bar:
+        for start in range(0, len(order), batch_size):
+            idx = order[start:start + batch_size]
+            _, mask, states = scored_outputs(lm.model, lm, [encoded[i].teacher_ids for i in idx],
+                                             [encoded[i].n_scored for i in idx], hidden=True)
+            for row, i in enumerate(idx):
+                result[i] = states[:, row][:, mask[row]].to("cpu", HIDDEN_DTYPE)
+            bar.update(len(idx))
+    return result  # type: ignore[return-value]
+
+
+def stack_hidden(hidden: Sequence[torch.Tensor | None], like: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-example teacher hidden states (L, n, D), or None, padded into (L, B, N, D) right-aligned like
+    `span_mask` (zeros elsewhere), on `like`'s device (`like` is the student's (L, B, N, D)); with the (B,)
+    mask of the examples that have them."""
+    stacked = torch.zeros(like.shape, dtype=torch.float32, device=like.device)
+    width = like.shape[2]
+    for row, h in enumerate(hidden):
+        if h is not None:
+            stacked[:, row, width - h.shape[1]:] = h.to(like.device, torch.float32)
+    return stacked, torch.tensor([h is not None for h in hidden], device=like.device)
 
 
 def taught_by(lm: LM, examples: Sequence[Example], top_k: int, batch_size: int = 8,

@@ -23,10 +23,10 @@ from tqdm.auto import tqdm
 
 from ..lm import LM
 from .adapters import AdapterConfig, UpdateRecord, _is_mlp_param, attach, finalize
-from .batching import scored_logprobs, scored_targets
+from .batching import scored_logprobs, scored_outputs, scored_targets
 from .examples import Encoded, Example, encode
-from .losses import CompactTeacher, kl_compact, masked_mean, next_token_nll
-from .teacher import stack_right_aligned, teacher_pass
+from .losses import CompactTeacher, hidden_l1, kl_compact, masked_mean, next_token_nll
+from .teacher import stack_hidden, stack_right_aligned, teacher_pass
 
 
 @dataclass
@@ -90,16 +90,32 @@ def _lr_lambda(total: int, warmup: int):
 
 
 def batch_loss(model: torch.nn.Module, lm: LM, batch: Sequence[Encoded],
-               teachers: Sequence[CompactTeacher] | None) -> torch.Tensor:
-    """Mean per-token loss of a batch: the compact KL to the teacher, or the next-token NLL."""
+               teachers: Sequence[CompactTeacher] | None, hidden: Sequence[torch.Tensor | None] | None = None,
+               hidden_weight: float = 0.0) -> torch.Tensor:
+    """Mean per-token loss of a batch: the compact KL to the teacher, or the next-token NLL.
+
+    With `hidden_weight` > 0 and `hidden` (the teacher's hidden states of each example, `teacher_hidden`;
+    None for an example that has none, e.g. a replayed pair), each token of an example that has them adds
+    `hidden_weight` times `hidden_l1` of the student's hidden states to the teacher's there; the others keep
+    the KL alone."""
     sequences = [e.student_ids for e in batch]
     n_scored = [e.n_scored for e in batch]
-    student_logp, mask = scored_logprobs(model, lm, sequences, n_scored)          # (B, N, V), (B, N)
+    use_hidden = teachers is not None and hidden_weight > 0 and hidden is not None \
+        and any(h is not None for h in hidden)
+    if use_hidden:
+        student_logp, mask, student_hidden = scored_outputs(model, lm, sequences, n_scored, hidden=True)
+    else:
+        student_logp, mask = scored_logprobs(model, lm, sequences, n_scored)      # (B, N, V), (B, N)
     if teachers is None:
         gold = scored_targets(sequences, n_scored).to(lm.device)
         return masked_mean(next_token_nll(student_logp, gold), mask)
     t_logp, t_ids, t_rest = (x.to(lm.device) for x in stack_right_aligned(teachers))
-    return masked_mean(kl_compact(t_logp, t_ids, t_rest, student_logp), mask)
+    per_token = kl_compact(t_logp, t_ids, t_rest, student_logp)                      # (B, N)
+    if use_hidden:
+        t_hidden, has = stack_hidden(hidden, like=student_hidden)                    # (L, B, N, D), (B,)
+        term = hidden_l1(t_hidden, student_hidden)                                   # (B, N)
+        per_token = per_token + hidden_weight * torch.where(mask & has.unsqueeze(1), term, 0.0)
+    return masked_mean(per_token, mask)
 
 
 def encode_share(lm: LM, examples: Sequence[Example]) -> list[Encoded]:
@@ -116,9 +132,13 @@ def encode_share(lm: LM, examples: Sequence[Example]) -> list[Encoded]:
 
 def train_and_merge(lm: LM, encoded: Sequence[Encoded], teachers: Sequence[CompactTeacher] | None,
                     adapter: AdapterConfig, train: TrainConfig, progress: bool = True,
-                    n_examples: int | None = None, seconds_teacher: float = 0.0) -> tuple[UpdateRecord, UpdateStats]:
+                    n_examples: int | None = None, seconds_teacher: float = 0.0,
+                    hidden: Sequence[torch.Tensor | None] | None = None,
+                    hidden_weight: float = 0.0) -> tuple[UpdateRecord, UpdateStats]:
     """Train one update on `encoded` (KL to `teachers`, or next-token NLL without) and merge it into
-    `lm.model` (replaced in place on the LM); returns the update's record and its stats.
+    `lm.model` (replaced in place on the LM); returns the update's record and its stats. With
+    `hidden_weight` > 0, `hidden[i]` (the teacher's hidden states of example i, or None) adds the hidden-state
+    term to its KL (`batch_loss`).
 
     `train.seed` alone decides the adapter's initialisation, the order of the examples and the dropout
     masks; the caller's random streams are left as they were (`fork_rng`). An interrupted update leaves
@@ -154,7 +174,8 @@ def train_and_merge(lm: LM, encoded: Sequence[Encoded], teachers: Sequence[Compa
                     for start in range(0, len(order), train.batch_size):
                         idx = order[start:start + train.batch_size]
                         loss = batch_loss(model, lm, [encoded[i] for i in idx],
-                                          [teachers[i] for i in idx] if teachers is not None else None)
+                                          [teachers[i] for i in idx] if teachers is not None else None,
+                                          [hidden[i] for i in idx] if hidden is not None else None, hidden_weight)
                         accelerator.backward(loss)
                         accelerator.clip_grad_norm_(params, train.max_grad_norm)
                         optimizer.step()

@@ -85,12 +85,22 @@ class SelfParamConfig:
                 "joins the pairs); base = the model as it was before this update, without the context (a KL "
                 "anchor at the fact's edge: the student keeps its old answer there)"})
 
+    hidden_weight: float = field(default=0.0, metadata={
+        "help": "weight of a hidden-state term beside the KL (Deep Context Distillation, Caccia et al. 2025): "
+                "each distillation example taught by a model here (pairs and unrelated sentences) also matches "
+                "the student's hidden states at every layer's output to its teacher's at the scored tokens, an "
+                "L1 distance relative to the teacher's state (training/losses.py `hidden_l1`); replayed pairs, "
+                "whose teacher is stored without hidden states, keep the KL alone. Costs one more teacher pass "
+                "and (L x D bf16 numbers per scored token) in memory during the update; 0 = off (the paper)"})
+
     def __post_init__(self) -> None:
         for name in ("rehearsal", "rehearsal_unrelated", "reask", "near_misses", "context_copies"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name}: must be >= 0 (0 = off), got {getattr(self, name)}")
         if self.rehearsal_superseded < 0:
             raise ValueError(f"rehearsal_superseded: must be >= 0 nats (0 = off), got {self.rehearsal_superseded}")
+        if not self.hidden_weight >= 0:  # NaN too
+            raise ValueError(f"hidden_weight: must be >= 0 (0 = off), got {self.hidden_weight}")
         if not 0.0 <= self.pull_back < 1.0:
             raise ValueError(f"pull_back: must be in [0, 1) (0 = off), got {self.pull_back}")
         if self.rehearsal_limit < 1:

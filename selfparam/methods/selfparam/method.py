@@ -22,7 +22,11 @@ updates, each merged before the next). It reads as the recipe:
               unrelated sentences too, taught by the anchor as this update's own are;
 3. teacher    the model as it is before this update reads each example whose distributions are not yet
               known (unrelated sentences; answers it did not write) once; top-k distributions are kept;
-4. train      a LoRA (or the MLP weights) learns to match them without the context: compact KL;
+   hidden     (off by default) with `hidden_weight`, each example's teacher (the model before this update, or
+              the unchanged model for what the anchor "original" teaches) reads it once more for its hidden
+              states at the scored tokens; replayed pairs have none;
+4. train      a LoRA (or the MLP weights) learns to match them without the context: compact KL (plus
+              `hidden_weight` times the hidden-state distance, Deep Context Distillation's second term);
 5. merge      the update is merged into the method's private model copy and recorded for save/load
               (with its pairs' teacher distributions when rehearsal is on, for later updates to replay).
 """
@@ -35,6 +39,7 @@ import random
 import time
 from typing import Any, Sequence
 
+import torch
 from accelerate import PartialState
 
 from ...generation import target_token_logprobs
@@ -52,8 +57,8 @@ from ...training.rehearsal import (
     store_bytes,
     superseded,
 )
-from ...training.teacher import taught_by, teacher_pass, teacher_writes_answers
-from ...training.trainer import encode_share, train_and_merge
+from ...training.teacher import taught_by, teacher_hidden, teacher_pass, teacher_writes_answers
+from ...training.trainer import encode_share, shard, train_and_merge
 from ..base import Context, Resources
 from ..weight_update import WeightMethod, WeightUpdates, target_source, with_run_seed
 from .config import CONTEXT_CHUNK_TOKENS, SelfParamConfig
@@ -99,6 +104,9 @@ class SelfParam(WeightMethod):
             examples, own = self.examples(target_sets, written)                                        # 2. examples
             replayed, n_superseded = self.without_superseded(teacher, self.rehearsal(), contexts)      #    rehearsal
             reread = self.reread_unrelated()
+            anchor = "original" if self.config.unrelated_teacher == "original" else "teacher"
+            taught = ["teacher" if c is not None else anchor for c in own] + ["teacher"] * len(anchors) \
+                + [anchor] * len(reread) + [None] * len(replayed)   # whose hidden states each example learns
             examples += anchors + reread + [p.example() for p in replayed]
             own += [None] * (len(anchors) + len(reread) + len(replayed))
             encoded = encode_share(teacher, examples)
@@ -106,9 +114,11 @@ class SelfParam(WeightMethod):
             t0 = time.perf_counter()
             teachers = teacher_pass(teacher, encoded, self.config.train.top_k,                           # 3. teacher
                                     batch_size=self.config.train.batch_size, progress=self.progress)
+            hidden = self.teacher_hidden(teacher, encoded, taught)                                         #    hidden
             record, stats = train_and_merge(teacher, encoded, teachers, self.config.adapter,              # 4. train
                                             self.config.train, progress=self.progress, n_examples=len(examples),
-                                            seconds_teacher=time.perf_counter() - t0)
+                                            seconds_teacher=time.perf_counter() - t0, hidden=hidden,
+                                            hidden_weight=self.config.hidden_weight)
             if self.config.rehearsal:  # this update's own pairs, as taught now, for later updates to replay
                 record.rehearsal = keep_pairs(examples, teachers, own)
             seconds = stage_seconds(marks + [t0, time.perf_counter()], stats.seconds_teacher)
@@ -192,6 +202,24 @@ class SelfParam(WeightMethod):
             examples += taught[:len(ts.pairs)] + self.anchored(taught[len(ts.pairs):]) + read
             own += [ts.context] * len(ts.pairs) + [None] * (len(ts.unrelated) + len(read))  # only pairs are kept
         return examples, own
+
+    def teacher_hidden(self, teacher: LM, encoded: list, taught: list[str | None]) -> list[torch.Tensor | None] | None:
+        """`hidden_weight`: each example's teacher hidden states at its scored tokens (`training/teacher.py`
+        `teacher_hidden`), from the model that gave its distributions: `taught[i]` "teacher" the model before
+        this update, "original" the unchanged model (the anchor's); None (replayed pairs, whose teacher is
+        stored without hidden states) has none, and that example is trained on the KL alone. None when off."""
+        if not self.config.hidden_weight:
+            return None
+        state = PartialState()
+        taught = shard(taught, state.process_index, state.num_processes)  # the same share as `encode_share`'s
+        out: list[torch.Tensor | None] = [None] * len(encoded)
+        for source, lm in (("teacher", teacher), ("original", self.weights.base_lm)):
+            idx = [i for i, s in enumerate(taught) if s == source]
+            states = teacher_hidden(lm, [encoded[i] for i in idx], batch_size=self.config.train.batch_size,
+                                    progress=self.progress) if idx else []
+            for i, h in zip(idx, states):
+                out[i] = h
+        return out
 
     def rehearsal(self) -> list[RehearsalPair]:
         """`rehearsal`: up to that many kept pairs of every earlier context, each with its stored teacher."""
