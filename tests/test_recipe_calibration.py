@@ -96,6 +96,14 @@ def test_recipe_uses_the_editors_margin_unless_the_config_names_one(tiny, tmp_pa
     assert RecipeEditor.load(tmp_path / "plain").sentinel_margin == 0.0
 
 
+def write_counterfact(path, recs):
+    """`recs` written as CounterFact-style records (what `recipe calibrate --data` reads); returns the path."""
+    path.write_text(json.dumps([{"case_id": r.id, "prompt": r.prompt, "target_new": r.target,
+                                 "rephrase_prompt": r.rephrase, "locality_prompt": r.locality_prompt,
+                                 "locality_ground_truth": r.locality_target} for r in recs]))
+    return path
+
+
 def test_calibrate_cli_writes_the_margin_beside_the_weights_and_refuses_training_records(tiny, tmp_path, monkeypatch):
     import typer
 
@@ -103,10 +111,7 @@ def test_calibrate_cli_writes_the_margin_beside_the_weights_and_refuses_training
 
     enc, recs = HashingEncoder(), records()
     monkeypatch.setattr("selfparam.methods.recipe.encoder.load_encoder", lambda name, device="cpu": enc)
-    data = tmp_path / "cf.json"
-    data.write_text(json.dumps([{"case_id": r.id, "prompt": r.prompt, "target_new": r.target,
-                                 "rephrase_prompt": r.rephrase, "locality_prompt": r.locality_prompt,
-                                 "locality_ground_truth": r.locality_target} for r in recs]))
+    data = write_counterfact(tmp_path / "cf.json", recs)
     train = TrainConfig(data=str(data), out=str(tmp_path / "run"), steps=2, batch_size=2, contrastive_batch=8,
                         save_every=2, seed=0)
     from selfparam.eval.editing_data import load_edits
@@ -303,10 +308,7 @@ def test_calibrate_cli_with_sizes_writes_a_schedule_and_refuses_bad_sizes(tiny, 
 
     enc, recs = HashingEncoder(), records()
     monkeypatch.setattr("selfparam.methods.recipe.encoder.load_encoder", lambda name, device="cpu": enc)
-    data = tmp_path / "cf.json"
-    data.write_text(json.dumps([{"case_id": r.id, "prompt": r.prompt, "target_new": r.target,
-                                 "rephrase_prompt": r.rephrase, "locality_prompt": r.locality_prompt,
-                                 "locality_ground_truth": r.locality_target} for r in recs]))
+    data = write_counterfact(tmp_path / "cf.json", recs)
     folder = tmp_path / "editor"
     _random_editor(tiny, enc).save(folder)
     app = typer.Typer()

@@ -84,7 +84,6 @@ class SelfParamConfig:
         "help": "who answers the near-miss questions: context = the teacher with the context in view (its answer "
                 "joins the pairs); base = the model as it was before this update, without the context (a KL "
                 "anchor at the fact's edge: the student keeps its old answer there)"})
-
     hidden_weight: float = field(default=0.0, metadata={
         "help": "weight of a hidden-state term beside the KL (Deep Context Distillation, Caccia et al. 2025): "
                 "each distillation example taught by a model here (pairs and unrelated sentences) also matches "
