@@ -34,7 +34,8 @@ def test_bench_reports_the_whole_injection_and_the_naive_path(monkeypatch):
     figures = bench_injection(lm, CTX, config, naive=True, log=lambda *_: None)
     assert paths == [True, False]  # ours samples on the cached prompt, the naive path recomputes it
     assert figures["pairs"] == 3 and figures["unrelated"] == 0 and figures["epochs"] == 1
-    assert figures["steps"] == 2  # 3 pairs in batches of 2, one epoch: SELF-PARAM's own training ran
+    # 3 pairs and the context read 10 times (one chunk) in batches of 2, one epoch: SELF-PARAM's own training ran
+    assert figures["steps"] == 7
     assert figures["compute_dtype"] == "float32" and figures["cpu_bf16_native"] == cpu_bf16_native()
     stages = ("setup", "generation", "answers", "examples", "teacher", "train")
     assert figures["seconds_total"] == pytest.approx(sum(figures[f"seconds_{k}"] for k in stages), abs=0.004)

@@ -40,7 +40,7 @@ def test_inject_cli_reproduces_the_recorded_losses(tiny_dir, tmp_path):
     result = CliRunner().invoke(app, [str(a) for a in [
         "inject", context, "--out", out, "--model", tiny_dir, "--pairs-file", pairs, "--n-pairs", "4",
         "--epochs", "2", "--batch-size", "2", "--lr", "0.01", "--seed", "0", "--device", "cpu", "--dtype", "fp32",
-        "--answers", "generator"]])
+        "--answers", "generator", "--kl-span", "answer", "--context-copies", "0"]])  # the levers of the recording
     assert result.exit_code == 0, result.output
     stats = json.loads((out / "updates" / "0001" / "manifest.json").read_text())["stats"]
     assert stats["steps"] == RECORDED["steps"]

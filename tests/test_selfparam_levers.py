@@ -44,10 +44,12 @@ def pairs_about(context: str) -> TargetSet:
 
 
 def method(tiny, builder=pairs_about, epochs=3, **levers) -> SelfParam:
-    """SELF-PARAM with every lever off (the paper's method) but those given: each test turns on its own.
+    """SELF-PARAM with every lever off but those given (the paper's method with the KL over answers alone):
+    each test turns on its own.
     `epochs=1` where a test checks what an update builds, keeps, asks or replays rather than what it learns
     (training is most of an injection's time on the tiny model)."""
-    levers = {"rehearsal": 0, "unrelated_teacher": "context", "pull_back": 0.0, **levers}
+    levers = {"rehearsal": 0, "unrelated_teacher": "context", "pull_back": 0.0, "kl_span": "answer",
+              "context_copies": 0, **levers}
     cfg = SelfParamConfig(targets=GENERATOR_ANSWERS, train=TrainConfig(epochs=epochs, batch_size=2, lr=1e-2),
                           **levers)
     return SelfParam(tiny, cfg, Resources(target_builder=builder), progress=False)
@@ -96,6 +98,7 @@ def same_teacher(a, b) -> bool:
 def test_defaults_chosen_on_the_tuning_split_and_settings_reachable_from_method_config(tmp_path):
     cfg = SelfParamConfig()  # rehearsal, the anchor and the pull back on (docs/tuning.md), the issue-11 defences off
     assert (cfg.rehearsal, cfg.unrelated_teacher, cfg.pull_back) == (10, "original", 0.2)
+    assert (cfg.kl_span, cfg.context_copies, cfg.hidden_weight) == ("pair", 10, 0.0)
     assert (cfg.reask, cfg.near_misses) == (0, 0)
     path = tmp_path / "m.json"
     path.write_text(json.dumps({"selfparam": {"rehearsal": 4, "reask": 5, "near_misses": 6}}))

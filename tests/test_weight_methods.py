@@ -85,7 +85,8 @@ def test_unrelated_teacher_base_reads_the_sentence_alone(tiny):
 
 def test_selfparam_with_the_base_anchor_starts_at_zero_kl_on_unrelated_text(tiny):
     only_unrelated = lambda c: TargetSet(c, pairs=[], unrelated=["The cat sat on the mat today."])  # noqa: E731
-    cfg = SelfParamConfig(targets=GENERATOR_ANSWERS, train=fast_train(epochs=1, batch_size=1), unrelated_teacher="base")
+    cfg = SelfParamConfig(targets=GENERATOR_ANSWERS, train=fast_train(epochs=1, batch_size=1), unrelated_teacher="base",
+                          context_copies=0)  # the unrelated sentence alone
     method = SelfParam(tiny, cfg, Resources(target_builder=only_unrelated), progress=False)
     method.inject([Context("c", CONTEXT)])
     assert method.last_stats.first_loss == pytest.approx(0.0, abs=1e-5)
@@ -100,7 +101,7 @@ def test_the_original_anchor_teaches_unrelated_text_as_the_model_before_any_upda
     for anchor in ("base", "original"):
         sets = iter([fixed_targets(CONTEXT), only_unrelated])
         cfg = SelfParamConfig(targets=GENERATOR_ANSWERS, train=fast_train(batch_size=1, lr=5e-2),
-                              unrelated_teacher=anchor, rehearsal=0)
+                              unrelated_teacher=anchor, rehearsal=0, context_copies=0)
         method = SelfParam(tiny, cfg, Resources(target_builder=lambda c: next(sets)), progress=False)
         method.inject([Context("c", CONTEXT)])
         method.inject([Context("o", OTHER)])
@@ -133,14 +134,15 @@ def test_ft_c_trains_as_many_steps_as_selfparam(tiny, tmp_path):
     corpus = tmp_path / "u.txt"
     corpus.write_text("x")
     targets = TargetConfig(n_pairs=2, unrelated_ratio=1.0, unrelated_path=str(corpus), answers="generator")
-    resources = Resources(target_builder=fixed_targets, targets=targets)  # 2 pairs + 2 unrelated = 4 sequences
+    resources = Resources(target_builder=fixed_targets, targets=targets)
     sp = SelfParam(tiny, SelfParamConfig(train=fast_train()), resources, progress=False)
     ft = FineTuneContext(tiny, FineTuneContextConfig(train=fast_train()), resources, progress=False)
     for m in (sp, ft):
         m.inject([Context("c", CONTEXT)])
-    assert ft.last_stats.steps == sp.last_stats.steps == 4
+    # 2 pairs + 2 unrelated + the context (one chunk) read 10 times = 14 sequences, 7 steps per epoch
+    assert ft.last_stats.steps == sp.last_stats.steps == 14
     budget = ft.records[0].manifest["budget"]
-    assert budget["chunks"] == 1 and budget["sequences"] == 4 and "same steps" in budget["rule"]
+    assert budget["chunks"] == 1 and budget["sequences"] == 14 and "same steps" in budget["rule"]
     once = FineTuneContext(tiny, FineTuneContextConfig(train=fast_train(), match_selfparam_steps=False), resources,
                            progress=False)
     once.inject([Context("c", CONTEXT)])

@@ -20,7 +20,8 @@ def targets(context: str) -> TargetSet:
 
 state = PartialState(cpu=True)  # as the trainer asks for on a CPU-only machine
 config = SelfParamConfig(targets=TargetConfig(answers="generator"), train=TrainConfig(epochs=2, batch_size=2, lr=1e-2),
-                         rehearsal=0)  # rehearsal (on by default) runs in one process only
+                         rehearsal=0,  # rehearsal (on by default) runs in one process only
+                         context_copies=0)  # the 10 examples the test counts: pairs and unrelated sentences
 method = SelfParam(tiny_lm(seed=0, initializer_range=0.3), config, Resources(target_builder=targets), progress=False)
 method.inject([Context("c", "Quenby hosts the Zorblat festival every May.")])
 digest = float(sum(p.double().sum() for p in method.lm.model.parameters()))

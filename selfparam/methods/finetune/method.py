@@ -14,11 +14,13 @@ from ...targets import TargetConfig, reanswer, target_set_to_dict
 from ...training.examples import context_nwp_examples, repeat_to, target_nwp_examples
 from ...training.trainer import encode_share, train_and_merge
 from ..base import Context, Resources
+from ..selfparam.config import SelfParamConfig
 from ..weight_update import WeightMethod, WeightUpdates, target_source, with_run_seed
 from .config import FineTuneContextConfig, FineTuneTargetsConfig
 
 BUDGET_RULE = ("the context's chunks, repeated in order, give as many training sequences per context as "
-               "SELF-PARAM's target set (n_pairs + unrelated sentences): same epochs and batch size, same steps")
+               "SELF-PARAM trains on at its defaults (n_pairs + unrelated sentences + context_copies x the "
+               "context's chunks): same epochs and batch size, same steps")
 
 
 class FineTuneContext(WeightMethod):
@@ -38,8 +40,9 @@ class FineTuneContext(WeightMethod):
         model = self.weights.begin(contexts)
         per_context = [context_nwp_examples(model.tokenizer, c.text, self.config.chunk_tokens) for c in contexts]
         chunks = sum(len(x) for x in per_context)
-        if self.config.match_selfparam_steps:
-            per_context = [repeat_to(x, self.targets.sentences_per_context()) for x in per_context]
+        if self.config.match_selfparam_steps:  # SELF-PARAM's default context read counts towards its budget
+            copies = SelfParamConfig().context_copies
+            per_context = [repeat_to(x, self.targets.sentences_per_context() + copies * len(x)) for x in per_context]
         examples = [e for x in per_context for e in x]
         record, stats = train_and_merge(model, encode_share(model, examples), None, self.config.adapter,
                                         self.config.train, progress=self.progress, n_examples=len(examples))

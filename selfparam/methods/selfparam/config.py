@@ -64,14 +64,16 @@ class SelfParamConfig:
                 "stays bounded while rehearsal teaches earlier contexts again; in [0, 1), 0 = off (the paper), "
                 "0.2 = default (chosen on the tuning split: perplexity after 5 updates +3.7% against +8.9%, "
                 "the injected paragraphs level)"})
-    kl_span: str = field(default="answer", metadata={
-        "help": "the tokens of each pair the KL is taken over: answer (default) the answer after the shared answer "
-                "prompt, what is asked at test time; pair the question, the rest of the prompt and the answer "
-                "(the paper's KL over the whole target sentence)"})
-    context_copies: int = field(default=0, metadata={
+    kl_span: str = field(default="pair", metadata={
+        "help": "the tokens of each pair the KL is taken over: pair (default, the paper's KL over the whole target "
+                "sentence) the question, the rest of the prompt and the answer; answer the answer alone, after "
+                "the shared answer prompt. Chosen on the tuning split: +0.34 nats/token on the gold answers"})
+    context_copies: int = field(default=10, metadata={
         "help": "the context's own text, in chunks of CONTEXT_CHUNK_TOKENS, added this many times to its target "
                 "set, taught by the model reading the whole context first (it predicts the text nearly as "
-                "written): the facts stated as well as asked, the mixed training of Physics of LMs 3.1; 0 = off"})
+                "written): the facts stated as well as asked, the mixed training of Physics of LMs 3.1; 0 = off "
+                "(the paper), 10 = default (chosen on the tuning split, with kl_span=pair: gold-answer "
+                "log-prob recovery 0.79 against 0.55 without either)"})
     reask: int = field(default=0, metadata={
         "help": "stored questions of earlier contexts that name an entity of the new context, asked again with "
                 "the new context in view and added to its target set (a later contradicting fact wins); "
