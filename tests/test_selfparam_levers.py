@@ -316,7 +316,7 @@ def test_hidden_weight_brings_the_students_hidden_states_closer_to_the_teachers(
 
 
 def test_hidden_states_come_from_each_examples_own_teacher_and_replayed_pairs_have_none(tiny, monkeypatch):
-    m = method(tiny, epochs=1, rehearsal=2, unrelated_teacher="original", hidden_weight=0.5)
+    m = method(tiny, epochs=1, rehearsal=2, unrelated_teacher="original", hidden_weight=0.5, context_copies=1)
     m.inject([Context("a", A)])
     seen = []
     real = sp_method.train_and_merge
@@ -330,7 +330,8 @@ def test_hidden_states_come_from_each_examples_own_teacher_and_replayed_pairs_ha
     m.inject([Context("b", B)])
     encoded, teachers, hidden, weight = seen[0]
     n_own = len(pairs_about(B).pairs)
-    assert weight == 0.5 and len(hidden) == len(encoded) == n_own + 2 + 2   # own pairs, 2 unrelated, 2 replayed
+    # own pairs, 2 unrelated, the context read once (one chunk), 2 replayed
+    assert weight == 0.5 and len(hidden) == len(encoded) == n_own + 2 + 1 + 2
     assert all(h is None for h in hidden[-2:])                            # replayed: a stored teacher, no states
     n_layers, dim = tiny.model.config.num_hidden_layers, tiny.model.config.hidden_size
     assert all(h.shape == (n_layers, e.n_scored, dim) for h, e in zip(hidden[:-2], encoded))
@@ -339,6 +340,8 @@ def test_hidden_states_come_from_each_examples_own_teacher_and_replayed_pairs_ha
     teacher = dataclasses.replace(m.lm, model=copy_with(m.lm.model, before_b))
     own = teacher_hidden(teacher, encoded[:n_own], batch_size=2, progress=False)
     assert all(torch.equal(h, t) for h, t in zip(hidden[:n_own], own))
+    read = teacher_hidden(teacher, [encoded[n_own + 2]], batch_size=2, progress=False)[0]  # the context read: the
+    assert torch.allclose(hidden[n_own + 2].float(), read.float(), atol=1e-2)             # teacher, not the anchor
     original = teacher_hidden(tiny, encoded[n_own:n_own + 2], batch_size=2, progress=False)
     assert all(torch.equal(h, t) for h, t in zip(hidden[n_own:n_own + 2], original))
     assert not torch.equal(original[0], teacher_hidden(teacher, encoded[n_own:n_own + 2], batch_size=2,

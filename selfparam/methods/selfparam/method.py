@@ -101,11 +101,11 @@ class SelfParam(WeightMethod):
             target_sets, written = self.write_answers(teacher, target_sets, extra)                     #    answers
             anchors, anchored = ([], []) if in_context else self.near_miss_anchors(teacher, near)
             marks.append(time.perf_counter())
-            examples, own = self.examples(target_sets, written)                                        # 2. examples
+            examples, own, anchored_now = self.examples(target_sets, written)                          # 2. examples
             replayed, n_superseded = self.without_superseded(teacher, self.rehearsal(), contexts)      #    rehearsal
             reread = self.reread_unrelated()
             anchor = "original" if self.config.unrelated_teacher == "original" else "teacher"
-            taught = ["teacher" if c is not None else anchor for c in own] + ["teacher"] * len(anchors) \
+            taught = [anchor if a else "teacher" for a in anchored_now] + ["teacher"] * len(anchors) \
                 + [anchor] * len(reread) + [None] * len(replayed)   # whose hidden states each example learns
             examples += anchors + reread + [p.example() for p in replayed]
             own += [None] * (len(anchors) + len(reread) + len(replayed))
@@ -187,13 +187,16 @@ class SelfParam(WeightMethod):
             out.append(ts)
         return out, written
 
-    def examples(self, target_sets: list[TargetSet], written: Written) -> tuple[list[Example], list[str | None]]:
+    def examples(self, target_sets: list[TargetSet],
+                 written: Written) -> tuple[list[Example], list[str | None], list[bool]]:
         """Every set's distillation examples, and for each the context whose own pair it is (None: an
         unrelated sentence or a chunk of the context), which rehearsal keeps. With `unrelated_teacher="original"`
         the unrelated sentences come with the unchanged base model's distributions (the teacher pass then
-        skips them). `context_copies`: the context's own chunks follow, taught by the update's teacher."""
+        skips them). `context_copies`: the context's own chunks follow, taught by the update's teacher. The
+        third list says which examples the anchor teaches (the unrelated sentences), for the hidden term."""
         examples: list[Example] = []
         own: list[str | None] = []
+        anchored: list[bool] = []  # taught by the anchor (the unrelated sentences), not by the update's teacher
         for ts in target_sets:
             taught = distillation_examples(self.lm.tokenizer, ts, self.config.unrelated_teacher, written,
                                            kl_span=self.config.kl_span)
@@ -201,7 +204,8 @@ class SelfParam(WeightMethod):
                                          self.config.context_copies)  # the update's teacher, context in view
             examples += taught[:len(ts.pairs)] + self.anchored(taught[len(ts.pairs):]) + read
             own += [ts.context] * len(ts.pairs) + [None] * (len(ts.unrelated) + len(read))  # only pairs are kept
-        return examples, own
+            anchored += [False] * len(ts.pairs) + [True] * len(ts.unrelated) + [False] * len(read)
+        return examples, own, anchored
 
     def teacher_hidden(self, teacher: LM, encoded: list, taught: list[str | None]) -> list[torch.Tensor | None] | None:
         """`hidden_weight`: each example's teacher hidden states at its scored tokens (`training/teacher.py`
