@@ -315,6 +315,31 @@ def test_hidden_weight_brings_the_students_hidden_states_closer_to_the_teachers(
     assert with_term < before
 
 
+def test_with_the_hidden_term_the_teacher_reads_each_example_once(tiny, monkeypatch):
+    """The distributions and the hidden states of what the update's teacher teaches come from one forward
+    (they were two passes over the same sequences); the anchor's sentences are read by the unchanged model."""
+    m = method(tiny, epochs=1, rehearsal=2, unrelated_teacher="original", hidden_weight=0.5, context_copies=1,
+               kl_span="pair")
+    m.inject([Context("a", A)])
+    reads = []
+    real = teacher_module.scored_outputs
+
+    def spy(model, lm, sequences, *args, **kwargs):
+        reads.extend((model, tuple(s)) for s in sequences)
+        return real(model, lm, sequences, *args, **kwargs)
+
+    monkeypatch.setattr(teacher_module, "scored_outputs", spy)
+    seen = capture_training(monkeypatch)
+    m.inject([Context("b", B)])
+    encoded, _ = seen[0]
+    n_own = len(pairs_about(B).pairs)
+    by_teacher = [s for model, s in reads if model is not tiny.model]
+    by_original = [s for model, s in reads if model is tiny.model]
+    # own pairs and the context read: once each by the model before this update; unrelated: once by the anchor
+    assert sorted(by_teacher) == sorted(tuple(e.teacher_ids) for e in encoded[:n_own] + [encoded[n_own + 2]])
+    assert sorted(by_original) == sorted(tuple(e.teacher_ids) for e in encoded[n_own:n_own + 2])
+
+
 def test_hidden_states_come_from_each_examples_own_teacher_and_replayed_pairs_have_none(tiny, monkeypatch):
     m = method(tiny, epochs=1, rehearsal=2, unrelated_teacher="original", hidden_weight=0.5, context_copies=1)
     m.inject([Context("a", A)])

@@ -100,8 +100,8 @@ def distillation_examples(tokenizer: PreTrainedTokenizerBase, targets: TargetSet
     `unrelated_teacher` says who teaches the unrelated sentences: "context" (the paper's objective) the
     model reading the context before the sentence; "base" the model reading the sentence alone, i.e. the
     model as it was before this update, a KL anchor that keeps unrelated text unchanged; "original" the
-    same examples, to be taught by the model before any update (the caller runs that teacher,
-    `teacher.taught_by`): an anchor that does not move along a sequence of updates.
+    same examples, to be taught by the model before any update (the caller runs that model as their teacher
+    in its teacher pass): an anchor that does not move along a sequence of updates.
 
     `written` maps (context, question, answer text) to the teacher's distributions kept while it wrote that answer
     (`teacher.teacher_answers`); those pairs need no teacher pass.

@@ -6,14 +6,13 @@ for SmolLM2). When the teacher writes (or re-writes) an answer with the context 
 (`teacher_writes_answers`), the log-probabilities of each generated token are exactly the distributions the
 KL needs for that answer: those pairs skip `teacher_pass`; unrelated sentences still go through it.
 
-With SELF-PARAM's `hidden_weight` on, the teacher's hidden states at the scored tokens are needed too
-(`teacher_hidden`): one more pass over the examples, apart from `teacher_pass`, so the distributions are
-computed as before whether or not the hidden states are wanted.
+With SELF-PARAM's `hidden_weight` on, the teacher's hidden states at the scored tokens are needed too:
+`teacher_outputs` keeps them from the same forward that gives the distributions, so each example is read
+once by the model that teaches it.
 """
 
 from __future__ import annotations
 
-import dataclasses
 from typing import Sequence
 
 import torch
@@ -24,8 +23,8 @@ from ..prompts import answer_prompt
 from ..targets import answer_in_context
 from ..targets.builder import TEACHER_ANSWER_TOKENS
 from ..targets.types import TargetSet
-from .batching import fp32_output_layer, scored_logprobs, scored_outputs
-from .examples import Encoded, Example, encode
+from .batching import fp32_output_layer, scored_outputs
+from .examples import Encoded
 from .losses import CompactTeacher, compact_teacher, log_softmax_fp32
 
 
@@ -33,23 +32,7 @@ def teacher_pass(lm: LM, encoded: Sequence[Encoded], top_k: int, batch_size: int
                  progress: bool = True) -> list[CompactTeacher]:
     """Compact teacher distributions for every example, in the order given (sorted by length inside);
     examples that already carry theirs (`Encoded.teacher`) are not run again."""
-    if any(e.teacher_ids is None for e in encoded):
-        raise ValueError("teacher_pass needs examples with a teacher prefix")
-    result: list[CompactTeacher | None] = [e.teacher for e in encoded]
-    order = sorted((i for i, e in enumerate(encoded) if e.teacher is None), key=lambda i: len(encoded[i].teacher_ids))
-    with inference_mode(lm), tqdm(total=len(order), desc="teacher", unit="seq", disable=not progress,
-                                  leave=False) as bar:
-        for start in range(0, len(order), batch_size):
-            idx = order[start:start + batch_size]
-            logp, mask = scored_logprobs(lm.model, lm, [encoded[i].teacher_ids for i in idx],
-                                         [encoded[i].n_scored for i in idx])
-            compact = compact_teacher(logp, top_k)
-            for row, i in enumerate(idx):
-                keep = mask[row]
-                result[i] = CompactTeacher(compact.topk_logp[row, keep].cpu(), compact.topk_ids[row, keep].cpu(),
-                                           compact.rest_logp[row, keep].cpu())
-            bar.update(len(idx))
-    return result  # type: ignore[return-value]
+    return teacher_outputs(lm, encoded, top_k, batch_size=batch_size, progress=progress)[0]
 
 
 HIDDEN_DTYPE = torch.bfloat16
@@ -62,20 +45,43 @@ def teacher_hidden(lm: LM, encoded: Sequence[Encoded], batch_size: int = 8,
     """The hidden states (L, n_scored, D) of every layer's output at each example's scored positions as
     `lm` reads it with its teacher prefix (`scored_outputs`), on the CPU in `HIDDEN_DTYPE`, in the order
     given (sorted by length inside). Every example is run, whether or not it carries its distributions."""
+    return teacher_outputs(lm, encoded, top_k=0, hidden=[True] * len(encoded), distributions=False,
+                           batch_size=batch_size, progress=progress)[1]  # type: ignore[return-value]
+
+
+def teacher_outputs(lm: LM, encoded: Sequence[Encoded], top_k: int, hidden: Sequence[bool] | None = None,
+                    distributions: bool = True, batch_size: int = 8,
+                    progress: bool = True) -> tuple[list[CompactTeacher], list[torch.Tensor | None]]:
+    """One pass of `lm` over the examples (each read with its teacher prefix, sorted by length inside) for
+    both things an update may need from it: the compact distributions of every example that does not carry
+    its own (with `distributions`), and the hidden states (`teacher_hidden`) of every example `i` with
+    `hidden[i]`, in the same forward. An example that carries its distributions is run only when its states
+    are wanted; one wanted for both is run once. Returned in the order given; states None where not wanted."""
     if any(e.teacher_ids is None for e in encoded):
-        raise ValueError("teacher_hidden needs examples with a teacher prefix")
-    result: list[torch.Tensor | None] = [None] * len(encoded)
-    order = sorted(range(len(encoded)), key=lambda i: len(encoded[i].teacher_ids))
-    with inference_mode(lm), tqdm(total=len(order), desc="teacher hidden", unit="seq", disable=not progress,
-                                  leave=False) as bar:
+        raise ValueError("the teacher pass needs examples with a teacher prefix")
+    want = [False] * len(encoded) if hidden is None else list(hidden)
+    if len(want) != len(encoded):
+        raise ValueError(f"hidden: {len(want)} flags for {len(encoded)} examples")
+    teachers: list[CompactTeacher | None] = [e.teacher for e in encoded]
+    states: list[torch.Tensor | None] = [None] * len(encoded)
+    run = [i for i in range(len(encoded)) if want[i] or (distributions and teachers[i] is None)]
+    order = sorted(run, key=lambda i: len(encoded[i].teacher_ids))
+    desc = "teacher" if distributions else "teacher hidden"
+    with inference_mode(lm), tqdm(total=len(order), desc=desc, unit="seq", disable=not progress, leave=False) as bar:
         for start in range(0, len(order), batch_size):
             idx = order[start:start + batch_size]
-            _, mask, states = scored_outputs(lm.model, lm, [encoded[i].teacher_ids for i in idx],
-                                             [encoded[i].n_scored for i in idx], hidden=True)
+            logp, mask, h = scored_outputs(lm.model, lm, [encoded[i].teacher_ids for i in idx],
+                                           [encoded[i].n_scored for i in idx], hidden=any(want[i] for i in idx))
+            compact = compact_teacher(logp, top_k) if distributions else None
             for row, i in enumerate(idx):
-                result[i] = states[:, row][:, mask[row]].to("cpu", HIDDEN_DTYPE)
+                keep = mask[row]
+                if compact is not None and teachers[i] is None:
+                    teachers[i] = CompactTeacher(compact.topk_logp[row, keep].cpu(), compact.topk_ids[row, keep].cpu(),
+                                                 compact.rest_logp[row, keep].cpu())
+                if want[i]:
+                    states[i] = h[:, row][:, keep].to("cpu", HIDDEN_DTYPE)
             bar.update(len(idx))
-    return result  # type: ignore[return-value]
+    return teachers, states  # type: ignore[return-value]
 
 
 def stack_hidden(hidden: Sequence[torch.Tensor | None], like: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -88,15 +94,6 @@ def stack_hidden(hidden: Sequence[torch.Tensor | None], like: torch.Tensor) -> t
         if h is not None:
             stacked[:, row, width - h.shape[1]:] = h.to(like.device, torch.float32)
     return stacked, torch.tensor([h is not None for h in hidden], device=like.device)
-
-
-def taught_by(lm: LM, examples: Sequence[Example], top_k: int, batch_size: int = 8,
-              progress: bool = True) -> list[Example]:
-    """`examples` carrying the distributions `lm` gives them now (each read with its teacher prefix), so the
-    update's teacher pass, run by another model, keeps these rather than computing its own."""
-    encoded = [encode(lm.tokenizer, e, lm.max_length) for e in examples]
-    teachers = teacher_pass(lm, encoded, top_k, batch_size=batch_size, progress=progress) if encoded else []
-    return [dataclasses.replace(e, teacher=t) for e, t in zip(examples, teachers)]
 
 
 def stack_right_aligned(teachers: Sequence[CompactTeacher]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:

@@ -20,11 +20,11 @@ updates, each merged before the next). It reads as the recipe:
    rehearsal  (on by default) a seeded sample of earlier contexts' pairs, each with the teacher
               distributions stored at its own injection; with `rehearsal_unrelated`, earlier contexts'
               unrelated sentences too, taught by the anchor as this update's own are;
-3. teacher    the model as it is before this update reads each example whose distributions are not yet
-              known (unrelated sentences; answers it did not write) once; top-k distributions are kept;
-   hidden     (off by default) with `hidden_weight`, each example's teacher (the model before this update, or
-              the unchanged model for what the anchor "original" teaches) reads it once more for its hidden
-              states at the scored tokens; replayed pairs have none;
+3. teacher    each example whose distributions are not yet known (answers the teacher did not write) is read
+              once by the model that teaches it: the model as it is before this update, or the unchanged
+              model for what the anchor "original" teaches; top-k distributions are kept;
+   hidden     (off by default) with `hidden_weight`, the hidden states at the scored tokens from the same
+              forward; replayed pairs have none;
 4. train      a LoRA (or the MLP weights) learns to match them without the context: compact KL (plus
               `hidden_weight` times the hidden-state distance, Deep Context Distillation's second term);
 5. merge      the update is merged into the method's private model copy and recorded for save/load
@@ -57,7 +57,7 @@ from ...training.rehearsal import (
     store_bytes,
     superseded,
 )
-from ...training.teacher import taught_by, teacher_hidden, teacher_pass, teacher_writes_answers
+from ...training.teacher import teacher_outputs, teacher_writes_answers
 from ...training.trainer import encode_share, shard, train_and_merge
 from ..base import Context, Resources
 from ..weight_update import WeightMethod, WeightUpdates, target_source, with_run_seed
@@ -106,15 +106,13 @@ class SelfParam(WeightMethod):
             reread = self.reread_unrelated()
             anchor = "original" if self.config.unrelated_teacher == "original" else "teacher"
             taught = [anchor if a else "teacher" for a in anchored_now] + ["teacher"] * len(anchors) \
-                + [anchor] * len(reread) + [None] * len(replayed)   # whose hidden states each example learns
+                + [anchor] * len(reread) + [None] * len(replayed)   # who teaches each example (None: stored)
             examples += anchors + reread + [p.example() for p in replayed]
             own += [None] * (len(anchors) + len(reread) + len(replayed))
             encoded = encode_share(teacher, examples)
             check_replayed(encoded[len(encoded) - len(replayed):], self.config.train.top_k)
             t0 = time.perf_counter()
-            teachers = teacher_pass(teacher, encoded, self.config.train.top_k,                           # 3. teacher
-                                    batch_size=self.config.train.batch_size, progress=self.progress)
-            hidden = self.teacher_hidden(teacher, encoded, taught)                                         #    hidden
+            teachers, hidden = self.teacher_pass(teacher, encoded, taught)                               # 3. teacher
             record, stats = train_and_merge(teacher, encoded, teachers, self.config.adapter,              # 4. train
                                             self.config.train, progress=self.progress, n_examples=len(examples),
                                             seconds_teacher=time.perf_counter() - t0, hidden=hidden,
@@ -190,10 +188,9 @@ class SelfParam(WeightMethod):
     def examples(self, target_sets: list[TargetSet],
                  written: Written) -> tuple[list[Example], list[str | None], list[bool]]:
         """Every set's distillation examples, and for each the context whose own pair it is (None: an
-        unrelated sentence or a chunk of the context), which rehearsal keeps. With `unrelated_teacher="original"`
-        the unrelated sentences come with the unchanged base model's distributions (the teacher pass then
-        skips them). `context_copies`: the context's own chunks follow, taught by the update's teacher. The
-        third list says which examples the anchor teaches (the unrelated sentences), for the hidden term."""
+        unrelated sentence or a chunk of the context), which rehearsal keeps. `context_copies`: the context's own
+        chunks follow, taught by the update's teacher. The third list says which examples the anchor teaches
+        (the unrelated sentences: the unchanged model under `unrelated_teacher="original"`), for the teacher pass."""
         examples: list[Example] = []
         own: list[str | None] = []
         anchored: list[bool] = []  # taught by the anchor (the unrelated sentences), not by the update's teacher
@@ -202,28 +199,32 @@ class SelfParam(WeightMethod):
                                            kl_span=self.config.kl_span)
             read = context_read_examples(self.lm.tokenizer, ts.context, CONTEXT_CHUNK_TOKENS,
                                          self.config.context_copies)  # the update's teacher, context in view
-            examples += taught[:len(ts.pairs)] + self.anchored(taught[len(ts.pairs):]) + read
+            examples += taught + read
             own += [ts.context] * len(ts.pairs) + [None] * (len(ts.unrelated) + len(read))  # only pairs are kept
             anchored += [False] * len(ts.pairs) + [True] * len(ts.unrelated) + [False] * len(read)
         return examples, own, anchored
 
-    def teacher_hidden(self, teacher: LM, encoded: list, taught: list[str | None]) -> list[torch.Tensor | None] | None:
-        """`hidden_weight`: each example's teacher hidden states at its scored tokens (`training/teacher.py`
-        `teacher_hidden`), from the model that gave its distributions: `taught[i]` "teacher" the model before
-        this update, "original" the unchanged model (the anchor's); None (replayed pairs, whose teacher is
-        stored without hidden states) has none, and that example is trained on the KL alone. None when off."""
-        if not self.config.hidden_weight:
-            return None
+    def teacher_pass(self, teacher: LM, encoded: list,
+                     taught: list[str | None]) -> tuple[list, list[torch.Tensor | None] | None]:
+        """Every example's teacher distributions (`training/teacher.py`) from the model that teaches it:
+        `taught[i]` "teacher" the model before this update, "original" the unchanged model (the anchor
+        `unrelated_teacher="original"`, which stays put along a sequence of updates); None (replayed pairs)
+        carries its stored distributions. With `hidden_weight`, each example's hidden states at its scored
+        tokens too, from the same forward as its distributions (None for replayed pairs, stored without
+        them: those train on the KL alone); hidden states None when off."""
+        top_k, batch_size, want = self.config.train.top_k, self.config.train.batch_size, bool(self.config.hidden_weight)
         state = PartialState()
         taught = shard(taught, state.process_index, state.num_processes)  # the same share as `encode_share`'s
-        out: list[torch.Tensor | None] = [None] * len(encoded)
+        teachers = [e.teacher for e in encoded]
+        hidden: list[torch.Tensor | None] = [None] * len(encoded)
         for source, lm in (("teacher", teacher), ("original", self.weights.base_lm)):
             idx = [i for i, s in enumerate(taught) if s == source]
-            states = teacher_hidden(lm, [encoded[i] for i in idx], batch_size=self.config.train.batch_size,
-                                    progress=self.progress) if idx else []
-            for i, h in zip(idx, states):
-                out[i] = h
-        return out
+            if idx:
+                got = teacher_outputs(lm, [encoded[i] for i in idx], top_k, hidden=[want] * len(idx),
+                                      batch_size=batch_size, progress=self.progress)
+                for i, t, h in zip(idx, *got):
+                    teachers[i], hidden[i] = t, h
+        return teachers, hidden if want else None
 
     def rehearsal(self) -> list[RehearsalPair]:
         """`rehearsal`: up to that many kept pairs of every earlier context, each with its stored teacher."""
@@ -266,17 +267,8 @@ class SelfParam(WeightMethod):
         for ts in (ts for r in self.weights.records for ts in r.manifest.get("targets", [])):
             rng = random.Random(f"{self.config.train.seed}/{step}/unrelated/{_digest(ts['context'])}")
             sentences += rng.sample(ts["unrelated"], min(n, len(ts["unrelated"])))
-        return self.anchored(distillation_examples(self.lm.tokenizer, TargetSet("", [], unrelated=sentences),
-                                                   self.config.unrelated_teacher))
-
-    def anchored(self, unrelated: list[Example]) -> list[Example]:
-        """Unrelated-sentence examples as the anchor teaches them: under "original" they carry the unchanged
-        base model's distributions (an anchor that stays put; the teacher pass skips them), otherwise the
-        update's teacher pass gives theirs."""
-        if self.config.unrelated_teacher != "original":
-            return unrelated
-        return taught_by(self.weights.base_lm, unrelated, self.config.train.top_k,
-                         batch_size=self.config.train.batch_size, progress=False)
+        return distillation_examples(self.lm.tokenizer, TargetSet("", [], unrelated=sentences),
+                                     self.config.unrelated_teacher)
 
     def levers_manifest(self, target_sets: list[TargetSet], extra: list[list[dict]], replayed: list[RehearsalPair],
                         kept: list[RehearsalPair] | None, n_contexts: int,
