@@ -30,3 +30,29 @@ def build_dataclass(cls: type, values: dict[str, Any], where: str) -> Any:
             value = tuple(value)
         kwargs[key] = value
     return cls(**kwargs)
+
+
+ABSENT = "absent"
+"""Field metadata key: the value of a setting that behaves as the code did before the setting existed.
+
+A recorded run started before a setting was added resumes only if that setting now has this value
+(`absent_values`): a new default that changes what a method does would otherwise mix two behaviours in one
+run's figures. A setting added without it only gets a warning on resumption."""
+
+
+def absent_values(cls: type, where: str = "") -> dict[str, Any]:
+    """`{"field.path": value}` for every (nested) field of the dataclass `cls` that declares, in its metadata
+    under `ABSENT`, the value that behaves as the code before it existed.
+
+    >>> absent_values(SelfParamConfig)["context_copies"]
+    0
+    """
+    hints = typing.get_type_hints(cls)
+    out: dict[str, Any] = {}
+    for f in dataclasses.fields(cls):
+        path = f"{where}.{f.name}" if where else f.name
+        if ABSENT in f.metadata:
+            out[path] = f.metadata[ABSENT]
+        if dataclasses.is_dataclass(hints.get(f.name)):
+            out.update(absent_values(hints[f.name], path))
+    return out

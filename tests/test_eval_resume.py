@@ -241,3 +241,36 @@ def test_units_logged_before_the_logprob_pass_was_timed_still_add_up():
     meter.add({"inject_time": 2.0, "n_injections": 1, "answer_time": 1.0, "n_questions": 4, "logprob_time": 0.8,
                "storage": 0})
     assert (meter.answer_time, meter.n_questions, meter.logprob_time) == (2.0, 8, 0.8)
+
+
+def test_a_setting_added_with_a_value_that_behaves_otherwise_refuses_the_resume(tmp_path):
+    """A run started before `context_copies` existed read no context; today's default reads it 10 times: growing
+    that run on today's code would mix two methods in one table, so the resumption is refused until the setting
+    is given the value that behaves as the old code (`settings.ABSENT`); the config file's path may differ."""
+    import dataclasses as dc
+
+    from selfparam.eval.run import open_run_log
+    from selfparam.methods.finetune.config import FineTuneContextConfig
+    from selfparam.methods.selfparam import SelfParamConfig
+
+    def config(selfparam: SelfParamConfig, ftc: FineTuneContextConfig, method_config=None) -> dict:
+        return {"settings": {"task": "single", "n": 2, "seed": 0, "method_config": method_config},
+                "method_configs": {"selfparam": dc.asdict(selfparam), "ft-c": dc.asdict(ftc)}, "items": ["a", "b"]}
+
+    old = config(SelfParamConfig(), FineTuneContextConfig())
+    for key in ("context_copies", "kl_span"):           # as recorded before these settings existed
+        del old["method_configs"]["selfparam"][key]
+    del old["method_configs"]["ft-c"]["budget_context_copies"]
+    (tmp_path / "config.json").write_text(json.dumps(old))
+    (tmp_path / "progress.jsonl").write_text("")
+    with pytest.raises(ValueError) as err:
+        open_run_log(tmp_path, config(SelfParamConfig(), FineTuneContextConfig()))
+    for named in ("selfparam.context_copies=10", "selfparam.kl_span='pair'", "ft-c.budget_context_copies=10"):
+        assert named in str(err.value)
+    as_before = config(SelfParamConfig(context_copies=0, kl_span="answer"),
+                       FineTuneContextConfig(budget_context_copies=0), method_config="legacy.json")
+    assert open_run_log(tmp_path, as_before) is not None
+    # a setting added without a declared old behaviour only warns, as before
+    del old["method_configs"]["selfparam"]["rehearsal_limit"]
+    (tmp_path / "config.json").write_text(json.dumps(old))
+    assert open_run_log(tmp_path, as_before) is not None

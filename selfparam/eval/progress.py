@@ -120,36 +120,48 @@ class RunLog:
 def resume_differences(old: dict[str, Any], new: dict[str, Any], ignore: tuple[str, ...] = ()) -> list[str]:
     """`key.path: old -> new` for every (nested) value that differs, both read as JSON, except top-level
     keys in `ignore`. A key the old record does not have at all was added by a newer version of the code
-    since the run started: it is not a difference (the run kept whatever behaviour it had), and
-    `added_settings` lists such keys so a resumed run can say so.
+    since the run started: it is not a difference here (`added_values` lists such keys, and the run's
+    resumption refuses those whose value behaves otherwise than the code the run started with).
 
     >>> resume_differences({"seed": 0, "train": {"lr": 1}}, {"seed": 1, "train": {"lr": 2}, "new": 3})
     ['seed: 0 -> 1', 'train.lr: 1 -> 2']
     """
-    return [d for d in _walk_differences(old, new, ignore) if not d.startswith("+")]
+    return [f"{where}: {_short(a)} -> {_short(b)}" for where, a, b in _walk_differences(old, new, ignore)
+            if a is not _MISSING]
+
+
+def added_values(old: dict[str, Any], new: dict[str, Any], ignore: tuple[str, ...] = ()) -> dict[str, Any]:
+    """`{key.path: value}` for every (nested) key `new` has and `old` lacks altogether, read as JSON.
+
+    >>> added_values({"train": {"lr": 1}}, {"train": {"lr": 2, "copies": 10}})
+    {'train.copies': 10}
+    """
+    return {where: b for where, a, b in _walk_differences(old, new, ignore) if a is _MISSING}
 
 
 def added_settings(old: dict[str, Any], new: dict[str, Any], ignore: tuple[str, ...] = ()) -> list[str]:
     """The (nested) keys `new` has and `old` lacks altogether, as `key.path=value`."""
-    return [d[1:] for d in _walk_differences(old, new, ignore) if d.startswith("+")]
+    return [f"{where}={_short(value)}" for where, value in added_values(old, new, ignore).items()]
 
 
 _MISSING = object()
 
 
-def _walk_differences(old: dict[str, Any], new: dict[str, Any], ignore: tuple[str, ...]) -> list[str]:
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+def _walk_differences(old: dict[str, Any], new: dict[str, Any], ignore: tuple[str, ...]) -> list[tuple[str, Any, Any]]:
+    """(key.path, old value or _MISSING, new value) for every (nested) value that differs, both read as JSON."""
     norm = lambda x: json.loads(json.dumps(x, default=str))  # noqa: E731 - Paths and tuples as written
 
-    def short(value: Any) -> str:
-        text = repr(value)
-        return text if len(text) <= 80 else text[:77] + "..."
-
-    def walk(a: Any, b: Any, where: str) -> list[str]:
+    def walk(a: Any, b: Any, where: str) -> list[tuple[str, Any, Any]]:
         if a is _MISSING:
-            return [f"+{where}={short(b)}"]
+            return [(where, a, b)]
         if isinstance(a, dict) and isinstance(b, dict):
             return [d for k in sorted(set(a) | set(b)) if not (where == "" and k in ignore)
                     for d in walk(a.get(k, _MISSING), b.get(k), f"{where}.{k}" if where else k)]
-        return [] if a == b else [f"{where}: {short(a)} -> {short(b)}"]
+        return [] if a == b else [(where, a, b)]
 
     return walk(norm(old), norm(new), "")

@@ -19,12 +19,13 @@ from tqdm.auto import tqdm
 
 from ..lm import DEFAULT_MODEL, LM, load_lm
 from ..methods.base import KnowledgeMethod, Resources
-from ..methods.registry import METHODS, QA_METHODS, build_method, preflight
+from ..methods.registry import METHODS, QA_METHODS, build_method, config_class, preflight
+from ..settings import absent_values
 from ..targets import TooFewPairsError
 from . import tasks
 from .general import GeneralConfig, general_ability
 from .loaders import CRS_DATASETS, DataError, load_crs, load_qa, parse_articles, sample_contexts, sample_turns
-from .progress import LOG_NAME, RunLog, added_settings, resume_differences
+from .progress import LOG_NAME, RunLog, added_settings, added_values, resume_differences
 from .report import plots_wanted, write_config, write_report
 from .seeds import parse_seeds, seed_folder, seed_summary, seeded_method_configs, write_seed_report
 
@@ -149,8 +150,9 @@ def shared_target_resources(lm: LM, *, seed: int, unrelated: Path | None, n_pair
                      targets=config, seed=seed)
 
 
-# settings that may change between an interrupted run and its resumption (they change no figure)
-_RESUMABLE = ("progress", "command")
+# settings that may change between an interrupted run and its resumption (they change no figure; the method
+# config file's contents are compared as `method_configs`, not its path)
+_RESUMABLE = ("progress", "command", "method_config")
 
 
 def open_run_log(out: Path, config: dict[str, Any]) -> RunLog:
@@ -173,6 +175,7 @@ def open_run_log(out: Path, config: dict[str, Any]) -> RunLog:
     differ = resume_differences(old.get("settings", {}), config["settings"], ignore=ignore)
     differ += resume_differences({k: old.get(k) for k in ("method_configs",) + (() if grows else ("items",))},
                                  {k: config[k] for k in ("method_configs",) + (() if grows else ("items",))})
+    differ += _behaves_otherwise(old.get("method_configs") or {}, config["method_configs"])
     if differ:
         raise ValueError(f"{out} holds a run with other settings, which this command would resume: "
                          f"{'; '.join(differ)}. Run it with the same settings, or choose another --out")
@@ -181,6 +184,22 @@ def open_run_log(out: Path, config: dict[str, Any]) -> RunLog:
     if added:
         print(f"selfparam: resuming {out}, whose run predates the settings {', '.join(added)}", file=sys.stderr)
     return RunLog(path, reopen_methods=grows)
+
+
+def _behaves_otherwise(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
+    """Method settings added to the code since the logged run started whose value now differs from the one
+    that behaves as that code did (`settings.ABSENT`): a new default that changes what a method does."""
+    out = []
+    for name, values in new.items():
+        cls = config_class(name)
+        if cls is None or name not in old or not isinstance(values, dict):
+            continue
+        absent = absent_values(cls)
+        for where, value in added_values(old[name], values).items():
+            if where in absent and value != absent[where]:
+                out.append(f"{name}.{where}={value!r} was added since the run started (its code behaved as "
+                           f"{absent[where]!r}; set it so with --method-config to resume)")
+    return out
 
 
 def _grows(old: dict[str, Any], new: dict[str, Any]) -> bool:

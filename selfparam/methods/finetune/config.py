@@ -4,9 +4,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from ...settings import ABSENT
 from ...targets.config import TargetConfig
 from ...training.adapters import AdapterConfig
 from ...training.trainer import TrainConfig
+from ..selfparam.config import SelfParamConfig
+
+SELFPARAM_CONTEXT_COPIES = SelfParamConfig().context_copies
 
 
 @dataclass
@@ -18,12 +22,18 @@ class FineTuneContextConfig:
         "help": "repeat the chunks (in order) until each context gives as many training sequences as "
                 "SELF-PARAM's target set would (TargetConfig.sentences_per_context): with the same epochs and "
                 "batch size, the same number of optimiser steps. False: each chunk once per epoch"})
+    budget_context_copies: int = field(default=SELFPARAM_CONTEXT_COPIES, metadata={ABSENT: 0,
+        "help": "with match_selfparam_steps, the copies of the context read SELF-PARAM's budget counts (its "
+                "context_copies: each context adds that many times its chunks to SELF-PARAM's sequences). The "
+                "default is SELF-PARAM's; a run that changes selfparam.context_copies sets this to match"})
     adapter: AdapterConfig = field(default_factory=AdapterConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
 
     def __post_init__(self) -> None:
         if self.chunk_tokens < 2:
             raise ValueError(f"chunk_tokens: must be >= 2, got {self.chunk_tokens}")
+        if self.budget_context_copies < 0:
+            raise ValueError(f"budget_context_copies: must be >= 0, got {self.budget_context_copies}")
 
 
 @dataclass

@@ -14,12 +14,11 @@ from ...targets import TargetConfig, reanswer, target_set_to_dict
 from ...training.examples import context_nwp_examples, repeat_to, target_nwp_examples
 from ...training.trainer import encode_share, train_and_merge
 from ..base import Context, Resources
-from ..selfparam.config import SelfParamConfig
 from ..weight_update import WeightMethod, WeightUpdates, target_source, with_run_seed
 from .config import FineTuneContextConfig, FineTuneTargetsConfig
 
 BUDGET_RULE = ("the context's chunks, repeated in order, give as many training sequences per context as "
-               "SELF-PARAM trains on at its defaults (n_pairs + unrelated sentences + context_copies x the "
+               "SELF-PARAM trains on (n_pairs + unrelated sentences + budget_context_copies x the "
                "context's chunks): same epochs and batch size, same steps")
 
 
@@ -40,8 +39,8 @@ class FineTuneContext(WeightMethod):
         model = self.weights.begin(contexts)
         per_context = [context_nwp_examples(model.tokenizer, c.text, self.config.chunk_tokens) for c in contexts]
         chunks = sum(len(x) for x in per_context)
-        if self.config.match_selfparam_steps:  # SELF-PARAM's default context read counts towards its budget
-            copies = SelfParamConfig().context_copies
+        if self.config.match_selfparam_steps:  # SELF-PARAM's context read counts towards its budget
+            copies = self.config.budget_context_copies
             per_context = [repeat_to(x, self.targets.sentences_per_context() + copies * len(x)) for x in per_context]
         examples = [e for x in per_context for e in x]
         record, stats = train_and_merge(model, encode_share(model, examples), None, self.config.adapter,

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from ...settings import ABSENT
 from ...targets.config import TargetConfig
 from ...training.adapters import AdapterConfig
 from ...training.examples import KL_SPANS, UNRELATED_TEACHERS
@@ -48,37 +49,37 @@ class SelfParamConfig:
                 "holds more), so a long history does not make every update train on all of it; 200 is above "
                 "what 20 sequential updates with rehearsal=10 replay (190), so no measured run was capped. At "
                 "least 1: rehearsal=0 is what turns rehearsal off"})
-    rehearsal_superseded: float = field(default=0.0, metadata={
+    rehearsal_superseded: float = field(default=0.0, metadata={ABSENT: 0.0,
         "help": "leave out of the replay the earlier pairs the new context contradicts: a pair whose question names "
                 "an entity of the new context and one of whose answer tokens is at least this many nats less "
                 "likely with the new context in view than without it (training/rehearsal.py `superseded`), so "
                 "rehearsal does not teach back a fact a later update replaced; 0 = off"})
-    rehearsal_unrelated: int = field(default=0, metadata={
+    rehearsal_unrelated: int = field(default=0, metadata={ABSENT: 0,
         "help": "unrelated sentences of every earlier context read again at each update, taught by the anchor "
                 "(unrelated_teacher original or base), so the anchor keeps its share of an update as the "
                 "replayed pairs grow with the history (a seeded sample per earlier context); 0 = off"})
-    pull_back: float = field(default=0.2, metadata={
+    pull_back: float = field(default=0.2, metadata={ABSENT: 0.0,
         "help": "before each update after the first, move the model's weights this share of the way back to the "
                 "unchanged model's (weight-space interpolation towards the base, as WiSE-FT; every earlier "
                 "update's change shrinks by it, the new one is learned in full), so the drift of many updates "
                 "stays bounded while rehearsal teaches earlier contexts again; in [0, 1), 0 = off (the paper), "
                 "0.2 = default (chosen on the tuning split: perplexity after 5 updates +3.7% against +8.9%, "
                 "the injected paragraphs level)"})
-    kl_span: str = field(default="pair", metadata={
+    kl_span: str = field(default="pair", metadata={ABSENT: "answer",
         "help": "the tokens of each pair the KL is taken over: pair (default, the paper's KL over the whole target "
                 "sentence) the question, the rest of the prompt and the answer; answer the answer alone, after "
                 "the shared answer prompt. Chosen on the tuning split: +0.34 nats/token on the gold answers"})
-    context_copies: int = field(default=10, metadata={
+    context_copies: int = field(default=10, metadata={ABSENT: 0,
         "help": "the context's own text, in chunks of CONTEXT_CHUNK_TOKENS, added this many times to its target "
                 "set, taught by the model reading the whole context first (it predicts the text nearly as "
                 "written): the facts stated as well as asked, the mixed training of Physics of LMs 3.1; 0 = off "
                 "(the paper), 10 = default (chosen on the tuning split, with kl_span=pair: gold-answer "
                 "log-prob recovery 0.79 against 0.55 without either)"})
-    reask: int = field(default=0, metadata={
+    reask: int = field(default=0, metadata={ABSENT: 0,
         "help": "stored questions of earlier contexts that name an entity of the new context, asked again with "
                 "the new context in view and added to its target set (a later contradicting fact wins); "
                 "at most this many per context, 0 = off"})
-    near_misses: int = field(default=0, metadata={
+    near_misses: int = field(default=0, metadata={ABSENT: 0,
         "help": "near-miss questions (the question about another entity: one of text the method already holds, "
                 "i.e. the set's unrelated sentences and earlier contexts, or of the context; or the same entity "
                 "asked another question) added to each context's target set; 0 = off"})
@@ -86,13 +87,14 @@ class SelfParamConfig:
         "help": "who answers the near-miss questions: context = the teacher with the context in view (its answer "
                 "joins the pairs); base = the model as it was before this update, without the context (a KL "
                 "anchor at the fact's edge: the student keeps its old answer there)"})
-    hidden_weight: float = field(default=0.0, metadata={
+    hidden_weight: float = field(default=0.0, metadata={ABSENT: 0.0,
         "help": "weight of a hidden-state term beside the KL (Deep Context Distillation, Caccia et al. 2025): "
                 "each distillation example taught by a model here (pairs and unrelated sentences) also matches "
                 "the student's hidden states at every layer's output to its teacher's at the scored tokens, an "
                 "L1 distance relative to the teacher's state (training/losses.py `hidden_l1`); replayed pairs, "
-                "whose teacher is stored without hidden states, keep the KL alone. Costs one more teacher pass "
-                "and (L x D bf16 numbers per scored token) in memory during the update; 0 = off (the paper)"})
+                "whose teacher is stored without hidden states, keep the KL alone. The states come from the teacher "
+                "pass's own forward (no extra pass) and take L x D bf16 numbers per scored token in memory "
+                "during the update; 0 = off (the paper)"})
 
     def __post_init__(self) -> None:
         for name in ("rehearsal", "rehearsal_unrelated", "reask", "near_misses", "context_copies"):
