@@ -34,7 +34,7 @@ from .jsonl import read_json
 from .lm import LM, load_lm
 from .methods.base import Context
 from .methods.selfparam import SelfParam, SelfParamConfig
-from .methods.selfparam.config import CONTEXT_CHUNK_TOKENS
+from .methods.selfparam.method import context_examples
 from .precision import cpu_bf16_native
 from .prompts import answer_prompt
 from .settings import build_dataclass
@@ -48,7 +48,7 @@ from .targets import (
 )
 from .targets.types import TargetSet
 from .training.adapters import AdapterConfig, attach
-from .training.examples import Example, context_read_examples, distillation_examples, encode
+from .training.examples import Example, encode
 from .training.losses import kl_full
 from .training.trainer import TrainConfig
 
@@ -137,8 +137,7 @@ def bench_injection(lm: LM, context: str, config: SelfParamConfig, naive: bool =
         naive_set = naive_targets(reference, config.targets, context)
         naive_generation = time.perf_counter() - t0
         # the same examples as ours, each taught by the teacher reading what ours' teacher read
-        examples = distillation_examples(lm.tokenizer, target_set, config.unrelated_teacher, kl_span=config.kl_span) \
-            + context_read_examples(lm.tokenizer, target_set.context, CONTEXT_CHUNK_TOKENS, config.context_copies)
+        examples = context_examples(lm.tokenizer, target_set, config)
         log(f"naive generation: {len(naive_set.pairs)} pairs in {naive_generation:.1f}s; naive training on ours' "
             f"{len(examples)} examples")
         naive_seconds_train = naive_train(reference, examples, config.adapter, config.train)

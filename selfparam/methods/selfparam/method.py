@@ -63,9 +63,18 @@ from ..base import Context, Resources
 from ..weight_update import WeightMethod, WeightUpdates, target_source, with_run_seed
 from .config import CONTEXT_CHUNK_TOKENS, SelfParamConfig
 
-__all__ = ["SelfParam", "make_generator", "make_target_builder"]
+__all__ = ["SelfParam", "context_examples", "make_generator", "make_target_builder"]
 
 Written = dict  # (context, question, answer + EOS) -> CompactTeacher kept while the teacher wrote that answer
+
+
+def context_examples(tokenizer, ts: TargetSet, config: SelfParamConfig,
+                     written: Written | None = None) -> list[Example]:
+    """One context's examples as SELF-PARAM trains on them: its pairs, then its unrelated sentences
+    (`distillation_examples`), then the context read (`context_read_examples`, taught by the update's teacher
+    with the context in view). `written`: distributions kept while the teacher wrote answers."""
+    return distillation_examples(tokenizer, ts, config.unrelated_teacher, written, kl_span=config.kl_span) \
+        + context_read_examples(tokenizer, ts.context, CONTEXT_CHUNK_TOKENS, config.context_copies)
 
 
 class SelfParam(WeightMethod):
@@ -195,13 +204,11 @@ class SelfParam(WeightMethod):
         own: list[str | None] = []
         anchored: list[bool] = []  # taught by the anchor (the unrelated sentences), not by the update's teacher
         for ts in target_sets:
-            taught = distillation_examples(self.lm.tokenizer, ts, self.config.unrelated_teacher, written,
-                                           kl_span=self.config.kl_span)
-            read = context_read_examples(self.lm.tokenizer, ts.context, CONTEXT_CHUNK_TOKENS,
-                                         self.config.context_copies)  # the update's teacher, context in view
-            examples += taught + read
-            own += [ts.context] * len(ts.pairs) + [None] * (len(ts.unrelated) + len(read))  # only pairs are kept
-            anchored += [False] * len(ts.pairs) + [True] * len(ts.unrelated) + [False] * len(read)
+            built = context_examples(self.lm.tokenizer, ts, self.config, written)
+            n_read = len(built) - len(ts.pairs) - len(ts.unrelated)
+            examples += built
+            own += [ts.context] * len(ts.pairs) + [None] * (len(ts.unrelated) + n_read)  # only pairs are kept
+            anchored += [False] * len(ts.pairs) + [True] * len(ts.unrelated) + [False] * n_read
         return examples, own, anchored
 
     def teacher_pass(self, teacher: LM, encoded: list,
