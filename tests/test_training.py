@@ -10,12 +10,12 @@ from selfparam.lm import LM
 from selfparam.methods.base import Context, Resources
 from selfparam.methods.finetune import FineTuneContext, FineTuneContextConfig, FineTuneTargets, FineTuneTargetsConfig
 from selfparam.methods.selfparam import SelfParam, SelfParamConfig, TargetConfig
-from selfparam.methods.selfparam.config import CONTEXT_CHUNK_TOKENS
+from selfparam.methods.selfparam.method import context_examples
 from selfparam.targets.types import QAPair, TargetSet
 from selfparam.testing import tiny_lm
 from selfparam.training import AdapterConfig, TrainConfig
 from selfparam.training.batching import scored_logprobs
-from selfparam.training.examples import Example, context_read_examples, distillation_examples, encode
+from selfparam.training.examples import Example, distillation_examples, encode
 from selfparam.training.losses import kl_compact
 from selfparam.training.teacher import teacher_pass
 
@@ -83,8 +83,7 @@ def test_distillation_lowers_the_kl_to_the_teacher():
     tiny = tiny_lm(seed=0, initializer_range=0.3)
     # the method's own objective: its default teacher of the unrelated sentences
     cfg = fast_config()
-    ex = distillation_examples(tiny.tokenizer, fixed_targets(CONTEXT), cfg.unrelated_teacher, kl_span=cfg.kl_span) \
-        + context_read_examples(tiny.tokenizer, CONTEXT, CONTEXT_CHUNK_TOKENS, cfg.context_copies)
+    ex = context_examples(tiny.tokenizer, fixed_targets(CONTEXT), cfg)
     encoded = [encode(tiny.tokenizer, e, tiny.max_length) for e in ex]
     teachers = teacher_pass(tiny, encoded, top_k=16, progress=False)
 

@@ -143,6 +143,13 @@ def test_ft_c_trains_as_many_steps_as_selfparam(tiny, tmp_path):
     assert ft.last_stats.steps == sp.last_stats.steps == 14
     budget = ft.records[0].manifest["budget"]
     assert budget["chunks"] == 1 and budget["sequences"] == 14 and "same steps" in budget["rule"]
+    # a run whose SELF-PARAM reads no context gives FT(C) the target set's budget alone: 4 sequences, 4 steps
+    unread = FineTuneContext(tiny, FineTuneContextConfig(train=fast_train(), budget_context_copies=0), resources,
+                             progress=False)
+    unread.inject([Context("c", CONTEXT)])
+    assert unread.records[0].manifest["budget"]["sequences"] == 4 and unread.last_stats.steps == 4
+    with pytest.raises(ValueError, match="budget_context_copies"):
+        FineTuneContextConfig(budget_context_copies=-1)
     once = FineTuneContext(tiny, FineTuneContextConfig(train=fast_train(), match_selfparam_steps=False), resources,
                            progress=False)
     once.inject([Context("c", CONTEXT)])

@@ -72,7 +72,8 @@ def teacher_outputs(lm: LM, encoded: Sequence[Encoded], top_k: int, hidden: Sequ
             idx = order[start:start + batch_size]
             logp, mask, h = scored_outputs(lm.model, lm, [encoded[i].teacher_ids for i in idx],
                                            [encoded[i].n_scored for i in idx], hidden=any(want[i] for i in idx))
-            compact = compact_teacher(logp, top_k) if distributions else None
+            compact = compact_teacher(logp, top_k) \
+                if distributions and any(teachers[i] is None for i in idx) else None  # not for states alone
             for row, i in enumerate(idx):
                 keep = mask[row]
                 if compact is not None and teachers[i] is None:

@@ -20,8 +20,9 @@ class FineTuneContextConfig:
     chunk_tokens: int = field(default=128, metadata={"help": "tokens per training chunk of the context"})
     match_selfparam_steps: bool = field(default=True, metadata={
         "help": "repeat the chunks (in order) until each context gives as many training sequences as "
-                "SELF-PARAM's target set would (TargetConfig.sentences_per_context): with the same epochs and "
-                "batch size, the same number of optimiser steps. False: each chunk once per epoch"})
+                "SELF-PARAM trains on (its target set, TargetConfig.sentences_per_context, plus its context read, "
+                "budget_context_copies): with the same epochs and batch size, the same number of optimiser steps. "
+                "False: each chunk once per epoch"})
     budget_context_copies: int = field(default=SELFPARAM_CONTEXT_COPIES, metadata={ABSENT: 0,
         "help": "with match_selfparam_steps, the copies of the context read SELF-PARAM's budget counts (its "
                 "context_copies: each context adds that many times its chunks to SELF-PARAM's sequences). The "
