@@ -33,6 +33,14 @@ def answer_prompt(tokenizer: PreTrainedTokenizerBase, question: str, context: st
     return chat_prompt(tokenizer, question_turn(question, context))
 
 
+def after_question(tokenizer: PreTrainedTokenizerBase) -> str:
+    """What an answer prompt holds after its question, up to where the answer starts (the end of the user turn
+    and the opening of the assistant turn): where a stored question-and-answer text splits into the two."""
+    question = "Is it?"
+    prompt = answer_prompt(tokenizer, question)
+    return prompt[prompt.rfind(question) + len(question):]
+
+
 def answer_suffix(tokenizer: PreTrainedTokenizerBase) -> str:
     """What closes an assistant answer in the chat format (the EOS/end-of-turn token)."""
     return tokenizer.eos_token or ""

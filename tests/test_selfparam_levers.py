@@ -17,7 +17,7 @@ import selfparam.training.teacher as teacher_module
 from selfparam.eval.configs import method_configs
 from selfparam.methods.base import Context, Resources
 from selfparam.methods.selfparam import SelfParam, SelfParamConfig, TargetConfig
-from selfparam.prompts import question_turn
+from selfparam.prompts import after_question, question_turn
 from selfparam.targets.entities import other_entity_questions
 from selfparam.targets.near_miss import near_miss_questions, other_relation_questions
 from selfparam.targets.reask import reask_questions
@@ -27,7 +27,7 @@ from selfparam.training import TrainConfig
 from selfparam.training.batching import scored_outputs
 from selfparam.training.examples import distillation_examples, encode
 from selfparam.training.losses import CompactTeacher, hidden_l1
-from selfparam.training.rehearsal import TEACHER_FILE, RehearsalPair, sample_rehearsal, superseded
+from selfparam.training.rehearsal import TEACHER_FILE, RehearsalPair, asked_and_answer, sample_rehearsal, superseded
 from selfparam.training.teacher import teacher_hidden, teacher_pass
 from selfparam.training.trainer import batch_loss, encode_share
 
@@ -443,41 +443,50 @@ def test_a_contradicting_context_reasks_the_earlier_questions_with_itself_in_vie
 
 
 
-def replay_pair(context: str, question: str, answer: str) -> RehearsalPair:
+def replay_pair(context: str, question: str, answer: str, kl_span: str = "answer") -> RehearsalPair:
+    """A stored pair as `distillation_examples` cuts it: under "pair" the question and the rest of the prompt
+    (here "\nA: ") open the scored text."""
     none = torch.zeros(1, 1)
+    if kl_span == "pair":
+        return RehearsalPair(context, "Q: ", f"{context}\nQ: ", f"{question}\nA: {answer}",
+                             CompactTeacher(none, none.long(), none[:, 0]))
     return RehearsalPair(context, question_turn(question), question_turn(question, context), answer,
                          CompactTeacher(none, none.long(), none[:, 0]))
 
 
-def test_superseded_pairs_are_those_the_new_context_speaks_against():
+@pytest.mark.parametrize("kl_span", ["answer", "pair"])
+def test_superseded_pairs_are_those_the_new_context_speaks_against(kl_span):
     calls = []
 
     def token_logprobs(prefixes, texts):  # the new context makes "English" 6 nats less likely, nothing else
-        calls.extend(prefixes)
+        calls.extend(zip(prefixes, texts))
         return [torch.tensor([0.0, -6.0 if "French" in p and t.startswith("English") else -0.5, 0.0])
                 for p, t in zip(prefixes, texts)]
 
-    pairs = [replay_pair(OLD_FACT, "What language does Danielle Darrieux speak?", "English."),
-             replay_pair(OLD_FACT, "Who was Danielle Darrieux?", "An actress."),
-             replay_pair(UNRELATED_FACT, "Which festival does Quenby host?", "The Zorblat festival."),
-             replay_pair(NEW_FACT, "What language does Danielle Darrieux speak?", "English.")]
-    assert superseded(pairs, NEW_FACT, 3.0, token_logprobs) == [True, False, False, False]
-    assert not any("Quenby" in p for p in calls)  # no entity in common: never scored
-    assert not any(NEW_FACT in p and OLD_FACT in p for p in calls)  # the new context replaces the old one
-    assert superseded(pairs, NEW_FACT, 7.0, token_logprobs) == [False] * 4  # 6 nats: under the bar
+    pairs = [replay_pair(OLD_FACT, "What language does Danielle Darrieux speak?", "English.", kl_span),
+             replay_pair(OLD_FACT, "Who was Danielle Darrieux?", "An actress.", kl_span),
+             replay_pair(UNRELATED_FACT, "Which festival does Quenby host?", "The Zorblat festival.", kl_span),
+             replay_pair(NEW_FACT, "What language does Danielle Darrieux speak?", "English.", kl_span)]
+    assert superseded(pairs, NEW_FACT, 3.0, token_logprobs, "\nA: ") == [True, False, False, False]
+    assert not any("Quenby" in p for p, _ in calls)  # no entity in common: never scored
+    assert not any(NEW_FACT in p and OLD_FACT in p for p, _ in calls)  # the new context replaces the old one
+    # only the answers are scored, the question stands in both prompts whichever span stored the pair
+    assert {t for _, t in calls} == {"English.", "An actress."}
+    assert all("Danielle Darrieux" in p for p, _ in calls)
+    assert superseded(pairs, NEW_FACT, 7.0, token_logprobs, "\nA: ") == [False] * 4  # 6 nats: under the bar
     with pytest.raises(ValueError, match="nats"):
-        superseded(pairs, NEW_FACT, 0.0, token_logprobs)
+        superseded(pairs, NEW_FACT, 0.0, token_logprobs, "\nA: ")
 
 
-@pytest.mark.parametrize("nats", [0.0, 3.0])
-def test_rehearsal_leaves_out_the_pairs_a_later_context_contradicts(lively, monkeypatch, nats):
+@pytest.mark.parametrize("nats,kl_span", [(0.0, "answer"), (3.0, "answer"), (3.0, "pair")])
+def test_rehearsal_leaves_out_the_pairs_a_later_context_contradicts(lively, monkeypatch, nats, kl_span):
     def token_logprobs(lm, prefixes, texts, batch_size):
         assert lm is m.lm  # scored by the model before the update
         return [torch.tensor([-9.0 if NEW_FACT in p and t.startswith("English") else -1.0])
                 for p, t in zip(prefixes, texts)]
 
     monkeypatch.setattr(sp_method, "target_token_logprobs", token_logprobs)
-    m = method(lively, builder=hand_made, epochs=1, rehearsal=5, rehearsal_superseded=nats)
+    m = method(lively, builder=hand_made, epochs=1, rehearsal=5, rehearsal_superseded=nats, kl_span=kl_span)
     for name, fact in (("old", OLD_FACT), ("other", UNRELATED_FACT), ("new", NEW_FACT)):
         m.inject([Context(name, fact)])
     replay = m.records[-1].manifest["rehearsal"]
@@ -672,6 +681,10 @@ def test_kl_span_pair_scores_the_question_and_answer_after_the_same_prompts(tiny
         assert p.teacher_prefix + p.text == a.teacher_prefix + a.text
         assert A in p.teacher_prefix and A not in p.student_prefix
         assert encode(tok, p, 512).n_scored > encode(tok, a, 512).n_scored  # ... more of them are scored
+        # a stored pair of either span cuts back into the same prompts and answer (the superseded filter)
+        stored = [RehearsalPair(A, e.student_prefix, e.teacher_prefix, e.text, None) for e in (a, p)]
+        cuts = [asked_and_answer(r, after_question(tok)) for r in stored]
+        assert cuts[0] == cuts[1] == (a.student_prefix, a.teacher_prefix, a.text)
     assert by_pair[len(ts.pairs):] == by_answer[len(ts.pairs):]             # unrelated sentences as before
     with pytest.raises(ValueError, match="kl_span"):
         SelfParamConfig(kl_span="sentence")

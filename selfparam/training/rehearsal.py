@@ -124,30 +124,44 @@ def sample_rehearsal(stores: Sequence[Sequence[RehearsalPair] | None], per_conte
 TokenLogprobs = Callable[[list[str], list[str]], list[torch.Tensor]]
 
 
-def superseded(pairs: Sequence[RehearsalPair], context: str, nats: float, token_logprobs: TokenLogprobs) -> list[bool]:
+def asked_and_answer(pair: RehearsalPair, answer_after: str) -> tuple[str, str, str]:
+    """A stored pair cut where its answer starts: (the student's prompt up to the answer, the teacher's, the
+    answer). `answer_after` is what an answer prompt holds after its question (`prompts.after_question`):
+    under `kl_span="pair"` the question and that rest of the prompt open `text`, so the answer follows its last
+    occurrence there; under "answer" `text` holds no such prompt and is the answer itself."""
+    at = pair.text.rfind(answer_after) if answer_after else -1
+    cut = at + len(answer_after) if at >= 0 else 0
+    return pair.student_prefix + pair.text[:cut], pair.teacher_prefix + pair.text[:cut], pair.text[cut:]
+
+
+def superseded(pairs: Sequence[RehearsalPair], context: str, nats: float, token_logprobs: TokenLogprobs,
+               answer_after: str) -> list[bool]:
     """Which replayed pairs the new `context` contradicts, so that replaying them would fight the later fact.
 
     A pair is superseded when (1) its question names an entity that `context` names too (`targets.entities`;
     a cheap lexical screen, so text about other things is never scored) and (2) some token of its stored
     answer is at least `nats` less likely when the model reads `context` before the question than when it
     reads the question alone: the new context speaks against that answer ("Pius III ... pope" once the new
-    context says "bishop"). `token_logprobs(prefixes, texts)` gives each text's per-token log-probabilities
-    after its prefix (`generation.target_token_logprobs` on the model before the update). A pair of the
-    same context, or whose stored prompt does not hold its context verbatim, is kept.
+    context says "bishop"). Each pair is cut at its answer with `asked_and_answer(pair, answer_after)`, so
+    that only answer tokens are compared, whichever `kl_span` stored it. `token_logprobs(prefixes, texts)`
+    gives each text's per-token log-probabilities after its prefix (`generation.target_token_logprobs` on the
+    model before the update). A pair of the same context, or whose stored prompt does not hold its context
+    verbatim, is kept.
     """
     if nats <= 0:
         raise ValueError(f"superseded: nats must be > 0, got {nats}")
     shared = entities(context)
-    candidates = [i for i, p in enumerate(pairs)
+    cut = [asked_and_answer(p, answer_after) for p in pairs]
+    candidates = [i for i, (p, (asked, _, _)) in enumerate(zip(pairs, cut))
                   if shared and p.context.strip() and p.context.strip() != context.strip()
-                  and p.context.strip() in p.teacher_prefix and named_in(p.student_prefix, shared)]
+                  and p.context.strip() in p.teacher_prefix and named_in(asked, shared)]
     out = [False] * len(pairs)
     if not candidates:
         return out
-    texts = [pairs[i].text for i in candidates]
-    with_new = token_logprobs([pairs[i].teacher_prefix.replace(pairs[i].context.strip(), context.strip(), 1)
-                               for i in candidates], texts)
-    alone = token_logprobs([pairs[i].student_prefix for i in candidates], texts)
+    answers = [cut[i][2] for i in candidates]
+    with_new = token_logprobs([cut[i][1].replace(pairs[i].context.strip(), context.strip(), 1) for i in candidates],
+                              answers)
+    alone = token_logprobs([cut[i][0] for i in candidates], answers)
     for i, new, old in zip(candidates, with_new, alone):
         out[i] = bool((new - old).min() <= -nats)
     return out

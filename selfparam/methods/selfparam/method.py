@@ -44,6 +44,7 @@ from accelerate import PartialState
 
 from ...generation import target_token_logprobs
 from ...lm import LM
+from ...prompts import after_question
 from ...targets import make_generator, make_target_builder, target_set_to_dict  # noqa: F401 (re-exported)
 from ...targets.near_miss import near_miss_questions
 from ...targets.reask import reask_questions
@@ -256,9 +257,10 @@ class SelfParam(WeightMethod):
         def token_logprobs(prefixes: list[str], texts: list[str]):
             return target_token_logprobs(teacher, prefixes, texts, batch_size=self.config.train.batch_size)
 
+        answer_after = after_question(teacher.tokenizer)
         drop = [False] * len(replayed)
         for c in contexts:
-            drop = [a or b for a, b in zip(drop, superseded(replayed, c.text, nats, token_logprobs))]
+            drop = [a or b for a, b in zip(drop, superseded(replayed, c.text, nats, token_logprobs, answer_after))]
         return [p for p, d in zip(replayed, drop) if not d], sum(drop)
 
     def reread_unrelated(self) -> list[Example]:
