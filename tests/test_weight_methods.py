@@ -156,6 +156,28 @@ def test_ft_c_trains_as_many_steps_as_selfparam(tiny, tmp_path):
     assert once.last_stats.steps == 2
 
 
+def test_ft_s_trains_as_many_steps_as_selfparam(tiny, tmp_path):
+    corpus = tmp_path / "u.txt"
+    corpus.write_text("x")
+    targets = TargetConfig(n_pairs=2, unrelated_ratio=1.0, unrelated_path=str(corpus), answers="generator")
+    resources = Resources(target_builder=fixed_targets, targets=targets)
+    sp = SelfParam(tiny, SelfParamConfig(train=fast_train()), resources, progress=False)
+    ft = FineTuneTargets(tiny, FineTuneTargetsConfig(train=fast_train()), resources, progress=False)
+    for m in (sp, ft):
+        m.inject([Context("c", CONTEXT)])
+    # SELF-PARAM: 2 pairs + 2 unrelated + the context (one chunk) read 10 times; FT(S): its 4 repeated to 14
+    assert ft.last_stats.steps == sp.last_stats.steps == 14
+    budget = ft.records[0].manifest["budget"]
+    assert (budget["target_sequences"], budget["sequences"]) == (4, 14) and "same steps" in budget["rule"]
+    for copies, match in ((0, True), (10, False)):  # the target set once: what FT(S) trained before
+        once = FineTuneTargets(tiny, FineTuneTargetsConfig(train=fast_train(), budget_context_copies=copies,
+                                                           match_selfparam_steps=match), resources, progress=False)
+        once.inject([Context("c", CONTEXT)])
+        assert once.records[0].manifest["budget"]["sequences"] == 4 and once.last_stats.steps == 4
+    with pytest.raises(ValueError, match="budget_context_copies"):
+        FineTuneTargetsConfig(budget_context_copies=-1)
+
+
 # -- issue 8.5: the seed reaches training and leaves other streams alone -------------------------------
 def test_run_seed_sets_training_and_does_not_touch_the_global_stream(tiny):
     def trained(seed):

@@ -41,6 +41,19 @@ class FineTuneContextConfig:
 class FineTuneTargetsConfig:
     """FT(S): next-token training on the target set (answers after their questions)."""
 
+    match_selfparam_steps: bool = field(default=True, metadata={
+        "help": "repeat each context's target set (in order) until it gives as many training sequences as "
+                "SELF-PARAM trains on (the same target set plus its context read, budget_context_copies): with "
+                "the same epochs and batch size, the same number of optimiser steps. False: the target set once "
+                "per epoch (fewer steps than SELF-PARAM whenever it reads the context)"})
+    budget_context_copies: int = field(default=SELFPARAM_CONTEXT_COPIES, metadata={ABSENT: 0,
+        "help": "with match_selfparam_steps, the copies of the context read SELF-PARAM's budget counts (its "
+                "context_copies, in chunks of its CONTEXT_CHUNK_TOKENS). The default is SELF-PARAM's; a run that "
+                "changes selfparam.context_copies sets this to match (0 behaves as FT(S) did before it)"})
     targets: TargetConfig = field(default_factory=TargetConfig)
     adapter: AdapterConfig = field(default_factory=AdapterConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
+
+    def __post_init__(self) -> None:
+        if self.budget_context_copies < 0:
+            raise ValueError(f"budget_context_copies: must be >= 0, got {self.budget_context_copies}")

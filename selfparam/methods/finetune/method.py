@@ -14,12 +14,16 @@ from ...targets import TargetConfig, reanswer, target_set_to_dict
 from ...training.examples import context_nwp_examples, repeat_to, target_nwp_examples
 from ...training.trainer import encode_share, train_and_merge
 from ..base import Context, Resources
+from ..selfparam.config import CONTEXT_CHUNK_TOKENS
 from ..weight_update import WeightMethod, WeightUpdates, target_source, with_run_seed
 from .config import FineTuneContextConfig, FineTuneTargetsConfig
 
 BUDGET_RULE = ("the context's chunks, repeated in order, give as many training sequences per context as "
                "SELF-PARAM trains on (n_pairs + unrelated sentences + budget_context_copies x the "
                "context's chunks): same epochs and batch size, same steps")
+TARGETS_BUDGET_RULE = ("the target set, repeated in order, gives as many training sequences per context as SELF-PARAM "
+                       "trains on (the same target set + budget_context_copies x the context's chunks of "
+                       "CONTEXT_CHUNK_TOKENS): same epochs and batch size, same steps")
 
 
 class FineTuneContext(WeightMethod):
@@ -71,11 +75,20 @@ class FineTuneTargets(WeightMethod):
         target_sets = [self.build_targets(c.text) for c in contexts]
         if self.answers == "teacher" and self.targets.questions == "paper":
             target_sets = [reanswer(model, ts) for ts in target_sets]
-        examples = [e for ts in target_sets for e in target_nwp_examples(model.tokenizer, ts, self.answers)]
+        per_context = [target_nwp_examples(model.tokenizer, ts, self.answers) for ts in target_sets]
+        once = sum(len(x) for x in per_context)
+        if self.config.match_selfparam_steps:  # SELF-PARAM also reads the context: as many sequences as it has
+            copies = self.config.budget_context_copies
+            per_context = [repeat_to(x, len(x) + copies * len(context_nwp_examples(model.tokenizer, ts.context,
+                                                                                   CONTEXT_CHUNK_TOKENS)))
+                           for x, ts in zip(per_context, target_sets)]
+        examples = [e for x in per_context for e in x]
         record, stats = train_and_merge(model, encode_share(model, examples), None, self.config.adapter,
                                         self.config.train, progress=self.progress, n_examples=len(examples))
+        budget = {"rule": TARGETS_BUDGET_RULE if self.config.match_selfparam_steps else "the target set once per epoch",
+                  "target_sequences": once, "sequences": len(examples), "steps": stats.steps}
         self.weights.add(record, stats, self.name, contexts, self.config_dict(), answers=self.answers,
-                         targets=[target_set_to_dict(ts) for ts in target_sets])
+                         targets=[target_set_to_dict(ts) for ts in target_sets], budget=budget)
 
     def config_dict(self) -> dict[str, Any]:
         return {**dataclasses.asdict(self.config), "targets": dataclasses.asdict(self.targets)}
