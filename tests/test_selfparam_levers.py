@@ -340,6 +340,45 @@ def test_with_the_hidden_term_the_teacher_reads_each_example_once(tiny, monkeypa
     assert sorted(by_original) == sorted(tuple(e.teacher_ids) for e in encoded[n_own:n_own + 2])
 
 
+def test_context_teacher_original_has_the_unchanged_model_read_every_context(lively, monkeypatch):
+    """With `context_teacher="original"` the model before any update writes the re-asked answers and teaches
+    everything read with the context; the model after earlier updates reads nothing (replayed pairs keep their
+    stored teachers). The paper's `current` reads with the model before this update."""
+    for which in ("current", "original"):
+        m = method(lively, builder=hand_made, epochs=1, rehearsal=2, unrelated_teacher="original",
+                   context_teacher=which, context_copies=1, kl_span="pair", reask=3)
+        m.inject([Context("old", OLD_FACT)])
+        before = m.lm.model
+        reads, writers = [], []
+        real_outputs, real_answers = teacher_module.scored_outputs, teacher_module.teacher_answers
+
+        def spy(model, lm, sequences, *args, **kwargs):
+            reads.extend((model, tuple(s)) for s in sequences)
+            return real_outputs(model, lm, sequences, *args, **kwargs)
+
+        def spy_answers(lm, prompts, *args, **kwargs):
+            writers.append(lm.model)
+            return real_answers(lm, prompts, *args, **kwargs)
+
+        monkeypatch.setattr(teacher_module, "scored_outputs", spy)
+        monkeypatch.setattr(teacher_module, "teacher_answers", spy_answers)
+        m.inject([Context("new", NEW_FACT)])
+        monkeypatch.undo()
+        reader = lively.model if which == "original" else before
+        assert before is not lively.model and writers and all(w is reader for w in writers)  # the re-asked answer
+        by_before = [s for model, s in reads if model is before]
+        by_original = [s for model, s in reads if model is lively.model]
+        with_context = len(m.last_targets[0].pairs) + 1  # its pairs (the re-asked one among them), one chunk read
+        unrelated = len(m.last_targets[0].unrelated)      # read by the anchor either way
+        assert any(e["kind"] == "reasked" for e in m.records[-1].manifest["extra_questions"][0])
+        if which == "current":
+            assert (len(by_before), len(by_original)) == (with_context, unrelated)
+        else:
+            assert (len(by_before), len(by_original)) == (0, with_context + unrelated)
+    with pytest.raises(ValueError, match="context_teacher"):
+        SelfParamConfig(context_teacher="base")
+
+
 def test_hidden_states_come_from_each_examples_own_teacher_and_replayed_pairs_have_none(tiny, monkeypatch):
     m = method(tiny, epochs=1, rehearsal=2, unrelated_teacher="original", hidden_weight=0.5, context_copies=1)
     m.inject([Context("a", A)])

@@ -89,6 +89,10 @@ def inject(
     near_miss_teacher: Annotated[str, typer.Option(help="context: near misses answered with the context in view; "
                                                         "base: by the model before the update, without it (an "
                                                         "anchor)")] = "context",
+    context_teacher: Annotated[str, typer.Option(help="current: the model before this update reads the context "
+                                                      "and teaches (the paper); original: the unchanged model "
+                                                      "does, so earlier updates cannot colour it")]
+    = SelfParamConfig.context_teacher,
     device: DeviceOpt = "auto",
     dtype: DtypeOpt = "auto",
 ) -> None:
@@ -106,7 +110,8 @@ def inject(
         train=TrainConfig(lr=lr, epochs=epochs, batch_size=batch_size, seed=seed),
         rehearsal=rehearsal, rehearsal_unrelated=rehearsal_unrelated, rehearsal_superseded=rehearsal_superseded,
         unrelated_teacher=unrelated_teacher,
-        reask=reask, near_misses=near_misses, near_miss_teacher=near_miss_teacher, pull_back=pull_back,
+        reask=reask, near_misses=near_misses, near_miss_teacher=near_miss_teacher, context_teacher=context_teacher,
+        pull_back=pull_back,
         context_copies=context_copies, kl_span=kl_span, hidden_weight=hidden_weight,
     )
     lm = load_lm(model, device=device, dtype=dtype)

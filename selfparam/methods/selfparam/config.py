@@ -15,9 +15,10 @@ from ...training.adapters import AdapterConfig
 from ...training.examples import KL_SPANS, UNRELATED_TEACHERS
 from ...training.trainer import TrainConfig
 
-__all__ = ["CONTEXT_CHUNK_TOKENS", "NEAR_MISS_TEACHERS", "SelfParamConfig", "TargetConfig"]
+__all__ = ["CONTEXT_CHUNK_TOKENS", "CONTEXT_TEACHERS", "NEAR_MISS_TEACHERS", "SelfParamConfig", "TargetConfig"]
 
 NEAR_MISS_TEACHERS = ("context", "base")
+CONTEXT_TEACHERS = ("current", "original")
 CONTEXT_CHUNK_TOKENS = 128
 """Tokens per chunk when `context_copies` reads the context itself: FT(C)'s default chunk."""
 
@@ -39,6 +40,12 @@ class SelfParamConfig:
                 "of updates); base = the model as it was before this update, without the context (an anchor "
                 "that moves with the model); context = the model reading the context first (the paper's "
                 "objective)"})
+    context_teacher: str = field(default="current", metadata={ABSENT: "current",
+        "help": "which model reads the context to teach this update (writes the answers it is asked for, gives the "
+                "distributions of the pairs, of the re-asked questions and of the context read): current (the "
+                "paper) = the model as it is before this update, with every earlier update in it; original = the "
+                "unchanged model, so that a fact an earlier update wrote in cannot colour what the new context "
+                "teaches (a later contradicting fact is taught as the context says it)"})
     rehearsal: int = field(default=10, metadata={
         "help": "pairs of every earlier context replayed at each update with the teacher distributions stored at "
                 "their own injection (a sample seeded by train.seed and the update's step); 0 = off (the "
@@ -113,6 +120,8 @@ class SelfParamConfig:
             raise ValueError("rehearsal_unrelated: an earlier sentence has no teacher under unrelated_teacher="
                              "'context' (which context would it read?); use 'original' or 'base', or set "
                              "rehearsal_unrelated to 0")
+        if self.context_teacher not in CONTEXT_TEACHERS:
+            raise ValueError(f"context_teacher: {self.context_teacher!r} is not one of {', '.join(CONTEXT_TEACHERS)}")
         if self.near_miss_teacher not in NEAR_MISS_TEACHERS:
             raise ValueError(f"near_miss_teacher: {self.near_miss_teacher!r} is not one of "
                              f"{', '.join(NEAR_MISS_TEACHERS)}")

@@ -22,7 +22,8 @@ updates, each merged before the next). It reads as the recipe:
               unrelated sentences too, taught by the anchor as this update's own are;
 3. teacher    each example whose distributions are not yet known (answers the teacher did not write) is read
               once by the model that teaches it: the model as it is before this update, or the unchanged
-              model for what the anchor "original" teaches; top-k distributions are kept;
+              model for what the anchor "original" teaches (and, with `context_teacher="original"`, for
+              everything read with the context, whose answers it then writes too); top-k distributions are kept;
    hidden     (off by default) with `hidden_weight`, the hidden states at the scored tokens from the same
               forward; replayed pairs have none;
 4. train      a LoRA (or the MLP weights) learns to match them without the context: compact KL (plus
@@ -108,14 +109,16 @@ class SelfParam(WeightMethod):
             near = [self.near_misses(ts) for ts in target_sets]                                         #    levers
             in_context = self.config.near_miss_teacher == "context"
             extra = [self.reasked(ts.context) + (n if in_context else []) for ts, n in zip(target_sets, near)]
-            target_sets, written = self.write_answers(teacher, target_sets, extra)                     #    answers
+            reader = self.weights.base_lm if self.config.context_teacher == "original" else teacher  # reads contexts
+            target_sets, written = self.write_answers(reader, target_sets, extra)                      #    answers
             anchors, anchored = ([], []) if in_context else self.near_miss_anchors(teacher, near)
             marks.append(time.perf_counter())
             examples, own, anchored_now = self.examples(target_sets, written)                          # 2. examples
             replayed, n_superseded = self.without_superseded(teacher, self.rehearsal(), contexts)      #    rehearsal
             reread = self.reread_unrelated()
             anchor = "original" if self.config.unrelated_teacher == "original" else "teacher"
-            taught = [anchor if a else "teacher" for a in anchored_now] + ["teacher"] * len(anchors) \
+            reads = "original" if self.config.context_teacher == "original" else "teacher"
+            taught = [anchor if a else reads for a in anchored_now] + ["teacher"] * len(anchors) \
                 + [anchor] * len(reread) + [None] * len(replayed)   # who teaches each example (None: stored)
             examples += anchors + reread + [p.example() for p in replayed]
             own += [None] * (len(anchors) + len(reread) + len(replayed))
