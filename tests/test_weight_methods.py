@@ -129,53 +129,43 @@ def test_ft_s_learns_the_generators_answers_and_ft_s_teacher_the_teachers(tiny):
                                                                                        "answer": "Every May."}]
 
 
-# -- issue 8.4: FT(C) gets SELF-PARAM's number of optimiser steps -------------------------------------
-def test_ft_c_trains_as_many_steps_as_selfparam(tiny, tmp_path):
+# -- issue 8.4: the fine-tuning baselines get SELF-PARAM's number of optimiser steps ---------------------
+@pytest.fixture
+def two_pairs(tmp_path) -> Resources:
+    """A run's shared target sets: 2 pairs and 2 unrelated sentences per context."""
     corpus = tmp_path / "u.txt"
     corpus.write_text("x")
     targets = TargetConfig(n_pairs=2, unrelated_ratio=1.0, unrelated_path=str(corpus), answers="generator")
-    resources = Resources(target_builder=fixed_targets, targets=targets)
-    sp = SelfParam(tiny, SelfParamConfig(train=fast_train()), resources, progress=False)
-    ft = FineTuneContext(tiny, FineTuneContextConfig(train=fast_train()), resources, progress=False)
-    for m in (sp, ft):
+    return Resources(target_builder=fixed_targets, targets=targets)
+
+
+def injected(*methods):
+    for m in methods:
         m.inject([Context("c", CONTEXT)])
-    # 2 pairs + 2 unrelated + the context (one chunk) read 10 times = 14 sequences, 7 steps per epoch
+    return methods
+
+
+@pytest.mark.parametrize("ft_class, config_class", [(FineTuneContext, FineTuneContextConfig),
+                                                     (FineTuneTargets, FineTuneTargetsConfig)])
+def test_fine_tuning_trains_as_many_steps_as_selfparam(tiny, two_pairs, ft_class, config_class):
+    sp, ft = injected(SelfParam(tiny, SelfParamConfig(train=fast_train()), two_pairs, progress=False),
+                      ft_class(tiny, config_class(train=fast_train()), two_pairs, progress=False))
+    # SELF-PARAM: 2 pairs + 2 unrelated + the context (one chunk) read 10 times = 14 sequences, 7 steps per epoch;
+    # FT(C) repeats its one chunk to 14, FT(S) its 4 target sequences
     assert ft.last_stats.steps == sp.last_stats.steps == 14
     budget = ft.records[0].manifest["budget"]
-    assert budget["chunks"] == 1 and budget["sequences"] == 14 and "same steps" in budget["rule"]
-    # a run whose SELF-PARAM reads no context gives FT(C) the target set's budget alone: 4 sequences, 4 steps
-    unread = FineTuneContext(tiny, FineTuneContextConfig(train=fast_train(), budget_context_copies=0), resources,
-                             progress=False)
-    unread.inject([Context("c", CONTEXT)])
+    assert budget["sequences"] == 14 and "same steps" in budget["rule"]
+    # a run whose SELF-PARAM reads no context gives the target set's budget alone: 4 sequences, 4 steps
+    (unread,) = injected(ft_class(tiny, config_class(train=fast_train(), budget_context_copies=0), two_pairs,
+                                  progress=False))
     assert unread.records[0].manifest["budget"]["sequences"] == 4 and unread.last_stats.steps == 4
     with pytest.raises(ValueError, match="budget_context_copies"):
-        FineTuneContextConfig(budget_context_copies=-1)
-    once = FineTuneContext(tiny, FineTuneContextConfig(train=fast_train(), match_selfparam_steps=False), resources,
-                           progress=False)
-    once.inject([Context("c", CONTEXT)])
-    assert once.last_stats.steps == 2
-
-
-def test_ft_s_trains_as_many_steps_as_selfparam(tiny, tmp_path):
-    corpus = tmp_path / "u.txt"
-    corpus.write_text("x")
-    targets = TargetConfig(n_pairs=2, unrelated_ratio=1.0, unrelated_path=str(corpus), answers="generator")
-    resources = Resources(target_builder=fixed_targets, targets=targets)
-    sp = SelfParam(tiny, SelfParamConfig(train=fast_train()), resources, progress=False)
-    ft = FineTuneTargets(tiny, FineTuneTargetsConfig(train=fast_train()), resources, progress=False)
-    for m in (sp, ft):
-        m.inject([Context("c", CONTEXT)])
-    # SELF-PARAM: 2 pairs + 2 unrelated + the context (one chunk) read 10 times; FT(S): its 4 repeated to 14
-    assert ft.last_stats.steps == sp.last_stats.steps == 14
-    budget = ft.records[0].manifest["budget"]
-    assert (budget["target_sequences"], budget["sequences"]) == (4, 14) and "same steps" in budget["rule"]
-    for copies, match in ((0, True), (10, False)):  # the target set once: what FT(S) trained before
-        once = FineTuneTargets(tiny, FineTuneTargetsConfig(train=fast_train(), budget_context_copies=copies,
-                                                           match_selfparam_steps=match), resources, progress=False)
-        once.inject([Context("c", CONTEXT)])
-        assert once.records[0].manifest["budget"]["sequences"] == 4 and once.last_stats.steps == 4
-    with pytest.raises(ValueError, match="budget_context_copies"):
-        FineTuneTargetsConfig(budget_context_copies=-1)
+        config_class(budget_context_copies=-1)
+    # matching off: FT(C) reads its chunk once per epoch (2 steps), FT(S) its target set (4, as before the rule)
+    (once,) = injected(ft_class(tiny, config_class(train=fast_train(), match_selfparam_steps=False), two_pairs,
+                                progress=False))
+    assert once.last_stats.steps == (2 if ft_class is FineTuneContext else 4)
+    assert budget.get("chunks", 1) == 1 and budget.get("target_sequences", 4) == 4
 
 
 # -- issue 8.5: the seed reaches training and leaves other streams alone -------------------------------
