@@ -165,7 +165,16 @@ def test_fine_tuning_trains_as_many_steps_as_selfparam(tiny, two_pairs, ft_class
     (once,) = injected(ft_class(tiny, config_class(train=fast_train(), match_selfparam_steps=False), two_pairs,
                                 progress=False))
     assert once.last_stats.steps == (2 if ft_class is FineTuneContext else 4)
-    assert budget.get("chunks", 1) == 1 and budget.get("target_sequences", 4) == 4
+    if ft_class is FineTuneContext:  # what each repeats: FT(C) its one chunk, FT(S) its 4 target sequences
+        assert budget["chunks"] == 1
+    else:
+        assert budget["target_sequences"] == 4
+    # SELF-PARAM's context read counts in its own 128-token chunks, whatever chunks FT(C) cuts for itself
+    if ft_class is FineTuneContext:
+        (small,) = injected(FineTuneContext(tiny, FineTuneContextConfig(train=fast_train(), chunk_tokens=16),
+                                            two_pairs, progress=False))
+        small_budget = small.records[0].manifest["budget"]  # 3 chunks of its own, still SELF-PARAM's 14 (not 4 + 30)
+        assert (small_budget["chunks"], small_budget["sequences"]) == (3, 14)
 
 
 # -- issue 8.5: the seed reaches training and leaves other streams alone -------------------------------

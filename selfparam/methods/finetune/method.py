@@ -20,10 +20,16 @@ from .config import FineTuneContextConfig, FineTuneTargetsConfig
 
 BUDGET_RULE = ("the context's chunks, repeated in order, give as many training sequences per context as "
                "SELF-PARAM trains on (n_pairs + unrelated sentences + budget_context_copies x the "
-               "context's chunks): same epochs and batch size, same steps")
+               "context's chunks of CONTEXT_CHUNK_TOKENS): same epochs and batch size, same steps")
 TARGETS_BUDGET_RULE = ("the target set, repeated in order, gives as many training sequences per context as SELF-PARAM "
                        "trains on (the same target set + budget_context_copies x the context's chunks of "
                        "CONTEXT_CHUNK_TOKENS): same epochs and batch size, same steps")
+
+
+def context_read_sequences(tokenizer, context: str, copies: int) -> int:
+    """How many sequences SELF-PARAM's context read adds for `context` at `copies` (its chunks of
+    CONTEXT_CHUNK_TOKENS, each that many times): the part of its budget beside the target set."""
+    return copies * len(context_nwp_examples(tokenizer, context, CONTEXT_CHUNK_TOKENS)) if copies else 0
 
 
 class FineTuneContext(WeightMethod):
@@ -45,7 +51,9 @@ class FineTuneContext(WeightMethod):
         chunks = sum(len(x) for x in per_context)
         if self.config.match_selfparam_steps:  # SELF-PARAM's context read counts towards its budget
             copies = self.config.budget_context_copies
-            per_context = [repeat_to(x, self.targets.sentences_per_context() + copies * len(x)) for x in per_context]
+            per_context = [repeat_to(x, self.targets.sentences_per_context()
+                                     + context_read_sequences(model.tokenizer, c.text, copies))
+                           for x, c in zip(per_context, contexts)]
         examples = [e for x in per_context for e in x]
         record, stats = train_and_merge(model, encode_share(model, examples), None, self.config.adapter,
                                         self.config.train, progress=self.progress, n_examples=len(examples))
@@ -79,8 +87,7 @@ class FineTuneTargets(WeightMethod):
         once = sum(len(x) for x in per_context)
         if self.config.match_selfparam_steps:  # SELF-PARAM also reads the context: as many sequences as it has
             copies = self.config.budget_context_copies
-            per_context = [repeat_to(x, len(x) + copies * len(context_nwp_examples(model.tokenizer, ts.context,
-                                                                                   CONTEXT_CHUNK_TOKENS)))
+            per_context = [repeat_to(x, len(x) + context_read_sequences(model.tokenizer, ts.context, copies))
                            for x, ts in zip(per_context, target_sets)]
         examples = [e for x in per_context for e in x]
         record, stats = train_and_merge(model, encode_share(model, examples), None, self.config.adapter,
