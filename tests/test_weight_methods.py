@@ -177,6 +177,28 @@ def test_fine_tuning_trains_as_many_steps_as_selfparam(tiny, two_pairs, ft_class
         assert (small_budget["chunks"], small_budget["sequences"]) == (3, 14)
 
 
+
+def test_a_run_that_configures_selfparam_gives_the_baselines_its_steps(tiny, two_pairs, tmp_path):
+    from selfparam.eval.configs import method_configs
+
+    path = tmp_path / "m.json"  # SELF-PARAM: 1 epoch, batches of 2, 3 context reads; ft-c sets its copies
+    path.write_text(json.dumps({"selfparam": {"train": {"epochs": 1, "batch_size": 2, "lr": 1e-2}, "context_copies": 3},
+                                "ft-c": {"budget_context_copies": 5, "train": {"lr": 1e-2}}}))
+    configs = method_configs(path, ["selfparam", "ft-s", "ft-c", "rag-bm25"])
+    assert "rag-bm25" not in configs  # a method without a budget is left to its defaults
+    ft_s, ft_c = configs["ft-s"], configs["ft-c"]
+    assert (ft_s.train.epochs, ft_s.train.batch_size, ft_s.budget_context_copies) == (1, 2, 3)
+    assert (ft_c.train.epochs, ft_c.train.batch_size, ft_c.budget_context_copies) == (1, 2, 5)  # its own copies kept
+    assert ft_c.train.lr == 1e-2 and ft_s.train.lr == FineTuneTargetsConfig().train.lr  # lr is not budget
+    sp, ft = injected(SelfParam(tiny, configs["selfparam"], two_pairs, progress=False),
+                      FineTuneTargets(tiny, ft_s, two_pairs, progress=False))
+    assert ft.last_stats.steps == sp.last_stats.steps == 4  # 2 pairs + 2 unrelated + 3 reads = 7 sequences, by 2
+    # a baseline that does not match SELF-PARAM's steps is left as configured
+    path.write_text(json.dumps({"selfparam": {"train": {"epochs": 1}}, "ft-s": {"match_selfparam_steps": False}}))
+    assert method_configs(path, ["selfparam", "ft-s"])["ft-s"].train.epochs == 3
+    path.write_text(json.dumps({"ft-s": {"train": {"epochs": 2}}}))  # no SELF-PARAM settings: nothing follows
+    assert method_configs(path, ["selfparam", "ft-s"])["ft-s"].train.epochs == 2
+
 # -- issue 8.5: the seed reaches training and leaves other streams alone -------------------------------
 def test_run_seed_sets_training_and_does_not_touch_the_global_stream(tiny):
     def trained(seed):

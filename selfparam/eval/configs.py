@@ -2,6 +2,9 @@
 
 The config class of a method is the one the registry lists beside it; nested dataclasses are built from
 nested objects and unknown fields are errors naming the method and the field (`selfparam.settings`).
+When the file configures SELF-PARAM, the fine-tuning baselines of the same run take its epochs, batch size
+and context read (`follow_budget`), so their budget stays SELF-PARAM's optimiser steps; a setting the
+file gives a baseline itself is kept.
 """
 
 from __future__ import annotations
@@ -10,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from ..jsonl import read_json
-from ..methods.registry import config_class
+from ..methods.registry import BUDGET_REFERENCE, config_class
 from ..settings import build_dataclass
 
 
@@ -36,4 +39,21 @@ def method_configs(path: Path | None, names: list[str]) -> dict[str, Any]:
             raise ValueError(f"method config file {path}: {name}.targets is set by the run for all methods; "
                              f"use --n-pairs and --unrelated instead")
         out[name] = build_dataclass(cls, values, f"{path.name}:{name}")
+    reference = out.get(BUDGET_REFERENCE)
+    if reference is not None:  # the baselines' step budgets follow SELF-PARAM's settings in this run
+        for name in names:
+            cls = config_class(name)
+            if cls is not None and hasattr(cls, "follow_budget"):
+                config = out.get(name) or cls()
+                out[name] = config.follow_budget(reference, setting_paths(raw.get(name) or {}))
+    return out
+
+
+def setting_paths(raw: dict[str, Any], where: str = "") -> set[str]:
+    """Dotted paths of the settings a raw method-config object sets: `{"train": {"epochs": 1}}` ->
+    `{"train.epochs"}`."""
+    out = set()
+    for key, value in raw.items():
+        path = f"{where}.{key}" if where else key
+        out |= setting_paths(value, path) if isinstance(value, dict) else {path}
     return out

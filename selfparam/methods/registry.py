@@ -36,6 +36,10 @@ METHODS: dict[str, tuple[type | None, type]] = {
     "recipe": (RecipeConfig, Recipe),
 }
 
+# The method whose optimiser steps the fine-tuning baselines match (a config class with `follow_budget` takes
+# this method's epochs, batch size and context read in the same run; see finetune/config.py).
+BUDGET_REFERENCE = "selfparam"
+
 # Methods the QA tasks (single, batch, sequential) run by default: all but the CounterFact editor.
 QA_METHODS: tuple[str, ...] = tuple(name for name in METHODS if name != "recipe")
 

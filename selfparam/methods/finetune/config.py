@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+from collections.abc import Collection
 from dataclasses import dataclass, field
 
 from ...settings import ABSENT
@@ -11,6 +13,21 @@ from ...training.trainer import TrainConfig
 from ..selfparam.config import SelfParamConfig
 
 SELFPARAM_CONTEXT_COPIES = SelfParamConfig().context_copies
+
+
+def follow_budget(config, selfparam: SelfParamConfig, explicit: Collection[str] = ()):
+    """`config` with the settings that fix its optimiser steps under `match_selfparam_steps` taken from
+    `selfparam`'s (`budget_context_copies` from its `context_copies`, `train.epochs`, `train.batch_size`), so
+    that a run which changes SELF-PARAM's epochs, batch size or context read gives its baselines the same
+    optimiser steps; a path in `explicit` (set for this baseline on purpose, e.g. in a `--method-config`
+    file) is kept. Unchanged when the baseline does not match SELF-PARAM's steps."""
+    if not config.match_selfparam_steps:
+        return config
+    train = {k: getattr(selfparam.train, k) for k in ("epochs", "batch_size") if f"train.{k}" not in explicit}
+    changes: dict = {"train": dataclasses.replace(config.train, **train)}
+    if "budget_context_copies" not in explicit:
+        changes["budget_context_copies"] = selfparam.context_copies
+    return dataclasses.replace(config, **changes)
 
 
 @dataclass
@@ -26,7 +43,8 @@ class FineTuneContextConfig:
     budget_context_copies: int = field(default=SELFPARAM_CONTEXT_COPIES, metadata={ABSENT: 0,
         "help": "with match_selfparam_steps, the copies of the context read SELF-PARAM's budget counts (its "
                 "context_copies: each context adds that many times its chunks to SELF-PARAM's sequences). The "
-                "default is SELF-PARAM's; a run that changes selfparam.context_copies sets this to match"})
+                "default is SELF-PARAM's, and a run that configures SELF-PARAM sets it to SELF-PARAM's context_copies "
+                "(`follow_budget`) unless its method config sets it"})
     adapter: AdapterConfig = field(default_factory=AdapterConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
 
@@ -35,6 +53,8 @@ class FineTuneContextConfig:
             raise ValueError(f"chunk_tokens: must be >= 2, got {self.chunk_tokens}")
         if self.budget_context_copies < 0:
             raise ValueError(f"budget_context_copies: must be >= 0, got {self.budget_context_copies}")
+
+    follow_budget = follow_budget
 
 
 @dataclass
@@ -48,8 +68,9 @@ class FineTuneTargetsConfig:
                 "per epoch (fewer steps than SELF-PARAM whenever it reads the context)"})
     budget_context_copies: int = field(default=SELFPARAM_CONTEXT_COPIES, metadata={ABSENT: 0,
         "help": "with match_selfparam_steps, the copies of the context read SELF-PARAM's budget counts (its "
-                "context_copies, in chunks of its CONTEXT_CHUNK_TOKENS). The default is SELF-PARAM's; a run that "
-                "changes selfparam.context_copies sets this to match (0 behaves as FT(S) did before it)"})
+                "context_copies, in chunks of its CONTEXT_CHUNK_TOKENS). The default is SELF-PARAM's, and a "
+                "run that configures SELF-PARAM sets it to SELF-PARAM's context_copies (`follow_budget`) unless "
+                "its method config sets it (0 behaves as FT(S) did before it)"})
     targets: TargetConfig = field(default_factory=TargetConfig)
     adapter: AdapterConfig = field(default_factory=AdapterConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
@@ -57,3 +78,5 @@ class FineTuneTargetsConfig:
     def __post_init__(self) -> None:
         if self.budget_context_copies < 0:
             raise ValueError(f"budget_context_copies: must be >= 0, got {self.budget_context_copies}")
+
+    follow_budget = follow_budget
