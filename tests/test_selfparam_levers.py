@@ -182,6 +182,39 @@ def test_later_updates_replay_earlier_pairs_with_their_original_teachers(tiny, t
     assert all(same_teacher(a, b) for a, b in zip(t2[-3:], teachers[-3:]))
 
 
+
+def test_later_updates_replay_earlier_context_reads_with_their_original_teachers(tiny, tmp_path, monkeypatch):
+    seen = capture_training(monkeypatch)
+    m = method(tiny, epochs=1, context_copies=3, rehearsal_context=1)  # pairs are not replayed (rehearsal 0)
+    m.inject([Context("a", A)])
+    kept = m.records[0].rehearsal  # one copy of A's one chunk, nothing else
+    assert [(p.kind, p.text, p.context) for p in kept] == [("read", A, A)] and A in kept[0].teacher_prefix
+    first = m.records[0].manifest["rehearsal"]
+    assert (first["kept_reads"], first["kept_pairs"]) == (1, 0)
+    m.save(tmp_path / "after-a")
+    m.inject([Context("b", B)])
+    encoded, teachers = seen[-1]
+    assert len(encoded) == 7 + 2 + 3 + 1  # B's pairs, unrelated sentences and read, and A's chunk once
+    second = m.records[-1].manifest["rehearsal"]
+    assert (second["replayed_reads"], second["replayed_pairs"]) == (1, 0)
+    assert same_teacher(teachers[-1], kept[0].teacher)  # the distributions stored at A's injection
+    assert tuple(encoded[-1].student_ids) == tuple(m.lm.tokenizer(A, add_special_tokens=False)["input_ids"])
+    loaded = method(tiny, epochs=1, context_copies=3, rehearsal_context=1)  # the kind survives save and load
+    loaded.load(tmp_path / "after-a")
+    assert [p.kind for p in loaded.records[0].rehearsal] == ["read"]
+    with pytest.raises(ValueError, match="rehearsal_context"):
+        SelfParamConfig(rehearsal_context=1, context_copies=0)
+
+
+def test_replaying_reads_leaves_the_sample_of_pairs_as_it_was():
+    t = CompactTeacher(torch.zeros(1, 2), torch.zeros(1, 2, dtype=torch.long), torch.zeros(1))
+    store = [RehearsalPair(c, "", "", f"{c} pair {i}", t) for c in ("x", "y") for i in range(6)] \
+        + [RehearsalPair(c, "", c, f"{c} chunk {i}", t, "read") for c in ("x", "y") for i in range(3)]
+    pairs_only = sample_rehearsal([store], 2, seed=0, step=3)
+    with_reads = sample_rehearsal([store], 2, seed=0, step=3, reads=2)
+    assert [p for p in with_reads if p.kind == "pair"] == pairs_only and all(p.kind == "pair" for p in pairs_only)
+    assert [p.context for p in with_reads if p.kind == "read"] == ["x", "x", "y", "y"]
+
 def test_earlier_unrelated_sentences_are_read_again_taught_by_the_unchanged_model(tiny, monkeypatch):
     seen = capture_training(monkeypatch)
     def a_set(c: str) -> TargetSet:  # four unrelated sentences of its own per context

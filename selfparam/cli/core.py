@@ -60,6 +60,10 @@ def inject(
     rehearsal: Annotated[int, typer.Option(help="pairs of every earlier context replayed with their stored "
                                                 "teacher at each update (0: off; see docs/tuning.md)")]
     = SelfParamConfig.rehearsal,
+    rehearsal_context: Annotated[int, typer.Option(help="chunks of every earlier context's read replayed with "
+                                                        "their stored teacher at each update (0: off; needs "
+                                                        "--context-copies)")]
+    = SelfParamConfig.rehearsal_context,
     rehearsal_unrelated: Annotated[int, typer.Option(help="unrelated sentences of every earlier context read "
                                                           "again at each update, taught by the anchor (0: off)")]
     = SelfParamConfig.rehearsal_unrelated,
@@ -108,7 +112,8 @@ def inject(
                              answers=answers, questions=questions, seed=seed),
         adapter=AdapterConfig(kind=adapter),
         train=TrainConfig(lr=lr, epochs=epochs, batch_size=batch_size, seed=seed),
-        rehearsal=rehearsal, rehearsal_unrelated=rehearsal_unrelated, rehearsal_superseded=rehearsal_superseded,
+        rehearsal=rehearsal, rehearsal_context=rehearsal_context, rehearsal_unrelated=rehearsal_unrelated,
+        rehearsal_superseded=rehearsal_superseded,
         unrelated_teacher=unrelated_teacher,
         reask=reask, near_misses=near_misses, near_miss_teacher=near_miss_teacher, context_teacher=context_teacher,
         pull_back=pull_back,

@@ -1,7 +1,8 @@
 """Rehearsal for sequential injection: replay earlier contexts' pairs with their ORIGINAL teachers.
 
 Each update made with rehearsal on keeps, beside its record, the compact teacher distributions of its own
-pairs as they were at its own injection (`RehearsalPair`), written into the saved injection as
+pairs as they were at its own injection (`RehearsalPair`; with `rehearsal_context`, also of its context read,
+each chunk once: kind "read"), written into the saved injection as
 `updates/NNNN/teacher.safetensors`. At update t a seeded sample of every earlier context's kept pairs is
 added to the update's examples, each carrying its stored teacher: the teacher pass skips them, so the
 student is distilled again towards what the model *with that context* said back then, not towards the
@@ -36,7 +37,8 @@ class RehearsalPair:
     """One distillation example of an earlier update, as it was trained then.
 
     `context` is the context the teacher read (its digest keys the seeded sample); `student_prefix` and
-    `text` are what the student reads and learns; `teacher` the distributions the teacher gave `text`.
+    `text` are what the student reads and learns; `teacher` the distributions the teacher gave `text`;
+    `kind` "pair" (a question and its answer) or "read" (a chunk of the context's own text).
     """
 
     context: str
@@ -44,6 +46,7 @@ class RehearsalPair:
     teacher_prefix: str
     text: str
     teacher: CompactTeacher
+    kind: str = "pair"
 
     def example(self) -> Example:
         """The example to train again; it carries its teacher, so the teacher pass never recomputes it."""
@@ -52,13 +55,16 @@ class RehearsalPair:
 
 
 def keep_pairs(examples: Sequence[Example], teachers: Sequence[CompactTeacher],
-               contexts: Sequence[str | None]) -> list[RehearsalPair]:
-    """The pair examples of an update with their teachers: `contexts[i]` is the context of `examples[i]`,
-    None for examples that are not this update's own pairs (unrelated sentences, replayed pairs)."""
-    if not len(examples) == len(teachers) == len(contexts):
-        raise ValueError(f"keep_pairs: {len(examples)} examples, {len(teachers)} teachers, {len(contexts)} contexts")
-    return [RehearsalPair(c, e.student_prefix, e.teacher_prefix or "", e.text, t)
-            for e, t, c in zip(examples, teachers, contexts) if c is not None]
+               contexts: Sequence[str | None], kinds: Sequence[str] | None = None) -> list[RehearsalPair]:
+    """The examples of an update to keep, with their teachers: `contexts[i]` is the context of `examples[i]`,
+    None for examples not kept (unrelated sentences, replayed ones, repeated copies); `kinds[i]` what it is
+    ("pair", the default, or "read")."""
+    kinds = kinds if kinds is not None else ["pair"] * len(examples)
+    if not len(examples) == len(teachers) == len(contexts) == len(kinds):
+        raise ValueError(f"keep_pairs: {len(examples)} examples, {len(teachers)} teachers, {len(contexts)} contexts, "
+                         f"{len(kinds)} kinds")
+    return [RehearsalPair(c, e.student_prefix, e.teacher_prefix or "", e.text, t, k)
+            for e, t, c, k in zip(examples, teachers, contexts, kinds) if c is not None]
 
 
 def store_bytes(pairs: Sequence[RehearsalPair]) -> int:
@@ -76,7 +82,7 @@ def save_pairs(pairs: Sequence[RehearsalPair], folder: Path) -> None:
         tensors[f"{i}.rest_logp"] = p.teacher.rest_logp.to(torch.float32).contiguous()
     contexts = sorted({p.context for p in pairs})
     meta = [{"context": contexts.index(p.context), "student_prefix": p.student_prefix,
-             "teacher_prefix": p.teacher_prefix, "text": p.text} for p in pairs]
+             "teacher_prefix": p.teacher_prefix, "text": p.text, "kind": p.kind} for p in pairs]
     metadata = {"pairs": json.dumps(meta, ensure_ascii=False), "contexts": json.dumps(contexts, ensure_ascii=False)}
     save_file(tensors, str(folder / TEACHER_FILE), metadata=metadata)
 
@@ -97,24 +103,29 @@ def read_pairs(folder: Path) -> list[RehearsalPair] | None:
     tensors = load_file(str(file))
     return [RehearsalPair(contexts[m["context"]], m["student_prefix"], m["teacher_prefix"], m["text"],
                           CompactTeacher(tensors[f"{i}.topk_logp"], tensors[f"{i}.topk_ids"].to(torch.long),
-                                         tensors[f"{i}.rest_logp"]))
+                                         tensors[f"{i}.rest_logp"]), m.get("kind", "pair"))  # stores before kinds
             for i, m in enumerate(pairs)]
 
 
 def sample_rehearsal(stores: Sequence[Sequence[RehearsalPair] | None], per_context: int, seed: int,
-                     step: int, limit: int | None = None) -> list[RehearsalPair]:
+                     step: int, limit: int | None = None, reads: int = 0) -> list[RehearsalPair]:
     """Up to `per_context` kept pairs of every earlier context, drawn with `seed`, the update's `step` and the
-    context's text (a fresh sample at each update, the same one on every rerun), in history order; at most
-    `limit` in all (a seeded sample of them, still in history order), so a long history (a server that keeps
-    learning, a lifelong run) does not make every update train on all of it."""
+    context's text (a fresh sample at each update, the same one on every rerun), then up to `reads` of its kept
+    context-read chunks (drawn the same way), in history order; at most `limit` in all (a seeded sample of them,
+    still in history order), so a long history (a server that keeps learning, a lifelong run) does not make
+    every update train on all of it."""
     out: list[RehearsalPair] = []
     for store in stores:
         by_context: dict[str, list[RehearsalPair]] = {}
         for p in store or []:
             by_context.setdefault(p.context, []).append(p)
-        for context, pairs in by_context.items():
+        for context, kept in by_context.items():
+            pairs = [p for p in kept if p.kind == "pair"]
+            chunks = [p for p in kept if p.kind == "read"]
             rng = random.Random(f"{seed}/{step}/{context}")
             out += rng.sample(pairs, min(per_context, len(pairs)))
+            if reads and chunks:
+                out += random.Random(f"{seed}/{step}/{context}/read").sample(chunks, min(reads, len(chunks)))
     if limit is not None and len(out) > limit:
         keep = sorted(random.Random(f"{seed}/{step}/limit").sample(range(len(out)), limit))
         out = [out[i] for i in keep]

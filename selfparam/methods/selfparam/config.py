@@ -56,6 +56,13 @@ class SelfParamConfig:
                 "holds more), so a long history does not make every update train on all of it; 200 is above "
                 "what 20 sequential updates with rehearsal=10 replay (190), so no measured run was capped. At "
                 "least 1: rehearsal=0 is what turns rehearsal off"})
+    rehearsal_context: int = field(default=0, metadata={ABSENT: 0,
+        "help": "chunks of every earlier context's read (context_copies) replayed at each update with the teacher "
+                "distributions stored at its own injection (a seeded sample, each chunk at most once; the update "
+                "keeps one copy of each of its chunks for this), so the facts stated, not only those asked, are "
+                "taught again; needs context_copies. 0 = off. Keeps 8k+4 bytes per chunk token for training "
+                "(about 66 KB per 128-token chunk at k=64); one process only; the superseded filter "
+                "(rehearsal_superseded) scores pairs only"})
     rehearsal_superseded: float = field(default=0.0, metadata={ABSENT: 0.0,
         "help": "leave out of the replay the earlier pairs the new context contradicts: a pair whose question names "
                 "an entity of the new context and one of whose answer tokens is at least this many nats less "
@@ -104,7 +111,8 @@ class SelfParamConfig:
                 "during the update; 0 = off (the paper)"})
 
     def __post_init__(self) -> None:
-        for name in ("rehearsal", "rehearsal_unrelated", "reask", "near_misses", "context_copies"):
+        for name in ("rehearsal", "rehearsal_context", "rehearsal_unrelated", "reask", "near_misses",
+                     "context_copies"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name}: must be >= 0 (0 = off), got {getattr(self, name)}")
         if self.rehearsal_superseded < 0:
@@ -116,6 +124,9 @@ class SelfParamConfig:
         if self.rehearsal_limit < 1:
             raise ValueError(f"rehearsal_limit: must be >= 1 (to replay nothing, set rehearsal to 0), "
                              f"got {self.rehearsal_limit}")
+        if self.rehearsal_context and not self.context_copies:
+            raise ValueError("rehearsal_context: replays chunks of earlier context reads, but context_copies is 0 "
+                             "(no context is read); set context_copies, or rehearsal_context to 0")
         if self.rehearsal_unrelated and self.unrelated_teacher == "context":
             raise ValueError("rehearsal_unrelated: an earlier sentence has no teacher under unrelated_teacher="
                              "'context' (which context would it read?); use 'original' or 'base', or set "

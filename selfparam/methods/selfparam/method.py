@@ -18,8 +18,9 @@ updates, each merged before the next). It reads as the recipe:
               sentence read by the student alone, taught by the model with or without the context, or
               (`unrelated_teacher="original"`) by the model before any update, which teaches them here;
    rehearsal  (on by default) a seeded sample of earlier contexts' pairs, each with the teacher
-              distributions stored at its own injection; with `rehearsal_unrelated`, earlier contexts'
-              unrelated sentences too, taught by the anchor as this update's own are;
+              distributions stored at its own injection; with `rehearsal_context`, chunks of their context
+              reads too, stored the same way; with `rehearsal_unrelated`, earlier contexts' unrelated
+              sentences, taught by the anchor as this update's own are;
 3. teacher    each example whose distributions are not yet known (answers the teacher did not write) is read
               once by the model that teaches it: the model as it is before this update, or the unchanged
               model for what the anchor "original" teaches (and, with `context_teacher="original"`, for
@@ -113,7 +114,7 @@ class SelfParam(WeightMethod):
             target_sets, written = self.write_answers(reader, target_sets, extra)                      #    answers
             anchors, anchored = ([], []) if in_context else self.near_miss_anchors(teacher, near)
             marks.append(time.perf_counter())
-            examples, own, anchored_now = self.examples(target_sets, written)                          # 2. examples
+            examples, own, kinds, anchored_now = self.examples(target_sets, written)                   # 2. examples
             replayed, n_superseded = self.without_superseded(teacher, self.rehearsal(), contexts)      #    rehearsal
             reread = self.reread_unrelated()
             anchor = "original" if self.config.unrelated_teacher == "original" else "teacher"
@@ -122,6 +123,7 @@ class SelfParam(WeightMethod):
                 + [anchor] * len(reread) + [None] * len(replayed)   # who teaches each example (None: stored)
             examples += anchors + reread + [p.example() for p in replayed]
             own += [None] * (len(anchors) + len(reread) + len(replayed))
+            kinds += ["pair"] * (len(anchors) + len(reread) + len(replayed))
             encoded = encode_share(teacher, examples)
             check_replayed(encoded[len(encoded) - len(replayed):], self.config.train.top_k)
             t0 = time.perf_counter()
@@ -130,8 +132,8 @@ class SelfParam(WeightMethod):
                                             self.config.train, progress=self.progress, n_examples=len(examples),
                                             seconds_teacher=time.perf_counter() - t0, hidden=hidden,
                                             hidden_weight=self.config.hidden_weight)
-            if self.config.rehearsal:  # this update's own pairs, as taught now, for later updates to replay
-                record.rehearsal = keep_pairs(examples, teachers, own)
+            if self.config.rehearsal or self.config.rehearsal_context:  # this update's own pairs (and chunks of
+                record.rehearsal = keep_pairs(examples, teachers, own, kinds)  # its read), for later ones to replay
             seconds = stage_seconds(marks + [t0, time.perf_counter()], stats.seconds_teacher)
             self.weights.add(record, stats, self.name, contexts, self.config_dict(),                     # 5. merged
                              targets=[target_set_to_dict(ts) for ts in target_sets], seconds=seconds,
@@ -199,21 +201,28 @@ class SelfParam(WeightMethod):
         return out, written
 
     def examples(self, target_sets: list[TargetSet],
-                 written: Written) -> tuple[list[Example], list[str | None], list[bool]]:
-        """Every set's distillation examples, and for each the context whose own pair it is (None: an
-        unrelated sentence or a chunk of the context), which rehearsal keeps. `context_copies`: the context's own
-        chunks follow, taught by the update's teacher. The third list says which examples the anchor teaches
-        (the unrelated sentences: the unchanged model under `unrelated_teacher="original"`), for the teacher pass."""
+                 written: Written) -> tuple[list[Example], list[str | None], list[str], list[bool]]:
+        """Every set's distillation examples, and for each the context whose own example rehearsal keeps (None:
+        not kept) with what it is ("pair" or "read"): with `rehearsal` the pairs, with `rehearsal_context` the
+        first copy of each chunk of the context read (`context_copies`: the context's own chunks follow the
+        unrelated sentences, taught by the update's teacher). The last list says which examples the anchor
+        teaches (the unrelated sentences: the unchanged model under `unrelated_teacher="original"`), for the
+        teacher pass."""
         examples: list[Example] = []
         own: list[str | None] = []
+        kinds: list[str] = []
         anchored: list[bool] = []  # taught by the anchor (the unrelated sentences), not by the update's teacher
         for ts in target_sets:
             built = context_examples(self.lm.tokenizer, ts, self.config, written)
             n_read = len(built) - len(ts.pairs) - len(ts.unrelated)
+            n_chunks = n_read // self.config.context_copies if self.config.rehearsal_context else 0
             examples += built
-            own += [ts.context] * len(ts.pairs) + [None] * (len(ts.unrelated) + n_read)  # only pairs are kept
+            n_pairs = len(ts.pairs) if self.config.rehearsal else 0
+            own += [ts.context] * n_pairs + [None] * (len(ts.pairs) - n_pairs + len(ts.unrelated)) \
+                + [ts.context] * n_chunks + [None] * (n_read - n_chunks)  # the read's first copy of each chunk
+            kinds += ["pair"] * (len(ts.pairs) + len(ts.unrelated)) + ["read"] * n_read
             anchored += [False] * len(ts.pairs) + [True] * len(ts.unrelated) + [False] * n_read
-        return examples, own, anchored
+        return examples, own, kinds, anchored
 
     def teacher_pass(self, teacher: LM, encoded: list,
                      taught: list[str | None]) -> tuple[list, list[torch.Tensor | None] | None]:
@@ -238,8 +247,9 @@ class SelfParam(WeightMethod):
         return teachers, hidden if want else None
 
     def rehearsal(self) -> list[RehearsalPair]:
-        """`rehearsal`: up to that many kept pairs of every earlier context, each with its stored teacher."""
-        if not self.config.rehearsal:
+        """`rehearsal`: up to that many kept pairs of every earlier context, and `rehearsal_context` up to that
+        many chunks of its context read, each with its stored teacher."""
+        if not (self.config.rehearsal or self.config.rehearsal_context):
             return []
         if PartialState().num_processes > 1:
             raise ValueError(f"rehearsal (on by default: {self.config.rehearsal} pairs per earlier context) keeps "
@@ -247,7 +257,7 @@ class SelfParam(WeightMethod):
                              f"rehearsal to 0 (`--rehearsal 0`)")
         return sample_rehearsal([r.rehearsal for r in self.weights.records], self.config.rehearsal,
                                 self.config.train.seed, step=len(self.weights.records) + 1,
-                                limit=self.config.rehearsal_limit)
+                                limit=self.config.rehearsal_limit, reads=self.config.rehearsal_context)
 
     def without_superseded(self, teacher: LM, replayed: list[RehearsalPair],
                            contexts: Sequence[Context]) -> tuple[list[RehearsalPair], int]:
@@ -300,11 +310,14 @@ class SelfParam(WeightMethod):
             answered = [{p.question for p in ts.pairs} for ts in target_sets]
             out["extra_questions"] = [[e for e in questions if e["question"] in have]
                                       for questions, have in zip(extra, answered)]
-        if self.config.rehearsal:
+        if self.config.rehearsal or self.config.rehearsal_context:
             n_bytes = store_bytes(kept or [])
-            out["rehearsal"] = {"replayed_pairs": len(replayed), "superseded_pairs": n_superseded,
+            reads = sum(p.kind == "read" for p in replayed)
+            out["rehearsal"] = {"replayed_pairs": len(replayed) - reads, "replayed_reads": reads,
+                                "superseded_pairs": n_superseded,
                                 "replayed_from": sorted({_digest(p.context) for p in replayed}),
-                                "kept_pairs": len(kept or []),
+                                "kept_pairs": sum(p.kind == "pair" for p in kept or []),
+                                "kept_reads": sum(p.kind == "read" for p in kept or []),
                                 "kept_tokens": sum(len(p.teacher) for p in kept or []),
                                 "kept_bytes": n_bytes, "kept_bytes_per_context": n_bytes / n_contexts}
         return out
