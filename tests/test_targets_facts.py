@@ -8,7 +8,7 @@ from selfparam.generation import Completion
 from selfparam.targets import fact_questions
 from selfparam.targets.fact_questions import FactGenerator, cloze_question, first_question, holds_span, question_problem
 from selfparam.targets.facts import Fact, context_sentences, coverage, extract_facts, pair_sentence, sentence_spans
-from selfparam.targets.qa import select_pairs
+from selfparam.targets.qa import FilterConfig, select_pairs
 from selfparam.targets.types import GeneratorError, QAPair
 from selfparam.testing import tiny_lm
 
@@ -107,6 +107,24 @@ def test_cloze_questions_ask_for_the_span():
         "Gas makes up what percentage of the air?"
     assert cloze_question(Fact(0, "It lies 60 km from Warsaw.", "60 km")) == "It lies how many km from Warsaw?"
     assert cloze_question(Fact(0, "Warsaw.", "Warsaw")) is None
+
+
+LONG = ("At the beginning of 1893 Westinghouse engineer Benjamin Lamme had made great progress developing an efficient "
+        "version of Tesla's induction motor and Westinghouse Electric started branding their complete polyphase phase "
+        "AC system as the \"Tesla Polyphase System\", noting how they believed Tesla's patents gave them patent "
+        "priority over other AC systems.")  # SQuAD's Nikola_Tesla/32: one sentence of 55 words
+
+
+def test_a_cloze_of_a_long_sentence_asks_the_words_near_its_span():
+    facts = extract_facts(LONG)
+    questions = [cloze_question(f) for f in facts]
+    assert len(facts) >= 3 and all(q and len(q.split()) <= 30 for q in questions), questions
+    sold = ("Tesla sold the patents, which he had filed in 1888, to Westinghouse in a deal that made headlines in "
+            "every newspaper of the country and in every magazine of Europe for weeks and weeks on end.")  # 35 words
+    assert cloze_question(Fact(0, sold, "1888")) == "Which he had filed in what year?"  # the span's clause
+    assert "as the \"what\", noting" in questions[-1]  # the sentence's own punctuation around the span is kept
+    kept, _ = select_pairs([QAPair(q, f.answer) for q, f in zip(questions, facts)], LONG, FilterConfig())
+    assert kept  # before, every cloze of this paragraph was dropped as a long question and the set failed
 
 
 def test_fact_generator_returns_questions_whose_answers_are_spans(tiny_long, monkeypatch):

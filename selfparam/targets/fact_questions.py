@@ -114,9 +114,35 @@ def _wh_phrase(span: str, at_start: bool) -> str:
     return "what"
 
 
-def cloze_question(fact: Fact) -> str | None:
+CLOZE_MAX_WORDS = 30
+"""A cloze question of a longer sentence asks the span's clause (or the words around the span) instead: the
+whole sentence would exceed the filter's question length (FilterConfig.max_question_words, 40), and a
+paragraph of one long sentence would give no usable pair at all."""
+_CLAUSE_BREAK = re.compile(r"\s*(?:[,;:()\u2013\u2014]|\s-\s)\s*")
+
+
+def _near_span(sentence: str, start: int, end: int, max_words: int) -> tuple[str, int, int]:
+    """The part of `sentence` a cloze asks when the whole is longer than `max_words` words: the clause holding
+    the span [start, end) (cut at commas, semicolons, colons, brackets and dashes), or, where that clause is
+    still too long or under four words, the words around the span. Returns it with the span's new offsets."""
+    if len(sentence.split()) <= max_words:
+        return sentence, start, end
+    left = max((m.end() for m in _CLAUSE_BREAK.finditer(sentence) if m.end() <= start), default=0)
+    right = min((m.start() for m in _CLAUSE_BREAK.finditer(sentence) if m.start() >= end), default=len(sentence))
+    if 4 <= len(sentence[left:right].split()) <= max_words:
+        return sentence[left:right], start - left, end - left
+    side = max(2, (max_words - len(sentence[start:end].split())) // 2)
+    words_before = [m.start() for m in re.finditer(r"\S+", sentence[:start])]
+    words_after = [m.end() for m in re.finditer(r"\S+", sentence[end:])]
+    first = words_before[-side] if len(words_before) >= side else 0
+    last = end + words_after[side - 1] if len(words_after) >= side else len(sentence)
+    return sentence[first:last], start - first, end - first
+
+
+def cloze_question(fact: Fact, max_words: int = CLOZE_MAX_WORDS) -> str | None:
     """The fact's sentence asked as a question: the span replaced by a wh-phrase (None if the span is the
-    whole sentence). Clumsy at times, but its answer is the span by construction.
+    whole sentence). Clumsy at times, but its answer is the span by construction. A sentence longer than
+    `max_words` words is asked by the span's clause, or the words around it (`_near_span`).
 
     >>> cloze_question(Fact(0, "Casimir Pulaski was born in Warsaw in 1745.", "1745"))
     'Casimir Pulaski was born in Warsaw in what year?'
@@ -125,8 +151,8 @@ def cloze_question(fact: Fact) -> str | None:
     found = re.search(rf"(?<!\w){re.escape(fact.answer)}(?!\w)", sentence)  # "O", not the O of "Oxygen"
     if found is None:
         return None
-    start = found.start()
-    before, after = sentence[:start], sentence[found.end():]
+    sentence, start, end = _near_span(sentence, found.start(), found.end(), max_words)
+    before, after = sentence[:start], sentence[end:]
     question = (before + _wh_phrase(fact.answer, start == 0) + after).strip().rstrip(".!?;:, ") + "?"
     if not re.search(r"[A-Za-z]{3,}", before + after):
         return None

@@ -34,9 +34,10 @@ from dataclasses import dataclass
 from .qa import STOPWORDS, lexical_support
 from .types import QAPair
 
-# Bumped whenever a rule below changes which spans a sentence gives: cached fact-question sets depend on it.
-# 2: sentence-final objects ("... the position of bishop").
-RULES_VERSION = 2
+# Bumped whenever a rule changes which spans a sentence gives or how they are asked: cached fact-question sets
+# depend on it. 2: sentence-final objects ("... the position of bishop"). 3: a cloze of a sentence longer than
+# 30 words asks the span's clause (`fact_questions.cloze_question`).
+RULES_VERSION = 3
 
 # Abbreviations after which a period does not end a sentence.
 _ABBREVIATIONS = frozenset("mr mrs ms dr st mt jr sr prof gen col lt sgt rev inc co ltd corp vs etc al no fig "
