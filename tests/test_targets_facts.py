@@ -157,6 +157,17 @@ def test_fact_generator_returns_questions_whose_answers_are_spans(tiny_long, mon
     assert cov.share == 0.75 and cov.pairs_per_sentence[1] == 0 and cov.unplaced == 0
 
 
+def test_a_paragraph_whose_clozes_all_have_a_pronoun_keeps_them_rather_than_none(tiny_long, monkeypatch):
+    ctx = "It lies 60 km from Warsaw. Its river was bridged in 1745."  # every sentence leans on "it"
+    monkeypatch.setattr(fact_questions, "sample_continuations", _fake_sampler([]))
+    monkeypatch.setattr(fact_questions, "generate", lambda lm, ps, max_new_tokens: ["No idea."] * len(ps))
+    gen = FactGenerator(tiny_long, phrasings=2, teacher_answers=True)
+    pairs = gen.generate(ctx, n=10, seed=0)
+    assert pairs and all(p.answer in ctx for p in pairs)  # the clozes, answered with their spans
+    assert QAPair("It lies how many km from Warsaw?", "60 km") in pairs
+    assert gen.dropped["vague_clozes_kept"] == len(pairs) and gen.dropped["cloze_pronoun"] == len(pairs)
+
+
 CTX3 = ("Mara Lindqvist opened the Blue Heron bakery in Tromsø in 2019. The Blue Heron bakery sells a cardamom bun. "
         "Dr. Lindqvist trained in Paris for 3 years.")
 

@@ -241,10 +241,13 @@ class FactGenerator:
         shared = encode_prompt(self.lm, self._prompt_parts("", "")[0]) if self.phrasings > 1 else None
         self.dropped = {}
         per_fact: list[tuple[Fact, str | None, list[str]]] = []  # (fact, cloze question, model questions)
+        vague: list[tuple[Fact, str | None, list[str]]] = []  # clozes dropped only for an unresolved pronoun
         for index, fact in enumerate(facts):
             cloze = cloze_question(fact)
             if cloze is not None and question_problem(cloze, fact.answer):
                 self._drop(f"cloze_{question_problem(cloze, fact.answer)}")
+                if question_problem(cloze, fact.answer) == "pronoun":
+                    vague.append((fact, cloze, []))
                 cloze = None
             wanted = self.phrasings - (cloze is not None)
             written = self._model_questions(fact, sentences, shared, wanted, seed * 100_003 + index) if wanted else []
@@ -252,7 +255,11 @@ class FactGenerator:
             candidates = [QAPair(q, f.answer) for f, c, w in per_fact for q in ([c] if c else []) + w]
             if len(select_pairs(candidates, context, self.filter_config)[0]) >= n:
                 break
-        return self._answer(per_fact, context)
+        pairs = self._answer(per_fact, context)
+        if not pairs and vague:  # rather a vague cloze ("It lies how many km from Warsaw?") than no pair at all
+            self.dropped["vague_clozes_kept"] = len(vague)
+            pairs = self._answer(vague, context)
+        return pairs
 
     def _answer(self, per_fact: list[tuple[Fact, str | None, list[str]]], context: str) -> list[QAPair]:
         """The teacher (the model with the context in view) answers every question. A model-written question
