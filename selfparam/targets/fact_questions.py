@@ -127,8 +127,9 @@ def _near_span(sentence: str, start: int, end: int, max_words: int) -> tuple[str
     still too long or under four words, the words around the span. Returns it with the span's new offsets."""
     if len(sentence.split()) <= max_words:
         return sentence, start, end
-    left = max((m.end() for m in _CLAUSE_BREAK.finditer(sentence) if m.end() <= start), default=0)
-    right = min((m.start() for m in _CLAUSE_BREAK.finditer(sentence) if m.start() >= end), default=len(sentence))
+    breaks = list(_CLAUSE_BREAK.finditer(sentence))
+    left = max((m.end() for m in breaks if m.end() <= start), default=0)
+    right = min((m.start() for m in breaks if m.start() >= end), default=len(sentence))
     if 4 <= len(sentence[left:right].split()) <= max_words:
         return sentence[left:right], start - left, end - left
     side = max(2, (max_words - len(sentence[start:end].split())) // 2)
@@ -244,9 +245,10 @@ class FactGenerator:
         vague: list[tuple[Fact, str | None, list[str]]] = []  # clozes dropped only for an unresolved pronoun
         for index, fact in enumerate(facts):
             cloze = cloze_question(fact)
-            if cloze is not None and question_problem(cloze, fact.answer):
-                self._drop(f"cloze_{question_problem(cloze, fact.answer)}")
-                if question_problem(cloze, fact.answer) == "pronoun":
+            problem = question_problem(cloze, fact.answer) if cloze is not None else None
+            if problem:
+                self._drop(f"cloze_{problem}")
+                if problem == "pronoun":
                     vague.append((fact, cloze, []))
                 cloze = None
             wanted = self.phrasings - (cloze is not None)
