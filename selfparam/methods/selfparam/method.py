@@ -252,9 +252,10 @@ class SelfParam(WeightMethod):
         if not (self.config.rehearsal or self.config.rehearsal_context):
             return []
         if PartialState().num_processes > 1:
-            raise ValueError(f"rehearsal (on by default: {self.config.rehearsal} pairs per earlier context) keeps "
-                             f"every pair's teacher in one process: run without `accelerate launch`, or set "
-                             f"rehearsal to 0 (`--rehearsal 0`)")
+            raise ValueError(f"rehearsal (on by default: {self.config.rehearsal} pairs per earlier context; "
+                             f"rehearsal_context {self.config.rehearsal_context} chunks) keeps every replayed "
+                             f"teacher in one process: run without `accelerate launch`, or set rehearsal and "
+                             f"rehearsal_context to 0 (`--rehearsal 0 --rehearsal-context 0`)")
         return sample_rehearsal([r.rehearsal for r in self.weights.records], self.config.rehearsal,
                                 self.config.train.seed, step=len(self.weights.records) + 1,
                                 limit=self.config.rehearsal_limit, reads=self.config.rehearsal_context)
