@@ -79,9 +79,8 @@ def encode_prompt(lm: LM, prompt: str, prefix: EncodedPrompt | None = None) -> E
         raise ValueError("encode_prompt: empty prompt")
     cache = copy.deepcopy(prefix.cache) if prefix is not None else DynamicCache()
     with inference_mode(lm):
-        out = lm.model(input_ids=torch.tensor([ids], device=lm.device), past_key_values=cache,
-                       use_cache=True, logits_to_keep=1)
-    return EncodedPrompt(ids=(prefix.ids if prefix is not None else []) + ids, cache=out.past_key_values,
+        out = lm.model(input_ids=torch.tensor([ids], device=lm.device), cache=cache, use_cache=True, logits_to_keep=1)
+    return EncodedPrompt(ids=(prefix.ids if prefix is not None else []) + ids, cache=cache,  # grown in place
                          next_logits=out.logits[:, -1].float())
 
 
@@ -177,7 +176,7 @@ def sample_continuations(lm: LM, prompt: EncodedPrompt, n: int, max_new_tokens: 
                                              [i for i, text in enumerate(texts) if not retire(text)])
                     if not active:
                         break
-            out = lm.model(input_ids=chosen.unsqueeze(1), past_key_values=cache, use_cache=True)
+            out = lm.model(input_ids=chosen.unsqueeze(1), cache=cache, use_cache=True)
             logits = out.logits[:, -1].float()
     return completions()
 
