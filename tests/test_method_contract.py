@@ -36,9 +36,7 @@ def make(name, tiny):
     # n_pairs: the 2 pairs `targets` gives; FT(C) repeats each context to that many sequences (its SELF-PARAM
     # step budget), where the default 50 would train it for 100 steps to show what 4 show
     resources = Resources(target_builder=targets, targets=TargetConfig(n_pairs=2, answers="generator"), seed=0)
-    method = build_method(name, tiny, config, resources)
-    method.progress = False
-    return method
+    return build_method(name, tiny, config, resources, progress=False)
 
 
 def base_logits(model, tiny) -> torch.Tensor:
@@ -87,3 +85,15 @@ def test_protocol(name, tiny, tmp_path, monkeypatch):
     assert method.storage_bytes() == 0
     if weights is not None:
         assert torch.equal(base_logits(method.lm.model, tiny), base_logits(tiny.model, tiny))
+
+
+@pytest.mark.parametrize("progress", [False, True])
+def test_built_quiet_a_weight_method_draws_no_bars(progress, tiny, capsys):
+    """`--no-progress` reaches the bars a method draws itself (teacher, training steps), not only the harness's."""
+    cls = config_class("selfparam")
+    resources = Resources(target_builder=targets, targets=TargetConfig(n_pairs=2, answers="generator"), seed=0)
+    method = build_method("selfparam", tiny, cls(train=TrainConfig(epochs=1, batch_size=2)), resources,
+                          progress=progress)
+    method.inject(CONTEXTS[:1])
+    err = capsys.readouterr().err
+    assert ("train:" in err) == progress and ("teacher:" in err) == progress

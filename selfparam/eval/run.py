@@ -283,7 +283,7 @@ def evaluate(settings: EvalSettings, lm: LM | None = None, build: Callable[[str]
         resources = make_resources(settings, lm)
 
         def build(name: str) -> KnowledgeMethod:
-            return build_method(name, lm, configs.get(name), resources)
+            return build_method(name, lm, configs.get(name), resources, progress=settings.progress)
 
     after = None
     general_before = None

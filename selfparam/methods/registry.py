@@ -68,6 +68,11 @@ def preflight(name: str, config: Any, model_name: str) -> None:
         check(config, model_name)
 
 
-def build_method(name: str, lm: LM, config: Any = None, resources: Resources | None = None) -> KnowledgeMethod:
-    """Instantiate the method `name` on `lm` with its config (None for the defaults)."""
-    return method_class(name)(lm, config, resources or Resources())
+def build_method(name: str, lm: LM, config: Any = None, resources: Resources | None = None,
+                 progress: bool = True) -> KnowledgeMethod:
+    """Instantiate the method `name` on `lm` with its config (None for the defaults). `progress=False`
+    silences the bars of a method that draws its own (generation, teacher, training steps)."""
+    method = method_class(name)(lm, config, resources or Resources())
+    if hasattr(method, "progress"):
+        method.progress = progress
+    return method
