@@ -274,3 +274,24 @@ def test_a_setting_added_with_a_value_that_behaves_otherwise_refuses_the_resume(
     del old["method_configs"]["selfparam"]["rehearsal_limit"]
     (tmp_path / "config.json").write_text(json.dumps(old))
     assert open_run_log(tmp_path, as_before) is not None
+
+
+def test_a_methods_own_targets_neither_recorded_nor_compared(squad, golds, tmp_path):
+    """The harness trains every method on the run's shared target sets (the run's `questions`, `n_pairs`,
+    `unrelated`); a method config's own `targets` is never used. Runs recorded it at its default of the day, so a
+    new default there (fact questions) must not refuse to resume them, and new runs do not record it."""
+    from selfparam.eval.run import open_run_log
+
+    out = tmp_path / "run"
+    evaluate(_settings(squad, out), build=lambda n: Counting(n, golds))
+    recorded = json.loads((out / "config.json").read_text())
+    assert recorded["method_configs"] and all("targets" not in c for c in recorded["method_configs"].values())
+    stale = json.loads(json.dumps(recorded))  # as a run recorded before: every config with its unused targets
+    for values in stale["method_configs"].values():
+        values["targets"] = {"n_pairs": 50, "unrelated_path": None, "questions": "paper"}
+    (out / "config.json").write_text(json.dumps(stale))
+    assert open_run_log(out, recorded) is not None
+    # the run's own setting is still compared
+    other = {**recorded, "settings": {**recorded["settings"], "questions": "other"}}
+    with pytest.raises(ValueError, match=r"questions: '\w+' -> 'other'"):
+        open_run_log(out, other)

@@ -26,6 +26,7 @@ from typing import Any, Sequence
 from ..atomic import atomic_write_text
 from ..provenance import provenance
 from .comparison import BASE, QA_TASKS, UPPER, level, report_statistics
+from .configs import recorded_method_configs
 from .report import SAME, with_ci, write_json
 from .tasks import MethodOutcome, TaskResult, retention_from_records
 
@@ -96,7 +97,7 @@ def differing_settings(configs: Sequence[dict]) -> list[dict[str, Any]]:
         settings = {k: v for k, v in config.get("settings", {}).items() if k not in _NOT_LEVERS}
         flats.append({"settings": _flat(settings, ""),
                       "methods": {m: _flat(c, f"method_configs.{m}")
-                                  for m, c in (config.get("method_configs") or {}).items()}})
+                                  for m, c in (recorded_method_configs(config.get("method_configs")) or {}).items()}})
     differing: list[dict[str, Any]] = [{} for _ in configs]
     keys = list(dict.fromkeys(k for f in flats for k in f["settings"]))
     for key in keys:

@@ -57,3 +57,13 @@ def setting_paths(raw: dict[str, Any], where: str = "") -> set[str]:
         path = f"{where}.{key}" if where else key
         out |= setting_paths(value, path) if isinstance(value, dict) else {path}
     return out
+
+
+def recorded_method_configs(configs: dict[str, Any] | None) -> dict[str, Any] | None:
+    """Method configs as a run records and compares them: without a method's own `targets`, which the harness
+    never uses (every method trains on the run's shared target sets, set by the run's settings: `questions`,
+    `n_pairs`, `unrelated`). Runs recorded before this still hold them, at the defaults of their day."""
+    if configs is None:
+        return None
+    return {name: {k: v for k, v in values.items() if k != "targets"} if isinstance(values, dict) else values
+            for name, values in configs.items()}

@@ -23,6 +23,7 @@ from ..methods.registry import METHODS, QA_METHODS, build_method, config_class, 
 from ..settings import absent_values
 from ..targets import TooFewPairsError
 from . import tasks
+from .configs import recorded_method_configs
 from .general import GeneralConfig, general_ability
 from .loaders import CRS_DATASETS, DataError, load_crs, load_qa, parse_articles, sample_contexts, sample_turns
 from .progress import LOG_NAME, RunLog, added_settings, added_values, resume_differences
@@ -170,6 +171,7 @@ def open_run_log(out: Path, config: dict[str, Any]) -> RunLog:
     if not previous.is_file():
         raise ValueError(f"{out} has a run log but no config.json; move {path} away to start afresh")
     old = json.loads(previous.read_text(encoding="utf-8"))
+    old["method_configs"] = recorded_method_configs(old.get("method_configs"))
     grows = _grows(old, config)
     ignore = _RESUMABLE + (("n",) if grows else ())
     differ = resume_differences(old.get("settings", {}), config["settings"], ignore=ignore)
@@ -264,7 +266,7 @@ def evaluate(settings: EvalSettings, lm: LM | None = None, build: Callable[[str]
         for name in settings.methods:  # what a method can check without the model (RECIPE's editor)
             preflight(name, configs.get(name), settings.model)
     config = {"settings": settings.to_dict(),
-              "method_configs": {k: dataclasses.asdict(v) for k, v in configs.items()},
+              "method_configs": recorded_method_configs({k: dataclasses.asdict(v) for k, v in configs.items()}),
               "items": [getattr(getattr(i, "context", None), "id", None) or getattr(i, "id", None) for i in items]}
     log = open_run_log(settings.out, config)  # a changed setting refuses to resume, before anything is written
     if report_only:
