@@ -8,7 +8,7 @@ import torch
 from selfparam.bench import DEFAULT_UNRELATED, bench_config, bench_context, bench_injection
 from selfparam.methods.selfparam import SelfParamConfig, TargetConfig
 from selfparam.precision import cpu_bf16_native
-from selfparam.targets import LocalGenerator
+from selfparam.targets import FactGenerator, LocalGenerator
 from selfparam.targets.types import QAPair
 from selfparam.testing import tiny_lm
 from selfparam.training.trainer import TrainConfig
@@ -29,7 +29,7 @@ def test_bench_reports_the_whole_injection_and_the_naive_path(monkeypatch):
     monkeypatch.setattr(LocalGenerator, "generate", fixed_pairs)
     lm = tiny_lm(seed=0, max_position_embeddings=2048)
     weights = {k: v.clone() for k, v in lm.model.state_dict().items()}
-    config = SelfParamConfig(targets=TargetConfig(n_pairs=3, answers="generator"),
+    config = SelfParamConfig(targets=TargetConfig(n_pairs=3, answers="generator", questions="paper"),
                              train=TrainConfig(epochs=1, batch_size=2))
     figures = bench_injection(lm, CTX, config, naive=True, log=lambda *_: None)
     assert paths == [True, False]  # ours samples on the cached prompt, the naive path recomputes it
@@ -57,7 +57,7 @@ def _ratio_of_rounded(ratio: float, num: float, den: float, n_den: int) -> bool:
 
 
 def test_bench_without_naive_has_no_naive_keys(monkeypatch):
-    monkeypatch.setattr(LocalGenerator, "generate", lambda self, context, n, seed: list(PAIRS))
+    monkeypatch.setattr(FactGenerator, "generate", lambda self, context, n, seed: list(PAIRS))  # the default
     config = SelfParamConfig(targets=TargetConfig(n_pairs=3, answers="generator"), train=TrainConfig(epochs=1))
     figures = bench_injection(tiny_lm(seed=0, max_position_embeddings=2048), CTX, config, naive=False,
                               log=lambda *_: None)
@@ -112,3 +112,21 @@ def test_inject_records_where_its_seconds_went():
     parts = sum(v for k, v in seconds.items() if k != "total")
     assert seconds["total"] == pytest.approx(parts, abs=0.004)
     assert seconds["teacher"] == round(method.last_stats.seconds_teacher, 3)
+
+
+def test_the_naive_path_of_fact_questions_is_the_fact_generator_without_its_caches(monkeypatch):
+    """With fact questions (the default) the naive generation is the same generator on its plain path, and the
+    pairs are not answered a second time (the generator's teacher already answered them)."""
+    paths = []
+
+    def fixed_pairs(self, context, n, seed):
+        paths.append(self.reuse_prompt_cache)
+        return list(PAIRS)
+
+    monkeypatch.setattr(FactGenerator, "generate", fixed_pairs)
+    monkeypatch.setattr("selfparam.bench.answer_in_context", lambda *a: pytest.fail("answered twice"))
+    config = SelfParamConfig(targets=TargetConfig(n_pairs=6), train=TrainConfig(epochs=1, batch_size=2))
+    assert config.targets.questions == "facts"
+    figures = bench_injection(tiny_lm(seed=0, max_position_embeddings=2048), CTX, config, naive=True,
+                              log=lambda *_: None)
+    assert paths == [True, False] and figures["pairs"] == 6  # 3 distinct pairs cycled to n_pairs on both paths

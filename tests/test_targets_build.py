@@ -223,4 +223,4 @@ def test_fact_questions_are_cycled_to_n_pairs_by_the_builder(monkeypatch):
     facts = make_target_builder(TargetConfig(n_pairs=6, questions="facts"), lm)(CTX)
     assert facts.pairs == [GOOD[i % 2] for i in range(6)]
     with pytest.raises(ValueError, match="only 2 usable"):  # the paper's questions: at least half of n_pairs
-        make_target_builder(TargetConfig(n_pairs=6), lm)(CTX)
+        make_target_builder(TargetConfig(n_pairs=6, questions="paper"), lm)(CTX)

@@ -131,7 +131,7 @@ def test_fact_generator_returns_questions_whose_answers_are_spans(tiny_long, mon
     prompts, asked = [], []
     facts = extract_facts(CTX)
 
-    def teacher(lm, ps, max_new_tokens):  # knows which fact each question asks for, and says so
+    def teacher(lm, ps, max_new_tokens, **_):  # knows which fact each question asks for, and says so
         asked.extend(ps)
         return [next((f"It is {f.answer}." for f in facts if (cloze_question(f) or "\0") in p
                       or f.sentence.replace(f.answer, "what").rstrip(".") + "?" in p), "No idea.") for p in ps]
@@ -160,7 +160,7 @@ def test_fact_generator_returns_questions_whose_answers_are_spans(tiny_long, mon
 def test_a_paragraph_whose_clozes_all_have_a_pronoun_keeps_them_rather_than_none(tiny_long, monkeypatch):
     ctx = "It lies 60 km from Warsaw. Its river was bridged in 1745."  # every sentence leans on "it"
     monkeypatch.setattr(fact_questions, "sample_continuations", _fake_sampler([]))
-    monkeypatch.setattr(fact_questions, "generate", lambda lm, ps, max_new_tokens: ["No idea."] * len(ps))
+    monkeypatch.setattr(fact_questions, "generate", lambda lm, ps, max_new_tokens, **_: ["No idea."] * len(ps))
     gen = FactGenerator(tiny_long, phrasings=2, teacher_answers=True)
     pairs = gen.generate(ctx, n=10, seed=0)
     assert pairs and all(p.answer in ctx for p in pairs)  # the clozes, answered with their spans
@@ -175,7 +175,7 @@ CTX3 = ("Mara Lindqvist opened the Blue Heron bakery in Tromsø in 2019. The Blu
 def test_fact_generator_stops_when_enough_and_keeps_the_teachers_answer_with_the_span(tiny_long, monkeypatch):
     asked = []
 
-    def teacher(lm, prompts, max_new_tokens):
+    def teacher(lm, prompts, max_new_tokens, **_):
         asked.extend(prompts)
         return ["Mara Lindqvist opened it." if "Who opened" in p else "No idea." for p in prompts]
 
@@ -189,10 +189,35 @@ def test_fact_generator_stops_when_enough_and_keeps_the_teachers_answer_with_the
 
 def test_model_written_questions_the_teacher_does_not_answer_with_the_span_are_dropped(tiny_long, monkeypatch):
     monkeypatch.setattr(fact_questions, "sample_continuations", _fake_sampler([]))
-    monkeypatch.setattr(fact_questions, "generate", lambda lm, ps, max_new_tokens: ["No idea."] * len(ps))
+    monkeypatch.setattr(fact_questions, "generate", lambda lm, ps, max_new_tokens, **_: ["No idea."] * len(ps))
     gen = FactGenerator(tiny_long, phrasings=2)
     pairs = gen.generate(CTX3, n=100, seed=0)
     assert all(not p.question.startswith("Say:") for p in pairs) and gen.dropped["teacher_disagrees"] == len(pairs)
+
+
+def test_the_plain_path_reads_every_prompt_whole_and_answers_one_question_at_a_time(tiny_long, monkeypatch):
+    """`reuse_prompt_cache=False`, the bench's naive reference: no shared instruction, no per-fact cache (every
+    sampled phrasing reads its whole prompt) and the teacher answers one question per call; the same pairs."""
+    def no_cache(*args, **kw):
+        raise AssertionError("the plain path encodes no prompt cache")
+
+    calls = []
+
+    def fake_generate(lm, prompts, max_new_tokens, batch_size=16, do_sample=False, **_):
+        calls.append((len(prompts), batch_size, do_sample, prompts[0]))
+        if do_sample:  # the phrasings: one fixed question per row
+            return ["Who opened the bakery in Tromsø?"] * len(prompts)
+        return ["It is Mara Lindqvist."] * len(prompts)
+
+    monkeypatch.setattr(fact_questions, "generate", fake_generate)
+    monkeypatch.setattr(fact_questions, "encode_prompt", no_cache)
+    monkeypatch.setattr(fact_questions, "sample_continuations", no_cache)
+    plain = FactGenerator(tiny_long, phrasings=2, reuse_prompt_cache=False).generate(CTX3, n=100, seed=0)
+    sampled = [c for c in calls if c[2]]
+    assert sampled and all("Text: " in c[3] and c[3].startswith("<|im_start|>") for c in sampled)  # whole prompts
+    answered = [c for c in calls if not c[2]]
+    assert len(answered) == 1 and answered[0][1] == 1  # every question, one per forward batch
+    assert plain and all(p.answer for p in plain)
 
 
 def test_fact_generator_on_the_tiny_model_and_its_errors(tiny_long):
@@ -221,15 +246,21 @@ def test_questions_facts_is_wired_through_target_config():
 
     lm = tiny_lm(seed=0)
     assert isinstance(make_generator(TargetConfig(questions="facts", fact_phrasings=2), lm), FactGenerator)
-    assert isinstance(make_generator(TargetConfig(), lm), LocalGenerator)
-    # at their defaults the new settings stay out of the cache key: sets built before them stay valid
-    assert "questions" not in cache_key(TargetConfig(), lm)["config"]
+    paper = TargetConfig(questions="paper")
+    assert isinstance(make_generator(paper, lm), LocalGenerator)
+    # fact questions are the default where the local model writes the pairs; the paper's with a file or endpoint
+    assert TargetConfig().questions == "facts" and isinstance(make_generator(TargetConfig(), lm), FactGenerator)
+    assert TargetConfig(pairs_file="p.jsonl").questions == "paper"
+    assert TargetConfig(generator_url="http://x/v1", generator_model="m").questions == "paper"
+    # at the values that behave as before them the new settings stay out of the cache key: sets built before
+    # them stay valid
+    assert "questions" not in cache_key(paper, lm)["config"]
     assert cache_key(TargetConfig(questions="facts"), lm)["config"]["questions"] == "facts"
     # fact sets also depend on the span rules' version; the paper's sets do not
     assert cache_key(TargetConfig(questions="facts"), lm)["fact_rules"] >= 2 and "fact_rules" not in cache_key(
-        TargetConfig(), lm)
+        paper, lm)
     # fact questions carry the teacher's span-checked answers: no second re-answering
-    assert TargetConfig().teacher_rewrites_answers and not TargetConfig(questions="facts").teacher_rewrites_answers
+    assert paper.teacher_rewrites_answers and not TargetConfig(questions="facts").teacher_rewrites_answers
     with pytest.raises(ValueError, match="questions"):
         TargetConfig(questions="trivia")
     with pytest.raises(ValueError, match="pairs_file"):

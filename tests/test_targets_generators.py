@@ -231,7 +231,7 @@ def test_a_method_switched_to_quiet_after_it_is_built_generates_without_a_bar(ti
         return [Completion(GOOD.removeprefix(RESPONSE_PREFIX) + "\n", (), ended=True)] * n
 
     monkeypatch.setattr(generators, "sample_continuations", fake_sample)
-    config = SelfParamConfig(targets=TargetConfig(n_pairs=3))
+    config = SelfParamConfig(targets=TargetConfig(n_pairs=3, questions="paper"))  # the local generator's bar
     quiet = SelfParam(tiny_long, config)
     quiet.progress = False  # as the server does: its jobs report their stage instead
     assert len(quiet.build_targets(CTX).pairs) == 3 and capsys.readouterr().err == ""

@@ -50,8 +50,9 @@ def inject(
     unrelated_ratio: Annotated[float, typer.Option(help="unrelated sentences per pair")] = DEFAULT_UNRELATED_RATIO,
     answers: Annotated[str, typer.Option(help="generator: the generator's answers; "
                                               "teacher: re-answered with the context")] = TargetConfig.answers,
-    questions: Annotated[str, typer.Option(help="paper: the paper's whole-context prompt; facts: answer-aware, "
-                                                "fact-covering questions")] = TargetConfig.questions,
+    questions: Annotated[Optional[str], typer.Option(help="facts: answer-aware, fact-covering questions; paper: the "
+                                                          "paper's whole-context prompt [default: facts, paper with "
+                                                          "--pairs-file or --generator-url]")] = None,
     adapter: Annotated[str, typer.Option(help="lora or mlp")] = "lora",
     lr: Annotated[float, typer.Option()] = TrainConfig.lr,
     epochs: Annotated[int, typer.Option()] = TrainConfig.epochs,

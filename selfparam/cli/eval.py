@@ -53,8 +53,9 @@ Exclude = Annotated[Optional[list[str]], typer.Option("--exclude", help="a conte
                                                                    "one takes its place), e.g. Steam_engine/34 "
                                                                    "when no target set can be built for it; "
                                                                    "repeat for more")]
-Questions = Annotated[str, typer.Option("--questions", help="target questions: paper (the paper's whole-context "
-                                                             "prompt) or facts (answer-aware, fact-covering)")]
+Questions = Annotated[str, typer.Option("--questions", help="target questions: facts (answer-aware, fact-covering) "
+                                                             "or paper (the paper's whole-context prompt; runs "
+                                                             "recorded before facts became the default)")]
 ReportOnly = Annotated[bool, typer.Option("--report-only", help="run nothing: write the report of what OUT's run "
                                                                 "log holds so far (unfinished methods: partial)")]
 Progress = Annotated[bool, typer.Option("--progress/--no-progress", help="progress bars over contexts")]
@@ -129,7 +130,7 @@ def single(data: Data, out: Out, methods: Methods = _QA_DEFAULT_METHODS, n: N = 
            unrelated: Unrelated = None, targets_dir: TargetsDir = None, method_config: MethodConfig = None,
            general: General = False, mmlu: MMLU = None, mmlu_subjects: Subjects = None,
            mmlu_per_subject: PerSubject = 20, wikitext: Wikitext = None, ppl_tokens: PplTokens = 4096,
-           articles: Articles = None, exclude: Exclude = None, questions: Questions = "paper",
+           articles: Articles = None, exclude: Exclude = None, questions: Questions = "facts",
            report_only: ReportOnly = False, targets_only: TargetsOnly = False, progress: Progress = True) -> None:
     """Single-context injection: each context alone into a fresh model, then its questions (QA-F1, EM)."""
     _run("single", **locals())
@@ -144,7 +145,7 @@ def batch(data: Data, out: Out, methods: Methods = _QA_DEFAULT_METHODS, n: N = 2
           unrelated: Unrelated = None, targets_dir: TargetsDir = None, method_config: MethodConfig = None,
           general: General = False, mmlu: MMLU = None, mmlu_subjects: Subjects = None,
           mmlu_per_subject: PerSubject = 20, wikitext: Wikitext = None, ppl_tokens: PplTokens = 4096,
-          articles: Articles = None, exclude: Exclude = None, questions: Questions = "paper",
+          articles: Articles = None, exclude: Exclude = None, questions: Questions = "facts",
           report_only: ReportOnly = False, targets_only: TargetsOnly = False, progress: Progress = True) -> None:
     """Batch injection: K contexts in one update, then all their questions."""
     _run("batch", **locals())
@@ -160,7 +161,7 @@ def sequential(data: Data, out: Out, methods: Methods = "selfparam,ft-s,ft-c",
                general: General = False, general_every: GeneralEvery = 0, mmlu: MMLU = None,
                mmlu_subjects: Subjects = None, mmlu_per_subject: PerSubject = 20, wikitext: Wikitext = None,
                ppl_tokens: PplTokens = 4096, articles: Articles = None, exclude: Exclude = None,
-               questions: Questions = "paper", targets_only: TargetsOnly = False,
+               questions: Questions = "facts", targets_only: TargetsOnly = False,
                progress: Progress = True) -> None:
     """Sequential injection of T contexts; after each step every earlier context is asked (retention matrix)."""
     options = locals()

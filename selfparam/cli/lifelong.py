@@ -11,6 +11,7 @@ from typing import Annotated, Optional
 import typer
 
 from .eval import NPairs, TargetsDir, Unrelated
+from .probes import PROBE_QUESTIONS
 
 
 def _ints(text: str, what: str) -> list[int]:
@@ -106,6 +107,7 @@ def _lifelong(data: Path, methods: str, edits: str, out: Path, model: str, max_e
     # each edit is one context: SELF-PARAM and FT(S) share its generated target set
     resources = shared_target_resources(lm, seed=seed, unrelated=unrelated, n_pairs=n_pairs,
                                         targets_dir=targets_dir or Path(out) / "targets",
-                                        generator_samples=pair_samples, generator_max_new_tokens=pair_tokens)
+                                        generator_samples=pair_samples, generator_max_new_tokens=pair_tokens,
+                                        questions=PROBE_QUESTIONS)  # one-sentence edits, as the probes'
     return run_lifelong(lm, {n: configs.get(n) for n in names}, records, cfg, out, data_name=str(data),
                         command="selfparam eval lifelong " + shlex.join(_own_args(sys.argv)), resources=resources)

@@ -55,7 +55,7 @@ class EvalSettings:
     dataset: str | None = None  # recommendation: inspired | redial (a subfolder of `data`)
     n_pairs: int | None = None  # generated pairs per context (None: the target builder's default)
     unrelated: Path | None = None  # unrelated sentences for the target sets (None: none)
-    questions: str = "paper"  # target questions: the paper's prompt, or answer-aware fact-covering ones
+    questions: str = "facts"  # target questions: answer-aware fact-covering ones, or the paper's prompt ("paper")
     targets_dir: Path | None = None  # cache of target sets (None: <out>/targets)
     method_config: Path | None = None  # JSON of per-method settings
     general: GeneralConfig | None = None

@@ -28,8 +28,9 @@ from .qa import generation_user_text
 from .types import PairGenerator, TargetSet
 
 TEACHER_ANSWER_TOKENS = 48
-# Settings added after format version 2 are left out of the cache key while at the default that reproduces
-# the earlier behaviour, so adding a setting never invalidates the sets already built (they are expensive).
+# Settings added after format version 2 are left out of the cache key while at the value that reproduces the
+# earlier behaviour (for `questions`, no longer the default), so adding a setting never invalidates the sets
+# already built (they are expensive).
 KEY_OMITTED_AT_DEFAULT = {"questions": "paper", "fact_phrasings": 3, "generator_retire_after": 0}
 
 

@@ -42,10 +42,11 @@ class TargetConfig:
                 "switches off the section 3.3.3 filters on the generator's answers (see docs/tuning.md)"})
     seed: int = field(default=0, metadata={"help": "seeds pair sampling and, with each context's digest, the "
                                                    "unrelated sentences drawn for it"})
-    questions: str = field(default="paper", metadata={
-        "help": "paper: the paper's whole-context bulleted-QA prompt; facts: answer-aware, fact-covering questions "
-                "(answer spans chosen per sentence first, a cloze question plus model-written phrasings per span; "
-                "targets/fact_questions.py)"})
+    questions: str | None = field(default=None, metadata={
+        "help": "facts: answer-aware, fact-covering questions (answer spans chosen per sentence first, a cloze "
+                "question plus model-written phrasings per span; targets/fact_questions.py); paper: the paper's "
+                "whole-context bulleted-QA prompt. None: facts where the local model writes the pairs (measured "
+                "better, docs/tuning.md), paper with pairs_file or generator_url"})
     fact_phrasings: int = field(default=3, metadata={"help": "questions=facts: phrasings per fact (the cloze first)"})
 
     def __post_init__(self) -> None:
@@ -64,6 +65,8 @@ class TargetConfig:
             raise ValueError(f"answers: {self.answers!r} is not 'generator' or 'teacher'")
         if bool(self.generator_url) != bool(self.generator_model):
             raise ValueError("generator_url and generator_model go together")
+        if self.questions is None:
+            self.questions = "paper" if (self.pairs_file or self.generator_url) else "facts"
         if self.questions not in ("paper", "facts"):
             raise ValueError(f"questions: {self.questions!r} is not 'paper' or 'facts'")
         if self.questions == "facts" and (self.pairs_file or self.generator_url):

@@ -186,7 +186,7 @@ class FactGenerator:
 
     def __init__(self, lm: LM, phrasings: int = 3, window: int = 1, temperature: float = 0.7, top_p: float = 0.95,
                  max_new_tokens: int = 40, teacher_answers: bool = True, filter_config: FilterConfig | None = None,
-                 extract: Callable[[str], list[Fact]] = extract_facts):
+                 extract: Callable[[str], list[Fact]] = extract_facts, reuse_prompt_cache: bool = True):
         if phrasings < 1 or max_new_tokens < 1 or window < 0:
             raise ValueError(f"phrasings and max_new_tokens must be >= 1 and window >= 0, got {phrasings}, "
                              f"{max_new_tokens} and {window}")
@@ -195,6 +195,9 @@ class FactGenerator:
         self.lm, self.phrasings, self.window = lm, phrasings, window
         self.temperature, self.top_p, self.max_new_tokens = temperature, top_p, max_new_tokens
         self.teacher_answers, self.filter_config, self.extract = teacher_answers, filter_config, extract
+        # False: the plain path `selfparam bench` compares against: every sampled phrasing reads its whole prompt
+        # (no shared instruction, no per-fact cache) and the teacher answers one question at a time
+        self.reuse_prompt_cache = reuse_prompt_cache
         answers = "the teacher's answer where it contains the span, else the span" if teacher_answers else "the span"
         self.description = (f"facts:{lm.name} phrasings={phrasings} (cloze + model-written, teacher-checked) "
                             f"window={window} temperature={temperature} top_p={top_p} answers={answers}")
@@ -216,16 +219,24 @@ class FactGenerator:
 
     def _model_questions(self, fact: Fact, sentences: list[str], shared, count: int, seed: int) -> list[str]:
         """`count` questions the model writes for the fact (the unusable ones dropped and counted)."""
-        _, rest = self._prompt_parts(self._window(fact, sentences), fact.answer)
-        encoded = encode_prompt(self.lm, rest, prefix=shared)
-        if len(encoded.ids) + self.max_new_tokens > self.lm.max_length:
-            raise GeneratorError(f"a fact prompt is {len(encoded.ids)} tokens, too long for {self.lm.name}'s "
+        head, rest = self._prompt_parts(self._window(fact, sentences), fact.answer)
+        if self.reuse_prompt_cache:
+            encoded = encode_prompt(self.lm, rest, prefix=shared)
+            n_prompt = len(encoded.ids)
+        else:
+            n_prompt = len(self.lm.tokenizer(head + rest, add_special_tokens=False)["input_ids"])
+        if n_prompt + self.max_new_tokens > self.lm.max_length:
+            raise GeneratorError(f"a fact prompt is {n_prompt} tokens, too long for {self.lm.name}'s "
                                  f"window of {self.lm.max_length}: lower `window`")
-        completions = sample_continuations(self.lm, encoded, count, self.max_new_tokens, temperature=self.temperature,
-                                           top_p=self.top_p, seed=seed)
+        if self.reuse_prompt_cache:
+            texts = [c.text for c in sample_continuations(self.lm, encoded, count, self.max_new_tokens,
+                                                          temperature=self.temperature, top_p=self.top_p, seed=seed)]
+        else:
+            texts = generate(self.lm, [head + rest] * count, max_new_tokens=self.max_new_tokens, batch_size=count,
+                             do_sample=True, temperature=self.temperature, top_p=self.top_p, seed=seed)
         questions = []
-        for completion in completions:
-            question = first_question(completion.text)
+        for text in texts:
+            question = first_question(text)
             reason = question_problem(question, fact.answer)
             if reason:
                 self._drop(reason)
@@ -239,7 +250,8 @@ class FactGenerator:
             raise GeneratorError(f"no facts (names, numbers, dates, definitions, objects) found in the context to ask "
                                  f"about: {context[:80]!r}; use the paper's questions instead (questions='paper')")
         sentences = context_sentences(context)
-        shared = encode_prompt(self.lm, self._prompt_parts("", "")[0]) if self.phrasings > 1 else None
+        shared = encode_prompt(self.lm, self._prompt_parts("", "")[0]) \
+            if self.phrasings > 1 and self.reuse_prompt_cache else None
         self.dropped = {}
         per_fact: list[tuple[Fact, str | None, list[str]]] = []  # (fact, cloze question, model questions)
         vague: list[tuple[Fact, str | None, list[str]]] = []  # clozes dropped only for an unresolved pronoun
@@ -273,7 +285,7 @@ class FactGenerator:
         if not asked:
             return []
         prompts = [answer_prompt(self.lm.tokenizer, question, context) for _, _, question, _ in asked]
-        answers = generate(self.lm, prompts, max_new_tokens=48)
+        answers = generate(self.lm, prompts, max_new_tokens=48, batch_size=16 if self.reuse_prompt_cache else 1)
         kept: list[tuple[int, QAPair]] = []
         for (k, fact, question, is_cloze), answer in zip(asked, answers):
             contains = holds_span(answer, fact.answer)
