@@ -428,3 +428,15 @@ def test_only_answers_that_tokenize_back_keep_their_written_distributions(tiny, 
     examples = distillation_examples(tok, out, written=written)
     assert examples[0].teacher is kept and examples[1].teacher is None
     assert encode(tok, examples[0], tiny.max_length).teacher is kept
+
+
+def test_wrapping_in_lora_warns_nothing_of_ours():
+    """peft reads a property transformers deprecated: one FutureWarning per update flooded every run's log."""
+    import warnings
+
+    from selfparam.training.adapters import attach
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        attach(tiny_lm(seed=0).model, AdapterConfig())
+    assert not [w for w in caught if "is_gradient_checkpointing" in str(w.message)], [str(w.message) for w in caught]

@@ -9,6 +9,8 @@ the new values of the MLP weights. Replaying the records in order onto the base 
 from __future__ import annotations
 
 import json
+import warnings
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -45,6 +47,15 @@ class AdapterConfig:
         self.target_modules = tuple(self.target_modules)
 
 
+@contextmanager
+def _peft_wrapping():
+    """peft (0.21) reads the model's `is_gradient_checkpointing`, which transformers 5.25 deprecated: a
+    FutureWarning on every update that says nothing about ours. Silenced here only, while peft wraps."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="`is_gradient_checkpointing` is deprecated", category=FutureWarning)
+        yield
+
+
 def _is_mlp_param(name: str) -> bool:
     return ".mlp." in name
 
@@ -54,7 +65,8 @@ def attach(model: torch.nn.Module, config: AdapterConfig) -> torch.nn.Module:
     if config.kind == "lora":
         lora = LoraConfig(task_type="CAUSAL_LM", r=config.r, lora_alpha=config.alpha,
                           lora_dropout=config.dropout, target_modules=list(config.target_modules))
-        return get_peft_model(model, lora)
+        with _peft_wrapping():
+            return get_peft_model(model, lora)
     model.requires_grad_(False)
     for name, param in model.named_parameters():
         if _is_mlp_param(name):
@@ -123,7 +135,8 @@ def replay(model: torch.nn.Module, record: UpdateRecord, folder: Path | None = N
     if record.kind == "lora":
         if folder is None:
             raise ValueError("replaying a LoRA update needs its adapter folder")
-        peft_model = PeftModel.from_pretrained(model, str(folder))
+        with _peft_wrapping():
+            peft_model = PeftModel.from_pretrained(model, str(folder))
         merged = peft_model.merge_and_unload()
         merged.requires_grad_(False)
         return merged
