@@ -44,6 +44,7 @@ from .targets import (
     answer_in_context,
     build_target_set,
     make_generator,
+    pair_budget,
     pair_filter,
 )
 from .targets.types import TargetSet
@@ -62,12 +63,10 @@ def naive_targets(lm: LM, config: TargetConfig, context: str) -> TargetSet:
     """The target set built the plain way: every sampled completion recomputes the whole prompt, each
     round runs to its end, and the teacher answers one question at a time (fact questions: inside the
     generator, which checks each answer against its span)."""
-    facts = config.questions == "facts"
     generator = make_generator(config, lm)
     generator.reuse_prompt_cache = False
     targets = build_target_set(context, generator, None, n_pairs=config.n_pairs, unrelated_ratio=0.0,
-                               seed=config.seed, filter_config=pair_filter(config),
-                               min_pairs=1 if facts else None, cycle=facts)  # as the builder does
+                               seed=config.seed, filter_config=pair_filter(config), **pair_budget(config))
     if not config.teacher_rewrites_answers:
         return targets
 

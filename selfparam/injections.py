@@ -36,10 +36,9 @@ def load_injection(path: str | Path, lm: LM | None = None, device: str | torch.d
     path = Path(path)
     store = KnowledgeStore.open(path)  # a saved injection opens as a store of its updates
     base = lm or load_lm(store.base_model, device=device, dtype=dtype)
-    method = build_method(store.method_name, base)
+    method = build_method(store.method_name, base, progress=False)
     if not isinstance(getattr(method, "weights", None), WeightUpdates):
         raise ValueError(f"{path}: method {store.method_name!r} does not store its knowledge in the weights")
-    method.progress = False
     store.materialize(method, version)
     return base, method
 

@@ -110,10 +110,8 @@ class Engine:
 
     # -- helpers ----------------------------------------------------------------------------------
     def _build(self) -> KnowledgeMethod:
-        method = build_method(self.method_name, self.lm, self.method_config)
-        if hasattr(method, "progress"):
-            method.progress = False  # no progress bars in the server's log; jobs report their stage
-        return method
+        # no progress bars in the server's log; jobs report their stage
+        return build_method(self.method_name, self.lm, self.method_config, progress=False)
 
     def _method_at(self, n: int) -> KnowledgeMethod:
         method = self._build()

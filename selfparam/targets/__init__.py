@@ -15,7 +15,7 @@ from .build import (
                     target_set_to_dict,
                     unrelated_seed,
 )
-from .builder import cache_key, make_generator, make_target_builder, reanswer
+from .builder import cache_key, make_generator, make_target_builder, pair_budget, reanswer
 from .config import DEFAULT_N_PAIRS, DEFAULT_UNRELATED_RATIO, TargetConfig, pair_filter
 from .corpus import UnrelatedCorpus, detokenize, split_sentences
 from .fact_questions import FactGenerator
@@ -38,7 +38,7 @@ from .types import GeneratorError, PairGenerator, QAPair, TargetSet, TooFewPairs
 
 __all__ = [
     "DEFAULT_N_PAIRS", "DEFAULT_UNRELATED_RATIO", "CachedTargetBuilder", "answer_in_context", "build_target_set",
-    "context_key", "unrelated_seed", "cache_key", "make_generator", "make_target_builder", "reanswer",
+    "context_key", "unrelated_seed", "cache_key", "make_generator", "make_target_builder", "pair_budget", "reanswer",
     "TargetConfig", "pair_filter",
     "load_target_set", "save_target_set", "target_set_from_dict", "target_set_to_dict",
     "UnrelatedCorpus", "detokenize", "split_sentences",

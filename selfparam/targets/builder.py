@@ -69,6 +69,14 @@ def cache_key(config: TargetConfig, generator_lm: LM) -> dict:
     }
 
 
+def pair_budget(config: TargetConfig) -> dict:
+    """How a set reaches `n_pairs` (`build_target_set`'s `min_pairs` and `cycle`): fact questions ask every fact
+    the context has, once per phrasing, so a short context has fewer than n_pairs of them; one is enough, and they
+    are cycled to n_pairs so the training budget is the paper's. The paper's prompt needs half of n_pairs."""
+    facts = config.questions == "facts"
+    return {"min_pairs": 1 if facts else None, "cycle": facts}
+
+
 def make_target_builder(config: TargetConfig, generator_lm: LM, cache_dir: str | Path | None = None,
                         progress: bool = False) -> Callable[[str], TargetSet]:
     """context -> TargetSet (generated pairs + unrelated sentences); cached on disk when `cache_dir` is given.
@@ -80,12 +88,9 @@ def make_target_builder(config: TargetConfig, generator_lm: LM, cache_dir: str |
     generator = make_generator(config, generator_lm, progress=progress)
 
     def build(context: str) -> TargetSet:
-        # fact questions ask every fact the context has, once per phrasing: a short context has fewer than
-        # n_pairs of them, and they are cycled to n_pairs so the training budget is the paper's
-        facts = config.questions == "facts"
         return build_target_set(context, generator, corpus, n_pairs=config.n_pairs,
                                 unrelated_ratio=config.unrelated_ratio if corpus else 0.0, seed=config.seed,
-                                filter_config=pair_filter(config), min_pairs=1 if facts else None, cycle=facts)
+                                filter_config=pair_filter(config), **pair_budget(config))
 
     if not cache_dir:
         return build
