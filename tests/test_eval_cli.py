@@ -79,6 +79,8 @@ def test_single_run_writes_the_report(tiny_folder, squad, tmp_path):
     (["batch", "--data", "{squad}", "--methods", "base", "--n", "5", "--k", "2", "--out", "{out}"], "divide"),
     (["recommendation", "--data", "{tmp}", "--dataset", "netflix", "--methods", "base", "--out", "{out}"],
      "unknown dataset"),
+    (["single", "--data", "{squad}", "--methods", "selfparam", "--questions", "trivia", "--out", "{out}"],
+     "questions: 'trivia' is not one of facts, paper"),
 ])
 def test_bad_input_fails_fast_and_writes_nothing(args, message, squad, tmp_path):
     out = tmp_path / "out"

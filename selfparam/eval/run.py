@@ -22,6 +22,7 @@ from ..methods.base import KnowledgeMethod, Resources
 from ..methods.registry import METHODS, QA_METHODS, build_method, config_class, preflight
 from ..settings import absent_values
 from ..targets import TooFewPairsError
+from ..targets.config import QUESTION_KINDS
 from . import tasks
 from .configs import recorded_method_configs
 from .general import GeneralConfig, general_ability
@@ -100,6 +101,8 @@ class EvalSettings:
             raise ValueError("exclude: applies to the QA tasks' contexts, not to recommendation turns")
         if self.general_every < 0:
             raise ValueError(f"general_every: must be >= 1 (0: off), got {self.general_every}")
+        if self.questions not in QUESTION_KINDS:  # before config.json is written or the model loads
+            raise ValueError(f"questions: {self.questions!r} is not one of {', '.join(QUESTION_KINDS)}")
         if self.general_every and self.task != "sequential":
             raise ValueError(f"general_every: applies to the sequential task only, not to {self.task}")
         if self.general_every and self.general is None:

@@ -14,6 +14,7 @@ DEFAULT_N_PAIRS = 50  # the paper's setting: 50 pairs x 1 epoch beat 10 pairs x 
 # The paper does not state its mix; half as many unrelated sentences as pairs regularizes without
 # doubling the training time (each sentence costs about as much as two pairs). Tune per method.
 DEFAULT_UNRELATED_RATIO = 0.5
+QUESTION_KINDS = ("facts", "paper")  # fact-covering questions (the local model's default), the paper's prompt
 
 
 @dataclass
@@ -67,8 +68,8 @@ class TargetConfig:
             raise ValueError("generator_url and generator_model go together")
         if self.questions is None:
             self.questions = "paper" if (self.pairs_file or self.generator_url) else "facts"
-        if self.questions not in ("paper", "facts"):
-            raise ValueError(f"questions: {self.questions!r} is not 'paper' or 'facts'")
+        if self.questions not in QUESTION_KINDS:
+            raise ValueError(f"questions: {self.questions!r} is not one of {', '.join(QUESTION_KINDS)}")
         if self.questions == "facts" and (self.pairs_file or self.generator_url):
             raise ValueError("questions='facts' writes its own questions with the local model: it does not go with "
                              "pairs_file or generator_url")
