@@ -81,6 +81,10 @@ def test_single_run_writes_the_report(tiny_folder, squad, tmp_path):
      "unknown dataset"),
     (["single", "--data", "{squad}", "--methods", "selfparam", "--questions", "trivia", "--out", "{out}"],
      "questions: 'trivia' is not one of facts, paper"),
+    (["single", "--data", "{squad}", "--methods", "selfparam", "--fact-phrasings", "0", "--out", "{out}"],
+     "fact_phrasings: must be >= 1"),
+    (["single", "--data", "{squad}", "--methods", "selfparam", "--questions", "paper", "--fact-phrasings", "1",
+      "--out", "{out}"], "fact_phrasings: applies to fact-covering questions"),
 ])
 def test_bad_input_fails_fast_and_writes_nothing(args, message, squad, tmp_path):
     out = tmp_path / "out"

@@ -29,6 +29,17 @@ def test_each_drawn_context_is_built_once_then_reused(squad, tmp_path):
     assert not (tmp_path / "run").exists()  # no method ran, no report was written
 
 
+def test_fact_phrasings_reach_the_sets_and_their_cache_key(squad, tmp_path):
+    """--fact-phrasings 1: the clozes alone, cached apart from the default's sets (another key)."""
+    lm = tiny_lm(max_position_embeddings=2048)
+    prepare_targets(_settings(squad, tmp_path, fact_phrasings=1), lm)
+    prepare_targets(_settings(squad, tmp_path), lm)
+    folders = {p.parent.name: json.loads(p.read_text())["generator"]
+               for p in (tmp_path / "targets").glob("*/*.json") if p.name != "key.json"}
+    assert len(folders) == 2
+    assert sorted(" phrasings=1 " in g for g in folders.values()) == [False, True]
+
+
 def test_a_context_with_too_few_pairs_is_listed_cached_and_does_not_stop_the_others(squad, tmp_path, monkeypatch):
     from selfparam.targets.generators import LocalGenerator
     from selfparam.targets.types import QAPair

@@ -12,6 +12,7 @@ from typing import Annotated, Optional
 import typer
 
 from ..methods.registry import METHODS, QA_METHODS
+from ..targets.config import DEFAULT_FACT_PHRASINGS
 
 eval_app = typer.Typer(help="Evaluate knowledge methods on the papers' tasks; one folder of results per run.",
                        no_args_is_help=True)
@@ -56,6 +57,9 @@ Exclude = Annotated[Optional[list[str]], typer.Option("--exclude", help="a conte
 Questions = Annotated[str, typer.Option("--questions", help="target questions: facts (answer-aware, fact-covering) "
                                                              "or paper (the paper's whole-context prompt; runs "
                                                              "recorded before facts became the default)")]
+FactPhrasings = Annotated[int, typer.Option("--fact-phrasings", help="--questions facts: questions per fact, the "
+                                                                     "rule-built cloze first, then model-written "
+                                                                     "ones the teacher checks (1: the cloze alone)")]
 ReportOnly = Annotated[bool, typer.Option("--report-only", help="run nothing: write the report of what OUT's run "
                                                                 "log holds so far (unfinished methods: partial)")]
 Progress = Annotated[bool, typer.Option("--progress/--no-progress", help="progress bars over contexts")]
@@ -131,6 +135,7 @@ def single(data: Data, out: Out, methods: Methods = _QA_DEFAULT_METHODS, n: N = 
            general: General = False, mmlu: MMLU = None, mmlu_subjects: Subjects = None,
            mmlu_per_subject: PerSubject = 20, wikitext: Wikitext = None, ppl_tokens: PplTokens = 4096,
            articles: Articles = None, exclude: Exclude = None, questions: Questions = "facts",
+           fact_phrasings: FactPhrasings = DEFAULT_FACT_PHRASINGS,
            report_only: ReportOnly = False, targets_only: TargetsOnly = False, progress: Progress = True) -> None:
     """Single-context injection: each context alone into a fresh model, then its questions (QA-F1, EM)."""
     _run("single", **locals())
@@ -146,6 +151,7 @@ def batch(data: Data, out: Out, methods: Methods = _QA_DEFAULT_METHODS, n: N = 2
           general: General = False, mmlu: MMLU = None, mmlu_subjects: Subjects = None,
           mmlu_per_subject: PerSubject = 20, wikitext: Wikitext = None, ppl_tokens: PplTokens = 4096,
           articles: Articles = None, exclude: Exclude = None, questions: Questions = "facts",
+          fact_phrasings: FactPhrasings = DEFAULT_FACT_PHRASINGS,
           report_only: ReportOnly = False, targets_only: TargetsOnly = False, progress: Progress = True) -> None:
     """Batch injection: K contexts in one update, then all their questions."""
     _run("batch", **locals())
@@ -161,7 +167,8 @@ def sequential(data: Data, out: Out, methods: Methods = "selfparam,ft-s,ft-c",
                general: General = False, general_every: GeneralEvery = 0, mmlu: MMLU = None,
                mmlu_subjects: Subjects = None, mmlu_per_subject: PerSubject = 20, wikitext: Wikitext = None,
                ppl_tokens: PplTokens = 4096, articles: Articles = None, exclude: Exclude = None,
-               questions: Questions = "facts", targets_only: TargetsOnly = False,
+               questions: Questions = "facts", fact_phrasings: FactPhrasings = DEFAULT_FACT_PHRASINGS,
+               targets_only: TargetsOnly = False,
                progress: Progress = True) -> None:
     """Sequential injection of T contexts; after each step every earlier context is asked (retention matrix)."""
     options = locals()

@@ -22,7 +22,7 @@ from ..methods.base import KnowledgeMethod, Resources
 from ..methods.registry import METHODS, QA_METHODS, build_method, config_class, preflight
 from ..settings import absent_values
 from ..targets import TooFewPairsError
-from ..targets.config import QUESTION_KINDS
+from ..targets.config import DEFAULT_FACT_PHRASINGS, QUESTION_KINDS
 from . import tasks
 from .configs import recorded_method_configs
 from .general import GeneralConfig, general_ability
@@ -57,6 +57,7 @@ class EvalSettings:
     n_pairs: int | None = None  # generated pairs per context (None: the target builder's default)
     unrelated: Path | None = None  # unrelated sentences for the target sets (None: none)
     questions: str = "facts"  # target questions: answer-aware fact-covering ones, or the paper's prompt ("paper")
+    fact_phrasings: int = DEFAULT_FACT_PHRASINGS  # questions="facts": questions per fact (1: the cloze alone)
     targets_dir: Path | None = None  # cache of target sets (None: <out>/targets)
     method_config: Path | None = None  # JSON of per-method settings
     general: GeneralConfig | None = None
@@ -103,6 +104,11 @@ class EvalSettings:
             raise ValueError(f"general_every: must be >= 1 (0: off), got {self.general_every}")
         if self.questions not in QUESTION_KINDS:  # before config.json is written or the model loads
             raise ValueError(f"questions: {self.questions!r} is not one of {', '.join(QUESTION_KINDS)}")
+        if self.fact_phrasings < 1:
+            raise ValueError(f"fact_phrasings: must be >= 1 (the cloze alone), got {self.fact_phrasings}")
+        if self.fact_phrasings != DEFAULT_FACT_PHRASINGS and self.questions != "facts":
+            raise ValueError(f"fact_phrasings: applies to fact-covering questions (questions='facts'), not to "
+                             f"{self.questions!r}")
         if self.general_every and self.task != "sequential":
             raise ValueError(f"general_every: applies to the sequential task only, not to {self.task}")
         if self.general_every and self.general is None:
@@ -133,7 +139,7 @@ def load_task_data(settings: EvalSettings):
 def make_resources(settings: EvalSettings, lm: LM) -> Resources:
     """The run's shared target builder (see `shared_target_resources`)."""
     return shared_target_resources(lm, seed=settings.seed, unrelated=settings.unrelated, n_pairs=settings.n_pairs,
-                                   questions=settings.questions,
+                                   questions=settings.questions, fact_phrasings=settings.fact_phrasings,
                                    targets_dir=settings.targets_dir, progress=settings.progress)
 
 

@@ -19,7 +19,7 @@ from ..generation import generate
 from ..lm import LM
 from ..prompts import answer_prompt
 from .build import FORMAT_VERSION, CachedTargetBuilder, answer_in_context, build_target_set
-from .config import TargetConfig, pair_filter
+from .config import DEFAULT_FACT_PHRASINGS, TargetConfig, pair_filter
 from .corpus import UnrelatedCorpus
 from .fact_questions import FactGenerator
 from .facts import RULES_VERSION as FACT_RULES_VERSION
@@ -31,7 +31,7 @@ TEACHER_ANSWER_TOKENS = 48
 # Settings added after format version 2 are left out of the cache key while at the value that reproduces the
 # earlier behaviour (for `questions`, no longer the default), so adding a setting never invalidates the sets
 # already built (they are expensive).
-KEY_OMITTED_AT_DEFAULT = {"questions": "paper", "fact_phrasings": 3, "generator_retire_after": 0}
+KEY_OMITTED_AT_DEFAULT = {"questions": "paper", "fact_phrasings": DEFAULT_FACT_PHRASINGS, "generator_retire_after": 0}
 
 
 def make_generator(config: TargetConfig, generator_lm: LM, progress: bool = False) -> PairGenerator:

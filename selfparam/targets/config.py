@@ -15,6 +15,7 @@ DEFAULT_N_PAIRS = 50  # the paper's setting: 50 pairs x 1 epoch beat 10 pairs x 
 # doubling the training time (each sentence costs about as much as two pairs). Tune per method.
 DEFAULT_UNRELATED_RATIO = 0.5
 QUESTION_KINDS = ("facts", "paper")  # fact-covering questions (the local model's default), the paper's prompt
+DEFAULT_FACT_PHRASINGS = 3  # questions per fact: the cloze, then two the model writes and the teacher checks
 
 
 @dataclass
@@ -48,7 +49,8 @@ class TargetConfig:
                 "question plus model-written phrasings per span; targets/fact_questions.py); paper: the paper's "
                 "whole-context bulleted-QA prompt. None: facts where the local model writes the pairs (measured "
                 "better, docs/tuning.md), paper with pairs_file or generator_url"})
-    fact_phrasings: int = field(default=3, metadata={"help": "questions=facts: phrasings per fact (the cloze first)"})
+    fact_phrasings: int = field(default=DEFAULT_FACT_PHRASINGS, metadata={
+        "help": "questions=facts: phrasings per fact (the cloze first; 1: the cloze alone, no model-written ones)"})
 
     def __post_init__(self) -> None:
         if self.n_pairs < 1:
