@@ -85,6 +85,8 @@ def test_single_run_writes_the_report(tiny_folder, squad, tmp_path):
      "fact_phrasings: must be >= 1"),
     (["single", "--data", "{squad}", "--methods", "selfparam", "--questions", "paper", "--fact-phrasings", "1",
       "--out", "{out}"], "fact_phrasings: applies to fact-covering questions"),
+    (["single", "--data", "{squad}", "--methods", "selfparam", "--questions", "paper", "--no-fact-cycle",
+      "--out", "{out}"], "fact_cycle: applies to fact-covering questions"),
 ])
 def test_bad_input_fails_fast_and_writes_nothing(args, message, squad, tmp_path):
     out = tmp_path / "out"

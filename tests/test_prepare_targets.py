@@ -40,6 +40,32 @@ def test_fact_phrasings_reach_the_sets_and_their_cache_key(squad, tmp_path):
     assert sorted(" phrasings=1 " in g for g in folders.values()) == [False, True]
 
 
+def test_without_fact_cycle_each_distinct_pair_is_trained_once(squad, tmp_path):
+    """--no-fact-cycle: a set keeps its distinct pairs (fewer than n_pairs), with unrelated sentences in proportion;
+    the default repeats them up to n_pairs. Cached apart (another key)."""
+    lm = tiny_lm(max_position_embeddings=2048)
+    unrelated = tmp_path / "unrelated.txt"
+    unrelated.write_text("\n".join(f"Sentence number {i} is about nothing in particular." for i in range(200)))
+
+    def sets(**kw):
+        settings = EvalSettings("single", squad, tmp_path / "run", methods=("selfparam",), n=1, progress=False,
+                                n_pairs=200, fact_phrasings=1, articles="1-16", unrelated=unrelated,
+                                targets_dir=tmp_path / "targets", **kw)
+        prepare_targets(settings, lm)
+        return {p.parent.name: json.loads(p.read_text()) for p in (tmp_path / "targets").glob("*/*.json")
+                if p.name != "key.json"}
+
+    cycled = sets()
+    (folder, full), = cycled.items()
+    once = {k: v for k, v in sets(fact_cycle=False).items() if k != folder}
+    (short,) = once.values()
+    distinct = {(p["question"], p["answer"]) for p in full["pairs"]}
+    assert len(full["pairs"]) == 200 and len(distinct) < 200
+    assert [(p["question"], p["answer"]) for p in short["pairs"]] == [(p["question"], p["answer"])
+                                                                      for p in full["pairs"][:len(distinct)]]
+    assert len(short["unrelated"]) == round(0.5 * len(distinct)) and len(full["unrelated"]) == 100
+
+
 def test_a_context_with_too_few_pairs_is_listed_cached_and_does_not_stop_the_others(squad, tmp_path, monkeypatch):
     from selfparam.targets.generators import LocalGenerator
     from selfparam.targets.types import QAPair

@@ -215,6 +215,11 @@ def test_cycle_repeats_the_pairs_in_order_up_to_n_pairs():
     assert sum(saved["coverage"]["pairs_per_sentence"]) + saved["coverage"]["unplaced"] == 3  # each pair once
 
 
+def test_fact_cycle_goes_with_fact_questions_only():
+    with pytest.raises(ValueError, match="only fact-covering questions"):
+        TargetConfig(questions="paper", fact_cycle=False)
+
+
 def test_fact_questions_are_cycled_to_n_pairs_by_the_builder(monkeypatch):
     from selfparam.targets import builder as builder_module
 
@@ -222,5 +227,7 @@ def test_fact_questions_are_cycled_to_n_pairs_by_the_builder(monkeypatch):
     lm = tiny_lm()
     facts = make_target_builder(TargetConfig(n_pairs=6, questions="facts"), lm)(CTX)
     assert facts.pairs == [GOOD[i % 2] for i in range(6)]
+    once = make_target_builder(TargetConfig(n_pairs=6, questions="facts", fact_cycle=False), lm)(CTX)
+    assert once.pairs == GOOD[:2]  # --no-fact-cycle: each distinct pair once
     with pytest.raises(ValueError, match="only 2 usable"):  # the paper's questions: at least half of n_pairs
         make_target_builder(TargetConfig(n_pairs=6, questions="paper"), lm)(CTX)

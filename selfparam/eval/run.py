@@ -58,6 +58,7 @@ class EvalSettings:
     unrelated: Path | None = None  # unrelated sentences for the target sets (None: none)
     questions: str = "facts"  # target questions: answer-aware fact-covering ones, or the paper's prompt ("paper")
     fact_phrasings: int = DEFAULT_FACT_PHRASINGS  # questions="facts": questions per fact (1: the cloze alone)
+    fact_cycle: bool = True  # questions="facts": sets with fewer than n_pairs distinct pairs repeated up to n_pairs
     targets_dir: Path | None = None  # cache of target sets (None: <out>/targets)
     method_config: Path | None = None  # JSON of per-method settings
     general: GeneralConfig | None = None
@@ -106,9 +107,10 @@ class EvalSettings:
             raise ValueError(f"questions: {self.questions!r} is not one of {', '.join(QUESTION_KINDS)}")
         if self.fact_phrasings < 1:
             raise ValueError(f"fact_phrasings: must be >= 1 (the cloze alone), got {self.fact_phrasings}")
-        if self.fact_phrasings != DEFAULT_FACT_PHRASINGS and self.questions != "facts":
-            raise ValueError(f"fact_phrasings: applies to fact-covering questions (questions='facts'), not to "
-                             f"{self.questions!r}")
+        for name, default in (("fact_phrasings", DEFAULT_FACT_PHRASINGS), ("fact_cycle", True)):
+            if getattr(self, name) != default and self.questions != "facts":
+                raise ValueError(f"{name}: applies to fact-covering questions (questions='facts'), not to "
+                                 f"{self.questions!r}")
         if self.general_every and self.task != "sequential":
             raise ValueError(f"general_every: applies to the sequential task only, not to {self.task}")
         if self.general_every and self.general is None:
@@ -140,6 +142,7 @@ def make_resources(settings: EvalSettings, lm: LM) -> Resources:
     """The run's shared target builder (see `shared_target_resources`)."""
     return shared_target_resources(lm, seed=settings.seed, unrelated=settings.unrelated, n_pairs=settings.n_pairs,
                                    questions=settings.questions, fact_phrasings=settings.fact_phrasings,
+                                   fact_cycle=settings.fact_cycle,
                                    targets_dir=settings.targets_dir, progress=settings.progress)
 
 

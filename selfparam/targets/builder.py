@@ -31,7 +31,8 @@ TEACHER_ANSWER_TOKENS = 48
 # Settings added after format version 2 are left out of the cache key while at the value that reproduces the
 # earlier behaviour (for `questions`, no longer the default), so adding a setting never invalidates the sets
 # already built (they are expensive).
-KEY_OMITTED_AT_DEFAULT = {"questions": "paper", "fact_phrasings": DEFAULT_FACT_PHRASINGS, "generator_retire_after": 0}
+KEY_OMITTED_AT_DEFAULT = {"questions": "paper", "fact_phrasings": DEFAULT_FACT_PHRASINGS, "fact_cycle": True,
+                          "generator_retire_after": 0}
 
 
 def make_generator(config: TargetConfig, generator_lm: LM, progress: bool = False) -> PairGenerator:
@@ -72,9 +73,10 @@ def cache_key(config: TargetConfig, generator_lm: LM) -> dict:
 def pair_budget(config: TargetConfig) -> dict:
     """How a set reaches `n_pairs` (`build_target_set`'s `min_pairs` and `cycle`): fact questions ask every fact
     the context has, once per phrasing, so a short context has fewer than n_pairs of them; one is enough, and they
-    are cycled to n_pairs so the training budget is the paper's. The paper's prompt needs half of n_pairs."""
+    are cycled to n_pairs so the training budget is the paper's (unless `fact_cycle` is off). The paper's prompt
+    needs half of n_pairs."""
     facts = config.questions == "facts"
-    return {"min_pairs": 1 if facts else None, "cycle": facts}
+    return {"min_pairs": 1 if facts else None, "cycle": facts and config.fact_cycle}
 
 
 def make_target_builder(config: TargetConfig, generator_lm: LM, cache_dir: str | Path | None = None,

@@ -51,6 +51,10 @@ class TargetConfig:
                 "better, docs/tuning.md), paper with pairs_file or generator_url"})
     fact_phrasings: int = field(default=DEFAULT_FACT_PHRASINGS, metadata={
         "help": "questions=facts: phrasings per fact (the cloze first; 1: the cloze alone, no model-written ones)"})
+    fact_cycle: bool = field(default=True, metadata={
+        "help": "questions=facts: a set with fewer than n_pairs distinct pairs is repeated in order up to n_pairs (the "
+                "paper's training budget, whatever the context's length); False: each distinct pair once, so a "
+                "short context trains for fewer steps (and gets unrelated sentences in proportion to its pairs)"})
 
     def __post_init__(self) -> None:
         if self.n_pairs < 1:
@@ -77,6 +81,9 @@ class TargetConfig:
                              "pairs_file or generator_url")
         if self.fact_phrasings < 1:
             raise ValueError(f"fact_phrasings: must be >= 1, got {self.fact_phrasings}")
+        if not self.fact_cycle and self.questions != "facts":
+            raise ValueError("fact_cycle: only fact-covering questions (questions='facts') are cycled; the paper's "
+                             "prompt writes its n_pairs itself")
 
     @property
     def teacher_rewrites_answers(self) -> bool:
