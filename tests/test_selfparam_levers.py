@@ -773,3 +773,24 @@ def test_kl_span_pair_brings_the_student_closer_to_the_teacher_on_the_questions(
         with torch.no_grad():
             kl[span] = batch_loss(m.lm.model, m.lm, encoded, teachers).item()
     assert kl["pair"] < kl["answer"], kl
+
+
+def test_nll_weight_adds_each_tokens_hard_label_to_the_kl(tiny):
+    with pytest.raises(ValueError, match="nll_weight: must be >= 0"):
+        SelfParamConfig(nll_weight=-1.0)
+    assert SelfParamConfig().nll_weight == 0.0  # off by default: the paper's KL alone
+    encoded = encode_share(tiny, distillation_examples(tiny.tokenizer, pairs_about(A), "context"))
+    teachers = teacher_pass(tiny, encoded, 16, progress=False)
+    with torch.no_grad():
+        kl = batch_loss(tiny.model, tiny, encoded, teachers).item()
+        nll = batch_loss(tiny.model, tiny, encoded, None).item()  # FT's next-token loss on the same tokens
+        both = batch_loss(tiny.model, tiny, encoded, teachers, nll_weight=0.5).item()
+    assert both == pytest.approx(kl + 0.5 * nll, rel=1e-4)
+    # trained with it, the student gives the pairs' own tokens more probability than the KL alone teaches
+    on, off = method(tiny, nll_weight=1.0), method(tiny)
+    for m in (on, off):
+        m.inject([Context("a", A)])
+    assert on.records[0].manifest["config"]["nll_weight"] == 1.0
+    with torch.no_grad():
+        nll_on, nll_off = (batch_loss(m.lm.model, m.lm, encoded, None).item() for m in (on, off))
+    assert nll_on < nll_off

@@ -101,6 +101,11 @@ class SelfParamConfig:
         "help": "who answers the near-miss questions: context = the teacher with the context in view (its answer "
                 "joins the pairs); base = the model as it was before this update, without the context (a KL "
                 "anchor at the fact's edge: the student keeps its old answer there)"})
+    nll_weight: float = field(default=0.0, metadata={ABSENT: 0.0,
+        "help": "weight of the hard-label term beside the KL: every scored token (pairs, unrelated sentences, the "
+                "context read, replayed pairs) also adds this times the student's next-token NLL of the token "
+                "itself, FT(S)'s and FT(C)'s loss on the same examples. Fact sets' answers are bare spans, which "
+                "FT(S) learns to give and SELF-PARAM's teacher, answering in sentences, does not; 0 = off (the paper)"})
     hidden_weight: float = field(default=0.0, metadata={ABSENT: 0.0,
         "help": "weight of a hidden-state term beside the KL (Deep Context Distillation, Caccia et al. 2025): "
                 "each distillation example taught by a model here (pairs and unrelated sentences) also matches "
@@ -119,6 +124,8 @@ class SelfParamConfig:
             raise ValueError(f"rehearsal_superseded: must be >= 0 nats (0 = off), got {self.rehearsal_superseded}")
         if not self.hidden_weight >= 0:  # NaN too
             raise ValueError(f"hidden_weight: must be >= 0 (0 = off), got {self.hidden_weight}")
+        if not self.nll_weight >= 0:  # NaN too
+            raise ValueError(f"nll_weight: must be >= 0 (0 = off), got {self.nll_weight}")
         if not 0.0 <= self.pull_back < 1.0:
             raise ValueError(f"pull_back: must be in [0, 1) (0 = off), got {self.pull_back}")
         if self.rehearsal_limit < 1:

@@ -131,7 +131,8 @@ class SelfParam(WeightMethod):
             record, stats = train_and_merge(teacher, encoded, teachers, self.config.adapter,              # 4. train
                                             self.config.train, progress=self.progress, n_examples=len(examples),
                                             seconds_teacher=time.perf_counter() - t0, hidden=hidden,
-                                            hidden_weight=self.config.hidden_weight)
+                                            hidden_weight=self.config.hidden_weight,
+                                            nll_weight=self.config.nll_weight)
             if self.config.rehearsal or self.config.rehearsal_context:  # this update's own pairs (and chunks of
                 record.rehearsal = keep_pairs(examples, teachers, own, kinds)  # its read), for later ones to replay
             seconds = stage_seconds(marks + [t0, time.perf_counter()], stats.seconds_teacher)
