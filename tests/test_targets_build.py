@@ -215,9 +215,10 @@ def test_cycle_repeats_the_pairs_in_order_up_to_n_pairs():
     assert sum(saved["coverage"]["pairs_per_sentence"]) + saved["coverage"]["unplaced"] == 3  # each pair once
 
 
-def test_fact_cycle_goes_with_fact_questions_only():
-    with pytest.raises(ValueError, match="only fact-covering questions"):
-        TargetConfig(questions="paper", fact_cycle=False)
+def test_fact_settings_go_with_fact_questions_only():
+    for setting in ({"fact_cycle": False}, {"fact_phrasings": 1}):
+        with pytest.raises(ValueError, match=f"{next(iter(setting))}: applies to fact-covering questions"):
+            TargetConfig(questions="paper", **setting)
 
 
 def test_fact_questions_are_cycled_to_n_pairs_by_the_builder(monkeypatch):

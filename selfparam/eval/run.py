@@ -22,7 +22,7 @@ from ..methods.base import KnowledgeMethod, Resources
 from ..methods.registry import METHODS, QA_METHODS, build_method, config_class, preflight
 from ..settings import absent_values
 from ..targets import TooFewPairsError
-from ..targets.config import DEFAULT_FACT_PHRASINGS, QUESTION_KINDS
+from ..targets.config import DEFAULT_FACT_PHRASINGS, TargetConfig
 from . import tasks
 from .configs import recorded_method_configs
 from .general import GeneralConfig, general_ability
@@ -103,14 +103,9 @@ class EvalSettings:
             raise ValueError("exclude: applies to the QA tasks' contexts, not to recommendation turns")
         if self.general_every < 0:
             raise ValueError(f"general_every: must be >= 1 (0: off), got {self.general_every}")
-        if self.questions not in QUESTION_KINDS:  # before config.json is written or the model loads
-            raise ValueError(f"questions: {self.questions!r} is not one of {', '.join(QUESTION_KINDS)}")
-        if self.fact_phrasings < 1:
-            raise ValueError(f"fact_phrasings: must be >= 1 (the cloze alone), got {self.fact_phrasings}")
-        for name, default in (("fact_phrasings", DEFAULT_FACT_PHRASINGS), ("fact_cycle", True)):
-            if getattr(self, name) != default and self.questions != "facts":
-                raise ValueError(f"{name}: applies to fact-covering questions (questions='facts'), not to "
-                                 f"{self.questions!r}")
+        # the run's target settings, checked by the one config that holds them, before config.json is written or
+        # the model loads
+        TargetConfig(questions=self.questions, fact_phrasings=self.fact_phrasings, fact_cycle=self.fact_cycle)
         if self.general_every and self.task != "sequential":
             raise ValueError(f"general_every: applies to the sequential task only, not to {self.task}")
         if self.general_every and self.general is None:
@@ -152,7 +147,7 @@ def shared_target_resources(lm: LM, *, seed: int, unrelated: Path | None, n_pair
     generated sets, written by the unchanged base model (`lm`, which no method modifies in place).
     `target_settings`: further `TargetConfig` fields (None values are left at their defaults); `progress`: a
     bar of the pairs found while a set is generated."""
-    from ..targets import TargetConfig, make_target_builder
+    from ..targets import make_target_builder
 
     fields: dict[str, Any] = {"seed": seed, "unrelated_path": str(unrelated) if unrelated else None}
     if n_pairs is not None:

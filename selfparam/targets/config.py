@@ -81,9 +81,10 @@ class TargetConfig:
                              "pairs_file or generator_url")
         if self.fact_phrasings < 1:
             raise ValueError(f"fact_phrasings: must be >= 1, got {self.fact_phrasings}")
-        if not self.fact_cycle and self.questions != "facts":
-            raise ValueError("fact_cycle: only fact-covering questions (questions='facts') are cycled; the paper's "
-                             "prompt writes its n_pairs itself")
+        for name, default in (("fact_phrasings", DEFAULT_FACT_PHRASINGS), ("fact_cycle", True)):
+            if getattr(self, name) != default and self.questions != "facts":
+                raise ValueError(f"{name}: applies to fact-covering questions (questions='facts'), not to "
+                                 f"{self.questions!r}")
 
     @property
     def teacher_rewrites_answers(self) -> bool:
