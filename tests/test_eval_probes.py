@@ -320,6 +320,7 @@ def test_cli_conflicts_builds_fact_questions_when_asked(cf_file, tmp_path):
     assert result.exit_code == 0, result.output
     sets = [json.loads(f.read_text()) for f in (out / "targets").glob("targets-*/*.json") if f.name != "key.json"]
     assert len(sets) == 2 and all(s["generator"].startswith("facts") for s in sets)  # both facts of the case
+    assert "step/s" not in result.output and "train:" not in result.output  # --no-progress reaches the method
 
 
 def test_a_failing_method_is_reported_and_the_others_still_run(cf_file, tmp_path):

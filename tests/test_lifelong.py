@@ -87,7 +87,7 @@ def test_lifelong_cli(tiny, tmp_path, recipe_ready, monkeypatch):
     assert not (tmp_path / "o3").exists()
 
 
-def test_lifelong_weight_methods_share_one_target_set_per_edit(tiny, tmp_path):
+def test_lifelong_weight_methods_share_one_target_set_per_edit(tiny, tmp_path, capsys):
     """SELF-PARAM and FT(S) each inject every edit as a context, through the run's one builder: each edit's
     text is asked for once per method; FT(S), trained on the pairs' answers, then scores the targets higher
     than the unedited model does."""
@@ -113,6 +113,7 @@ def test_lifelong_weight_methods_share_one_target_set_per_edit(tiny, tmp_path):
     cfg = LifelongConfig(edits=(1, 2), eval_sample=2, gen_sample=1, max_new_tokens=2, latency_queries=1)
     resources = Resources(target_builder=build, targets=TargetConfig(answers="generator"))  # a random model: no teacher
     summary = run_lifelong(tiny, methods, records, cfg, tmp_path / "out", resources=resources, progress=False)
+    assert "train:" not in capsys.readouterr().err  # progress=False reaches the methods' own bars
     assert sorted(asked) == sorted([r.fact for r in records] * 2)
     results = summary["methods"]
     for name in ("selfparam", "ft-s"):

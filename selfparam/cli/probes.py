@@ -59,7 +59,7 @@ def _builder(names: list[str], model: str, device: str, dtype: str, seed: int, n
     resources = shared_target_resources(lm, seed=seed, unrelated=unrelated, n_pairs=n_pairs, targets_dir=targets_dir,
                                         generator_samples=pair_samples, generator_max_new_tokens=pair_tokens,
                                         questions=questions, progress=progress)
-    return (lambda name: build_method(name, lm, configs.get(name), resources)), lm.name
+    return (lambda name: build_method(name, lm, configs.get(name), resources, progress=progress)), lm.name
 
 
 def _rewrite_report(out: Path, summarize, write_report) -> None:

@@ -209,7 +209,7 @@ def run_lifelong(lm: LM, methods: dict[str, Any], records: Sequence[EditRecord],
     extra = {"data": data_name, "model": lm.name, "command": command, "config": settings, "n_edits": len(records)}
     result = tasks.TaskResult("lifelong", [], [], extra)
     for name, config in methods.items():
-        part = tasks.run_methods("lifelong", [name], lambda n: build_method(n, lm, config, resources), body,
+        part = tasks.run_methods("lifelong", [name], lambda n: build_method(n, lm, config, resources, progress), body,
                                  seed=cfg.seed)
         result.outcomes += part.outcomes
         result.records += part.records
