@@ -198,6 +198,7 @@ BAD_INPUTS = {
 BAD_VALUES = [  # values the commands check themselves
     (["inject", "x.txt", "--out", "{t}/out", "--mode", "sideways"], "sideways"),
     (["inject", "x.txt", "--out", "{t}/out", "--hidden-weight", "-1"], "hidden_weight: must be >= 0"),
+    (["inject", "x.txt", "--out", "{t}/out", "--nll-weight", "-1"], "nll_weight: must be >= 0"),
     (["eval", "lifelong", "--data", "x.json", "--edits", "1,two", "--out", "{t}/out"], "edits"),
     (["recipe", "edit", "--repo", "{t}/out", "--prompt", "The CEO of Amazon is"], "--target"),
     (["recipe", "train", "--data", "x.json", "--validation", "0", "--steps", "0", "--out", "{t}/out"], "steps"),

@@ -572,6 +572,22 @@ def test_rehearsal_leaves_out_the_pairs_a_later_context_contradicts(lively, monk
     with pytest.raises(ValueError, match="rehearsal_superseded"):
         SelfParamConfig(rehearsal_superseded=-1.0)
 
+
+@pytest.mark.parametrize("replaces,kl_span", [(False, "answer"), (True, "answer"), (True, "pair")])
+def test_a_reasked_question_replaces_its_replayed_pair(lively, replaces, kl_span):
+    m = method(lively, builder=hand_made, epochs=1, rehearsal=5, reask=3, reask_replaces=replaces, kl_span=kl_span)
+    for name, fact in (("old", OLD_FACT), ("other", UNRELATED_FACT), ("new", NEW_FACT)):
+        m.inject([Context(name, fact)])
+    asked = "What language does Danielle Darrieux speak?"
+    assert asked in {p.question for p in m.last_targets[0].pairs}  # re-asked with the new context in view
+    replay = m.records[-1].manifest["rehearsal"]
+    if not replaces:  # the old answer to the same question is replayed beside the new one
+        assert replay["replayed_pairs"] == 2 and replay["replaced_by_reask"] == 0
+        return
+    assert replay["replayed_pairs"] == 1 and replay["replaced_by_reask"] == 1  # Quenby's pair is still replayed
+    assert replay["replayed_from"] == [sp_method._digest(UNRELATED_FACT)]
+    assert SelfParamConfig().reask_replaces  # on by default (acts only with reask and rehearsal on)
+
 # -- near misses (issue 11 §3) ------------------------------------------------------------------------------
 LOVELACE = "Ada Lovelace worked with Charles Babbage in London in 1843."
 
@@ -696,13 +712,14 @@ def test_inject_flags_reach_the_method_and_a_bad_value_changes_nothing(tmp_path)
     out = tmp_path / "run"
     result = inject(out, "--rehearsal", "2", "--reask", "3", "--near-misses", "1", "--near-miss-teacher", "base",
                     "--rehearsal-unrelated", "1", "--unrelated-teacher", "base", "--pull-back", "0.1",
-                    "--hidden-weight", "0.5")
+                    "--hidden-weight", "0.5", "--nll-weight", "0.25", "--no-reask-replaces")
     assert result.exit_code == 0, result.output
     second = json.loads((out / "updates" / "0002" / "manifest.json").read_text())
     assert (second["config"]["rehearsal"], second["config"]["reask"], second["config"]["near_misses"]) == (2, 3, 1)
     assert second["config"]["unrelated_teacher"] == "base" and second["config"]["rehearsal_unrelated"] == 1
     assert second["config"]["near_miss_teacher"] == "base" and second["pulled_back"] == 0.1
-    assert second["config"]["hidden_weight"] == 0.5
+    assert second["config"]["hidden_weight"] == 0.5 and second["config"]["nll_weight"] == 0.25
+    assert second["config"]["reask_replaces"] is False and second["rehearsal"]["replaced_by_reask"] == 0
     assert second["rehearsal"]["replayed_pairs"] == 2 and (out / "updates" / "0001" / TEACHER_FILE).is_file()
 
 

@@ -90,6 +90,12 @@ def inject(
     = SelfParamConfig.hidden_weight,
     reask: Annotated[int, typer.Option(help="earlier contexts' questions naming an entity of a new context, "
                                             "re-asked with the new context in view (0: off)")] = 0,
+    reask_replaces: Annotated[bool, typer.Option("--reask-replaces/--no-reask-replaces",
+                                                 help="with --reask and rehearsal, leave a replayed pair out when "
+                                                      "its question is re-asked")] = SelfParamConfig.reask_replaces,
+    nll_weight: Annotated[float, typer.Option(help="weight of the hard label beside the KL: each scored token's "
+                                                   "next-token NLL (0: off; docs/tuning.md)")]
+    = SelfParamConfig.nll_weight,
     near_misses: Annotated[int, typer.Option(help="near-miss questions per context (0: off)")] = 0,
     near_miss_teacher: Annotated[str, typer.Option(help="context: near misses answered with the context in view; "
                                                         "base: by the model before the update, without it (an "
@@ -116,7 +122,8 @@ def inject(
         rehearsal=rehearsal, rehearsal_context=rehearsal_context, rehearsal_unrelated=rehearsal_unrelated,
         rehearsal_superseded=rehearsal_superseded,
         unrelated_teacher=unrelated_teacher,
-        reask=reask, near_misses=near_misses, near_miss_teacher=near_miss_teacher, context_teacher=context_teacher,
+        reask=reask, reask_replaces=reask_replaces, nll_weight=nll_weight,
+        near_misses=near_misses, near_miss_teacher=near_miss_teacher, context_teacher=context_teacher,
         pull_back=pull_back,
         context_copies=context_copies, kl_span=kl_span, hidden_weight=hidden_weight,
     )

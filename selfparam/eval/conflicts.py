@@ -142,8 +142,9 @@ def ask(method: Any, questions: Sequence[str], max_new_tokens: int) -> list[str]
 
 def last_replay(method: Any) -> dict | None:
     """What the method's latest update replayed of earlier ones (the `rehearsal` part of its manifest:
-    `replayed_pairs`, `superseded_pairs`, ...), for methods that keep update records (the weight methods) with
-    rehearsal on; None otherwise. It shows whether a replay lever acted on the contradicting update."""
+    `replayed_pairs`, `superseded_pairs`, `replaced_by_reask`, ...), for methods that keep update records (the
+    weight methods) with rehearsal on; None otherwise. It shows whether a replay lever acted on the contradicting
+    update."""
     records = getattr(method, "records", None)
     return records[-1].manifest.get("rehearsal") if records else None
 
@@ -186,6 +187,7 @@ def summarize(rows: Sequence[dict]) -> dict:
     if updates:  # earlier pairs replayed by the contradicting updates, and how many a lever left out
         result["replayed_pairs"] = sum(u.get("replayed_pairs", 0) for u in updates.values())
         result["superseded_pairs"] = sum(u.get("superseded_pairs", 0) for u in updates.values())
+        result["replaced_by_reask"] = sum(u.get("replaced_by_reask", 0) for u in updates.values())
     result["rows"] = list(rows)
     return result
 

@@ -93,6 +93,12 @@ class SelfParamConfig:
         "help": "stored questions of earlier contexts that name an entity of the new context, asked again with "
                 "the new context in view and added to its target set (a later contradicting fact wins); "
                 "at most this many per context, 0 = off"})
+    reask_replaces: bool = field(default=True, metadata={ABSENT: False,
+        "help": "with reask and rehearsal on, a replayed pair whose question is re-asked in this update is left out of "
+                "the replay: the re-asked question is trained with the new context's answer, and replaying the "
+                "earlier answer to the same question would teach the fact it replaces back in (where the new "
+                "context agrees, the re-asked pair teaches the same answer with a fresh teacher); false = replay "
+                "it too (as before 2026-12-06)"})
     near_misses: int = field(default=0, metadata={ABSENT: 0,
         "help": "near-miss questions (the question about another entity: one of text the method already holds, "
                 "i.e. the set's unrelated sentences and earlier contexts, or of the context; or the same entity "

@@ -8,7 +8,8 @@ updates, each merged before the next). It reads as the recipe:
 1. targets    generated question-answer pairs about each context plus unrelated sentences (the run's
               shared, cached builder, or one from this method's `TargetConfig`);
    levers     (off by default) `reask`: stored questions of earlier contexts that the new one may
-              contradict; `near_misses`: questions that only look like the context's own;
+              contradict (with rehearsal on, a replayed pair whose question is re-asked is left out:
+              `reask_replaces`); `near_misses`: questions that only look like the context's own;
               `context_copies`: the context's own text, taught by the model reading it (step 2);
    answers    with `answers="teacher"` the teacher re-answers every question with the context in view,
               keeping its top-k log-probabilities of each written token; the levers' questions are always
@@ -54,6 +55,7 @@ from ...targets.types import QAPair, TargetSet
 from ...training.examples import Example, context_read_examples, distillation_examples
 from ...training.rehearsal import (
     RehearsalPair,
+    asked_and_answer,
     check_replayed,
     keep_pairs,
     sample_rehearsal,
@@ -116,6 +118,7 @@ class SelfParam(WeightMethod):
             marks.append(time.perf_counter())
             examples, own, kinds, anchored_now = self.examples(target_sets, written)                   # 2. examples
             replayed, n_superseded = self.without_superseded(teacher, self.rehearsal(), contexts)      #    rehearsal
+            replayed, n_replaced = self.without_reasked(teacher, replayed, target_sets, extra)
             reread = self.reread_unrelated()
             anchor = "original" if self.config.unrelated_teacher == "original" else "teacher"
             reads = "original" if self.config.context_teacher == "original" else "teacher"
@@ -139,7 +142,7 @@ class SelfParam(WeightMethod):
             self.weights.add(record, stats, self.name, contexts, self.config_dict(),                     # 5. merged
                              targets=[target_set_to_dict(ts) for ts in target_sets], seconds=seconds,
                              **self.levers_manifest(target_sets, extra, replayed, record.rehearsal, len(contexts),
-                                                    anchored, len(reread), pulled, n_superseded))
+                                                    anchored, len(reread), pulled, n_superseded, n_replaced))
             self.last_targets = target_sets
 
     # -- the steps of `inject` ------------------------------------------------------------------------
@@ -278,6 +281,22 @@ class SelfParam(WeightMethod):
             drop = [a or b for a, b in zip(drop, superseded(replayed, c.text, nats, token_logprobs, answer_after))]
         return [p for p, d in zip(replayed, drop) if not d], sum(drop)
 
+    def without_reasked(self, teacher: LM, replayed: list[RehearsalPair], target_sets: list[TargetSet],
+                        extra: list[list[dict]]) -> tuple[list[RehearsalPair], int]:
+        """`reask_replaces`: the replayed pairs less those whose question this update re-asks (`reask`) and
+        answers with its own context in view, and how many were left out (`replaced_by_reask` in the manifest)."""
+        if not (self.config.reask and self.config.reask_replaces and replayed):
+            return replayed, 0
+        answered = [{p.question for p in ts.pairs} for ts in target_sets]
+        questions = [e["question"] for ex, have in zip(extra, answered) for e in ex
+                     if e["kind"] == "reasked" and e["question"] in have]
+        if not questions:
+            return replayed, 0
+        answer_after = after_question(teacher.tokenizer)
+        drop = [p.kind == "pair" and any(q in asked_and_answer(p, answer_after)[0] for q in questions)
+                for p in replayed]
+        return [p for p, d in zip(replayed, drop) if not d], sum(drop)
+
     def reread_unrelated(self) -> list[Example]:
         """`rehearsal_unrelated`: up to that many unrelated sentences of every earlier context (from the update
         manifests, so a loaded injection does the same), drawn with `train.seed`, the update's step and the
@@ -297,7 +316,7 @@ class SelfParam(WeightMethod):
     def levers_manifest(self, target_sets: list[TargetSet], extra: list[list[dict]], replayed: list[RehearsalPair],
                         kept: list[RehearsalPair] | None, n_contexts: int,
                         anchored: list[list[dict]], n_reread: int = 0, pulled: float = 0.0,
-                        n_superseded: int = 0) -> dict[str, Any]:
+                        n_superseded: int = 0, n_replaced: int = 0) -> dict[str, Any]:
         """What the levers added to this update, for its manifest (nothing when they are off)."""
         out: dict[str, Any] = {}
         if self.config.context_copies:
@@ -316,7 +335,7 @@ class SelfParam(WeightMethod):
             n_bytes = store_bytes(kept or [])
             reads = sum(p.kind == "read" for p in replayed)
             out["rehearsal"] = {"replayed_pairs": len(replayed) - reads, "replayed_reads": reads,
-                                "superseded_pairs": n_superseded,
+                                "superseded_pairs": n_superseded, "replaced_by_reask": n_replaced,
                                 "replayed_from": sorted({_digest(p.context) for p in replayed}),
                                 "kept_pairs": sum(p.kind == "pair" for p in kept or []),
                                 "kept_reads": sum(p.kind == "read" for p in kept or []),
