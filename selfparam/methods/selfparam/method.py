@@ -287,9 +287,7 @@ class SelfParam(WeightMethod):
         answers with its own context in view, and how many were left out (`replaced_by_reask` in the manifest)."""
         if not (self.config.reask and self.config.reask_replaces and replayed):
             return replayed, 0
-        answered = [{p.question for p in ts.pairs} for ts in target_sets]
-        questions = [e["question"] for ex, have in zip(extra, answered) for e in ex
-                     if e["kind"] == "reasked" and e["question"] in have]
+        questions = [e["question"] for ex in answered_extra(target_sets, extra) for e in ex if e["kind"] == "reasked"]
         if not questions:
             return replayed, 0
         answer_after = after_question(teacher.tokenizer)
@@ -328,9 +326,7 @@ class SelfParam(WeightMethod):
         if n_reread:
             out["replayed_unrelated"] = n_reread
         if any(extra):
-            answered = [{p.question for p in ts.pairs} for ts in target_sets]
-            out["extra_questions"] = [[e for e in questions if e["question"] in have]
-                                      for questions, have in zip(extra, answered)]
+            out["extra_questions"] = answered_extra(target_sets, extra)
         if self.config.rehearsal or self.config.rehearsal_context:
             n_bytes = store_bytes(kept or [])
             reads = sum(p.kind == "read" for p in replayed)
@@ -349,6 +345,13 @@ class SelfParam(WeightMethod):
     def reset(self) -> None:
         super().reset()
         self.last_targets = []
+
+
+def answered_extra(target_sets: Sequence[TargetSet], extra: Sequence[Sequence[dict]]) -> list[list[dict]]:
+    """Each context's lever questions (`extra`: re-asked, near misses) that joined its target set: a question the
+    teacher answered with nothing was dropped."""
+    return [[e for e in questions if e["question"] in {p.question for p in ts.pairs}]
+            for ts, questions in zip(target_sets, extra)]
 
 
 def stage_seconds(marks: list[float], seconds_teacher: float) -> dict[str, float]:
