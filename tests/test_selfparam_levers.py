@@ -779,6 +779,45 @@ def test_kl_span_pair_scores_the_question_and_answer_after_the_same_prompts(tiny
         SelfParamConfig(kl_span="sentence")
 
 
+def test_nll_on_answers_puts_the_hard_label_on_the_pairs_alone(tiny, monkeypatch):
+    with pytest.raises(ValueError, match="nll_on: 'pairs' is not one of all, answers"):
+        SelfParamConfig(nll_on="pairs")
+    assert SelfParamConfig().nll_on == "all"
+    encoded = encode_share(tiny, distillation_examples(tiny.tokenizer, pairs_about(A), "context"))
+    teachers = teacher_pass(tiny, encoded, 16, progress=False)
+    n = len(encoded)
+    with torch.no_grad():
+        kl = batch_loss(tiny.model, tiny, encoded, teachers).item()
+        every = batch_loss(tiny.model, tiny, encoded, teachers, nll_weight=0.5).item()
+        none = batch_loss(tiny.model, tiny, encoded, teachers, nll_weight=0.5, hard=[False] * n).item()
+        flagged = batch_loss(tiny.model, tiny, encoded, teachers, nll_weight=0.5, hard=[True] * n).item()
+        some = batch_loss(tiny.model, tiny, encoded, teachers, nll_weight=0.5, hard=[True] + [False] * (n - 1)).item()
+    assert none == pytest.approx(kl, rel=1e-5) and flagged == pytest.approx(every, rel=1e-5)
+    assert kl < some < every
+    # in an update: the flags mark this context's pairs and the replayed pairs; not its unrelated sentences nor its read
+    real = sp_method.train_and_merge
+    seen = []
+
+    def spy(lm, encoded, teachers, *args, **kwargs):
+        seen.append((len(encoded), kwargs.get("hard")))
+        return real(lm, encoded, teachers, *args, **kwargs)
+
+    monkeypatch.setattr(sp_method, "train_and_merge", spy)
+    m = method(tiny, epochs=1, nll_weight=1.0, nll_on="answers", rehearsal=3, context_copies=2)
+    m.inject([Context("a", A)])
+    m.inject([Context("b", B)])
+    n_pairs, n_then = len(pairs_about(A).pairs), len(pairs_about(B).pairs)
+    (n1, first), (n2, second) = seen
+    assert len(first) == n1 and sum(first) == n_pairs and first[:n_pairs] == [True] * n_pairs
+    assert not any(first[n_pairs:])  # the 2 unrelated sentences and the read that follow
+    assert len(second) == n2 and sum(second) == n_then + 3 and second[-3:] == [True] * 3  # + the 3 replayed
+    assert m.records[0].manifest["config"]["nll_on"] == "answers"
+    method(tiny, epochs=1, nll_weight=1.0).inject([Context("a", A)])  # nll_on="all": no flags, every token
+    assert seen[-1][1] is None
+    with pytest.raises(ValueError, match="hard: one flag per example, got 1"):
+        real(tiny, encoded, teachers, m.config.adapter, m.config.train, progress=False, nll_weight=1.0, hard=[True])
+
+
 def test_kl_span_pair_brings_the_student_closer_to_the_teacher_on_the_questions(lively):
     pair_examples = distillation_examples(lively.tokenizer, pairs_about(A), kl_span="pair")[:5]
     encoded = [encode(lively.tokenizer, e, 512) for e in pair_examples]

@@ -96,6 +96,8 @@ def inject(
     nll_weight: Annotated[float, typer.Option(help="weight of the hard label beside the KL: each scored token's "
                                                    "next-token NLL (0: off; docs/tuning.md)")]
     = SelfParamConfig.nll_weight,
+    nll_on: Annotated[str, typer.Option(help="all: the hard label trains every scored token; answers: the "
+                                              "question-answer pairs alone")] = SelfParamConfig.nll_on,
     near_misses: Annotated[int, typer.Option(help="near-miss questions per context (0: off)")] = 0,
     near_miss_teacher: Annotated[str, typer.Option(help="context: near misses answered with the context in view; "
                                                         "base: by the model before the update, without it (an "
@@ -122,7 +124,7 @@ def inject(
         rehearsal=rehearsal, rehearsal_context=rehearsal_context, rehearsal_unrelated=rehearsal_unrelated,
         rehearsal_superseded=rehearsal_superseded,
         unrelated_teacher=unrelated_teacher,
-        reask=reask, reask_replaces=reask_replaces, nll_weight=nll_weight,
+        reask=reask, reask_replaces=reask_replaces, nll_weight=nll_weight, nll_on=nll_on,
         near_misses=near_misses, near_miss_teacher=near_miss_teacher, context_teacher=context_teacher,
         pull_back=pull_back,
         context_copies=context_copies, kl_span=kl_span, hidden_weight=hidden_weight,

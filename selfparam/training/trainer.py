@@ -91,11 +91,13 @@ def _lr_lambda(total: int, warmup: int):
 
 def batch_loss(model: torch.nn.Module, lm: LM, batch: Sequence[Encoded],
                teachers: Sequence[CompactTeacher] | None, hidden: Sequence[torch.Tensor | None] | None = None,
-               hidden_weight: float = 0.0, nll_weight: float = 0.0) -> torch.Tensor:
+               hidden_weight: float = 0.0, nll_weight: float = 0.0,
+               hard: Sequence[bool] | None = None) -> torch.Tensor:
     """Mean per-token loss of a batch: the compact KL to the teacher, or the next-token NLL.
 
     With `nll_weight` > 0 and teachers, each scored token also adds `nll_weight` times the next-token NLL of its
-    own token (the hard label beside the teacher's distribution).
+    own token (the hard label beside the teacher's distribution): of every example, or with `hard` of those
+    examples whose flag is true (the others keep the KL alone).
 
     With `hidden_weight` > 0 and `hidden` (the teacher's hidden states of each example, `teacher_hidden`;
     None for an example that has none, e.g. a replayed pair), each token of an example that has them adds
@@ -114,9 +116,12 @@ def batch_loss(model: torch.nn.Module, lm: LM, batch: Sequence[Encoded],
         return masked_mean(next_token_nll(student_logp, gold), mask)
     t_logp, t_ids, t_rest = (x.to(lm.device) for x in stack_right_aligned(teachers))
     per_token = kl_compact(t_logp, t_ids, t_rest, student_logp)                      # (B, N)
-    if nll_weight > 0:
+    if nll_weight > 0 and (hard is None or any(hard)):
         gold = scored_targets(sequences, n_scored).to(lm.device)
-        per_token = per_token + nll_weight * next_token_nll(student_logp, gold)
+        nll = next_token_nll(student_logp, gold)
+        if hard is not None:
+            nll = torch.where(torch.tensor(list(hard), device=nll.device).unsqueeze(1), nll, 0.0)
+        per_token = per_token + nll_weight * nll
     if use_hidden:
         t_hidden, has = stack_hidden(hidden, like=student_hidden)                    # (L, B, N, D), (B,)
         term = hidden_l1(t_hidden, student_hidden)                                   # (B, N)
@@ -140,16 +145,20 @@ def train_and_merge(lm: LM, encoded: Sequence[Encoded], teachers: Sequence[Compa
                     adapter: AdapterConfig, train: TrainConfig, progress: bool = True,
                     n_examples: int | None = None, seconds_teacher: float = 0.0,
                     hidden: Sequence[torch.Tensor | None] | None = None,
-                    hidden_weight: float = 0.0, nll_weight: float = 0.0) -> tuple[UpdateRecord, UpdateStats]:
+                    hidden_weight: float = 0.0, nll_weight: float = 0.0,
+                    hard: Sequence[bool] | None = None) -> tuple[UpdateRecord, UpdateStats]:
     """Train one update on `encoded` (KL to `teachers`, or next-token NLL without) and merge it into
     `lm.model` (replaced in place on the LM); returns the update's record and its stats. With
     `hidden_weight` > 0, `hidden[i]` (the teacher's hidden states of example i, or None) adds the hidden-state
-    term to its KL; with `nll_weight` > 0 every scored token adds its hard-label NLL (`batch_loss`).
+    term to its KL; with `nll_weight` > 0 every scored token adds its hard-label NLL (`batch_loss`), or with
+    `hard` only those of example i where `hard[i]`.
 
     `train.seed` alone decides the adapter's initialisation, the order of the examples and the dropout
     masks; the caller's random streams are left as they were (`fork_rng`). An interrupted update leaves
     the model as it found it: an unfinished LoRA is removed, MLP weights are restored.
     """
+    if hard is not None and len(hard) != len(encoded):
+        raise ValueError(f"hard: one flag per example, got {len(hard)} for {len(encoded)} examples")
     accelerator = Accelerator(cpu=lm.device.type == "cpu")
     show = progress and accelerator.is_local_main_process
     with torch.random.fork_rng(devices=[lm.device] if lm.device.type == "cuda" else []):
@@ -182,7 +191,7 @@ def train_and_merge(lm: LM, encoded: Sequence[Encoded], teachers: Sequence[Compa
                         loss = batch_loss(model, lm, [encoded[i] for i in idx],
                                           [teachers[i] for i in idx] if teachers is not None else None,
                                           [hidden[i] for i in idx] if hidden is not None else None, hidden_weight,
-                                          nll_weight)
+                                          nll_weight, [hard[i] for i in idx] if hard is not None else None)
                         accelerator.backward(loss)
                         accelerator.clip_grad_norm_(params, train.max_grad_norm)
                         optimizer.step()

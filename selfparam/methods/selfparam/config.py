@@ -15,9 +15,11 @@ from ...training.adapters import AdapterConfig
 from ...training.examples import KL_SPANS, UNRELATED_TEACHERS
 from ...training.trainer import TrainConfig
 
-__all__ = ["CONTEXT_CHUNK_TOKENS", "CONTEXT_TEACHERS", "NEAR_MISS_TEACHERS", "SelfParamConfig", "TargetConfig"]
+__all__ = ["CONTEXT_CHUNK_TOKENS", "CONTEXT_TEACHERS", "NEAR_MISS_TEACHERS", "NLL_ON", "SelfParamConfig",
+           "TargetConfig"]
 
 NEAR_MISS_TEACHERS = ("context", "base")
+NLL_ON = ("all", "answers")
 CONTEXT_TEACHERS = ("current", "original")
 CONTEXT_CHUNK_TOKENS = 128
 """Tokens per chunk when `context_copies` reads the context itself: FT(C)'s default chunk."""
@@ -109,9 +111,14 @@ class SelfParamConfig:
                 "anchor at the fact's edge: the student keeps its old answer there)"})
     nll_weight: float = field(default=0.0, metadata={ABSENT: 0.0,
         "help": "weight of the hard-label term beside the KL: every scored token (pairs, unrelated sentences, the "
-                "context read, replayed pairs) also adds this times the student's next-token NLL of the token "
-                "itself, FT(S)'s and FT(C)'s loss on the same examples. Fact sets' answers are bare spans, which "
-                "FT(S) learns to give and SELF-PARAM's teacher, answering in sentences, does not; 0 = off (the paper)"})
+                "context read, replayed pairs; `nll_on` narrows it to the pairs) also adds this times the "
+                "student's next-token NLL of the token itself, FT(S)'s and FT(C)'s loss on the same examples. "
+                "Fact sets' answers are bare spans, which FT(S) learns to give and SELF-PARAM's teacher, "
+                "answering in sentences, does not; 0 = off (the paper)"})
+    nll_on: str = field(default="all", metadata={ABSENT: "all",
+        "help": "which examples the hard label (nll_weight) trains: all = every scored token; answers = the "
+                "question-answer pairs alone (this update's, near-miss anchors', replayed ones), so the unrelated "
+                "sentences and the context read keep the KL alone and the text they hold is not memorised"})
     hidden_weight: float = field(default=0.0, metadata={ABSENT: 0.0,
         "help": "weight of a hidden-state term beside the KL (Deep Context Distillation, Caccia et al. 2025): "
                 "each distillation example taught by a model here (pairs and unrelated sentences) also matches "
@@ -132,6 +139,8 @@ class SelfParamConfig:
             raise ValueError(f"hidden_weight: must be >= 0 (0 = off), got {self.hidden_weight}")
         if not self.nll_weight >= 0:  # NaN too
             raise ValueError(f"nll_weight: must be >= 0 (0 = off), got {self.nll_weight}")
+        if self.nll_on not in NLL_ON:
+            raise ValueError(f"nll_on: {self.nll_on!r} is not one of {', '.join(NLL_ON)}")
         if not 0.0 <= self.pull_back < 1.0:
             raise ValueError(f"pull_back: must be in [0, 1) (0 = off), got {self.pull_back}")
         if self.rehearsal_limit < 1:

@@ -29,7 +29,8 @@ updates, each merged before the next). It reads as the recipe:
    hidden     (off by default) with `hidden_weight`, the hidden states at the scored tokens from the same
               forward; replayed pairs have none;
 4. train      a LoRA (or the MLP weights) learns to match them without the context: compact KL (plus
-              `hidden_weight` times the hidden-state distance, Deep Context Distillation's second term);
+              `hidden_weight` times the hidden-state distance, Deep Context Distillation's second term, and
+              `nll_weight` times the hard label's NLL, on every example or with `nll_on="answers"` the pairs');
 5. merge      the update is merged into the method's private model copy and recorded for save/load
               (with its pairs' teacher distributions when rehearsal is on, for later updates to replay).
 """
@@ -124,6 +125,7 @@ class SelfParam(WeightMethod):
             reads = "original" if self.config.context_teacher == "original" else "teacher"
             taught = [anchor if a else reads for a in anchored_now] + ["teacher"] * len(anchors) \
                 + [anchor] * len(reread) + [None] * len(replayed)   # who teaches each example (None: stored)
+            hard = self.hard_labelled(kinds, anchored_now, len(anchors), len(reread), replayed)
             examples += anchors + reread + [p.example() for p in replayed]
             own += [None] * (len(anchors) + len(reread) + len(replayed))
             kinds += ["pair"] * (len(anchors) + len(reread) + len(replayed))
@@ -135,7 +137,7 @@ class SelfParam(WeightMethod):
                                             self.config.train, progress=self.progress, n_examples=len(examples),
                                             seconds_teacher=time.perf_counter() - t0, hidden=hidden,
                                             hidden_weight=self.config.hidden_weight,
-                                            nll_weight=self.config.nll_weight)
+                                            nll_weight=self.config.nll_weight, hard=hard)
             if self.config.rehearsal or self.config.rehearsal_context:  # this update's own pairs (and chunks of
                 record.rehearsal = keep_pairs(examples, teachers, own, kinds)  # its read), for later ones to replay
             seconds = stage_seconds(marks + [t0, time.perf_counter()], stats.seconds_teacher)
@@ -227,6 +229,19 @@ class SelfParam(WeightMethod):
             kinds += ["pair"] * (len(ts.pairs) + len(ts.unrelated)) + ["read"] * n_read
             anchored += [False] * len(ts.pairs) + [True] * len(ts.unrelated) + [False] * n_read
         return examples, own, kinds, anchored
+
+    def hard_labelled(self, kinds: list[str], anchored: list[bool], n_anchors: int, n_reread: int,
+                      replayed: list[RehearsalPair]) -> list[bool] | None:
+        """`nll_on="answers"`: which of the update's examples (this process's share, in `inject`'s order: its own,
+        the near-miss anchors, the re-read unrelated sentences, the replayed ones) the hard label trains: the
+        question-answer pairs, not the unrelated sentences nor the context read. None (every example) under
+        "all" or with the hard label off."""
+        if not self.config.nll_weight or self.config.nll_on == "all":
+            return None
+        hard = [k == "pair" and not a for k, a in zip(kinds, anchored)] + [True] * n_anchors + [False] * n_reread \
+            + [p.kind == "pair" for p in replayed]
+        state = PartialState()
+        return shard(hard, state.process_index, state.num_processes)  # the same share as `encode_share`'s
 
     def teacher_pass(self, teacher: LM, encoded: list,
                      taught: list[str | None]) -> tuple[list, list[torch.Tensor | None] | None]:
