@@ -13,11 +13,16 @@ from transformers import PreTrainedTokenizerBase
 ANSWER_INSTRUCTION = "Answer the question with a short phrase."
 
 
+def question_line(question: str) -> str:
+    """The line of a user message that asks the question: every question turn ends with it."""
+    return f"Question: {question.strip()}"
+
+
 def question_turn(question: str, context: str | None = None) -> str:
     """The user message for a question, with the context before it when one is given."""
     if context:
-        return f"{context.strip()}\n\n{ANSWER_INSTRUCTION}\nQuestion: {question.strip()}"
-    return f"{ANSWER_INSTRUCTION}\nQuestion: {question.strip()}"
+        return f"{context.strip()}\n\n{ANSWER_INSTRUCTION}\n{question_line(question)}"
+    return f"{ANSWER_INSTRUCTION}\n{question_line(question)}"
 
 
 def chat_prompt(tokenizer: PreTrainedTokenizerBase, user: str) -> str:

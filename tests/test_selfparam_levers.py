@@ -27,7 +27,14 @@ from selfparam.training import TrainConfig
 from selfparam.training.batching import scored_outputs
 from selfparam.training.examples import distillation_examples, encode
 from selfparam.training.losses import CompactTeacher, hidden_l1
-from selfparam.training.rehearsal import TEACHER_FILE, RehearsalPair, asked_and_answer, sample_rehearsal, superseded
+from selfparam.training.rehearsal import (
+    TEACHER_FILE,
+    RehearsalPair,
+    asked_and_answer,
+    asks,
+    sample_rehearsal,
+    superseded,
+)
 from selfparam.training.teacher import teacher_hidden, teacher_pass
 from selfparam.training.trainer import batch_loss, encode_share
 
@@ -587,6 +594,20 @@ def test_a_reasked_question_replaces_its_replayed_pair(lively, replaces, kl_span
     assert replay["replayed_pairs"] == 1 and replay["replaced_by_reask"] == 1  # Quenby's pair is still replayed
     assert replay["replayed_from"] == [sp_method._digest(UNRELATED_FACT)]
     assert SelfParamConfig().reask_replaces  # on by default (acts only with reask and rehearsal on)
+
+@pytest.mark.parametrize("kl_span", ["answer", "pair"])
+def test_a_replayed_pair_is_replaced_only_by_its_whole_question(tiny, kl_span):
+    questions = ["Who wrote it?", "Who wrote it first?", "Tell me: Who wrote it?"]
+    ts = TargetSet(A, [QAPair(q, "Ann.") for q in questions])
+    stored = [RehearsalPair(A, e.student_prefix, e.teacher_prefix, e.text, None)
+              for e in distillation_examples(tiny.tokenizer, ts, "context", kl_span=kl_span)]
+    answer_after = after_question(tiny.tokenizer)
+    assert [asks(p, ["Who wrote it?"], answer_after) for p in stored] == [True, False, False]
+    assert [asks(p, ["  Who wrote it first? "], answer_after) for p in stored] == [False, True, False]
+    assert not any(asks(p, ["wrote it"], answer_after) for p in stored)
+    read = dataclasses.replace(stored[0], kind="read")  # a chunk of a context read asks nothing
+    assert not asks(read, ["Who wrote it?"], answer_after)
+
 
 # -- near misses (issue 11 §3) ------------------------------------------------------------------------------
 LOVELACE = "Ada Lovelace worked with Charles Babbage in London in 1843."

@@ -25,6 +25,7 @@ from typing import Callable, Sequence
 import torch
 from safetensors.torch import load_file, save_file
 
+from ..prompts import question_line
 from ..targets.entities import entities, named_in
 from .examples import Encoded, Example
 from .losses import CompactTeacher
@@ -143,6 +144,17 @@ def asked_and_answer(pair: RehearsalPair, answer_after: str) -> tuple[str, str, 
     at = pair.text.rfind(answer_after) if answer_after else -1
     cut = at + len(answer_after) if at >= 0 else 0
     return pair.student_prefix + pair.text[:cut], pair.teacher_prefix + pair.text[:cut], pair.text[cut:]
+
+
+def asks(pair: RehearsalPair, questions: Sequence[str], answer_after: str) -> bool:
+    """Whether a stored question-answer pair asks one of `questions`, the whole question: its prompt up to the
+    answer (`asked_and_answer`) ends with that question's line (`prompts.question_line`) and `answer_after`, so
+    "Who wrote it?" does not match a stored "Who wrote it first?" nor "Tell me: Who wrote it?". A chunk of a context
+    read asks nothing."""
+    if pair.kind != "pair":
+        return False
+    asked = asked_and_answer(pair, answer_after)[0]
+    return any(asked.endswith(question_line(q) + answer_after) for q in questions)
 
 
 def superseded(pairs: Sequence[RehearsalPair], context: str, nats: float, token_logprobs: TokenLogprobs,

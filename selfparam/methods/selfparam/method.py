@@ -56,7 +56,7 @@ from ...targets.types import QAPair, TargetSet
 from ...training.examples import Example, context_read_examples, distillation_examples
 from ...training.rehearsal import (
     RehearsalPair,
-    asked_and_answer,
+    asks,
     check_replayed,
     keep_pairs,
     sample_rehearsal,
@@ -306,8 +306,7 @@ class SelfParam(WeightMethod):
         if not questions:
             return replayed, 0
         answer_after = after_question(teacher.tokenizer)
-        drop = [p.kind == "pair" and any(q in asked_and_answer(p, answer_after)[0] for q in questions)
-                for p in replayed]
+        drop = [asks(p, questions, answer_after) for p in replayed]
         return [p for p, d in zip(replayed, drop) if not d], sum(drop)
 
     def reread_unrelated(self) -> list[Example]:
