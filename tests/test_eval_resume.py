@@ -60,6 +60,7 @@ def test_interrupted_run_resumes_to_the_same_report(task, memory, squad, golds, 
     assert [e["method"] for e in log if e["kind"] == "method"] == ["base"]
     assert sum(e["kind"] == "unit" and e["method"] == "selfparam" for e in log) == 1
     assert not (out / "summary.json").exists()
+    out = out.rename(tmp_path / "moved")  # a run folder moved elsewhere (into docs/results, say) is the same run
 
     second = {"base": Counting("base", golds, memory=memory), "selfparam": Counting("selfparam", golds, memory=memory)}
     built = []
@@ -228,7 +229,7 @@ def test_report_only_writes_what_the_log_holds_and_runs_nothing(squad, golds, tm
     done, _ = evaluate(EvalSettings("single", squad, out, methods=methods, n=4, progress=False),
                        build=lambda n: rest)
     assert rest.injections == 2 and done.outcome("selfparam").status == "ok"
-    with pytest.raises(ValueError, match="sequential"):
+    with pytest.raises(ValueError, match="holds no run log with finished units yet"):
         evaluate(EvalSettings("sequential", squad, tmp_path / "seq", methods=methods, n=2, progress=False),
                  report_only=True)
 

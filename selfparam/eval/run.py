@@ -160,7 +160,10 @@ def shared_target_resources(lm: LM, *, seed: int, unrelated: Path | None, n_pair
 
 # settings that may change between an interrupted run and its resumption (they change no figure; the method
 # config file's contents are compared as `method_configs`, not its path)
-_RESUMABLE = ("progress", "command", "method_config")
+# settings a resumed run may change: how it is shown and written down, where its folder now is (a run folder
+# moved, say from a scratch folder into docs/results, is the same run) and where its target-set cache is (keyed
+# by content, so a set is found wherever it lies; by default the cache moves with the folder)
+_RESUMABLE = ("progress", "command", "method_config", "out", "targets_dir")
 
 
 def open_run_log(out: Path, config: dict[str, Any]) -> RunLog:
@@ -260,8 +263,8 @@ def evaluate(settings: EvalSettings, lm: LM | None = None, build: Callable[[str]
 
     `report_only`: run nothing, load no model; write the report of what the run log in `settings.out`
     holds (a long run still going, or stopped): methods it holds only part of are marked `partial`, and
-    their comparisons use the questions both sides scored. Not for sequential runs, which replay their
-    logged injections.
+    their comparisons use the questions both sides scored; a partial sequential method is reported after
+    its last logged step.
 
     `lm` and `build` default to loading `settings.model` and building methods from the registry on it;
     tests pass a tiny model or a fake builder.
@@ -277,9 +280,6 @@ def evaluate(settings: EvalSettings, lm: LM | None = None, build: Callable[[str]
               "items": [getattr(getattr(i, "context", None), "id", None) or getattr(i, "id", None) for i in items]}
     log = open_run_log(settings.out, config)  # a changed setting refuses to resume, before anything is written
     if report_only:
-        if settings.task == "sequential":
-            raise ValueError("--report-only: a sequential run replays its logged injections, so its report needs "
-                             "the model; run the command without --report-only")
         if not log.units:
             raise ValueError(f"--report-only: {settings.out} holds no run log with finished units yet")
         build = tasks.LoggedOnly
@@ -296,7 +296,9 @@ def evaluate(settings: EvalSettings, lm: LM | None = None, build: Callable[[str]
 
     after = None
     general_before = None
-    if settings.general is not None and not report_only:
+    if settings.general is not None and report_only:  # the base model's figures are not logged: left out
+        after = tasks.measured_only  # figures the log holds are taken from it, the first it lacks ends the method
+    elif settings.general is not None:
         if lm is None:
             raise ValueError("general ability needs the model: pass `lm` along with a custom `build`")
         general_before = general_ability(lm, settings.general)
