@@ -160,6 +160,35 @@ def test_sequential_runs_give_the_last_step(tmp_path):
         assert (tmp_path / "out" / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
+def test_at_step_compares_sequential_runs_after_that_many_updates(tmp_path, runs):
+    folders = []
+    for label, memory, extra in (("m2", 2, baselines()), ("m3", 3, {})):
+        methods = {**extra, "selfparam": TableMethod("selfparam", memory=memory)}
+        result = run_sequential(list(methods), builder(**methods), make_contexts(), progress=False)
+        write_config(tmp_path / label, {"settings": {"task": "sequential", "n": 4, "seed": 0, "memory": memory},
+                                        "items": ITEMS})
+        write_report(tmp_path / label, result, plots=False)
+        folders.append((tmp_path / label, label))
+    records = [json.loads(line) for line in (tmp_path / "m2" / "predictions.jsonl").read_text().splitlines()]
+    third = [r["f1"] for r in records if r["method"] == "selfparam" and r["step"] == 2]
+    table = json.loads(ablate(folders, tmp_path / "out", reference="selfparam[m2]", at_step=3)["ablation_json"]
+                       .read_text())
+    rows = table["methods"]
+    assert table["at_step"] == 3 and rows["selfparam[m2]"]["n_questions"] == len(third) == 6
+    assert rows["selfparam[m2]"]["f1"] == pytest.approx(sum(third) / 6)  # after the third update, not the fourth
+    assert rows["selfparam[m3]"]["f1"] == pytest.approx(1.0)  # three contexts, all three remembered
+    assert len(rows["selfparam[m2]"]["retention"]) == 3 and rows["selfparam[m2]"]["retention"][2][0] < 1.0
+    assert "after update 3" in (tmp_path / "out" / "ablation.md").read_text()
+    with pytest.raises(ValueError, match="selfparam in .*m2 did not reach update 5"):
+        ablate(folders, tmp_path / "out5", reference="selfparam[m2]", at_step=5)
+    with pytest.raises(ValueError, match="counts updates from 1"):
+        ablate(folders, tmp_path / "out0", reference="selfparam[m2]", at_step=0)
+    with pytest.raises(ValueError, match="these are single"):
+        ablate([(runs[0], "paper"), (runs[1], "facts")], tmp_path / "single", reference="selfparam[paper]",
+               at_step=1)
+    assert not (tmp_path / "out5").exists() and not (tmp_path / "single").exists()
+
+
 def test_retention_from_records_orders_contexts_by_their_injection():
     from selfparam.eval.tasks import retention_from_records
 
@@ -193,7 +222,10 @@ def test_cli_writes_the_table_and_refuses_in_one_line(runs, tmp_path):
     unknown = runner.invoke(app, ["eval", "ablate", f"{paper}:paper", f"{facts}:facts", "--reference", "rag[paper]",
                                   "--out", str(tmp_path / "o3")])
     assert_one_error_line(unknown, "unknown reference 'rag[paper]'")
-    assert not (tmp_path / "o2").exists() and not (tmp_path / "o3").exists()
+    at_step = runner.invoke(app, ["eval", "ablate", f"{paper}:paper", f"{facts}:facts", "--reference",
+                                  "selfparam[paper]", "--at-step", "2", "--out", str(tmp_path / "o4")])
+    assert_one_error_line(at_step, "--at-step compares sequential runs")
+    assert not (tmp_path / "o2").exists() and not (tmp_path / "o3").exists() and not (tmp_path / "o4").exists()
 
 
 def test_a_method_that_failed_part_way_is_compared_on_the_questions_it_scored(tmp_path):

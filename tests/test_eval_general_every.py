@@ -132,6 +132,27 @@ def test_a_resumed_run_keeps_the_logged_steps_figures(measured, squad, golds, tm
         evaluate(_settings(squad, out, general_every=1), lm=Injected(), build=second.__getitem__)
 
 
+def test_report_only_on_a_stopped_sequential_run_reports_its_last_logged_step(measured, squad, golds, tmp_path):
+    out = tmp_path / "run"
+    first = {"base": Counting("base", golds), "selfparam": WithLM("selfparam", golds, interrupt_after=3)}
+    with pytest.raises(Interrupted):  # steps 0-2 of selfparam logged (general ability after step 2), step 3 stopped
+        evaluate(_settings(squad, out), lm=Injected(), build=first.__getitem__)
+    logged = [json.loads(line) for line in (out / "progress.jsonl").read_text().splitlines()]
+    measured.clear()
+    result, paths = evaluate(_settings(squad, out), report_only=True)  # no model, nothing injected or measured
+    assert measured == []
+    assert [o.status for o in result.outcomes] == ["ok", "partial"]
+    own = [r for r in result.records if r["method"] == "selfparam"]
+    assert max(r["step"] for r in own) == 2 and len(own) == 3 + 6 + 9  # 3 questions per context, asked after each step
+    entry = json.loads(paths["summary_json"].read_text())["methods"]["selfparam"]
+    final = [r for r in own if r["step"] == 2]
+    assert entry["f1"] == pytest.approx(sum(r["f1"] for r in final) / len(final))  # after its last logged step
+    assert entry["general_by_step"] == {"2": _figures(2)}  # from the log; the base model's were not logged
+    assert len(result.outcome("selfparam").extra["curve"]) == 3  # F1 against injections, the steps so far
+    assert "## Not finished yet" in paths["summary_md"].read_text()
+    assert [json.loads(line) for line in (out / "progress.jsonl").read_text().splitlines()] == logged  # untouched
+
+
 @pytest.mark.parametrize("task, kw, message", [
     ("sequential", {"general_every": -1}, "must be >= 1"),
     ("single", {"general_every": 2}, "sequential task only"),

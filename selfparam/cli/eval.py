@@ -175,9 +175,10 @@ def sequential(data: Data, out: Out, methods: Methods = "selfparam,ft-s,ft-c",
                ppl_tokens: PplTokens = 4096, articles: Articles = None, exclude: Exclude = None,
                questions: Questions = "facts", fact_phrasings: FactPhrasings = DEFAULT_FACT_PHRASINGS,
                fact_cycle: FactCycle = True,
-               targets_only: TargetsOnly = False,
+               report_only: ReportOnly = False, targets_only: TargetsOnly = False,
                progress: Progress = True) -> None:
-    """Sequential injection of T contexts; after each step every earlier context is asked (retention matrix)."""
+    """Sequential injection of T contexts; after each step every earlier context is asked (retention matrix).
+    With --report-only, a stopped run is reported after its last logged step."""
     options = locals()
     options["n"] = options.pop("t")
     _run("sequential", **options)
@@ -219,7 +220,12 @@ def ablate(runs: Annotated[list[str], typer.Argument(help="RUN_DIR:LABEL per run
            out: Out,
            reference: Annotated[str, typer.Option("--reference", help="the labelled method the F1 differences "
                                                                       "are taken against, e.g. 'selfparam[paper]'")]
-           = "selfparam[paper]") -> None:
+           = "selfparam[paper]",
+           at_step: Annotated[Optional[int], typer.Option("--at-step", help="sequential runs: the figures after "
+                                                                            "this many updates (a stopped run, "
+                                                                            "reported with --report-only, against "
+                                                                            "complete ones); default: the last")]
+           = None) -> None:
     """One ablation table from runs that differ in one lever: every method m of the run labelled L becomes
     m[L] (Base(Q) and Base(C+Q) taken once), with F1, recovery, in-context recall, the gold log-prob's
     recovery, intervals, the paired differences against --reference and injection seconds per context."""
@@ -227,7 +233,7 @@ def ablate(runs: Annotated[list[str], typer.Argument(help="RUN_DIR:LABEL per run
     from ..eval.ablation import parse_run_spec
 
     try:
-        table = ablate_runs([parse_run_spec(r) for r in runs], out, reference)["ablation_md"]
+        table = ablate_runs([parse_run_spec(r) for r in runs], out, reference, at_step=at_step)["ablation_md"]
     except ValueError as e:
         typer.secho(f"error: {e}", fg=typer.colors.RED, err=True)
         raise typer.Exit(2) from None

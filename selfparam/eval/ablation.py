@@ -15,6 +15,8 @@ Output in `out/`: `ablation.json` (the figures, the runs and what differs, prove
 Sequential runs give the figures after the last injection, and beside them the gold log-prob recovery right
 after each context's own injection (the diagonal), the share of it still there at the end, and every row's
 retention matrices (F1 and gold log-prob) drawn side by side: `retention.png`, `retention_logprob.png`.
+`--at-step N` takes them all after the N-th update instead, so a run stopped part-way (its report written with
+`eval sequential --report-only`) is compared with complete ones where both stand.
 """
 
 from __future__ import annotations
@@ -141,10 +143,15 @@ def _inject_seconds_per_context(row: dict[str, Any], records: Sequence[dict]) ->
     return per_update * updates / contexts
 
 
-def ablate(runs: Sequence[tuple[Path, str]], out: Path, reference: str, title: str | None = None) -> dict[str, Path]:
+def ablate(runs: Sequence[tuple[Path, str]], out: Path, reference: str, title: str | None = None,
+           at_step: int | None = None) -> dict[str, Path]:
     """Write `ablation.json` and `ablation.md` into `out` for the labelled run folders `runs` [(folder,
     label)], with the paired F1 difference against the labelled method `reference` (e.g.
-    `selfparam[paper]`). Checks everything before writing anything; returns the paths written."""
+    `selfparam[paper]`). Checks everything before writing anything; returns the paths written.
+
+    `at_step` N (sequential runs): every figure after the N-th update, the rows and columns of the first N
+    contexts, so a run stopped part-way (reported with `--report-only`) is compared with complete ones where
+    both stand; every compared method must have reached it."""
     runs = [(Path(folder), label) for folder, label in runs]
     if len(runs) < 2:
         raise ValueError("ablate: give at least two labelled run folders (RUN_DIR:LABEL)")
@@ -157,6 +164,18 @@ def ablate(runs: Sequence[tuple[Path, str]], out: Path, reference: str, title: s
         raise ValueError(f"ablate: --out {out} is one of the run folders; choose another")
     loaded = [_load(folder) for folder in folders]
     _check_same(folders, loaded)
+    task = loaded[0]["config"]["settings"]["task"]
+    if at_step is not None:
+        if task != "sequential":
+            raise ValueError(f"ablate: --at-step compares sequential runs after a number of updates; these are {task}")
+        if at_step < 1:
+            raise ValueError(f"ablate: --at-step counts updates from 1, got {at_step}")
+        for folder, run in zip(folders, loaded):
+            short = [m for m in run["summary"]["methods"]
+                     if m not in BASELINES and not any(r.get("method") == m and r.get("step") == at_step - 1
+                                                       for r in run["records"])]
+            if short:
+                raise ValueError(f"ablate: {', '.join(short)} in {folder} did not reach update {at_step}")
 
     rows: dict[str, dict[str, Any]] = {}  # labelled method -> its summary row, label and folder
     records: list[dict] = []
@@ -182,9 +201,11 @@ def ablate(runs: Sequence[tuple[Path, str]], out: Path, reference: str, title: s
         raise ValueError(f"ablate: unknown reference {reference!r}; the labelled methods are {', '.join(rows)}")
     if reference not in finished:
         raise ValueError(f"ablate: the reference {reference!r} did not finish ({rows[reference]['row'].get('status')})")
-    task = loaded[0]["config"]["settings"]["task"]
     questions = {"scored": None, "left_out": 0}
     asked = dict(records_of)  # every context each method injected, for its seconds per context
+    if at_step is not None:  # the first `at_step` updates' rows
+        records = [r for r in records if (r.get("step") or 0) < at_step]
+        records_of = {m: [r for r in rs if (r.get("step") or 0) < at_step] for m, rs in records_of.items()}
     if task != "sequential":  # every row on the questions every compared method scored
         scored = [{(r["context_id"], r["question"]) for r in records_of[m]} for m in finished]
         common = set.intersection(*scored)
@@ -219,8 +240,8 @@ def ablate(runs: Sequence[tuple[Path, str]], out: Path, reference: str, title: s
             entry["error"] = row["error"]
         methods[name] = entry
     differing = differing_settings([run["config"] for run in loaded])
-    ablation = {"task": task, "reference": reference, "settings": {k: loaded[0]["config"]["settings"].get(k)
-                                                                   for k in SAME},
+    ablation = {"task": task, "reference": reference, "at_step": at_step,
+                "settings": {k: loaded[0]["config"]["settings"].get(k) for k in SAME},
                 "runs": {label: {"folder": str(folder), "differs": d}
                          for (folder, label), d in zip(runs, differing)},
                 "methods": methods, "questions": questions, "bootstrap": loaded[0]["summary"].get("bootstrap"),
@@ -248,8 +269,9 @@ def _plot_retention(methods: dict[str, dict[str, Any]], out: Path) -> dict[str, 
 def _kept_markdown(ablation: dict[str, Any]) -> list[str]:
     """Sequential: each row's gold log-prob recovery right after each context's own injection and after the
     last one, and the share kept (after the last / diagonal)."""
-    lines = ["## What each injection gave, and what is left after the last", "",
-             "| method | log-prob recovery right after its own injection | after the last injection | kept |",
+    after = _after(ablation)
+    lines = [f"## What each injection gave, and what is left after {after}", "",
+             f"| method | log-prob recovery right after its own injection | after {after} | kept |",
              "|---|---|---|---|"]
     for name, m in ablation["methods"].items():
         diagonal, final = m.get("logprob_recovery_diagonal"), m.get("logprob_recovery")
@@ -259,10 +281,15 @@ def _kept_markdown(ablation: dict[str, Any]) -> list[str]:
         kept = f"{final / diagonal:.2f}" if final is not None and gained else "–"
         lines.append(f"| {name} | {with_ci(diagonal, m.get('logprob_recovery_diagonal_ci'))} | "
                      f"{with_ci(final, m.get('logprob_recovery_ci'))} | {kept} |")
-    return lines + ["", "kept: after the last injection / right after its own, where the latter's interval lies "
+    return lines + ["", f"kept: after {after} / right after its own, where the latter's interval lies "
                     "above 0 (– otherwise: there was no gain to keep). Heatmaps, every row side by side: "
                     "`retention.png` (F1), `retention_logprob.png` (the gold answers' mean log-probability, "
                     "nats/token).", ""]
+
+
+def _after(ablation: dict[str, Any]) -> str:
+    """Where sequential figures are taken: after the last injection, or after update N (`at_step`)."""
+    return f"update {ablation['at_step']}" if ablation.get("at_step") else "the last injection"
 
 
 def _seconds(value: float | None) -> str:
@@ -299,7 +326,7 @@ def ablation_markdown(ablation: dict[str, Any], title: str | None = None) -> str
               "(recovery and paired difference as for F1; – where a run predates it); … over contexts: the same "
               "difference with an interval that resamples contexts with all their questions. "
               "Base(Q) and Base(C+Q) are taken once (identical in every run that has them)."
-              + (" Sequential runs: after the last injection." if ablation["task"] == "sequential" else ""),
+              + (f" Sequential runs: after {_after(ablation)}." if ablation["task"] == "sequential" else ""),
               *([f"Every row is taken on the {ablation['questions']['scored']} questions every method scored "
                  f"({ablation['questions']['left_out']} left out: a method failed part-way; see Failures)."]
                 if ablation.get("questions", {}).get("left_out") else []),

@@ -48,9 +48,16 @@ class NotRunYet(RuntimeError):
     """Work a report-only run was asked for that its run log does not hold: the method is `partial`."""
 
 
+def measured_only(name: str, method: Any) -> dict[str, Any]:
+    """The `after` hook of a report-only run: general ability is measured with the model, so a figure the run
+    log does not hold ends the method as `partial` (logged figures are taken from the log)."""
+    raise NotRunYet("general ability not measured yet: the figures cover the steps in the run log")
+
+
 class LoggedOnly:
     """Stands in for every method of a report-only run (`evaluate(report_only=True)`): the units in the run
-    log are taken from it as usual, and the first unit it does not hold ends the method as `partial`."""
+    log are taken from it as usual (a sequential run's logged steps are not injected again), and the first
+    unit it does not hold ends the method as `partial`."""
 
     def __init__(self, name: str):
         self.name = name
@@ -371,6 +378,10 @@ def run_sequential(names: Sequence[str], build: Builder, contexts: Sequence[Cont
         def matrices() -> None:  # after every step, so the rows so far stay visible if a later step fails
             outcome.retention = retention_from_records(records, "f1", size=t_total)
             outcome.extra["retention_logprob"] = retention_from_records(records, "logprob", size=t_total)
+            steps = max((r["step"] for r in records), default=-1) + 1  # the curve so far, too
+            if steps:
+                summary = retention_summary(outcome.retention[:steps])
+                outcome.extra.update(curve=summary["curve"], first_context=summary["first_context"])
 
         matrices()
         by_step: dict[str, dict[str, Any]] = {}
@@ -378,7 +389,8 @@ def run_sequential(names: Sequence[str], build: Builder, contexts: Sequence[Cont
         for t, item in enumerate(_progress(contexts, name, "sequential", progress)):
             figures = None
             if log.replay(name, f"step {t}", meter, records):
-                method.inject([item.context])  # the weights are not saved between steps: inject again
+                if not isinstance(method, LoggedOnly):  # a report-only run has no model to inject into
+                    method.inject([item.context])  # the weights are not saved between steps: inject again
                 figures = log.figures(name, f"step {t}").get("after")  # absent from logs written without it
             else:
                 with log.unit(name, f"step {t}", meter, records) as logged:
