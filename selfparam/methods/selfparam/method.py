@@ -30,7 +30,7 @@ updates, each merged before the next). It reads as the recipe:
               forward; replayed pairs have none;
 4. train      a LoRA (or the MLP weights) learns to match them without the context: compact KL (plus
               `hidden_weight` times the hidden-state distance, Deep Context Distillation's second term, and
-              `nll_weight` times the hard label's NLL, on every example or with `nll_on="answers"` the pairs');
+              `nll_weight` times the hard label's NLL, on the pairs alone or with `nll_on="all"` every example);
 5. merge      the update is merged into the method's private model copy and recorded for save/load
               (with its pairs' teacher distributions when rehearsal is on, for later updates to replay).
 """
