@@ -127,9 +127,9 @@ def test_unknown_reference_and_bad_labels(runs, tmp_path):
 
 
 @pytest.mark.plots  # asserts the PNG files
-def test_sequential_runs_give_the_last_step(tmp_path):
-    """After the last step memory=2 keeps the last two of four contexts (F1 2/3), memory=3 the last three:
-    6 gold answers, one "red" (F1 2/3) and one "green" (0), so (6 + 2/3) / 8 = 5/6."""
+def sequential_runs(tmp_path) -> list:
+    """Two sequential runs of the four table contexts, labelled by SELF-PARAM's memory: m2 keeps the last two
+    contexts (with Base(Q) and Base(C+Q) beside it), m3 the last three."""
     folders = []
     for label, memory, extra in (("m2", 2, baselines()), ("m3", 3, {})):
         methods = {**extra, "selfparam": TableMethod("selfparam", memory=memory)}
@@ -138,6 +138,13 @@ def test_sequential_runs_give_the_last_step(tmp_path):
                                         "items": ITEMS})
         write_report(tmp_path / label, result, plots=False)
         folders.append((tmp_path / label, label))
+    return folders
+
+
+def test_sequential_runs_give_the_last_step(tmp_path):
+    """After the last step memory=2 keeps the last two of four contexts (F1 2/3), memory=3 the last three:
+    6 gold answers, one "red" (F1 2/3) and one "green" (0), so (6 + 2/3) / 8 = 5/6."""
+    folders = sequential_runs(tmp_path)
     table = json.loads(ablate(folders, tmp_path / "out", reference="selfparam[m2]")["ablation_json"].read_text())
     rows = table["methods"]
     assert rows["selfparam[m2]"]["f1"] == pytest.approx(2 / 3) and rows["selfparam[m3]"]["f1"] == pytest.approx(5 / 6)
@@ -161,14 +168,7 @@ def test_sequential_runs_give_the_last_step(tmp_path):
 
 
 def test_at_step_compares_sequential_runs_after_that_many_updates(tmp_path, runs):
-    folders = []
-    for label, memory, extra in (("m2", 2, baselines()), ("m3", 3, {})):
-        methods = {**extra, "selfparam": TableMethod("selfparam", memory=memory)}
-        result = run_sequential(list(methods), builder(**methods), make_contexts(), progress=False)
-        write_config(tmp_path / label, {"settings": {"task": "sequential", "n": 4, "seed": 0, "memory": memory},
-                                        "items": ITEMS})
-        write_report(tmp_path / label, result, plots=False)
-        folders.append((tmp_path / label, label))
+    folders = sequential_runs(tmp_path)
     records = [json.loads(line) for line in (tmp_path / "m2" / "predictions.jsonl").read_text().splitlines()]
     third = [r["f1"] for r in records if r["method"] == "selfparam" and r["step"] == 2]
     table = json.loads(ablate(folders, tmp_path / "out", reference="selfparam[m2]", at_step=3)["ablation_json"]
