@@ -158,11 +158,10 @@ def shared_target_resources(lm: LM, *, seed: int, unrelated: Path | None, n_pair
                      targets=config, seed=seed)
 
 
-# settings that may change between an interrupted run and its resumption (they change no figure; the method
-# config file's contents are compared as `method_configs`, not its path)
-# settings a resumed run may change: how it is shown and written down, where its folder now is (a run folder
-# moved, say from a scratch folder into docs/results, is the same run) and where its target-set cache is (keyed
-# by content, so a set is found wherever it lies; by default the cache moves with the folder)
+# settings that may change between an interrupted run and its resumption (they change no figure): how it is shown
+# and written down (the method config file's contents are compared as `method_configs`, not its path), where its
+# folder now is (a run folder moved, say from a scratch folder into docs/results, is the same run) and where its
+# target-set cache is (keyed by content, so a set is found wherever it lies; by default it moves with the folder)
 _RESUMABLE = ("progress", "command", "method_config", "out", "targets_dir")
 
 

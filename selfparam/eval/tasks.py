@@ -411,8 +411,7 @@ def run_sequential(names: Sequence[str], build: Builder, contexts: Sequence[Cont
         final = [r for r in records if r["step"] == t_total - 1]
         summary = retention_summary(outcome.retention)
         outcome.metrics = {**_qa_metrics(final), "f1_diagonal": summary["f1_diagonal"],
-                           "f1_all": summary["f1_all"]}
-        outcome.extra.update(curve=summary["curve"], first_context=summary["first_context"])
+                           "f1_all": summary["f1_all"]}  # the curve: `matrices()`, after every step
 
     def after_last(name: str, method: KnowledgeMethod) -> dict[str, Any]:
         return last.pop(name) if name in last else after(name, method)
