@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
+from types import SimpleNamespace
 
 import pytest
 from test_eval_tasks import TableMethod
 
 from selfparam.eval.progress import RunLog, resume_differences
 from selfparam.eval.run import EvalSettings, evaluate
+from selfparam.eval.tasks import Meter
 
 
 class Interrupted(BaseException):
@@ -296,3 +298,28 @@ def test_a_methods_own_targets_neither_recorded_nor_compared(squad, golds, tmp_p
     other = {**recorded, "settings": {**recorded["settings"], "questions": "other"}}
     with pytest.raises(ValueError, match=r"questions: '\w+' -> 'other'"):
         open_run_log(out, other)
+
+
+def test_a_unit_logs_the_weight_updates_it_ran(tmp_path):
+    class Trained:  # a method that trains says how each update went (`last_stats`), as the weight methods do
+        last_stats = None
+
+        def inject(self, contexts):
+            self.last_stats = SimpleNamespace(to_dict=lambda: {"steps": 3, "loss_by_group": {"pairs": 0.5}})
+
+        def storage_bytes(self):
+            return 0
+
+    class Untrained(Trained):
+        def inject(self, contexts):
+            pass
+
+    log = RunLog(tmp_path / "progress.jsonl")
+    for name, method in (("trained", Trained()), ("retrieval", Untrained())):
+        meter, records = Meter(), []
+        with log.unit(name, "step 0", meter, records):
+            meter.inject(method, [])
+            meter.inject(method, [])
+    entries = [json.loads(line) for line in (tmp_path / "progress.jsonl").read_text().splitlines()]
+    assert entries[0]["updates"] == [{"steps": 3, "loss_by_group": {"pairs": 0.5}}] * 2
+    assert "updates" not in entries[1]  # nothing trained: the line is as before

@@ -36,7 +36,7 @@ from selfparam.training.rehearsal import (
     superseded,
 )
 from selfparam.training.teacher import teacher_hidden, teacher_pass
-from selfparam.training.trainer import batch_loss, encode_share
+from selfparam.training.trainer import batch_loss, encode_share, train_and_merge
 
 A = "Quenby hosts the Zorblat festival every May."
 B = "Glass boats race on the river Ell each June."
@@ -837,6 +837,50 @@ def test_nll_on_answers_puts_the_hard_label_on_the_pairs_alone(tiny, monkeypatch
     assert seen[-1][1] is None
     with pytest.raises(ValueError, match="hard: one flag per example, got 1"):
         real(tiny, encoded, teachers, m.config.adapter, m.config.train, progress=False, nll_weight=1.0, hard=[True])
+
+
+def test_each_update_says_the_loss_left_per_kind_of_example(tiny, monkeypatch):
+    seen = []
+    real = sp_method.train_and_merge
+
+    def spy(lm, encoded, teachers, *args, **kwargs):
+        seen.append(kwargs.get("groups"))
+        return real(lm, encoded, teachers, *args, **kwargs)
+
+    monkeypatch.setattr(sp_method, "train_and_merge", spy)
+    m = method(tiny, epochs=1, rehearsal=3, context_copies=2, unrelated_teacher="original")
+    m.inject([Context("a", A)])
+    m.inject([Context("b", B)])
+    n_a, n_b = len(pairs_about(A).pairs), len(pairs_about(B).pairs)
+    first, second = seen
+    n_read = len(first) - n_a - 2
+    assert n_read > 0 and first == ["pairs"] * n_a + ["unrelated"] * 2 + ["read"] * n_read
+    assert second[:n_b + 2] == ["pairs"] * n_b + ["unrelated"] * 2 and second[-3:] == ["replayed_pairs"] * 3
+    for record, groups in zip(m.records, seen):  # the manifest says each kind's loss, and only the kinds trained
+        by_group = record.manifest["stats"]["loss_by_group"]
+        assert set(by_group) == set(groups) and all(v >= 0 for v in by_group.values())
+    assert m.last_stats.loss_by_group == m.records[-1].manifest["stats"]["loss_by_group"]
+
+
+def test_loss_by_group_is_each_groups_mean_token_loss_over_the_last_epoch(lively):
+    examples = distillation_examples(lively.tokenizer, pairs_about(A), "context")
+    encoded = encode_share(lively, examples)
+    teachers = teacher_pass(lively, encoded, 16, progress=False)
+    groups = ["pairs" if i < len(pairs_about(A).pairs) else "unrelated" for i in range(len(encoded))]
+    expected = {}
+    with torch.no_grad():  # an lr too small to move the weights: the last epoch sees the model as it is now
+        for g in set(groups):
+            idx = [i for i, x in enumerate(groups) if x == g]
+            tokens = sum(encoded[i].n_scored for i in idx)
+            expected[g] = sum(batch_loss(lively.model, lively, [encoded[i]], [teachers[i]]).item()
+                              * encoded[i].n_scored for i in idx) / tokens
+    _, stats = train_and_merge(lively, encoded, teachers, SelfParamConfig().adapter,
+                               TrainConfig(epochs=2, batch_size=3, lr=1e-12), progress=False, groups=groups)
+    assert stats.loss_by_group == pytest.approx(expected, rel=1e-3)
+    assert abs(expected["pairs"] - expected["unrelated"]) > 0.05 * max(expected.values())  # the labels matter
+    with pytest.raises(ValueError, match="groups: one label per example, got 1"):
+        train_and_merge(lively, encoded, teachers, SelfParamConfig().adapter, TrainConfig(epochs=1),
+                        progress=False, groups=["pairs"])
 
 
 def test_kl_span_pair_brings_the_student_closer_to_the_teacher_on_the_questions(lively):

@@ -191,7 +191,7 @@ def test_interrupt_leaves_no_adapter_and_no_record(tiny, monkeypatch):
 
     method = make_selfparam(tiny)
     calls = {"n": 0}
-    real = trainer.batch_loss
+    real = trainer.token_losses
 
     def interrupted(*args, **kwargs):
         calls["n"] += 1
@@ -199,7 +199,7 @@ def test_interrupt_leaves_no_adapter_and_no_record(tiny, monkeypatch):
             raise KeyboardInterrupt
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(trainer, "batch_loss", interrupted)
+    monkeypatch.setattr(trainer, "token_losses", interrupted)
     with pytest.raises(KeyboardInterrupt):
         method.inject([Context("c", CONTEXT)])
     assert method.records == []

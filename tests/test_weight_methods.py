@@ -327,7 +327,7 @@ def test_interrupted_mlp_update_restores_the_weights(tiny, monkeypatch):
                                              train=fast_train(batch_size=1)),
                        Resources(target_builder=fixed_targets), progress=False)
     calls = {"n": 0}
-    real = trainer.batch_loss
+    real = trainer.token_losses
 
     def interrupted(*args, **kwargs):
         calls["n"] += 1
@@ -335,7 +335,7 @@ def test_interrupted_mlp_update_restores_the_weights(tiny, monkeypatch):
             raise KeyboardInterrupt
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(trainer, "batch_loss", interrupted)
+    monkeypatch.setattr(trainer, "token_losses", interrupted)
     with pytest.raises(KeyboardInterrupt):
         method.inject([Context("c", CONTEXT)])
     base = dict(tiny.model.named_parameters())

@@ -105,14 +105,17 @@ class RunLog:
     def unit(self, method: str, unit: str, meter: "Meter", records: list[dict]) -> Iterator[dict[str, Any]]:
         """Log `unit` when the block ends without error: the records it added, the costs it metered, and the
         figures it put in the dict the block is given (e.g. general ability measured after a sequential step;
-        `figures` returns them to a resumed run, which then need not measure them again)."""
-        before, start, figures = meter.costs(), len(records), {}
+        `figures` returns them to a resumed run, which then need not measure them again), and the stats of the
+        weight updates it ran (`Meter.updates`), where its method trains."""
+        before, start, figures, n_updates = meter.costs(), len(records), {}, len(meter.updates)
         yield figures
         after = meter.costs()
         costs = {k: after[k] - before[k] for k in after if k != "storage"} | {"storage": after["storage"]}
         entry = {"kind": "unit", "method": method, "unit": unit, "records": records[start:], "costs": costs}
         if figures:  # absent otherwise: the log lines of runs without figures stay as they were
             entry["figures"] = figures
+        if len(meter.updates) > n_updates:  # the unit's weight updates: steps, seconds, the loss left per kind
+            entry["updates"] = meter.updates[n_updates:]
         self.units[(method, unit)] = entry
         self._append(entry)
 

@@ -111,9 +111,12 @@ class TaskResult:
 
 class Meter:
     """Times injections, answers and the teacher-forced log-prob pass (apart, so the answer latency stays
-    what answering costs) and keeps the largest storage seen, for one method."""
+    what answering costs) and keeps the largest storage seen, for one method. A method that trains says
+    how each update went (`last_stats`: steps, seconds, losses, the loss left per kind of example); those
+    are kept in order in `updates`, for the run log."""
 
     def __init__(self) -> None:
+        self.updates: list[dict[str, Any]] = []
         self.inject_time = 0.0
         self.n_injections = 0
         self.answer_time = 0.0
@@ -126,6 +129,9 @@ class Meter:
         method.inject(list(contexts))
         self.inject_time += time.perf_counter() - start
         self.n_injections += 1
+        stats = getattr(method, "last_stats", None)  # weight methods only; None before their first update
+        if stats is not None:
+            self.updates.append(stats.to_dict())
         self.storage = max(self.storage, int(method.storage_bytes()))
 
     def answer(self, method: KnowledgeMethod, queries: Sequence[Query], max_new_tokens: int) -> list[str]:

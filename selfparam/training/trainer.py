@@ -64,6 +64,9 @@ class UpdateStats:
     seconds_train: float
     first_loss: float
     last_loss: float
+    loss_by_group: dict[str, float] = field(default_factory=dict)
+    """With `groups` given to `train_and_merge`: each group's mean loss per scored token over the last epoch
+    (where the training left each kind of example: the pairs, the unrelated sentences, the context read...)."""
 
     @property
     def train_tokens_per_s(self) -> float:
@@ -93,7 +96,17 @@ def batch_loss(model: torch.nn.Module, lm: LM, batch: Sequence[Encoded],
                teachers: Sequence[CompactTeacher] | None, hidden: Sequence[torch.Tensor | None] | None = None,
                hidden_weight: float = 0.0, nll_weight: float = 0.0,
                hard: Sequence[bool] | None = None) -> torch.Tensor:
-    """Mean per-token loss of a batch: the compact KL to the teacher, or the next-token NLL.
+    """Mean per-token loss of a batch: the compact KL to the teacher, or the next-token NLL
+    (`token_losses`, averaged over the scored tokens)."""
+    return masked_mean(*token_losses(model, lm, batch, teachers, hidden, hidden_weight, nll_weight, hard))
+
+
+def token_losses(model: torch.nn.Module, lm: LM, batch: Sequence[Encoded],
+                 teachers: Sequence[CompactTeacher] | None, hidden: Sequence[torch.Tensor | None] | None = None,
+                 hidden_weight: float = 0.0, nll_weight: float = 0.0,
+                 hard: Sequence[bool] | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """The loss of every scored token of a batch, (B, N), with the (B, N) mask of the real ones:
+    the compact KL to the teacher, or the next-token NLL without teachers.
 
     With `nll_weight` > 0 and teachers, each scored token also adds `nll_weight` times the next-token NLL of its
     own token (the hard label beside the teacher's distribution): of every example, or with `hard` of those
@@ -113,7 +126,7 @@ def batch_loss(model: torch.nn.Module, lm: LM, batch: Sequence[Encoded],
         student_logp, mask = scored_logprobs(model, lm, sequences, n_scored)      # (B, N, V), (B, N)
     if teachers is None:
         gold = scored_targets(sequences, n_scored).to(lm.device)
-        return masked_mean(next_token_nll(student_logp, gold), mask)
+        return next_token_nll(student_logp, gold), mask
     t_logp, t_ids, t_rest = (x.to(lm.device) for x in stack_right_aligned(teachers))
     per_token = kl_compact(t_logp, t_ids, t_rest, student_logp)                      # (B, N)
     if nll_weight > 0 and (hard is None or any(hard)):
@@ -126,7 +139,14 @@ def batch_loss(model: torch.nn.Module, lm: LM, batch: Sequence[Encoded],
         t_hidden, has = stack_hidden(hidden, like=student_hidden)                    # (L, B, N, D), (B,)
         term = hidden_l1(t_hidden, student_hidden)                                   # (B, N)
         per_token = per_token + hidden_weight * torch.where(mask & has.unsqueeze(1), term, 0.0)
-    return masked_mean(per_token, mask)
+    return per_token, mask
+
+
+def process_share(items: Sequence) -> list:
+    """This process's share of an update's per-example items (all of them in one process): the share
+    `encode_share` keeps, so per-example flags and labels line up with the encoded examples."""
+    state = PartialState()
+    return shard(items, state.process_index, state.num_processes)
 
 
 def encode_share(lm: LM, examples: Sequence[Example]) -> list[Encoded]:
@@ -136,9 +156,7 @@ def encode_share(lm: LM, examples: Sequence[Example]) -> list[Encoded]:
     distill = examples[0].teacher_prefix is not None
     if any((e.teacher_prefix is not None) != distill for e in examples):
         raise ValueError("an update's examples must all have a teacher prefix or none")
-    encoded = [encode(lm.tokenizer, e, lm.max_length) for e in examples]
-    state = PartialState()
-    return [encoded[i] for i in shard(list(range(len(encoded))), state.process_index, state.num_processes)]
+    return process_share([encode(lm.tokenizer, e, lm.max_length) for e in examples])
 
 
 def train_and_merge(lm: LM, encoded: Sequence[Encoded], teachers: Sequence[CompactTeacher] | None,
@@ -146,12 +164,14 @@ def train_and_merge(lm: LM, encoded: Sequence[Encoded], teachers: Sequence[Compa
                     n_examples: int | None = None, seconds_teacher: float = 0.0,
                     hidden: Sequence[torch.Tensor | None] | None = None,
                     hidden_weight: float = 0.0, nll_weight: float = 0.0,
-                    hard: Sequence[bool] | None = None) -> tuple[UpdateRecord, UpdateStats]:
+                    hard: Sequence[bool] | None = None,
+                    groups: Sequence[str] | None = None) -> tuple[UpdateRecord, UpdateStats]:
     """Train one update on `encoded` (KL to `teachers`, or next-token NLL without) and merge it into
     `lm.model` (replaced in place on the LM); returns the update's record and its stats. With
     `hidden_weight` > 0, `hidden[i]` (the teacher's hidden states of example i, or None) adds the hidden-state
     term to its KL; with `nll_weight` > 0 every scored token adds its hard-label NLL (`batch_loss`), or with
-    `hard` only those of example i where `hard[i]`.
+    `hard` only those of example i where `hard[i]`. With `groups` (a label per example, e.g. its kind), the
+    stats say each group's mean loss per scored token over the last epoch (`UpdateStats.loss_by_group`).
 
     `train.seed` alone decides the adapter's initialisation, the order of the examples and the dropout
     masks; the caller's random streams are left as they were (`fork_rng`). An interrupted update leaves
@@ -159,6 +179,8 @@ def train_and_merge(lm: LM, encoded: Sequence[Encoded], teachers: Sequence[Compa
     """
     if hard is not None and len(hard) != len(encoded):
         raise ValueError(f"hard: one flag per example, got {len(hard)} for {len(encoded)} examples")
+    if groups is not None and len(groups) != len(encoded):
+        raise ValueError(f"groups: one label per example, got {len(groups)} for {len(encoded)} examples")
     accelerator = Accelerator(cpu=lm.device.type == "cpu")
     show = progress and accelerator.is_local_main_process
     with torch.random.fork_rng(devices=[lm.device] if lm.device.type == "cuda" else []):
@@ -181,17 +203,22 @@ def train_and_merge(lm: LM, encoded: Sequence[Encoded], teachers: Sequence[Compa
         generator = torch.Generator().manual_seed(train.seed)
         losses: list[float] = []
         tokens = 0
+        group_sums: dict[str, list[float]] = {}  # group -> [loss summed over its scored tokens, tokens]
         t0 = time.perf_counter()
         try:
             with tqdm(total=total, desc="train", unit="step", disable=not show, leave=False) as bar:
-                for _ in range(train.epochs):
+                for epoch in range(train.epochs):
                     order = torch.randperm(len(encoded), generator=generator).tolist()
                     for start in range(0, len(order), train.batch_size):
                         idx = order[start:start + train.batch_size]
-                        loss = batch_loss(model, lm, [encoded[i] for i in idx],
-                                          [teachers[i] for i in idx] if teachers is not None else None,
-                                          [hidden[i] for i in idx] if hidden is not None else None, hidden_weight,
-                                          nll_weight, [hard[i] for i in idx] if hard is not None else None)
+                        per_token, mask = token_losses(
+                            model, lm, [encoded[i] for i in idx],
+                            [teachers[i] for i in idx] if teachers is not None else None,
+                            [hidden[i] for i in idx] if hidden is not None else None, hidden_weight,
+                            nll_weight, [hard[i] for i in idx] if hard is not None else None)
+                        loss = masked_mean(per_token, mask)
+                        if groups is not None and epoch == train.epochs - 1:
+                            _add_to_groups(group_sums, [groups[i] for i in idx], per_token.detach(), mask)
                         accelerator.backward(loss)
                         accelerator.clip_grad_norm_(params, train.max_grad_norm)
                         optimizer.step()
@@ -211,8 +238,20 @@ def train_and_merge(lm: LM, encoded: Sequence[Encoded], teachers: Sequence[Compa
     lm.model = merged
     stats = UpdateStats(examples=n_examples if n_examples is not None else len(encoded), steps=total,
                         train_tokens=tokens, seconds_teacher=seconds_teacher, seconds_train=seconds_train,
-                        first_loss=losses[0], last_loss=losses[-1])
+                        first_loss=losses[0], last_loss=losses[-1],
+                        loss_by_group={g: total / n for g, (total, n) in sorted(group_sums.items()) if n})
     return record, stats
+
+
+def _add_to_groups(sums: dict[str, list[float]], labels: Sequence[str], per_token: torch.Tensor,
+                   mask: torch.Tensor) -> None:
+    """Add each row's summed loss and scored-token count to its label's running totals (in place)."""
+    row_loss = (per_token * mask).sum(1).tolist()
+    row_tokens = mask.sum(1).tolist()
+    for label, total, n in zip(labels, row_loss, row_tokens):
+        entry = sums.setdefault(label, [0.0, 0])
+        entry[0] += total
+        entry[1] += int(n)
 
 
 def run_update(lm: LM, examples: Sequence[Example], adapter: AdapterConfig, train: TrainConfig,

@@ -64,7 +64,7 @@ from ...training.rehearsal import (
     superseded,
 )
 from ...training.teacher import teacher_outputs, teacher_writes_answers
-from ...training.trainer import encode_share, shard, train_and_merge
+from ...training.trainer import encode_share, process_share, train_and_merge
 from ..base import Context, Resources
 from ..weight_update import WeightMethod, WeightUpdates, target_source, with_run_seed
 from .config import CONTEXT_CHUNK_TOKENS, SelfParamConfig
@@ -81,6 +81,22 @@ def context_examples(tokenizer, ts: TargetSet, config: SelfParamConfig,
     with the context in view). `written`: distributions kept while the teacher wrote answers."""
     return distillation_examples(tokenizer, ts, config.unrelated_teacher, written, kl_span=config.kl_span) \
         + context_read_examples(tokenizer, ts.context, CONTEXT_CHUNK_TOKENS, config.context_copies)
+
+
+# What an update's examples are, in `inject`'s order (`example_groups`): the label of each in the update's
+# stats (`loss_by_group`), and the groups of question-answer pairs the hard label trains under nll_on="answers"
+QUESTION_GROUPS = ("pairs", "near_miss", "replayed_pairs")
+
+
+def example_groups(kinds: Sequence[str], anchored: Sequence[bool], n_anchors: int, n_reread: int,
+                   replayed: Sequence[RehearsalPair]) -> list[str]:
+    """What each of an update's examples is, in `inject`'s order: its own ("pairs", "unrelated" for the
+    sentences the anchor teaches, "read" for the context read), the near-miss anchors ("near_miss"), the
+    re-read unrelated sentences ("unrelated_reread") and the replayed ones ("replayed_pairs",
+    "replayed_read")."""
+    own = ["read" if k == "read" else "unrelated" if a else "pairs" for k, a in zip(kinds, anchored)]
+    return own + ["near_miss"] * n_anchors + ["unrelated_reread"] * n_reread \
+        + [f"replayed_{'pairs' if p.kind == 'pair' else p.kind}" for p in replayed]
 
 
 class SelfParam(WeightMethod):
@@ -125,7 +141,8 @@ class SelfParam(WeightMethod):
             reads = "original" if self.config.context_teacher == "original" else "teacher"
             taught = [anchor if a else reads for a in anchored_now] + ["teacher"] * len(anchors) \
                 + [anchor] * len(reread) + [None] * len(replayed)   # who teaches each example (None: stored)
-            hard = self.hard_labelled(kinds, anchored_now, len(anchors), len(reread), replayed)
+            groups = example_groups(kinds, anchored_now, len(anchors), len(reread), replayed)
+            hard = self.hard_labelled(groups)
             examples += anchors + reread + [p.example() for p in replayed]
             own += [None] * (len(anchors) + len(reread) + len(replayed))
             kinds += ["pair"] * (len(anchors) + len(reread) + len(replayed))
@@ -137,7 +154,8 @@ class SelfParam(WeightMethod):
                                             self.config.train, progress=self.progress, n_examples=len(examples),
                                             seconds_teacher=time.perf_counter() - t0, hidden=hidden,
                                             hidden_weight=self.config.hidden_weight,
-                                            nll_weight=self.config.nll_weight, hard=hard)
+                                            nll_weight=self.config.nll_weight, hard=hard,
+                                            groups=process_share(groups))
             if self.config.rehearsal or self.config.rehearsal_context:  # this update's own pairs (and chunks of
                 record.rehearsal = keep_pairs(examples, teachers, own, kinds)  # its read), for later ones to replay
             seconds = stage_seconds(marks + [t0, time.perf_counter()], stats.seconds_teacher)
@@ -230,18 +248,13 @@ class SelfParam(WeightMethod):
             anchored += [False] * len(ts.pairs) + [True] * len(ts.unrelated) + [False] * n_read
         return examples, own, kinds, anchored
 
-    def hard_labelled(self, kinds: list[str], anchored: list[bool], n_anchors: int, n_reread: int,
-                      replayed: list[RehearsalPair]) -> list[bool] | None:
-        """`nll_on="answers"`: which of the update's examples (this process's share, in `inject`'s order: its own,
-        the near-miss anchors, the re-read unrelated sentences, the replayed ones) the hard label trains: the
-        question-answer pairs, not the unrelated sentences nor the context read. None (every example) under
-        "all" or with the hard label off."""
+    def hard_labelled(self, groups: list[str]) -> list[bool] | None:
+        """`nll_on="answers"`: which of the update's examples (`example_groups`; this process's share) the hard
+        label trains: the question-answer pairs (its own, the near-miss anchors, the replayed ones), not the
+        unrelated sentences nor the context read. None (every example) under "all" or with the hard label off."""
         if not self.config.nll_weight or self.config.nll_on == "all":
             return None
-        hard = [k == "pair" and not a for k, a in zip(kinds, anchored)] + [True] * n_anchors + [False] * n_reread \
-            + [p.kind == "pair" for p in replayed]
-        state = PartialState()
-        return shard(hard, state.process_index, state.num_processes)  # the same share as `encode_share`'s
+        return process_share([g in QUESTION_GROUPS for g in groups])
 
     def teacher_pass(self, teacher: LM, encoded: list,
                      taught: list[str | None]) -> tuple[list, list[torch.Tensor | None] | None]:
@@ -252,8 +265,7 @@ class SelfParam(WeightMethod):
         tokens too, from the same forward as its distributions (None for replayed pairs, stored without
         them: those train on the KL alone); hidden states None when off."""
         top_k, batch_size, want = self.config.train.top_k, self.config.train.batch_size, bool(self.config.hidden_weight)
-        state = PartialState()
-        taught = shard(taught, state.process_index, state.num_processes)  # the same share as `encode_share`'s
+        taught = process_share(taught)
         teachers = [e.teacher for e in encoded]
         hidden: list[torch.Tensor | None] = [None] * len(encoded)
         for source, lm in (("teacher", teacher), ("original", self.weights.base_lm)):
