@@ -55,6 +55,9 @@ def test_inject_ask_export_round_trip(tiny_dir, pairs_file, context_file, tmp_pa
     manifest = json.loads((out / "updates" / "0001" / "manifest.json").read_text())
     assert manifest["targets"][0]["pairs"] and manifest["contexts"][0]["id"] == "quenby"
     assert manifest["config"]["adapter"]["r"] == 8 and manifest["versions"]["torch"]
+    left = manifest["stats"]["loss_by_group"]  # printed too: where the training left each kind of example
+    printed = " ".join(result.output.split())
+    assert "loss left per kind (last epoch): pairs " in printed and f"pairs {left['pairs']:.4f}" in printed
     result = run("ask", out, "What happens in Quenby?", "--device", "cpu", "--dtype", "fp32", "--max-new-tokens", "4")
     assert result.exit_code == 0, result.output
     assert "with injection" in result.output and "What happens in Quenby?" in result.output

@@ -141,6 +141,9 @@ def inject(
         console.print(f"update {len(method.records)}: {len(batch)} context(s), {stats.examples} sentences, "
                       f"loss {stats.first_loss:.4f} -> {stats.last_loss:.4f}, teacher {stats.seconds_teacher:.1f}s, "
                       f"train {stats.seconds_train:.1f}s")
+        if stats.loss_by_group:
+            console.print("  loss left per kind (last epoch): "
+                          + ", ".join(f"{g} {v:.4f}" for g, v in stats.loss_by_group.items()))
     if PartialState().is_main_process:  # under `accelerate launch`, one process writes
         method.save(out)
         console.print(f"[green]saved[/] {out}  (ask with: selfparam ask {out} \"your question\")")
