@@ -26,7 +26,7 @@ from selfparam.testing import tiny_lm
 from selfparam.training import TrainConfig
 from selfparam.training.batching import scored_outputs
 from selfparam.training.examples import distillation_examples, encode
-from selfparam.training.losses import CompactTeacher, hidden_l1
+from selfparam.training.losses import CompactTeacher, hidden_l1, masked_mean
 from selfparam.training.rehearsal import (
     TEACHER_FILE,
     RehearsalPair,
@@ -881,6 +881,36 @@ def test_loss_by_group_is_each_groups_mean_token_loss_over_the_last_epoch(lively
     with pytest.raises(ValueError, match="groups: one label per example, got 1"):
         train_and_merge(lively, encoded, teachers, SelfParamConfig().adapter, TrainConfig(epochs=1),
                         progress=False, groups=["pairs"])
+
+
+def test_unrelated_weight_counts_the_anchors_tokens_more_and_keeps_them_closer(lively, monkeypatch):
+    for bad in (0.0, -1.0, float("nan")):
+        with pytest.raises(ValueError, match="unrelated_weight: must be > 0"):
+            SelfParamConfig(unrelated_weight=bad)
+    assert SelfParamConfig().unrelated_weight == 1.0  # the paper's: every token counts the same
+    values, mask = torch.tensor([[1.0, 2.0], [3.0, 5.0]]), torch.tensor([[True, True], [False, True]])
+    assert masked_mean(values, mask, torch.tensor([1.0, 4.0])).item() == pytest.approx((1 + 2 + 4 * 5) / 6)
+    seen = []
+    real = sp_method.train_and_merge
+
+    def spy(lm, encoded, teachers, *args, **kwargs):
+        seen.append(kwargs.get("weights"))
+        return real(lm, encoded, teachers, *args, **kwargs)
+
+    monkeypatch.setattr(sp_method, "train_and_merge", spy)
+    left = {}
+    for weight in (1.0, 8.0):
+        m = method(lively, epochs=4, unrelated_teacher="original", unrelated_weight=weight)
+        m.inject([Context("a", A)])
+        left[weight] = m.last_stats.loss_by_group
+    n_pairs = len(pairs_about(A).pairs)
+    assert seen[0] is None and seen[1] == [1.0] * n_pairs + [8.0] * 2  # the pairs, then the two sentences
+    # weighted up, the anchor's sentences end closer to the unchanged model than at weight 1
+    assert left[8.0]["unrelated"] < 0.85 * left[1.0]["unrelated"], left
+    with pytest.raises(ValueError, match="weights: one weight > 0 per example"):
+        encoded = encode_share(lively, distillation_examples(lively.tokenizer, pairs_about(A), "context"))
+        real(lively, encoded, teacher_pass(lively, encoded, 16, progress=False), m.config.adapter, m.config.train,
+             progress=False, weights=[1.0])
 
 
 def test_kl_span_pair_brings_the_student_closer_to_the_teacher_on_the_questions(lively):

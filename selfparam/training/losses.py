@@ -98,9 +98,12 @@ def hidden_l1(teacher_hidden: torch.Tensor, student_hidden: torch.Tensor, eps: f
     return (distance / scale).mean(0)
 
 
-def masked_mean(values: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    """Mean of `values` over the positions where `mask` is true (0 when nothing is masked in)."""
+def masked_mean(values: torch.Tensor, mask: torch.Tensor, row_weights: torch.Tensor | None = None) -> torch.Tensor:
+    """Mean of `values` over the positions where `mask` is true (0 when nothing is masked in); with
+    `row_weights` (B,), each position of row b counts `row_weights[b]` times (a weighted mean)."""
     mask = mask.to(values.dtype)
+    if row_weights is not None:
+        mask = mask * row_weights.to(values.device, values.dtype).unsqueeze(1)
     return (values * mask).sum() / mask.sum().clamp(min=1.0)
 
 

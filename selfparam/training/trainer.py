@@ -165,13 +165,15 @@ def train_and_merge(lm: LM, encoded: Sequence[Encoded], teachers: Sequence[Compa
                     hidden: Sequence[torch.Tensor | None] | None = None,
                     hidden_weight: float = 0.0, nll_weight: float = 0.0,
                     hard: Sequence[bool] | None = None,
-                    groups: Sequence[str] | None = None) -> tuple[UpdateRecord, UpdateStats]:
+                    groups: Sequence[str] | None = None,
+                    weights: Sequence[float] | None = None) -> tuple[UpdateRecord, UpdateStats]:
     """Train one update on `encoded` (KL to `teachers`, or next-token NLL without) and merge it into
     `lm.model` (replaced in place on the LM); returns the update's record and its stats. With
     `hidden_weight` > 0, `hidden[i]` (the teacher's hidden states of example i, or None) adds the hidden-state
     term to its KL; with `nll_weight` > 0 every scored token adds its hard-label NLL (`batch_loss`), or with
     `hard` only those of example i where `hard[i]`. With `groups` (a label per example, e.g. its kind), the
-    stats say each group's mean loss per scored token over the last epoch (`UpdateStats.loss_by_group`).
+    stats say each group's mean loss per scored token over the last epoch (`UpdateStats.loss_by_group`). With
+    `weights`, each token of example i counts `weights[i]` times in its batch's mean loss.
 
     `train.seed` alone decides the adapter's initialisation, the order of the examples and the dropout
     masks; the caller's random streams are left as they were (`fork_rng`). An interrupted update leaves
@@ -181,6 +183,8 @@ def train_and_merge(lm: LM, encoded: Sequence[Encoded], teachers: Sequence[Compa
         raise ValueError(f"hard: one flag per example, got {len(hard)} for {len(encoded)} examples")
     if groups is not None and len(groups) != len(encoded):
         raise ValueError(f"groups: one label per example, got {len(groups)} for {len(encoded)} examples")
+    if weights is not None and (len(weights) != len(encoded) or not all(w > 0 for w in weights)):
+        raise ValueError(f"weights: one weight > 0 per example, got {len(weights)} for {len(encoded)} examples")
     accelerator = Accelerator(cpu=lm.device.type == "cpu")
     show = progress and accelerator.is_local_main_process
     with torch.random.fork_rng(devices=[lm.device] if lm.device.type == "cuda" else []):
@@ -216,7 +220,8 @@ def train_and_merge(lm: LM, encoded: Sequence[Encoded], teachers: Sequence[Compa
                             [teachers[i] for i in idx] if teachers is not None else None,
                             [hidden[i] for i in idx] if hidden is not None else None, hidden_weight,
                             nll_weight, [hard[i] for i in idx] if hard is not None else None)
-                        loss = masked_mean(per_token, mask)
+                        loss = masked_mean(per_token, mask, torch.tensor([weights[i] for i in idx])
+                                           if weights is not None else None)
                         if groups is not None and epoch == train.epochs - 1:
                             _add_to_groups(group_sums, [groups[i] for i in idx], per_token.detach(), mask)
                         accelerator.backward(loss)

@@ -42,6 +42,11 @@ class SelfParamConfig:
                 "of updates); base = the model as it was before this update, without the context (an anchor "
                 "that moves with the model); context = the model reading the context first (the paper's "
                 "objective)"})
+    unrelated_weight: float = field(default=1.0, metadata={ABSENT: 1.0,
+        "help": "how much each token of the unrelated sentences (the anchor) counts in the loss against the other "
+                "tokens of its batch: 1 = the same (the paper); 4 = four times. After training the anchor's KL is "
+                "the largest left (0.10-0.14 nats/token against 0.02-0.06 for the pairs and the read, tuning split), "
+                "and it is what keeps general text unchanged"})
     context_teacher: str = field(default="current", metadata={ABSENT: "current",
         "help": "which model reads the context to teach this update (writes the answers it is asked for, gives the "
                 "distributions of the pairs, of the re-asked questions and of the context read): current (the "
@@ -138,6 +143,8 @@ class SelfParamConfig:
             raise ValueError(f"rehearsal_superseded: must be >= 0 nats (0 = off), got {self.rehearsal_superseded}")
         if not self.hidden_weight >= 0:  # NaN too
             raise ValueError(f"hidden_weight: must be >= 0 (0 = off), got {self.hidden_weight}")
+        if not self.unrelated_weight > 0:  # NaN too
+            raise ValueError(f"unrelated_weight: must be > 0 (1 = as every other token), got {self.unrelated_weight}")
         if not self.nll_weight >= 0:  # NaN too
             raise ValueError(f"nll_weight: must be >= 0 (0 = off), got {self.nll_weight}")
         if self.nll_on not in NLL_ON:

@@ -86,6 +86,7 @@ def context_examples(tokenizer, ts: TargetSet, config: SelfParamConfig,
 # What an update's examples are, in `inject`'s order (`example_groups`): the label of each in the update's
 # stats (`loss_by_group`), and the groups of question-answer pairs the hard label trains under nll_on="answers"
 QUESTION_GROUPS = ("pairs", "near_miss", "replayed_pairs")
+UNRELATED_GROUPS = ("unrelated", "unrelated_reread")  # what `unrelated_weight` weighs
 
 
 def example_groups(kinds: Sequence[str], anchored: Sequence[bool], n_anchors: int, n_reread: int,
@@ -155,7 +156,7 @@ class SelfParam(WeightMethod):
                                             seconds_teacher=time.perf_counter() - t0, hidden=hidden,
                                             hidden_weight=self.config.hidden_weight,
                                             nll_weight=self.config.nll_weight, hard=hard,
-                                            groups=process_share(groups))
+                                            groups=process_share(groups), weights=self.example_weights(groups))
             if self.config.rehearsal or self.config.rehearsal_context:  # this update's own pairs (and chunks of
                 record.rehearsal = keep_pairs(examples, teachers, own, kinds)  # its read), for later ones to replay
             seconds = stage_seconds(marks + [t0, time.perf_counter()], stats.seconds_teacher)
@@ -247,6 +248,13 @@ class SelfParam(WeightMethod):
             kinds += ["pair"] * (len(ts.pairs) + len(ts.unrelated)) + ["read"] * n_read
             anchored += [False] * len(ts.pairs) + [True] * len(ts.unrelated) + [False] * n_read
         return examples, own, kinds, anchored
+
+    def example_weights(self, groups: list[str]) -> list[float] | None:
+        """`unrelated_weight`: how much each example's tokens count in the loss (this process's share): the
+        unrelated sentences (the anchor's, and re-read ones) that weight, every other example 1. None at 1."""
+        if self.config.unrelated_weight == 1.0:
+            return None
+        return process_share([self.config.unrelated_weight if g in UNRELATED_GROUPS else 1.0 for g in groups])
 
     def hard_labelled(self, groups: list[str]) -> list[bool] | None:
         """`nll_on="answers"`: which of the update's examples (`example_groups`; this process's share) the hard
