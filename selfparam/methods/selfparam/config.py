@@ -45,8 +45,8 @@ class SelfParamConfig:
     unrelated_weight: float = field(default=1.0, metadata={ABSENT: 1.0,
         "help": "how much each token of the unrelated sentences (the anchor) counts in the loss against the other "
                 "tokens of its batch: 1 = the same (the paper); 4 = four times. After training the anchor's KL is "
-                "the largest left (0.10-0.14 nats/token against 0.02-0.06 for the pairs and the read, tuning split), "
-                "and it is what keeps general text unchanged"})
+                "the largest left (0.10-0.14 nats/token against 0.02-0.06 for the pairs and the read, tuning split); "
+                "weights 4 and 10 did not lower it and left perplexity level (docs/tuning.md), so 1 stays"})
     context_teacher: str = field(default="current", metadata={ABSENT: "current",
         "help": "which model reads the context to teach this update (writes the answers it is asked for, gives the "
                 "distributions of the pairs, of the re-asked questions and of the context read): current (the "
