@@ -66,7 +66,8 @@ class UpdateStats:
     last_loss: float
     loss_by_group: dict[str, float] = field(default_factory=dict)
     """With `groups` given to `train_and_merge`: each group's mean loss per scored token over the last epoch
-    (where the training left each kind of example: the pairs, the unrelated sentences, the context read...)."""
+    (where the training left each kind of example: the pairs, the unrelated sentences, the context read...);
+    under data parallelism, of this process's share."""
 
     @property
     def train_tokens_per_s(self) -> float:
