@@ -6,6 +6,7 @@ Each is off by default; every test here fails without its lever.
 import copy
 import dataclasses
 import json
+import math
 import random
 
 import pytest
@@ -36,7 +37,7 @@ from selfparam.training.rehearsal import (
     superseded,
 )
 from selfparam.training.teacher import teacher_hidden, teacher_pass
-from selfparam.training.trainer import batch_loss, encode_share, train_and_merge
+from selfparam.training.trainer import batch_loss, encode_share, step_plan, train_and_merge
 
 A = "Quenby hosts the Zorblat festival every May."
 B = "Glass boats race on the river Ell each June."
@@ -911,6 +912,48 @@ def test_unrelated_weight_counts_the_anchors_tokens_more_and_keeps_them_closer(l
     teachers = teacher_pass(lively, encoded, 16, progress=False)
     with pytest.raises(ValueError, match="weights: one weight > 0 per example"):
         train_and_merge(lively, encoded, teachers, m.config.adapter, m.config.train, progress=False, weights=[1.0])
+
+
+def test_step_plan_rides_the_flagged_examples_along_in_every_step():
+    plain = step_plan(10, 4, 2, torch.Generator().manual_seed(3))
+    g = torch.Generator().manual_seed(3)  # off: each epoch a seeded permutation cut into batches, as always
+    expected = []
+    for _ in range(2):
+        order = torch.randperm(10, generator=g).tolist()
+        expected.append([order[i:i + 4] for i in range(0, 10, 4)])
+    assert plain == expected
+    riders = [i in (2, 5, 7) for i in range(10)]
+    assert step_plan(10, 4, 2, torch.Generator().manual_seed(3), riders) == plain  # flags alone change nothing
+    plan = step_plan(10, 4, 3, torch.Generator().manual_seed(3), riders, riders_per_step=2)
+    steps = [s for epoch in plan for s in epoch]
+    assert len(steps) == 3 * 2  # the 7 others make up the steps: two per epoch
+    for epoch in plan:  # every other example once per epoch
+        assert sorted(i for s in epoch for i in s if not riders[i]) == [i for i in range(10) if not riders[i]]
+    for s in steps:  # every step: its batch of others, then two riders, two different ones
+        assert [riders[i] for i in s][-2:] == [True, True] and s[-1] != s[-2] and sum(riders[i] for i in s) == 2
+    used = [i for s in steps for i in s if riders[i]]
+    assert sorted(used.count(i) for i in (2, 5, 7)) == [4, 4, 4]  # taken in turn: each as often
+    assert [len(s) for s in step_plan(6, 4, 1, torch.Generator(), [i == 0 for i in range(6)], 3)[0]] == [5, 2]
+    with pytest.raises(ValueError, match="riders: one flag per example, got 2 for 10"):
+        step_plan(10, 4, 1, torch.Generator(), [True, False], 1)
+    with pytest.raises(ValueError, match="every example rides along"):
+        step_plan(3, 4, 1, torch.Generator(), [True] * 3, 1)
+
+
+def test_anchor_per_step_puts_the_anchors_sentences_in_every_step(lively, monkeypatch):
+    with pytest.raises(ValueError, match="anchor_per_step: must be >= 0"):
+        SelfParamConfig(anchor_per_step=-1)
+    assert SelfParamConfig().anchor_per_step == 0  # the paper's: each sentence takes a place in a random batch
+    seen = capture_argument(monkeypatch, "riders")
+    steps = {}
+    for per_step in (0, 1):
+        m = method(lively, epochs=2, unrelated_teacher="original", anchor_per_step=per_step)
+        m.inject([Context("a", A)])
+        steps[per_step] = m.last_stats.steps
+    n_pairs = len(pairs_about(A).pairs)
+    assert seen[1] == [False] * n_pairs + [True] * 2  # the pairs, then the anchor's two sentences
+    assert steps[0] == 2 * math.ceil((n_pairs + 2) / 2) and steps[1] == 2 * math.ceil(n_pairs / 2)
+    assert m.records[-1].manifest["config"]["anchor_per_step"] == 1
 
 
 def test_kl_span_pair_brings_the_student_closer_to_the_teacher_on_the_questions(lively):

@@ -101,6 +101,9 @@ def inject(
     unrelated_weight: Annotated[float, typer.Option(help="how much each token of the unrelated sentences (the "
                                                          "anchor) counts in the loss (1: as every other token)")]
     = SelfParamConfig.unrelated_weight,
+    anchor_per_step: Annotated[int, typer.Option(help="unrelated sentences added to every training step, in turn, "
+                                                      "instead of each taking a place in a random batch (0: off)")]
+    = SelfParamConfig.anchor_per_step,
     near_misses: Annotated[int, typer.Option(help="near-miss questions per context (0: off)")] = 0,
     near_miss_teacher: Annotated[str, typer.Option(help="context: near misses answered with the context in view; "
                                                         "base: by the model before the update, without it (an "
@@ -128,7 +131,7 @@ def inject(
         rehearsal_superseded=rehearsal_superseded,
         unrelated_teacher=unrelated_teacher,
         reask=reask, reask_replaces=reask_replaces, nll_weight=nll_weight, nll_on=nll_on,
-        unrelated_weight=unrelated_weight,
+        unrelated_weight=unrelated_weight, anchor_per_step=anchor_per_step,
         near_misses=near_misses, near_miss_teacher=near_miss_teacher, context_teacher=context_teacher,
         pull_back=pull_back,
         context_copies=context_copies, kl_span=kl_span, hidden_weight=hidden_weight,

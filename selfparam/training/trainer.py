@@ -85,6 +85,34 @@ def shard(items: Sequence, rank: int, world: int) -> list:
     return padded[rank::world]
 
 
+def step_plan(n: int, batch_size: int, epochs: int, generator: torch.Generator,
+              riders: Sequence[bool] | None = None, riders_per_step: int = 0) -> list[list[list[int]]]:
+    """The examples of every step of every epoch, as indices: each epoch a seeded permutation of the examples
+    cut into batches of `batch_size`. With `riders_per_step` > 0, the examples flagged in `riders` leave that
+    permutation and ride along instead: every step adds the next `riders_per_step` of them, taken in turn from a
+    seeded order of the riders (a fresh order each time they are used up, carried across epochs), so each step
+    holds some of them however few there are; the number of steps is set by the other examples."""
+    if riders is not None and len(riders) != n:
+        raise ValueError(f"riders: one flag per example, got {len(riders)} for {n} examples")
+    ride = [i for i in range(n) if riders is not None and riders[i]] if riders_per_step > 0 else []
+    if ride and len(ride) == n:
+        raise ValueError("every example rides along (riders_per_step): at least one must make up the batches")
+    plan: list[list[list[int]]] = []
+    queue: list[int] = []
+    for _ in range(epochs):
+        order = [i for i in torch.randperm(n, generator=generator).tolist() if not ride or not riders[i]]
+        steps = []
+        for start in range(0, len(order), batch_size):
+            step = order[start:start + batch_size]
+            for _ in range(min(riders_per_step, len(ride)) if ride else 0):
+                if not queue:
+                    queue = [ride[j] for j in torch.randperm(len(ride), generator=generator).tolist()]
+                step.append(queue.pop(0))
+            steps.append(step)
+        plan.append(steps)
+    return plan
+
+
 def _lr_lambda(total: int, warmup: int):
     def f(step: int) -> float:
         if step < warmup:
@@ -167,14 +195,18 @@ def train_and_merge(lm: LM, encoded: Sequence[Encoded], teachers: Sequence[Compa
                     hidden_weight: float = 0.0, nll_weight: float = 0.0,
                     hard: Sequence[bool] | None = None,
                     groups: Sequence[str] | None = None,
-                    weights: Sequence[float] | None = None) -> tuple[UpdateRecord, UpdateStats]:
+                    weights: Sequence[float] | None = None,
+                    riders: Sequence[bool] | None = None,
+                    riders_per_step: int = 0) -> tuple[UpdateRecord, UpdateStats]:
     """Train one update on `encoded` (KL to `teachers`, or next-token NLL without) and merge it into
     `lm.model` (replaced in place on the LM); returns the update's record and its stats. With
     `hidden_weight` > 0, `hidden[i]` (the teacher's hidden states of example i, or None) adds the hidden-state
     term to its KL; with `nll_weight` > 0 every scored token adds its hard-label NLL (`batch_loss`), or with
     `hard` only those of example i where `hard[i]`. With `groups` (a label per example, e.g. its kind), the
     stats say each group's mean loss per scored token over the last epoch (`UpdateStats.loss_by_group`). With
-    `weights`, each token of example i counts `weights[i]` times in its batch's mean loss.
+    `weights`, each token of example i counts `weights[i]` times in its batch's mean loss. With `riders` and
+    `riders_per_step` > 0, the flagged examples ride along in every step instead of taking their own place in
+    the batches (`step_plan`).
 
     `train.seed` alone decides the adapter's initialisation, the order of the examples and the dropout
     masks; the caller's random streams are left as they were (`fork_rng`). An interrupted update leaves
@@ -200,22 +232,20 @@ def train_and_merge(lm: LM, encoded: Sequence[Encoded], teachers: Sequence[Compa
                              f"(own the model in fp32 and let autocast compute in bf16)")
         model.train()
         optimizer = torch.optim.AdamW(params, lr=train.lr, weight_decay=train.weight_decay)
-        steps_per_epoch = math.ceil(len(encoded) / train.batch_size)
-        total = steps_per_epoch * train.epochs
+        generator = torch.Generator().manual_seed(train.seed)
+        plan = step_plan(len(encoded), train.batch_size, train.epochs, generator, riders, riders_per_step)
+        total = sum(len(steps) for steps in plan)
         scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer,
                                                       _lr_lambda(total, max(1, int(train.warmup_ratio * total))))
         model, optimizer = accelerator.prepare(model, optimizer)
-        generator = torch.Generator().manual_seed(train.seed)
         losses: list[float] = []
         tokens = 0
         group_sums: dict[str, list[float]] = {}  # group -> [loss summed over its scored tokens, tokens]
         t0 = time.perf_counter()
         try:
             with tqdm(total=total, desc="train", unit="step", disable=not show, leave=False) as bar:
-                for epoch in range(train.epochs):
-                    order = torch.randperm(len(encoded), generator=generator).tolist()
-                    for start in range(0, len(order), train.batch_size):
-                        idx = order[start:start + train.batch_size]
+                for epoch, steps in enumerate(plan):
+                    for idx in steps:
                         per_token, mask = token_losses(
                             model, lm, [encoded[i] for i in idx],
                             [teachers[i] for i in idx] if teachers is not None else None,

@@ -47,6 +47,12 @@ class SelfParamConfig:
                 "tokens of its batch: 1 = the same (the paper); 4 = four times. After training the anchor's KL is "
                 "the largest left (0.10-0.14 nats/token against 0.02-0.06 for the pairs and the read, tuning split); "
                 "weights 4 and 10 did not lower it and left perplexity level (docs/tuning.md), so 1 stays"})
+    anchor_per_step: int = field(default=0, metadata={ABSENT: 0,
+        "help": "unrelated sentences (the anchor's) added to every training step, taken in turn from the update's "
+                "own, instead of each taking one place in a random batch: the anchor pulls at every step, not only "
+                "at the few that happen to hold one of its sentences (with batch_size 4 and a quarter of the "
+                "examples anchors, about a third of the steps hold none). The steps are then made up by the other "
+                "examples alone (fewer, each longer); the FT baselines' budget is unchanged. 0 = off (the paper)"})
     context_teacher: str = field(default="current", metadata={ABSENT: "current",
         "help": "which model reads the context to teach this update (writes the answers it is asked for, gives the "
                 "distributions of the pairs, of the re-asked questions and of the context read): current (the "
@@ -136,7 +142,7 @@ class SelfParamConfig:
 
     def __post_init__(self) -> None:
         for name in ("rehearsal", "rehearsal_context", "rehearsal_unrelated", "reask", "near_misses",
-                     "context_copies"):
+                     "context_copies", "anchor_per_step"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name}: must be >= 0 (0 = off), got {getattr(self, name)}")
         if self.rehearsal_superseded < 0:

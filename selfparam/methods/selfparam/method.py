@@ -86,7 +86,7 @@ def context_examples(tokenizer, ts: TargetSet, config: SelfParamConfig,
 # What an update's examples are, in `inject`'s order (`example_groups`): the label of each in the update's
 # stats (`loss_by_group`), and the groups of question-answer pairs the hard label trains under nll_on="answers"
 QUESTION_GROUPS = ("pairs", "near_miss", "replayed_pairs")
-UNRELATED_GROUPS = ("unrelated", "unrelated_reread")  # what `unrelated_weight` weighs
+UNRELATED_GROUPS = ("unrelated", "unrelated_reread")  # what `unrelated_weight` weighs, `anchor_per_step` spreads
 
 
 def example_groups(kinds: Sequence[str], anchored: Sequence[bool], n_anchors: int, n_reread: int,
@@ -156,7 +156,9 @@ class SelfParam(WeightMethod):
                                             seconds_teacher=time.perf_counter() - t0, hidden=hidden,
                                             hidden_weight=self.config.hidden_weight,
                                             nll_weight=self.config.nll_weight, hard=hard,
-                                            groups=process_share(groups), weights=self.example_weights(groups))
+                                            groups=process_share(groups), weights=self.example_weights(groups),
+                                            riders=process_share([g in UNRELATED_GROUPS for g in groups]),
+                                            riders_per_step=self.config.anchor_per_step)
             if self.config.rehearsal or self.config.rehearsal_context:  # this update's own pairs (and chunks of
                 record.rehearsal = keep_pairs(examples, teachers, own, kinds)  # its read), for later ones to replay
             seconds = stage_seconds(marks + [t0, time.perf_counter()], stats.seconds_teacher)
