@@ -3,13 +3,21 @@
 from __future__ import annotations
 
 import copy
+import math
 
 import pytest
 import torch
 
 from selfparam.testing import tiny_lm
 from selfparam.training import AdapterConfig, TrainConfig, batching
-from selfparam.training.batching import pack_rows, packs_sequences, scored_logprobs, scored_outputs, use_packing
+from selfparam.training.batching import (
+    pack_rows,
+    packs_sequences,
+    scored_logprobs,
+    scored_outputs,
+    spread_rows,
+    use_packing,
+)
 from selfparam.training.examples import Example, encode
 from selfparam.training.trainer import encode_share, train_and_merge
 
@@ -69,6 +77,21 @@ def test_hidden_states_at_the_scored_positions_are_the_same_packed_as_padded(mon
         expected = torch.stack([h[0, len(s) - n - 1:len(s) - 1] for h in full[i][1:]])
         assert torch.allclose(packed[:, i, mask[i]], expected, atol=1e-5)
         assert torch.allclose(alone[i][:, 0, -n:], expected, atol=1e-5)
+
+
+def test_packed_output_layer_runs_on_the_real_slots_alone(monkeypatch):
+    tiny = tiny_lm(seed=0, initializer_range=0.3)
+    rows = []
+    real = batching.log_softmax_fp32
+    monkeypatch.setattr(batching, "log_softmax_fp32", lambda x: rows.append(x.shape[0]) or real(x))
+    with torch.no_grad():
+        logp, mask = scored_logprobs(tiny.model, tiny, SEQUENCES, N_SCORED, pack=True)
+    assert rows == [sum(N_SCORED)] and logp.shape[:2] == (4, 4)  # 10 rows computed, not 4 x 4 = 16
+    vocab = logp.shape[-1]
+    assert torch.allclose(logp[~mask], torch.full((16 - 10, vocab), -math.log(vocab)))  # uniform, finite
+    assert torch.allclose(logp[mask].exp().sum(-1), torch.ones(10), atol=1e-5)
+    spread = spread_rows(torch.tensor([[0.0, -1.0], [-2.0, -3.0]]), torch.tensor([False, True, False, True]))
+    assert torch.allclose(spread, torch.tensor([[-math.log(2)] * 2, [0.0, -1.0], [-math.log(2)] * 2, [-2.0, -3.0]]))
 
 
 def test_packing_is_used_only_where_it_computes_fewer_tokens(tiny, monkeypatch):

@@ -17,6 +17,7 @@ padding it would. Whether a model keeps packed sequences apart is checked once p
 from __future__ import annotations
 
 import contextlib
+import math
 from typing import Iterator, Sequence
 
 import torch
@@ -113,7 +114,8 @@ def scored_logprobs(model: torch.nn.Module, lm: LM, sequences: Sequence[Sequence
     right-aligned, with the (B, N) mask of the real ones. The body runs under the LM's autocast, the
     output layer in fp32. `pack` (default: whether `lm.model` keeps packed sequences apart,
     `packs_sequences`) packs the sequences into shared rows where that computes fewer tokens than left
-    padding; else they are left-padded. Both give the same log-probabilities."""
+    padding; else they are left-padded. Both give the same log-probabilities where the mask is true (packed:
+    the output layer runs on those slots alone, the others hold the uniform distribution; `spread_rows`)."""
     logp, mask, _ = scored_outputs(model, lm, sequences, n_scored, pack)
     return logp, mask
 
@@ -143,15 +145,27 @@ def scored_outputs(model: torch.nn.Module, lm: LM, sequences: Sequence[Sequence[
     at = ends.unsqueeze(1) - width - 1 + torch.arange(width).unsqueeze(0)            # (B, N)
     starts = (ends - torch.tensor([len(s) for s in sequences])).unsqueeze(1)
     at = torch.where(mask, at, starts)            # slots left of a shorter span: any position of its own
-    with lm.autocast(), fp32_output_layer(model, at.flatten()):
+    real = mask.flatten()
+    with lm.autocast(), fp32_output_layer(model, at.flatten()[real]):
         out = model(**{k: v.to(lm.device) for k, v in batch.items()}, attention_mask=None,
-                    logits_to_keep=0, use_cache=False, **extra)                          # logits (B * N, V)
+                    logits_to_keep=0, use_cache=False, **extra)                          # logits (M, V)
     states = None
     if hidden:
         flat = at.flatten().to(lm.device)
         states = torch.stack([h.reshape(-1, h.shape[-1])[flat].reshape(len(sequences), width, -1)
                               for h in out.hidden_states[1:]])                           # (L, B, N, D)
-    return log_softmax_fp32(out.logits.reshape(len(sequences), width, -1)), mask.to(lm.device), states
+    return spread_rows(log_softmax_fp32(out.logits), real.to(lm.device)).reshape(len(sequences), width, -1), \
+        mask.to(lm.device), states
+
+
+def spread_rows(logp: torch.Tensor, real: torch.Tensor) -> torch.Tensor:
+    """The log-probabilities of the real slots only, (M, V), spread into all slots, (S, V), in the order of the
+    (S,) flags `real` (M of them true); every other slot gets the uniform distribution (finite, so masked
+    losses stay finite). The output layer and the log-softmax thus run on the real slots alone: right-aligned
+    spans of unequal length leave many slots empty (40% of the output rows of SELF-PARAM's mix)."""
+    vocab = logp.shape[-1]
+    full = logp.new_full((real.shape[0], vocab), -math.log(vocab))
+    return full.index_copy(0, real.nonzero().squeeze(1), logp)
 
 
 def packs_sequences(lm: LM) -> bool:
