@@ -89,6 +89,18 @@ def capture_argument(monkeypatch, name: str) -> list:
     return seen
 
 
+def anchor_lever_runs(tiny, monkeypatch, argument: str, lever: str, values, epochs: int):
+    """One update on A per value of an anchor `lever` (the anchor taught by the unchanged model): the
+    trainer's keyword `argument` of each update, each update's stats by value, and the last method."""
+    seen = capture_argument(monkeypatch, argument)
+    stats = {}
+    for value in values:
+        m = method(tiny, epochs=epochs, unrelated_teacher="original", **{lever: value})
+        m.inject([Context("a", A)])
+        stats[value] = m.last_stats
+    return seen, stats, m
+
+
 def capture_teacher_prompts(monkeypatch) -> dict:
     """prompt -> the answer the teacher wrote for it, for every answer written from here on."""
     seen = {}
@@ -897,12 +909,8 @@ def test_unrelated_weight_counts_the_anchors_tokens_more_and_keeps_them_closer(l
     assert SelfParamConfig().unrelated_weight == 1.0  # the paper's: every token counts the same
     values, mask = torch.tensor([[1.0, 2.0], [3.0, 5.0]]), torch.tensor([[True, True], [False, True]])
     assert masked_mean(values, mask, torch.tensor([1.0, 4.0])).item() == pytest.approx((1 + 2 + 4 * 5) / 6)
-    seen = capture_argument(monkeypatch, "weights")
-    left = {}
-    for weight in (1.0, 8.0):
-        m = method(lively, epochs=4, unrelated_teacher="original", unrelated_weight=weight)
-        m.inject([Context("a", A)])
-        left[weight] = m.last_stats.loss_by_group
+    seen, stats, m = anchor_lever_runs(lively, monkeypatch, "weights", "unrelated_weight", (1.0, 8.0), epochs=4)
+    left = {weight: s.loss_by_group for weight, s in stats.items()}
     n_pairs = len(pairs_about(A).pairs)
     assert seen[0] is None and seen[1] == [1.0] * n_pairs + [8.0] * 2  # the pairs, then the two sentences
     # on this tiny model, weighted up, the anchor's sentences end closer to the unchanged model than at weight 1
@@ -944,16 +952,14 @@ def test_anchor_per_step_puts_the_anchors_sentences_in_every_step(lively, monkey
     with pytest.raises(ValueError, match="anchor_per_step: must be >= 0"):
         SelfParamConfig(anchor_per_step=-1)
     assert SelfParamConfig().anchor_per_step == 0  # the paper's: each sentence takes a place in a random batch
-    seen = capture_argument(monkeypatch, "riders")
-    steps = {}
-    for per_step in (0, 1):
-        m = method(lively, epochs=2, unrelated_teacher="original", anchor_per_step=per_step)
-        m.inject([Context("a", A)])
-        steps[per_step] = m.last_stats.steps
+    seen, stats, m = anchor_lever_runs(lively, monkeypatch, "riders", "anchor_per_step", (0, 1), epochs=2)
     n_pairs = len(pairs_about(A).pairs)
     assert seen[1] == [False] * n_pairs + [True] * 2  # the pairs, then the anchor's two sentences
-    assert steps[0] == 2 * math.ceil((n_pairs + 2) / 2) and steps[1] == 2 * math.ceil(n_pairs / 2)
+    assert stats[0].steps == 2 * math.ceil((n_pairs + 2) / 2) and stats[1].steps == 2 * math.ceil(n_pairs / 2)
     assert m.records[-1].manifest["config"]["anchor_per_step"] == 1
+    # in every step, the anchor's sentences end closer to the unchanged model than with a place in two of them
+    left = {per_step: s.loss_by_group["unrelated"] for per_step, s in stats.items()}
+    assert left[1] < 0.85 * left[0], left
 
 
 def test_kl_span_pair_brings_the_student_closer_to_the_teacher_on_the_questions(lively):
