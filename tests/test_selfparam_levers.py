@@ -8,6 +8,7 @@ import dataclasses
 import json
 import math
 import random
+from types import SimpleNamespace
 
 import pytest
 import torch
@@ -15,6 +16,7 @@ from safetensors.torch import load_file
 
 import selfparam.methods.selfparam.method as sp_method
 import selfparam.training.teacher as teacher_module
+import selfparam.training.trainer as trainer_module
 from selfparam.eval.configs import method_configs
 from selfparam.methods.base import Context, Resources
 from selfparam.methods.selfparam import SelfParam, SelfParamConfig, TargetConfig
@@ -960,6 +962,10 @@ def test_anchor_per_step_puts_the_anchors_sentences_in_every_step(lively, monkey
     # in every step, the anchor's sentences end closer to the unchanged model than with a place in two of them
     left = {per_step: s.loss_by_group["unrelated"] for per_step, s in stats.items()}
     assert left[1] < 0.85 * left[0], left
+    # each process would make up its own steps from its own share: refused under data parallelism
+    monkeypatch.setattr(trainer_module, "PartialState", lambda: SimpleNamespace(num_processes=2, process_index=0))
+    with pytest.raises(ValueError, match="riders_per_step .* one process only"):
+        train_and_merge(lively, [], None, m.config.adapter, m.config.train, riders=[True], riders_per_step=1)
 
 
 def test_kl_span_pair_brings_the_student_closer_to_the_teacher_on_the_questions(lively):

@@ -218,6 +218,9 @@ def train_and_merge(lm: LM, encoded: Sequence[Encoded], teachers: Sequence[Compa
         raise ValueError(f"groups: one label per example, got {len(groups)} for {len(encoded)} examples")
     if weights is not None and (len(weights) != len(encoded) or not all(w > 0 for w in weights)):
         raise ValueError(f"weights: one weight > 0 per example, got {len(weights)} for {len(encoded)} examples")
+    if riders_per_step and riders is not None and any(riders) and PartialState().num_processes > 1:
+        raise ValueError("riders_per_step (SELF-PARAM's anchor_per_step) runs in one process only: each process's "
+                         "share of riders and others differs, and so would its number of steps")
     accelerator = Accelerator(cpu=lm.device.type == "cpu")
     show = progress and accelerator.is_local_main_process
     with torch.random.fork_rng(devices=[lm.device] if lm.device.type == "cuda" else []):

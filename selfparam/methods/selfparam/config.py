@@ -52,9 +52,9 @@ class SelfParamConfig:
                 "own, instead of each taking one place in a random batch: the anchor pulls at every step, not only "
                 "at the few that happen to hold one of its sentences (with batch_size 4 and a quarter of the "
                 "examples anchors, about a third of the steps hold none). The steps are then made up by the other "
-                "examples alone (fewer, each longer); the FT baselines' budget is unchanged. 0 = off (the paper). At "
-                "2 the anchor's loss left halved (0.12 -> 0.06 nats/token, tuning split, T=5) and perplexity did not "
-                "move (+3.9% against +3.3%, docs/tuning.md), so 0 stays"})
+                "examples alone (fewer, each longer); the FT baselines' budget is unchanged; one process only. "
+                "0 = off (the paper). At 2 the anchor's loss left halved (0.12 -> 0.06 nats/token, tuning split, "
+                "T=5) and perplexity did not move (+3.9% against +3.3%, docs/tuning.md), so 0 stays"})
     context_teacher: str = field(default="current", metadata={ABSENT: "current",
         "help": "which model reads the context to teach this update (writes the answers it is asked for, gives the "
                 "distributions of the pairs, of the re-asked questions and of the context read): current (the "
