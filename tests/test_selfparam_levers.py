@@ -956,7 +956,7 @@ def test_anchor_per_step_puts_the_anchors_sentences_in_every_step(lively, monkey
     assert SelfParamConfig().anchor_per_step == 0  # the paper's: each sentence takes a place in a random batch
     seen, stats, m = anchor_lever_runs(lively, monkeypatch, "riders", "anchor_per_step", (0, 1), epochs=2)
     n_pairs = len(pairs_about(A).pairs)
-    assert seen[1] == [False] * n_pairs + [True] * 2  # the pairs, then the anchor's two sentences
+    assert seen[0] is None and seen[1] == [False] * n_pairs + [True] * 2  # the pairs, then the anchor's two sentences
     assert stats[0].steps == 2 * math.ceil((n_pairs + 2) / 2) and stats[1].steps == 2 * math.ceil(n_pairs / 2)
     assert m.records[-1].manifest["config"]["anchor_per_step"] == 1
     # in every step, the anchor's sentences end closer to the unchanged model than with a place in two of them

@@ -157,7 +157,7 @@ class SelfParam(WeightMethod):
                                             hidden_weight=self.config.hidden_weight,
                                             nll_weight=self.config.nll_weight, hard=hard,
                                             groups=process_share(groups), weights=self.example_weights(groups),
-                                            riders=process_share([g in UNRELATED_GROUPS for g in groups]),
+                                            riders=self.anchor_riders(groups),
                                             riders_per_step=self.config.anchor_per_step)
             if self.config.rehearsal or self.config.rehearsal_context:  # this update's own pairs (and chunks of
                 record.rehearsal = keep_pairs(examples, teachers, own, kinds)  # its read), for later ones to replay
@@ -257,6 +257,13 @@ class SelfParam(WeightMethod):
         if self.config.unrelated_weight == 1.0:
             return None
         return process_share([self.config.unrelated_weight if g in UNRELATED_GROUPS else 1.0 for g in groups])
+
+    def anchor_riders(self, groups: list[str]) -> list[bool] | None:
+        """`anchor_per_step`: which of the update's examples (this process's share) ride along in every step, the
+        unrelated sentences (the anchor's, and re-read ones). None when off."""
+        if not self.config.anchor_per_step:
+            return None
+        return process_share([g in UNRELATED_GROUPS for g in groups])
 
     def hard_labelled(self, groups: list[str]) -> list[bool] | None:
         """`nll_on="answers"`: which of the update's examples (`example_groups`; this process's share) the hard
