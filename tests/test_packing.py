@@ -150,3 +150,19 @@ def test_the_teacher_pass_is_unchanged_by_packing(tiny):
     padded = teacher_pass(tiny, encoded, top_k=4, batch_size=3, progress=False)
     for a, b in zip(packed, padded):
         assert torch.equal(a.topk_ids, b.topk_ids) and torch.allclose(a.topk_logp, b.topk_logp, atol=1e-5)
+
+
+def test_the_teacher_pass_keeps_each_example_its_own_slots(tiny):
+    """Batched with spans of unequal length (empty slots between them), each example gets exactly the
+    distributions it gets when run alone: the top-k taken on the scored slots is sliced back row by row."""
+    from selfparam.training.teacher import teacher_pass
+
+    encoded = [encode(tiny.tokenizer, Example("Q: when?", t, teacher_prefix="Context: it is May. Q: when?"),
+                      tiny.max_length) for t in ("In May.", "May", "Every year in May, at noon.", "Noon, in May")]
+    together = teacher_pass(tiny, encoded, top_k=4, batch_size=4, progress=False)
+    alone = teacher_pass(tiny, encoded, top_k=4, batch_size=1, progress=False)
+    assert len({len(t) for t in together}) > 1
+    for a, b, e in zip(together, alone, encoded):
+        assert len(a) == len(b) == e.n_scored
+        assert torch.equal(a.topk_ids, b.topk_ids) and torch.allclose(a.topk_logp, b.topk_logp, atol=1e-5)
+        assert torch.allclose(a.rest_logp, b.rest_logp, atol=1e-5)

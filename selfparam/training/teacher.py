@@ -72,13 +72,16 @@ def teacher_outputs(lm: LM, encoded: Sequence[Encoded], top_k: int, hidden: Sequ
             idx = order[start:start + batch_size]
             logp, mask, h = scored_outputs(lm.model, lm, [encoded[i].teacher_ids for i in idx],
                                            [encoded[i].n_scored for i in idx], hidden=any(want[i] for i in idx))
-            compact = compact_teacher(logp, top_k) \
-                if distributions and any(teachers[i] is None for i in idx) else None  # not for states alone
+            # the top-k of the scored slots alone (M, k), row after row; not for states alone
+            compact = compact_teacher(logp[mask], top_k) \
+                if distributions and any(teachers[i] is None for i in idx) else None
+            ends = mask.sum(1).cumsum(0).tolist()
             for row, i in enumerate(idx):
                 keep = mask[row]
                 if compact is not None and teachers[i] is None:
-                    teachers[i] = CompactTeacher(compact.topk_logp[row, keep].cpu(), compact.topk_ids[row, keep].cpu(),
-                                                 compact.rest_logp[row, keep].cpu())
+                    mine = slice(ends[row - 1] if row else 0, ends[row])
+                    teachers[i] = CompactTeacher(compact.topk_logp[mine].cpu(), compact.topk_ids[mine].cpu(),
+                                                 compact.rest_logp[mine].cpu())
                 if want[i]:
                     states[i] = h[:, row][:, keep].to("cpu", HIDDEN_DTYPE)
             bar.update(len(idx))
