@@ -54,10 +54,14 @@ class LM:
 
     def autocast(self) -> contextlib.AbstractContextManager:
         """Autocast to the compute dtype when it differs from the weights' dtype, else a no-op."""
-        weight_dtype = next(self.model.parameters()).dtype
-        if self.compute_dtype == weight_dtype:
+        if not self.autocasts:
             return contextlib.nullcontext()
         return torch.autocast(device_type=self.device.type, dtype=self.compute_dtype)
+
+    @property
+    def autocasts(self) -> bool:
+        """Whether the matmuls run in another dtype than the weights are kept in (under `autocast`)."""
+        return self.compute_dtype != next(self.model.parameters()).dtype
 
     @property
     def max_length(self) -> int:
@@ -221,11 +225,33 @@ def prepare_tokenizer(tokenizer: PreTrainedTokenizerBase) -> PreTrainedTokenizer
 
 @contextlib.contextmanager
 def inference_mode(lm: LM) -> Iterator[None]:
-    """No gradients, eval mode and autocast, restoring the training flag afterwards."""
+    """No gradients, eval mode and autocast (each weight cast once for the whole block: `cached_casts`),
+    restoring the training flag afterwards."""
     was_training = lm.model.training
     lm.model.eval()
     try:
-        with torch.no_grad(), lm.autocast():
+        with torch.no_grad(), lm.autocast(), cached_casts(lm.model, lm.autocasts):
             yield
     finally:
         lm.model.train(was_training)
+
+
+@contextlib.contextmanager
+def cached_casts(model: torch.nn.Module, enabled: bool = True) -> Iterator[None]:
+    """Inside `torch.no_grad` and an autocast block: let autocast cast each frozen weight once for the block,
+    not at every use. Autocast keeps the casts of leaf tensors that require grad until its outermost block
+    ends, and of no others, so a model whose weights are frozen (every model after its first update) had
+    each weight cast again at every call: at every token of a greedy answer. The frozen fp32 weights are
+    marked as requiring grad while inside (no graph is built under `no_grad`) and unmarked after, so the
+    numbers are the same and only the repeated casts go. Re-entrant: an inner block finds nothing frozen."""
+    if not enabled or torch.is_grad_enabled():
+        yield
+        return
+    frozen = [p for p in model.parameters() if not p.requires_grad and p.dtype == torch.float32]
+    for p in frozen:
+        p.requires_grad_(True)
+    try:
+        yield
+    finally:
+        for p in frozen:
+            p.requires_grad_(False)

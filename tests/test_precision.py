@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 
 import pytest
@@ -74,3 +75,62 @@ def test_explicit_dtypes_pass_through():
     assert resolve_precision("bf16", cpu).dtype == torch.bfloat16
     with pytest.raises(ValueError, match="unknown dtype"):
         resolve_precision("fp8", cpu)
+
+
+def _bf16(lm):
+    """The tiny fp32 model computing under bf16 autocast, its weights frozen as after an update."""
+    import dataclasses
+
+    lm = dataclasses.replace(lm, compute_dtype=torch.bfloat16)
+    lm.model.requires_grad_(False)
+    return lm
+
+
+def _weight_casts(lm, run) -> int:
+    """How many fp32 -> bf16 copies `run` makes (autocast's casts, among others)."""
+    with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU]) as prof:
+        run()
+    return sum(e.count for e in prof.key_averages() if e.key == "aten::_to_copy")
+
+
+def test_inference_casts_each_frozen_weight_once_and_answers_the_same(monkeypatch):
+    from selfparam import lm as lm_module
+    from selfparam.generation import generate
+    from selfparam.testing import tiny_lm
+
+    lm = _bf16(tiny_lm(seed=0))
+    prompts = ["Q: where is the castle?\nA:", "Q: who?\nA:"]
+    answer = lambda: generate(lm, prompts, max_new_tokens=12)  # noqa: E731
+    cached = answer()
+    cached_casts = _weight_casts(lm, answer)
+    with monkeypatch.context() as m:  # autocast as it was: every frozen weight cast again at every call
+        m.setattr(lm_module, "cached_casts", lambda model, enabled=True: contextlib.nullcontext())
+        uncached = answer()
+        uncached_casts = _weight_casts(lm, answer)
+    assert cached == uncached  # the same numbers: only the repeated casts go
+    # uncached, every linear layer's weight is cast again for each of the 11 tokens after the first
+    linears = sum(isinstance(m, torch.nn.Linear) for m in lm.model.modules())
+    assert uncached_casts - cached_casts >= 10 * linears, (cached_casts, uncached_casts, linears)
+    assert not any(p.requires_grad for p in lm.model.parameters())  # frozen again afterwards
+
+
+def test_inference_leaves_every_grad_flag_as_it_was_even_when_the_block_fails():
+    from selfparam.lm import inference_mode
+    from selfparam.testing import tiny_lm
+
+    lm = _bf16(tiny_lm(seed=0))
+    trainable = dict(lm.model.named_parameters())["model.norm.weight"]
+    trainable.requires_grad_(True)
+    before = {n: p.requires_grad for n, p in lm.model.named_parameters()}
+    with pytest.raises(RuntimeError, match="inside"):
+        with inference_mode(lm):
+            assert all(p.requires_grad for p in lm.model.parameters())  # marked, so autocast keeps the casts
+            with inference_mode(lm):  # re-entrant: the inner block finds nothing frozen
+                pass
+            assert all(p.requires_grad for p in lm.model.parameters())
+            raise RuntimeError("inside")
+    assert {n: p.requires_grad for n, p in lm.model.named_parameters()} == before
+    fp32 = tiny_lm(seed=0)  # no autocast (fp32 compute): nothing to cache, nothing marked
+    fp32.model.requires_grad_(False)
+    with inference_mode(fp32):
+        assert not any(p.requires_grad for p in fp32.model.parameters())
