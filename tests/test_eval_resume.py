@@ -323,3 +323,48 @@ def test_a_unit_logs_the_weight_updates_it_ran(tmp_path):
     entries = [json.loads(line) for line in (tmp_path / "progress.jsonl").read_text().splitlines()]
     assert entries[0]["updates"] == [{"steps": 3, "loss_by_group": {"pairs": 0.5}}] * 2
     assert "updates" not in entries[1]  # nothing trained: the line is as before
+
+
+def test_runs_merged_with_their_logs_grow_as_one_run(squad, golds, tmp_path):
+    """Methods run apart on the same draw become one run: its log holds each method's units, and the eval command
+    with every method grows it, running only the new items, to the figures of a run made whole."""
+    from selfparam.eval.report import merge_runs
+
+    methods = ("base", "selfparam")
+    whole = {n: Counting(n, golds) for n in methods}
+    reference, _ = evaluate(EvalSettings("single", squad, tmp_path / "whole", methods=methods, n=4, progress=False),
+                            build=lambda n: whole[n])
+    for name in methods:
+        evaluate(EvalSettings("single", squad, tmp_path / name, methods=(name,), n=2, progress=False),
+                 build=lambda n: Counting(n, golds))
+    merge_runs([tmp_path / "base", tmp_path / "selfparam"], tmp_path / "merged")
+    config = json.loads((tmp_path / "merged" / "config.json").read_text())
+    assert config["settings"]["methods"] == list(methods) and set(config["method_configs"]) <= set(methods)
+    assert json.loads((tmp_path / "merged" / "summary.json").read_text())["growable"] is True
+
+    grown = {n: Counting(n, golds) for n in methods}
+    result, _ = evaluate(EvalSettings("single", squad, tmp_path / "merged", methods=methods, n=4, progress=False),
+                         build=lambda n: grown[n])
+    assert [m.injections for m in grown.values()] == [2, 2]  # the two logged items of each are not run again
+    for name in methods:
+        assert result.outcome(name).metrics == reference.outcome(name).metrics
+    assert set(json.loads((tmp_path / "merged" / "config.json").read_text())["merged_from"]) == \
+        {str(tmp_path / "base"), str(tmp_path / "selfparam")}  # kept as the run grows
+    with pytest.raises(ValueError, match="already holds a run log"):  # never over a run log
+        merge_runs([tmp_path / "base", tmp_path / "selfparam"], tmp_path / "merged")
+
+
+def test_runs_that_differ_in_a_setting_merge_as_a_report_only_unless_it_is_vouched_for(squad, golds, tmp_path):
+    from selfparam.eval.report import merge_runs
+
+    evaluate(EvalSettings("single", squad, tmp_path / "a", methods=("base",), n=2, progress=False),
+             build=lambda n: Counting(n, golds))
+    evaluate(EvalSettings("single", squad, tmp_path / "b", methods=("selfparam",), n=2, questions="paper",
+                          progress=False), build=lambda n: Counting(n, golds))
+    merge_runs([tmp_path / "a", tmp_path / "b"], tmp_path / "report")
+    assert not (tmp_path / "report" / "progress.jsonl").exists()
+    growable = json.loads((tmp_path / "report" / "summary.json").read_text())["growable"]
+    assert "questions" in growable and "--may-differ" in growable
+    merge_runs([tmp_path / "a", tmp_path / "b"], tmp_path / "vouched", may_differ=("questions",))
+    assert (tmp_path / "vouched" / "progress.jsonl").is_file()
+    assert json.loads((tmp_path / "vouched" / "config.json").read_text())["settings"]["questions"] == "facts"

@@ -201,13 +201,19 @@ def recommendation(data: Data, out: Out, methods: Methods = "base,base-cq,ft-c,f
 
 @eval_app.command()
 def merge(folders: Annotated[list[Path], typer.Argument(help="run folders of the same task, data and draw")],
-          out: Out) -> None:
+          out: Out,
+          may_differ: Annotated[Optional[list[str]], typer.Option(
+              "--may-differ", help="a setting the runs may differ in because it changes none of the merged methods "
+                                   "(e.g. questions, where only FT(C), which reads no target set, ran with other "
+                                   "questions); repeat for more")] = None) -> None:
     """One summary table (and plots) from runs of the same task and draw, e.g. baselines and SELF-PARAM run
-    apart, or lifelong runs of the same edits (each method may stop at another edit count)."""
+    apart, or lifelong runs of the same edits (each method may stop at another edit count). Where every run has
+    its run log and the same settings, the merged folder has one too: the eval command with every method grows
+    or resumes it (the summary's `growable` says whether it can, or why not)."""
     from ..eval.report import merge_runs
 
     try:
-        summary = merge_runs(folders, out)["summary_md"]
+        summary = merge_runs(folders, out, may_differ=tuple(may_differ or ()))["summary_md"]
     except ValueError as e:
         typer.secho(f"error: {e}", fg=typer.colors.RED, err=True)
         raise typer.Exit(2) from None

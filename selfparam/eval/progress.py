@@ -29,6 +29,13 @@ if TYPE_CHECKING:
 
 LOG_NAME = "progress.jsonl"
 
+# settings that may change between an interrupted run and its resumption (they change no figure): how it is shown
+# and written down (the method config file's contents are compared as `method_configs`, not its path), where its
+# folder now is (a run folder moved, say from a scratch folder into docs/results, is the same run) and where its
+# target-set cache is (keyed by content, so a set is found wherever it lies; by default it moves with the folder),
+# and which methods run (each method's units are its own; the configs of those the run already has are compared)
+RESUMABLE = ("progress", "command", "method_config", "out", "targets_dir", "methods")
+
 
 class RunLog:
     """The finished units of one run, read from and appended to `path` (None: kept in memory only)."""

@@ -19,6 +19,7 @@ from typing import Any
 from ..atomic import atomic_write_text
 from ..provenance import provenance
 from .comparison import BOOTSTRAP, QA_TASKS, is_statistic, level, report_statistics
+from .progress import LOG_NAME, RESUMABLE
 from .tasks import GENERAL_FIGURES, MethodOutcome, TaskResult
 
 REC_COLUMNS = ("r1", "r2", "r3", "r4", "r1@5", "r2@5", "r3@5", "r4@5")
@@ -33,8 +34,16 @@ def write_jsonl(path: Path, rows: list[dict]) -> None:
 
 
 def write_config(out: Path, config: dict[str, Any]) -> None:
-    """`config.json`: what was asked, resolved, plus versions and the git revision (written before the run)."""
-    write_json(Path(out) / "config.json", {**config, **provenance()})
+    """`config.json`: what was asked, resolved, plus versions and the git revision (written before the run).
+    A run grown or resumed in a folder that `merge_runs` made keeps the record of the runs it was merged from."""
+    path = Path(out) / "config.json"
+    kept = {}
+    if path.is_file():
+        try:
+            kept = {k: v for k, v in json.loads(path.read_text(encoding="utf-8")).items() if k == "merged_from"}
+        except ValueError:
+            kept = {}
+    write_json(path, {**config, **kept, **provenance()})
 
 
 def _not_ok(result: TaskResult) -> list[str]:
@@ -293,12 +302,23 @@ def outcome_from_dict(name: str, row: dict[str, Any]) -> MethodOutcome:
         extra={k: v for k, v in row.items() if k not in METRIC_KEYS and k not in _COST_KEYS and not is_statistic(k)})
 
 
-def merge_runs(folders: list[Path], out: Path, title: str | None = None) -> dict[str, Path]:
+def merge_runs(folders: list[Path], out: Path, title: str | None = None,
+               may_differ: tuple[str, ...] = ()) -> dict[str, Path]:
     """One report from several run folders of the same task, data, draw and decoding (for example the
     cheap baselines and the weight methods run apart). Refuses runs whose settings or drawn items differ,
-    and a method that appears in two runs."""
+    and a method that appears in two runs.
+
+    Where every folder holds its run log and all their other settings agree too (but for those in
+    `RESUMABLE`, which include the methods, and the ones named in `may_differ`: settings the caller vouches
+    change none of the merged methods, e.g. the target questions for FT(C), which reads no target set), the
+    merged folder also gets one run log of every method's logged units and a `config.json` naming every
+    method with its config: the `selfparam eval` command then grows or resumes it like any run, with these
+    methods and others beside them (the report says whether it can: `growable`). The merged runs are
+    recorded in `config.json` as `merged_from`, kept when the run grows."""
     if len(folders) < 2:
         raise ValueError("merge: give at least two run folders")
+    if (Path(out) / LOG_NAME).exists():
+        raise ValueError(f"merge: {out} already holds a run log ({LOG_NAME}); choose another --out")
     configs, summaries, records = [], [], []
     for folder in map(Path, folders):
         for name in ("config.json", "summary.json", "predictions.jsonl"):
@@ -332,9 +352,42 @@ def merge_runs(folders: list[Path], out: Path, title: str | None = None) -> dict
             if k not in ("task", "methods", "wall_seconds"):
                 extra.setdefault(k, v)
     extra["merged_from"] = [str(f) for f in folders]
-    result = TaskResult(summaries[0]["task"], outcomes, records, extra)
     out = Path(out)
-    # the settings the runs share (so a merged folder merges again), and each run's own config
-    write_json(out / "config.json", {"settings": first, "items": configs[0].get("items"),
-                                     "merged_from": {str(f): c for f, c in zip(folders, configs)}, **provenance()})
+    names = {str(f): list(summary["methods"]) for f, summary in zip(folders, summaries)}
+    log, why_not = _merged_log(folders, configs, names, may_differ)
+    extra["growable"] = why_not or True
+    result = TaskResult(summaries[0]["task"], outcomes, records, extra)
+    # the settings the runs share (so a merged folder merges again, and grows where it has a run log), and each
+    # run's own config
+    config = {"settings": {**first, "methods": [n for f in map(str, folders) for n in names[f]]},
+              "items": configs[0].get("items"), "merged_from": {str(f): c for f, c in zip(folders, configs)}}
+    if log is not None:
+        config["method_configs"] = {n: c["method_configs"][n] for f, c in zip(map(str, folders), configs)
+                                    for n in names[f] if n in c.get("method_configs", {})}
+        out.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(out / LOG_NAME, "".join(json.dumps(e, default=str) + "\n" for e in log))
+    write_json(out / "config.json", {**config, **provenance()})
     return write_report(out, result, title)
+
+
+def _merged_log(folders: list[Path], configs: list[dict[str, Any]], names: dict[str, list[str]],
+                may_differ: tuple[str, ...]) -> tuple[list[dict] | None, str | None]:
+    """Every merged method's run-log lines, each from its own run (`merge_runs`), or None and why not."""
+    missing = [str(f) for f in folders if not (Path(f) / LOG_NAME).is_file()]
+    if missing:
+        return None, f"no run log in {', '.join(missing)}"
+    first = configs[0]["settings"]
+    free = set(RESUMABLE) | set(may_differ)
+    for folder, config in zip(folders[1:], configs[1:]):
+        differ = sorted(k for k in set(first) | set(config["settings"])
+                        if k not in free and config["settings"].get(k) != first.get(k))
+        if differ:
+            return None, (f"{folder} differs from {folders[0]} in {', '.join(differ)} (name the settings that change "
+                          f"none of the merged methods with --may-differ)")
+    lines = []
+    for folder in folders:
+        for line in (Path(folder) / LOG_NAME).read_text(encoding="utf-8").splitlines():
+            entry = json.loads(line) if line.strip() else None
+            if entry is not None and entry.get("method") in names[str(folder)]:
+                lines.append(entry)
+    return lines, None

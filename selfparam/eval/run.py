@@ -27,7 +27,7 @@ from . import tasks
 from .configs import recorded_method_configs
 from .general import GeneralConfig, general_ability
 from .loaders import CRS_DATASETS, DataError, load_crs, load_qa, parse_articles, sample_contexts, sample_turns
-from .progress import LOG_NAME, RunLog, added_settings, added_values, resume_differences
+from .progress import LOG_NAME, RESUMABLE, RunLog, added_settings, added_values, resume_differences
 from .report import plots_wanted, write_config, write_report
 from .seeds import parse_seeds, seed_folder, seed_summary, seeded_method_configs, write_seed_report
 
@@ -158,11 +158,6 @@ def shared_target_resources(lm: LM, *, seed: int, unrelated: Path | None, n_pair
                      targets=config, seed=seed)
 
 
-# settings that may change between an interrupted run and its resumption (they change no figure): how it is shown
-# and written down (the method config file's contents are compared as `method_configs`, not its path), where its
-# folder now is (a run folder moved, say from a scratch folder into docs/results, is the same run) and where its
-# target-set cache is (keyed by content, so a set is found wherever it lies; by default it moves with the folder)
-_RESUMABLE = ("progress", "command", "method_config", "out", "targets_dir")
 
 
 def open_run_log(out: Path, config: dict[str, Any]) -> RunLog:
@@ -180,21 +175,31 @@ def open_run_log(out: Path, config: dict[str, Any]) -> RunLog:
     if not previous.is_file():
         raise ValueError(f"{out} has a run log but no config.json; move {path} away to start afresh")
     old = json.loads(previous.read_text(encoding="utf-8"))
-    old["method_configs"] = recorded_method_configs(old.get("method_configs"))
+    # which methods run may change (each method's figures are its own): the configs of the methods both the run
+    # and this command name are compared; a method added to the run starts its own units
+    both = _methods_of(old) & _methods_of(config)
+    old = {**old, "method_configs": {k: v for k, v in recorded_method_configs(old.get("method_configs")).items()
+                                     if k in both}}
+    config = {**config, "method_configs": {k: v for k, v in config["method_configs"].items() if k in both}}
     grows = _grows(old, config)
-    ignore = _RESUMABLE + (("n",) if grows else ())
+    ignore = RESUMABLE + (("n",) if grows else ())
     differ = resume_differences(old.get("settings", {}), config["settings"], ignore=ignore)
     differ += resume_differences({k: old.get(k) for k in ("method_configs",) + (() if grows else ("items",))},
                                  {k: config[k] for k in ("method_configs",) + (() if grows else ("items",))})
-    differ += _behaves_otherwise(old.get("method_configs") or {}, config["method_configs"])
+    differ += _behaves_otherwise(old["method_configs"], config["method_configs"])
     if differ:
         raise ValueError(f"{out} holds a run with other settings, which this command would resume: "
                          f"{'; '.join(differ)}. Run it with the same settings, or choose another --out")
     added = added_settings(old.get("settings", {}), config["settings"], ignore=ignore)
-    added += added_settings({"method_configs": old.get("method_configs")}, {"method_configs": config["method_configs"]})
+    added += added_settings({"method_configs": old["method_configs"]}, {"method_configs": config["method_configs"]})
     if added:
         print(f"selfparam: resuming {out}, whose run predates the settings {', '.join(added)}", file=sys.stderr)
     return RunLog(path, reopen_methods=grows)
+
+
+def _methods_of(config: dict[str, Any]) -> set[str]:
+    """The methods a run config names (its settings' `methods`, else those it has configs for)."""
+    return set(config.get("settings", {}).get("methods") or config.get("method_configs") or ())
 
 
 def _behaves_otherwise(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
