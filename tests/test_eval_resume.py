@@ -368,3 +368,26 @@ def test_runs_that_differ_in_a_setting_merge_as_a_report_only_unless_it_is_vouch
     merge_runs([tmp_path / "a", tmp_path / "b"], tmp_path / "vouched", may_differ=("questions",))
     assert (tmp_path / "vouched" / "progress.jsonl").is_file()
     assert json.loads((tmp_path / "vouched" / "config.json").read_text())["settings"]["questions"] == "facts"
+
+
+def test_a_method_left_out_of_a_resumed_run_keeps_its_config_compared(squad, golds, tmp_path):
+    """Which methods run may change between a run's commands, but a method's config is still compared when it
+    comes back: it stays in config.json while other methods go on without it."""
+    out = tmp_path / "run"
+    evaluate(EvalSettings("single", squad, out, methods=("base", "selfparam"), n=2, progress=False),
+             build=lambda n: Counting(n, golds))
+    with pytest.raises(ValueError, match="grows with every method it has; add selfparam"):
+        evaluate(EvalSettings("single", squad, out, methods=("base",), n=3, progress=False),
+                 build=lambda n: Counting(n, golds))
+    evaluate(EvalSettings("single", squad, out, methods=("base",), n=2, progress=False),
+             build=lambda n: Counting(n, golds))
+    assert "selfparam" in json.loads((out / "config.json").read_text())["method_configs"]
+    changed = tmp_path / "rehearsal0.json"
+    changed.write_text(json.dumps({"selfparam": {"rehearsal": 0}}))
+    with pytest.raises(ValueError, match=r"selfparam\.rehearsal: 10 -> 0"):
+        evaluate(EvalSettings("single", squad, out, methods=("selfparam",), n=2, method_config=changed,
+                              progress=False), build=lambda n: Counting(n, golds))
+    grown = {n: Counting(n, golds) for n in ("base", "selfparam")}
+    evaluate(EvalSettings("single", squad, out, methods=("base", "selfparam"), n=3, progress=False),
+             build=lambda n: grown[n])
+    assert [m.injections for m in grown.values()] == [1, 1]  # the two logged items kept, the third run

@@ -35,15 +35,23 @@ def write_jsonl(path: Path, rows: list[dict]) -> None:
 
 def write_config(out: Path, config: dict[str, Any]) -> None:
     """`config.json`: what was asked, resolved, plus versions and the git revision (written before the run).
-    A run grown or resumed in a folder that `merge_runs` made keeps the record of the runs it was merged from."""
+
+    A run that goes on in a folder with a run log keeps what its earlier config recorded beyond this command:
+    the configs of methods it ran that this command does not name (so they are still compared when one of them
+    resumes) and, from `merge_runs`, the record of the runs it was merged from."""
     path = Path(out) / "config.json"
-    kept = {}
-    if path.is_file():
+    if path.is_file() and (Path(out) / LOG_NAME).is_file():
         try:
-            kept = {k: v for k, v in json.loads(path.read_text(encoding="utf-8")).items() if k == "merged_from"}
+            old = json.loads(path.read_text(encoding="utf-8"))
         except ValueError:
-            kept = {}
-    write_json(path, {**config, **kept, **provenance()})
+            old = {}
+        named = set(config.get("settings", {}).get("methods") or ()) | set(config.get("method_configs") or {})
+        carried = {k: v for k, v in (old.get("method_configs") or {}).items() if k not in named}
+        if carried:
+            config = {**config, "method_configs": {**carried, **config.get("method_configs", {})}}
+        if "merged_from" in old:
+            config = {**config, "merged_from": old["merged_from"]}
+    write_json(path, {**config, **provenance()})
 
 
 def _not_ok(result: TaskResult) -> list[str]:

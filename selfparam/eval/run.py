@@ -182,6 +182,9 @@ def open_run_log(out: Path, config: dict[str, Any]) -> RunLog:
                                      if k in both}}
     config = {**config, "method_configs": {k: v for k, v in config["method_configs"].items() if k in both}}
     grows = _grows(old, config)
+    left_out = sorted(set(old.get("settings", {}).get("methods") or ()) - set(config["settings"].get("methods") or ()))
+    if grows and left_out:  # they would stay finished at the smaller n
+        raise ValueError(f"{out}: a run grows with every method it has; add {', '.join(left_out)} to --methods")
     ignore = RESUMABLE + (("n",) if grows else ())
     differ = resume_differences(old.get("settings", {}), config["settings"], ignore=ignore)
     differ += resume_differences({k: old.get(k) for k in ("method_configs",) + (() if grows else ("items",))},
@@ -198,8 +201,9 @@ def open_run_log(out: Path, config: dict[str, Any]) -> RunLog:
 
 
 def _methods_of(config: dict[str, Any]) -> set[str]:
-    """The methods a run config names (its settings' `methods`, else those it has configs for)."""
-    return set(config.get("settings", {}).get("methods") or config.get("method_configs") or ())
+    """The methods a run config names: its settings' `methods` and those it has configs for (a method the run
+    ran under an earlier command keeps its config there, `write_config`)."""
+    return set(config.get("settings", {}).get("methods") or ()) | set(config.get("method_configs") or ())
 
 
 def _behaves_otherwise(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
