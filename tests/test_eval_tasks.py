@@ -237,6 +237,10 @@ class Recommender:
         knows = self.known or (self.in_prompt and queries[0].context)
         return ["1. Up (2009)\n2. Deadpool" if knows else "1. Casablanca Forever"] * len(queries)
 
+    def logprob(self, queries, targets):
+        knows = self.known or (self.in_prompt and queries[0].context)
+        return [(-0.5 if t == "Up" else -1.0) if knows else -3.0 for t in targets]
+
     def reset(self):
         self.known = []
 
@@ -262,6 +266,27 @@ def test_recommendation_recall_by_hand():
     assert (none["r1"], none["r2"], none["r3"], none["r4"]) == (0.0, 0.0, 0.0, 0.0)
     record = next(r for r in result.records if r["method"] == "inject")
     assert record["titles"][0] == {"predicted": "Up", "nearest": "Up", "distance": 0}
+
+
+def test_recommendation_scores_the_gold_titles_log_probability_with_intervals(tmp_path):
+    """A model too small to list titles still moves the gold titles' likelihood: each turn records the best gold
+    title's log-probability, and the report gives its recovery and difference from SELF-PARAM over turns."""
+    turns = (RecTurn("t1", "User: hi", ("Up",), ()), RecTurn("t2", "User: I loved Up", ("Deadpool",), ()),
+             RecTurn("t3", "User: funny ones", ("Deadpool", "Up"), ()), RecTurn("t4", "User: no", (), ()))
+    data = RecData("toy", turns, ("Up", "Deadpool", "Casablanca"))
+    m = {"base": Recommender("base", learns=False), "base-cq": Recommender("base-cq", in_prompt=True, learns=False),
+         "selfparam": Recommender("selfparam")}
+    result = run_recommendation(list(m), lambda n: m[n], data, list(data.turns), progress=False)
+    by_turn = {r["turn_id"]: r["logprob"] for r in result.records if r["method"] == "selfparam"}
+    assert by_turn == {"t1": -0.5, "t2": -1.0, "t3": -0.5, "t4": None}  # the best gold title; no gold, no figure
+    paths = write_report(tmp_path, result, plots=False)
+    summary = json.loads(paths["summary_json"].read_text())["methods"]
+    assert summary["base"]["logprob"] == pytest.approx(-3.0)
+    assert summary["selfparam"]["logprob_recovery"] == pytest.approx(1.0)
+    assert summary["base"]["diff_logprob_vs_selfparam"] == pytest.approx(-3.0 + 2.0 / 3)
+    assert summary["base"]["diff_logprob_vs_selfparam_ci"] is not None
+    assert "f1" not in summary["selfparam"]  # recall is the task's own figure
+    assert "gold-title log-prob" in paths["summary_md"].read_text()
 
 
 @pytest.mark.plots  # asserts the PNG files

@@ -9,7 +9,8 @@ Per method (records matched across methods by context id and question):
   (or minus another `reference` method's, e.g. `selfparam[paper]` in an ablation; the key keeps its name);
 - `logprob`, `logprob_recovery`, `diff_logprob_vs_selfparam` (each with `_ci`): the same three on the mean
   per-token log-probability of the best gold answer (teacher-forced, asked the way the method answers), a
-  continuous figure that does not depend on how the model phrases its answers. Records of runs made before
+  continuous figure that does not depend on how the model phrases its answers (recommendation runs get these
+  three alone, on the best gold title of each turn). Records of runs made before
   it was recorded have no `logprob`: these use only the questions every method involved has it for, and
   are None when there are none.
 Every `_ci` has a twin `_ci_by_context`: the interval of a cluster bootstrap that resamples contexts with
@@ -54,8 +55,9 @@ def _common(*tables: dict[Key, dict], field: str = "f1") -> list[Key]:
 
 
 def statistics(records_by_method: dict[str, Sequence[dict]], suffix: str = "",
-               reference: str = REFERENCE) -> dict[str, dict[str, Any]]:
-    """{method: {key: value}} for one set of per-question records per method (see the module doc)."""
+               reference: str = REFERENCE, logprob_only: bool = False) -> dict[str, dict[str, Any]]:
+    """{method: {key: value}} for one set of per-question records per method (see the module doc); with
+    `logprob_only`, the three log-prob statistics alone (records without F1)."""
     tables = {m: _table(rs) for m, rs in records_by_method.items()}
     out: dict[str, dict[str, Any]] = {}
 
@@ -81,14 +83,15 @@ def statistics(records_by_method: dict[str, Sequence[dict]], suffix: str = "",
     for method, table in tables.items():
         row: dict[str, Any] = {}
         every = list(table)
-        put(row, "f1", every, stats.mean_ci, [table[k]["f1"] for k in every])
-        put(row, "em", every, stats.mean_ci, [float(table[k]["em"]) for k in every])
-        put_recovery(row, table, "f1", "recovery")
-        if UPPER in tables:
-            keys = _common(table, tables[UPPER])
-            put(row, "in_context_recall", keys, stats.in_context_recall, [table[k]["f1"] for k in keys],
-                [tables[UPPER][k]["f1"] for k in keys])
-        put_difference(row, method, table, "f1", "diff_vs_selfparam")
+        if not logprob_only:
+            put(row, "f1", every, stats.mean_ci, [table[k]["f1"] for k in every])
+            put(row, "em", every, stats.mean_ci, [float(table[k]["em"]) for k in every])
+            put_recovery(row, table, "f1", "recovery")
+            if UPPER in tables:
+                keys = _common(table, tables[UPPER])
+                put(row, "in_context_recall", keys, stats.in_context_recall, [table[k]["f1"] for k in keys],
+                    [tables[UPPER][k]["f1"] for k in keys])
+            put_difference(row, method, table, "f1", "diff_vs_selfparam")
         scored = [k for k in every if table[k].get("logprob") is not None]
         put(row, "logprob", scored, stats.mean_ci, [table[k]["logprob"] for k in scored])
         put_recovery(row, table, "logprob", "logprob_recovery")
@@ -99,7 +102,13 @@ def statistics(records_by_method: dict[str, Sequence[dict]], suffix: str = "",
 
 def report_statistics(task: str, records: Sequence[dict], methods: Sequence[str],
                       reference: str = REFERENCE) -> dict[str, dict[str, Any]]:
-    """The statistics of a QA task's report for `methods` (those that finished); {} for other tasks."""
+    """The statistics of a QA task's report for `methods` (those that finished); for a recommendation run the
+    log-prob statistics of the gold titles, turns in the place of questions (each its own context); {} for
+    other tasks."""
+    if task == "recommendation":
+        turns = {m: [{"context_id": r["turn_id"], "question": "", "logprob": r.get("logprob")}
+                     for r in records if r.get("method") == m] for m in methods}
+        return statistics(turns, reference=reference, logprob_only=True)
     if task not in QA_TASKS:
         return {}
     by_method: dict[str, list[dict]] = {m: [] for m in methods}

@@ -90,7 +90,7 @@ def result_statistics(result: TaskResult) -> dict[str, dict[str, Any]]:
 def summary_dict(result: TaskResult) -> dict[str, Any]:
     statistics = result_statistics(result)
     summary = {"task": result.task, **result.extra}
-    if result.task in QA_TASKS:
+    if result.task in QA_TASKS or result.task == "recommendation":
         summary["bootstrap"] = BOOTSTRAP
     summary["methods"] = {o.name: outcome_dict(o, statistics.get(o.name)) for o in result.outcomes}
     return summary
@@ -128,8 +128,13 @@ _STAT_COLUMNS = (("F1 [95% CI]", "f1", False), ("EM [95% CI]", "em", False), ("r
                  ("log-prob recovery", "logprob_recovery", False))
 
 
-def _stat_cells(row: dict[str, Any], suffix: str = "") -> list[str]:
-    return [with_ci(row.get(key + suffix), row.get(key + suffix + "_ci"), signed) for _, key, signed in _STAT_COLUMNS]
+_REC_STAT_COLUMNS = (("gold-title log-prob [95% CI]", "logprob", False),
+                     ("log-prob recovery", "logprob_recovery", False),
+                     ("log-prob − SELF-PARAM (nats/token)", "diff_logprob_vs_selfparam", True))
+
+
+def _stat_cells(row: dict[str, Any], suffix: str = "", columns=_STAT_COLUMNS) -> list[str]:
+    return [with_ci(row.get(key + suffix), row.get(key + suffix + "_ci"), signed) for _, key, signed in columns]
 
 
 LIFELONG_COLUMNS = ("reliability", "generality", "locality",  # teacher-forced, then by greedy generation
@@ -165,20 +170,22 @@ def summary_markdown(result: TaskResult, title: str | None = None) -> str:
     if result.task == "lifelong":
         return lifelong_markdown(result, title)
     qa = result.task in QA_TASKS
-    statistics = result_statistics(result) if qa else {}
-    columns = REC_COLUMNS if result.task == "recommendation" else ()
+    rec = result.task == "recommendation"
+    statistics = result_statistics(result) if qa or rec else {}
+    columns = REC_COLUMNS if rec else ()
     if result.task == "sequential":
         columns = ("f1_all",)
     general_keys = sorted({k for o in result.outcomes for k in o.extra if k in ("mmlu_acc", "wikitext_ppl")})
     lines = [f"# {title or result.task}", ""]
     lines += [f"- {k}: {v}" for k, v in result.extra.items() if not isinstance(v, (dict, list))]
     lines.append("")
-    stat_headers = [h for h, _, _ in _STAT_COLUMNS] if qa else []
+    stat_columns = _STAT_COLUMNS if qa else _REC_STAT_COLUMNS if rec else ()
+    stat_headers = [h for h, _, _ in stat_columns]
     header = ["method", "status", *stat_headers, *columns, *general_keys, "storage at inference", "inject s/update",
               "answer s/question"]
     lines += ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for o in result.outcomes:
-        stat_cells = _stat_cells(statistics.get(o.name, {})) if qa else []
+        stat_cells = _stat_cells(statistics.get(o.name, {}), columns=stat_columns)
         cells = [o.name, o.status, *stat_cells, *(_fmt(o.metrics.get(c)) for c in columns),
                  *(_fmt(o.extra.get(k), 2) for k in general_keys), _bytes(o.storage_bytes),
                  _fmt(o.inject_seconds, 2), _fmt(o.answer_latency, 2)]
@@ -191,6 +198,11 @@ def summary_markdown(result: TaskResult, title: str | None = None) -> str:
                   "best gold answer (teacher-forced), which does not depend on how the model phrases its answers "
                   "(summary.json also has `logprob` and `diff_logprob_vs_selfparam`)."]
         lines += _by_context_lines(result, statistics)
+    if rec:
+        lines += ["", "Intervals: 95% bootstrap over turns. gold-title log-prob: the mean per-token log-probability of "
+                  "the turn's best gold title as the answer (teacher-forced), which does not need the model to list "
+                  "titles; its recovery = (LP − LP Base(Q)) / (LP Base(C+Q) − LP Base(Q)); − SELF-PARAM: paired "
+                  "difference on the same turns, `level` when its interval contains 0. r1–r4: the paper's recall."]
     before = result.extra.get("general_before")
     if isinstance(before, dict):
         lines += ["", "General ability of the base model before any injection: "

@@ -431,7 +431,10 @@ def run_recommendation(names: Sequence[str], build: Builder, data: RecData, turn
                        max_new_tokens: int = 64, seed: int = 0, progress: bool = True, threshold: int = 2,
                        question: str = REC_QUESTION, after: AfterHook | None = None,
                        log: RunLog | None = None) -> TaskResult:
-    """Conversational recommendation: inject the dialogue so far, ask for movies without it."""
+    """Conversational recommendation: inject the dialogue so far, ask for movies without it. Each turn is
+    scored by recall of the gold titles among the answer's (the paper's r1-r4) and by the mean per-token
+    log-probability of the best gold title as the answer (teacher-forced, `logprob`), a continuous figure for a
+    model too small to list titles."""
     matched_cache: dict[str, Any] = {}
 
     def match(title: str):
@@ -447,12 +450,15 @@ def run_recommendation(names: Sequence[str], build: Builder, data: RecData, turn
             with log.unit(name, key, meter, records):
                 method.reset()
                 meter.inject(method, [Context(turn.id, turn.dialogue)])
-                answer = meter.answer(method, [Query(question, turn.dialogue)], max_new_tokens)[0]
+                query = Query(question, turn.dialogue)
+                answer = meter.answer(method, [query], max_new_tokens)[0]
                 matches = [match(t) for t in parse_titles(answer)]
+                golds = list(turn.gold)  # the best gold title's log-probability as the answer (see `_gold_logprobs`)
+                logprob = max(meter.logprob(method, [query] * len(golds), golds)) if golds else None
                 records.append({"method": name, "turn_id": turn.id, "prediction": answer,
                                 "titles": [{"predicted": m.predicted, "nearest": m.nearest, "distance": m.distance}
                                            for m in matches],
-                                "gold": list(turn.gold), "seen": list(turn.seen)})
+                                "gold": golds, "seen": list(turn.seen), "logprob": logprob})
         # from the records, so turns taken from the run log count the same as turns run now
         per_turn = [([TitleMatch(**m) for m in r["titles"]], r["gold"], r["seen"]) for r in records]
         metrics: dict[str, float | None] = {}
