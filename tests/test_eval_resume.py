@@ -391,3 +391,16 @@ def test_a_method_left_out_of_a_resumed_run_keeps_its_config_compared(squad, gol
     evaluate(EvalSettings("single", squad, out, methods=("base", "selfparam"), n=3, progress=False),
              build=lambda n: grown[n])
     assert [m.injections for m in grown.values()] == [1, 1]  # the two logged items kept, the third run
+
+
+def test_a_damaged_run_log_refuses_the_merge_and_names_the_line(squad, golds, tmp_path):
+    from selfparam.eval.report import merge_runs
+
+    for name in ("base", "selfparam"):
+        evaluate(EvalSettings("single", squad, tmp_path / name, methods=(name,), n=2, progress=False),
+                 build=lambda n: Counting(n, golds))
+    with open(tmp_path / "selfparam" / "progress.jsonl", "a") as f:
+        f.write('{"kind": "unit", "meth')
+    with pytest.raises(ValueError, match=r"progress\.jsonl:\d+ is not valid JSON"):
+        merge_runs([tmp_path / "base", tmp_path / "selfparam"], tmp_path / "merged")
+    assert not (tmp_path / "merged").exists()  # nothing half-written

@@ -40,11 +40,8 @@ def write_config(out: Path, config: dict[str, Any]) -> None:
     the configs of methods it ran that this command does not name (so they are still compared when one of them
     resumes) and, from `merge_runs`, the record of the runs it was merged from."""
     path = Path(out) / "config.json"
-    if path.is_file() and (Path(out) / LOG_NAME).is_file():
-        try:
-            old = json.loads(path.read_text(encoding="utf-8"))
-        except ValueError:
-            old = {}
+    if path.is_file() and (Path(out) / LOG_NAME).is_file():  # a resumed run: `open_run_log` has read it already
+        old = json.loads(path.read_text(encoding="utf-8"))
         named = set(config.get("settings", {}).get("methods") or ()) | set(config.get("method_configs") or {})
         carried = {k: v for k, v in (old.get("method_configs") or {}).items() if k not in named}
         if carried:
@@ -406,8 +403,13 @@ def _merged_log(folders: list[Path], configs: list[dict[str, Any]], names: dict[
                           f"none of the merged methods with --may-differ)")
     lines = []
     for folder in folders:
-        for line in (Path(folder) / LOG_NAME).read_text(encoding="utf-8").splitlines():
-            entry = json.loads(line) if line.strip() else None
+        path = Path(folder) / LOG_NAME
+        for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+            try:
+                entry = json.loads(line) if line.strip() else None
+            except json.JSONDecodeError:
+                raise ValueError(f"merge: {path}:{n} is not valid JSON (resume that run once to drop a torn last "
+                                 f"line, then merge)") from None
             if entry is not None and entry.get("method") in names[str(folder)]:
                 lines.append(entry)
     return lines, None

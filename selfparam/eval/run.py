@@ -158,8 +158,6 @@ def shared_target_resources(lm: LM, *, seed: int, unrelated: Path | None, n_pair
                      targets=config, seed=seed)
 
 
-
-
 def open_run_log(out: Path, config: dict[str, Any]) -> RunLog:
     """The run log in `out`, after checking that the run it logs had the same settings, method configs and
     drawn items as `config` (a changed setting would mix two runs' figures in one report).
