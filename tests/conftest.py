@@ -27,6 +27,12 @@ def pytest_configure(config):
         torch.set_num_threads(1)
 
 
+def pytest_collection_modifyitems(config, items):
+    """Tests marked `long` (subprocesses, servers: 2-10 s each) run first. pytest-xdist hands out the last tests
+    one at a time, so a 10-s test collected near the end keeps one worker busy while the other has finished."""
+    items.sort(key=lambda item: item.get_closest_marker("long") is None)  # stable: the rest keep their order
+
+
 @pytest.fixture(autouse=True)
 def _plots(request, monkeypatch):
     """Reports draw their PNG plots only in tests marked `plots` (the ones that check them): in a profile of

@@ -14,6 +14,7 @@ import pytest
 SCRIPT = Path(__file__).parent / "scripts" / "ddp_inject.py"
 
 
+@pytest.mark.long
 @pytest.mark.skipif(shutil.which("accelerate") is None and not (Path(sys.executable).parent / "accelerate").exists(),
                     reason="accelerate CLI not installed")
 def test_two_cpu_processes_train_in_lockstep(tmp_path):

@@ -148,6 +148,7 @@ def test_train_cli_ship_installs_the_trained_editor(tiny, tmp_path, package_data
     assert shipped["training"]["steps"] == 2 and shipped["training"]["data"]["sha256"] == record["data"]["sha256"]
 
 
+@pytest.mark.long
 def test_a_wheel_install_carries_and_finds_the_shipped_editor(tmp_path):
     """A wheel built from this tree (a non-editable install) carries selfparam/assets/recipe/<model>/*: built
     from a copy of the tree holding a stand-in editor, so the real package folder is never written."""

@@ -57,6 +57,7 @@ def page(tmp_path):
         driver.quit()
 
 
+@pytest.mark.long
 def test_ask_teach_see_the_answer_change_and_roll_back(page):
     from selenium.common.exceptions import NoSuchElementException, StaleElementReferenceException
     from selenium.webdriver.common.by import By

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import httpx
+import pytest
 from server_util import DOCUMENT, ThreadServer, teaching_config, wait_job, write_pairs
 
 from selfparam.eval.configs import build_dataclass, config_class
@@ -18,6 +19,7 @@ def test_percentile_is_nearest_rank():
     assert percentile([4, 1, 3, 2], 50) == 2 and percentile([4, 1, 3, 2], 95) == 4 and percentile([7], 5) == 7
 
 
+@pytest.mark.long
 def test_load_while_injecting_has_no_errors(tmp_path, capsys):
     lm = tiny_lm(seed=0)
     # 64 pairs x 4 epochs: a few seconds of training, so the load overlaps it

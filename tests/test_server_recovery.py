@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 
 import httpx
+import pytest
 from server_util import DOCUMENT, QUESTION, wait_job, write_pairs
 
 from selfparam.store import KnowledgeStore
@@ -62,6 +63,7 @@ def answer(url: str) -> dict:
     return r.json()
 
 
+@pytest.mark.long
 def test_kill_9_mid_injection_then_restart(tmp_path):
     model = tmp_path / "tiny"
     lm = tiny_lm(seed=0)
