@@ -262,6 +262,46 @@ def test_repository_grows_past_its_buffer():
     assert len(repo) == 40 and repo.prompts[37, 0, 0].item() == 37.0 and repo.keys.shape == (40, 2)
 
 
+def test_an_editor_that_reads_the_fact_tokens_adds_their_weighted_embeddings(tiny, tmp_path):
+    from selfparam.methods.recipe.prompting import fact_token_embeddings
+
+    enc = tiny_encoder()
+    editor = tiny_editor(tiny, enc, read_fact_tokens=True, read_dim=8, read_max_tokens=24)
+    plain = tiny_editor(tiny, enc)
+    facts = ["Alice lives in Paris", "Alice lives in Rome"]  # 20 and 19 byte tokens
+    tokens = fact_token_embeddings(tiny, facts, 24)
+    embeds, mask = tokens
+    assert embeds.shape[:2] == mask.shape == (2, 20) and mask[1].sum() == 19 and not mask[1, 0]  # left-padded
+    last = fact_token_embeddings(tiny, facts, 8)[0][0]  # a long fact keeps its last tokens
+    assert torch.equal(last, fact_token_embeddings(tiny, ["in Paris"], 8)[0][0])
+    e = enc.encode(["Alice lives somewhere"]).repeat(2, 1)  # one sentence encoding for both facts
+    keys, prompts = editor.knowledge(e, tokens)
+    assert torch.equal(keys[0], keys[1])  # retrieval does not read the tokens
+    assert not torch.allclose(prompts[0], prompts[1])  # the prompts do: Paris and Rome reach the LLM
+    # with the attention's query at zero, every vector gets the plain prompt plus its fact's mean token embedding
+    with torch.no_grad():
+        editor.read_query.weight.zero_()
+        base = editor.prompts(e, tokens) - (mask[:, :, None] * embeds).sum(1, keepdim=True) / mask.sum(1)[:, None, None]
+        raw = editor.prompt_generator(editor.knowledge_head(e)) * editor.prompt_scale
+    assert torch.allclose(base, raw.view_as(base), atol=1e-5)
+    with pytest.raises(ValueError, match="pass fact_tokens"):
+        editor.prompts(e)
+    with pytest.raises(ValueError, match="more than read_max_tokens"):
+        editor.prompts(e, fact_token_embeddings(tiny, ["x" * 30] * 2, 40))
+    with pytest.raises(ValueError, match="do not fit"):
+        editor.prompts(e[:1], tokens)
+    # an editor without the option keeps the architecture record of editors trained before it
+    assert "read_fact_tokens" not in plain.meta()["config"] and editor.meta()["config"]["read_fact_tokens"] is True
+    editor.save(tmp_path / "editor")
+    loaded = RecipeEditor.load(tmp_path / "editor")
+    assert loaded.reads_fact_tokens and torch.equal(loaded.prompts(e, tokens), editor.prompts(e, tokens))
+    assert loaded.digest() == editor.digest() != plain.digest()
+    # the method reads each injected fact's tokens and stores the prompts the editor gives for them
+    recipe = Recipe(tiny, RecipeConfig(batch_size=4), editor=loaded, encoder=enc)
+    recipe.inject([Context("e1", facts[0]), Context("e2", facts[1])])
+    assert torch.allclose(recipe.repository.prompts, loaded.prompts(enc.encode(facts), tokens))
+
+
 def test_recipe_save_load_roundtrip(recipe, tiny, tmp_path):
     recipe.inject([Context("e1", "The Eiffel Tower is in Rome"), Context("e2", "Hamlet was written by Bacon")])
     q = [Query("Where is the Eiffel Tower?")]

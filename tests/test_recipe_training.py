@@ -114,6 +114,31 @@ def test_tiny_training_runs_resumes_and_learns_retrieval(tiny, tmp_path):
     assert sum(h == r.id for h, r in zip(hits, recs)) >= 0.75 * len(recs)
 
 
+def test_an_editor_that_reads_the_fact_tokens_trains_them_and_serves(tiny, tmp_path):
+    enc = HashingEncoder()
+    recs = records()
+    cfg = EditorConfig(encoder="tiny-bert", repr_dim=16, head_hidden=32, prompt_hidden=32, read_fact_tokens=True,
+                       read_dim=8, read_max_tokens=32)
+    train = TrainConfig(out=str(tmp_path / "run"), steps=3, batch_size=2, contrastive_batch=8, lr=3e-3,
+                        retrieval_steps=0, save_every=3, seed=0)
+    torch.manual_seed(0)
+    untrained = RecipeEditor(cfg, enc.dim, tiny.model.config.hidden_size)
+    editor = train_recipe(tiny, enc, recs, cfg, train, progress=False)
+    # the edit loss reached the reading attention; distances no fact reaches (its facts have 17-22 byte tokens)
+    # got no gradient and kept their initial values, which shows both editors started the same
+    trained, initial = editor.state_dict(), untrained.state_dict()
+    for name in ("read_query.weight", "read_key.weight"):
+        assert not torch.equal(trained[name], initial[name]), name
+    assert not torch.equal(trained["read_position.weight"][:17], initial["read_position.weight"][:17])
+    assert torch.equal(trained["read_position.weight"][22:], initial["read_position.weight"][22:])
+    log = [json.loads(line) for line in (tmp_path / "run" / "train_log.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in log] == [1, 2, 3] and all(torch.isfinite(torch.tensor(r["edit"])) for r in log)
+    assert json.loads((tmp_path / "run" / "editor" / "editor.json").read_text())["config"]["read_fact_tokens"]
+    recipe = Recipe(tiny, RecipeConfig(checkpoint=str(tmp_path / "run" / "editor")), encoder=enc)
+    recipe.inject([Context(r.id, r.fact) for r in recs[:3]])
+    assert recipe.repository.prompts.shape == (3, 3, tiny.model.config.hidden_size)
+
+
 def test_resumed_run_gets_its_own_time_allowance(tiny, tmp_path):
     """`max_seconds` bounds one invocation: a checkpoint that already holds more training time than the
     allowance still trains on when resumed (it used to stop after a single step)."""

@@ -37,6 +37,9 @@ def train(
     max_records: Annotated[int, typer.Option(help="training records used")] = 10000,
     validation: Annotated[int, typer.Option(help="records held out from the end of the data for validation")] = 500,
     n_prompt_tokens: Annotated[int, typer.Option(help="prompt vectors per edit")] = 3,
+    read_fact_tokens: Annotated[bool, typer.Option(help="each prompt vector also reads the LLM's embeddings of the "
+                                                        "fact's last tokens (attention), so an object can reach "
+                                                        "the LLM as itself; not in the paper")] = False,
     max_seconds: Annotated[float, typer.Option(help="stop after this many seconds of this invocation (a resumed "
                                                     "run gets its own allowance; 0: no limit)")] = 0.0,
     save_every: Annotated[int, typer.Option(help="checkpoint every N steps")] = 25,
@@ -66,7 +69,7 @@ def train(
                          question_share=question_share, curve_every=curve_every,
                          max_seconds=max_seconds, save_every=save_every,
                          seed=seed, device=device)
-    editor_config = EditorConfig(encoder=encoder, n_prompt_tokens=n_prompt_tokens)
+    editor_config = EditorConfig(encoder=encoder, n_prompt_tokens=n_prompt_tokens, read_fact_tokens=read_fact_tokens)
     text_encoder = load_encoder(encoder, device=device)  # a bad encoder fails before the LLM loads
     lm = load_lm(model, device=device, dtype=dtype)
     train_recipe(lm, text_encoder, train_records, editor_config, config, validation=held_out)

@@ -40,7 +40,7 @@ def _stored_keys(editor: RecipeEditor, enc: dict[str, torch.Tensor], distractors
     """Keys of `enc`'s facts (rows 0..N-1, so a query's own fact keeps its index) and of the distractor facts
     after them: other stored edits, as a repository of that size holds."""
     facts = enc["fact"] if distractors is None else torch.cat([enc["fact"], distractors])
-    return editor.knowledge(facts)[0]
+    return editor.keys(facts)
 
 
 def retrieval_accuracy(editor: RecipeEditor, enc: dict[str, torch.Tensor], margin: float = 0.0,

@@ -82,14 +82,26 @@ class EditorConfig:
     n_prompt_tokens: int = field(default=3, metadata={"help": "continuous prompt vectors per knowledge (paper: 3)"})
     prompt_hidden: int = field(default=1024, metadata={"help": "hidden width of the prompt-generator MLP"})
     temperature: float = field(default=0.05, metadata={"help": "InfoNCE temperature on cosine similarities"})
+    read_fact_tokens: bool = field(default=False, metadata={
+        "help": "each prompt vector also reads the fact's own tokens: attention from the vector over the LLM's "
+                "input embeddings of the fact's last `read_max_tokens` tokens (keyed by content and by distance "
+                "from the fact's end) adds their weighted embedding to it, so an object the pooled sentence "
+                "encoding blurs can reach the LLM as itself. Not in the paper (False)"})
+    read_dim: int = field(default=64, metadata={"help": "width of the attention that reads the fact's tokens"})
+    read_max_tokens: int = field(default=32, metadata={"help": "the fact's last tokens that can be read"})
+
+    READ_FIELDS = ("read_dim", "read_max_tokens")  # part of the architecture only when read_fact_tokens is on
 
     def __post_init__(self):
+        if not isinstance(self.read_fact_tokens, bool):
+            raise ValueError(f"read_fact_tokens: must be true or false, got {self.read_fact_tokens!r}")
         if not isinstance(self.encoder, str) or not self.encoder.strip():
             raise ValueError(f"encoder: must name a sentence encoder, got {self.encoder!r}")
-        for name in ("repr_dim", "head_hidden", "n_prompt_tokens", "prompt_hidden"):
+        for name in ("repr_dim", "head_hidden", "n_prompt_tokens", "prompt_hidden", *self.READ_FIELDS):
             if not isinstance(getattr(self, name), int) or isinstance(getattr(self, name), bool):
                 raise ValueError(f"{name}: must be an integer, got {getattr(self, name)!r}")
-        _positive(self, "repr_dim", "head_hidden", "n_prompt_tokens", "prompt_hidden", "temperature")
+        _positive(self, "repr_dim", "head_hidden", "n_prompt_tokens", "prompt_hidden", "temperature",
+                  *self.READ_FIELDS)
         if self.n_prompt_tokens > 64:
             raise ValueError(f"n_prompt_tokens: {self.n_prompt_tokens} is too many (at most 64; paper: 3)")
 

@@ -5,6 +5,11 @@
     r_Θ = normalize(Θ)                        the knowledge sentinel     (repr_dim,)
     p_k = scale * MLP_P(MLP_K(f_enc(k)))      continuous prompt          (n_prompt_tokens, llm_hidden)
 
+With `read_fact_tokens` (not in the paper) each prompt vector then reads the fact's own tokens, E (T,
+llm_hidden): the LLM's input embeddings of the fact's last tokens, with d = distance from the fact's end:
+    p_k[i] += softmax_t(W_q p_k[i] . (W_k E[t] + pos[d_t]) / sqrt(read_dim)) E
+so a vector can carry an object's own embedding, which the pooled sentence encoding blurs.
+
 Retrieval: k* = argmax_k cos(r_q, r_k); k* is used only when cos(r_q, r_k*) > cos(r_q, r_Θ), so the
 sentinel acts as a per-query threshold. `scale` is the standard deviation of the LLM's input embedding
 matrix, so fresh prompts start at the size of real token embeddings.
@@ -47,15 +52,50 @@ class RecipeEditor(nn.Module):
         self.query_head = _mlp(encoder_dim, config.head_hidden, config.repr_dim)
         self.sentinel = nn.Parameter(torch.randn(config.repr_dim) * 0.02)
         self.prompt_generator = _mlp(config.repr_dim, config.prompt_hidden, config.n_prompt_tokens * llm_hidden)
+        if config.read_fact_tokens:
+            self.read_query = nn.Linear(llm_hidden, config.read_dim, bias=False)
+            self.read_key = nn.Linear(llm_hidden, config.read_dim, bias=False)
+            self.read_position = nn.Embedding(config.read_max_tokens, config.read_dim)  # by distance from the end
         self.register_buffer("prompt_scale", torch.tensor(float(prompt_scale)))
         self.calibration: dict | None = None  # the sentinel margin chosen on held-out records (calibration.py)
 
     # --- representations -------------------------------------------------------------------------
-    def knowledge(self, enc: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    @property
+    def reads_fact_tokens(self) -> bool:
+        return self.config.read_fact_tokens
+
+    def keys(self, enc: torch.Tensor) -> torch.Tensor:
+        """(N, encoder_dim) -> unit knowledge keys (N, repr_dim), what retrieval compares queries with."""
+        return F.normalize(self.knowledge_head(enc), dim=-1)
+
+    def prompts(self, enc: torch.Tensor, fact_tokens: tuple[torch.Tensor, torch.Tensor] | None = None) -> torch.Tensor:
+        """(N, encoder_dim) -> continuous prompts (N, n_prompt_tokens, llm_hidden). An editor that reads the
+        fact's tokens needs `fact_tokens`: (embeddings (N, T, llm_hidden), mask (N, T)), right-aligned (the
+        fact's last token at T-1), as `prompting.fact_token_embeddings` gives them."""
+        raw = self.prompt_generator(self.knowledge_head(enc)) * self.prompt_scale  # (N, n * H)
+        prompts = raw.view(enc.shape[0], self.config.n_prompt_tokens, self.llm_hidden)
+        if not self.config.read_fact_tokens:
+            return prompts
+        if fact_tokens is None:
+            raise ValueError("this RECIPE editor reads the fact's tokens (read_fact_tokens): pass fact_tokens")
+        embeds, mask = fact_tokens
+        if embeds.shape[0] != enc.shape[0] or embeds.shape[:2] != mask.shape or embeds.shape[-1] != self.llm_hidden:
+            raise ValueError(f"fact_tokens: embeddings {tuple(embeds.shape)} and mask {tuple(mask.shape)} do not "
+                             f"fit {enc.shape[0]} facts of hidden size {self.llm_hidden}")
+        t = embeds.shape[1]
+        if t > self.config.read_max_tokens:
+            raise ValueError(f"fact_tokens: {t} tokens, more than read_max_tokens {self.config.read_max_tokens}")
+        embeds = embeds.to(prompts.dtype)
+        distance = torch.arange(t - 1, -1, -1, device=embeds.device)  # right-aligned: the last token is 0
+        keys = self.read_key(embeds) + self.read_position(distance)  # (N, T, d)
+        scores = self.read_query(prompts) @ keys.transpose(1, 2) / self.config.read_dim ** 0.5  # (N, n, T)
+        scores = scores.masked_fill(~mask.bool()[:, None, :], float("-inf"))
+        return prompts + torch.softmax(scores, dim=-1) @ embeds
+
+    def knowledge(self, enc: torch.Tensor, fact_tokens: tuple[torch.Tensor, torch.Tensor] | None = None
+                  ) -> tuple[torch.Tensor, torch.Tensor]:
         """(N, encoder_dim) -> (unit keys (N, repr_dim), prompts (N, n_prompt_tokens, llm_hidden))."""
-        raw = self.knowledge_head(enc)  # (N, R)
-        prompts = self.prompt_generator(raw) * self.prompt_scale  # (N, n * H)
-        return F.normalize(raw, dim=-1), prompts.view(enc.shape[0], self.config.n_prompt_tokens, self.llm_hidden)
+        return self.keys(enc), self.prompts(enc, fact_tokens)
 
     def query(self, enc: torch.Tensor) -> torch.Tensor:
         """(N, encoder_dim) -> unit query representations (N, repr_dim)."""
@@ -67,7 +107,11 @@ class RecipeEditor(nn.Module):
 
     # --- persistence -----------------------------------------------------------------------------
     def meta(self) -> dict:
-        return {"config": asdict(self.config), "encoder_dim": self.encoder_dim, "llm_hidden": self.llm_hidden,
+        config = asdict(self.config)
+        if not self.config.read_fact_tokens:  # so editors from before the option keep their architecture digest
+            for name in ("read_fact_tokens", *EditorConfig.READ_FIELDS):
+                config.pop(name)
+        return {"config": config, "encoder_dim": self.encoder_dim, "llm_hidden": self.llm_hidden,
                 "llm_name": self.llm_name}
 
     def digest(self) -> str:

@@ -20,7 +20,7 @@ from .calibration import margin_at
 from .config import RecipeConfig, default_checkpoint, shipped_checkpoint
 from .editor import RecipeEditor
 from .encoder import TextEncoder, load_encoder
-from .prompting import prompted_generate
+from .prompting import fact_token_embeddings, prompted_generate
 from .repository import KnowledgeRepository
 
 REPOSITORY_DIR = "repository"
@@ -94,9 +94,15 @@ class Recipe:
                 raise ValueError(f"context {i!r}: empty text")
         if not contexts:
             return
+        texts = [t.strip() for t in texts]
         with torch.no_grad():
-            keys, prompts = self.editor.knowledge(self.encoder.encode([t.strip() for t in texts]))
-        self.repository.add(ids, [t.strip() for t in texts], keys, prompts)
+            fact_tokens = None
+            if self.editor.reads_fact_tokens:
+                embeds, mask = fact_token_embeddings(self.lm, texts, self.editor.config.read_max_tokens)
+                device = next(self.editor.parameters()).device
+                fact_tokens = (embeds.to(device), mask.to(device))
+            keys, prompts = self.editor.knowledge(self.encoder.encode(texts), fact_tokens)
+        self.repository.add(ids, texts, keys, prompts)
 
     def edit(self, prompt: str, target: str, edit_id: str | None = None) -> str:
         """Store the edit "`prompt` `target`" and return its id."""

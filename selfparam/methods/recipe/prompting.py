@@ -1,6 +1,7 @@
 """Greedy generation by the frozen LLM with RECIPE's retrieved prompt vectors in front of each query
 (the vectors are inserted by `selfparam.prompt_vectors`; teacher-forced scoring with them is
-`generation.target_token_accuracy(..., prompts=...)`).
+`generation.target_token_accuracy(..., prompts=...)`), and the LLM's own embeddings of a fact's tokens, which an
+editor with `read_fact_tokens` reads.
 """
 
 from __future__ import annotations
@@ -10,7 +11,24 @@ from typing import Sequence
 import torch
 
 from ...lm import LM, inference_mode
+from ...padding import pad_tokens
 from ...prompt_vectors import insert_prompts
+
+
+def fact_token_embeddings(lm: LM, facts: Sequence[str], max_tokens: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """The frozen LLM's input embeddings of each fact's last `max_tokens` tokens, right-aligned (left padding):
+    (embeddings (N, T, hidden) in fp32, mask (N, T)), T the longest kept; no gradient reaches the LLM."""
+    rows = []
+    for fact in facts:
+        ids = lm.tokenizer(fact.strip(), add_special_tokens=False)["input_ids"][-max_tokens:]
+        if not ids:
+            raise ValueError(f"fact {fact!r}: no tokens to read")
+        rows.append(ids)
+    padded = pad_tokens(rows, lm.tokenizer.pad_token_id, side="left")
+    ids, mask = padded["input_ids"].to(lm.device), padded["attention_mask"].to(lm.device)
+    with torch.no_grad():
+        embeds = lm.model.get_input_embeddings()(ids).float()
+    return embeds, mask
 
 
 def prompted_generate(lm: LM, texts: Sequence[str], prompts: torch.Tensor | None, has_prompt: torch.Tensor | None,

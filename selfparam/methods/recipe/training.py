@@ -53,6 +53,7 @@ from .losses import (
     target_cross_entropy,
 )
 from .method import llm_hidden_size
+from .prompting import fact_token_embeddings
 from .questions import question_prompt
 from .record import (
     INVOCATIONS,
@@ -238,8 +239,8 @@ def train_recipe(lm: LM, encoder: TextEncoder, records: Sequence[EditRecord], ed
     try:
         related_fields = ("prompt", "rephrase") + (("question",) if config.question_share > 0 else ())
 
-        def contrastive(idx: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-            keys, prompts = editor.knowledge(enc["fact"][idx].to(device))  # (C, R), (C, n, H)
+        def contrastive(idx: torch.Tensor) -> torch.Tensor:
+            keys = editor.keys(enc["fact"][idx].to(device))  # (C, R)
             c, sentinel, t = idx.shape[0], editor.sentinel_repr(), editor_config.temperature
             related = torch.cat([editor.query(enc[f][idx].to(device)) for f in related_fields])  # (kC, R)
             unrelated = editor.query(enc["locality_prompt"][idx].to(device))  # (C, R)
@@ -247,23 +248,29 @@ def train_recipe(lm: LM, encoder: TextEncoder, records: Sequence[EditRecord], ed
             positives = torch.cat([own, torch.full((c,), -1, device=device)])
             loss = sentinel_info_nce(torch.cat([related, unrelated]), keys, sentinel, positives, t,
                                      config.contrastive_hinge_scale)
-            loss = loss + sentinel_over_others_nce(related, keys, sentinel, own, t, config.contrastive_hinge_scale)
-            return loss, prompts
+            return loss + sentinel_over_others_nce(related, keys, sentinel, own, t, config.contrastive_hinge_scale)
 
         while step < config.steps:
             for _ in range(config.retrieval_steps):
-                l_extra, _ = contrastive(torch.tensor(random.sample(range(len(records)), config.contrastive_batch)))
+                l_extra = contrastive(torch.tensor(random.sample(range(len(records)), config.contrastive_batch)))
                 optimizer.zero_grad(set_to_none=True)
                 (config.contrastive_weight * l_extra).backward()
                 optimizer.step()
             picked = random.sample(range(len(records)), config.contrastive_batch)  # first batch_size go through the LLM
-            l_pl, prompts = contrastive(torch.tensor(picked))
+            l_pl = contrastive(torch.tensor(picked))
 
             b = config.batch_size
+            edited = [records[i] for i in picked[:b]]
+            fact_tokens = None
+            if editor.reads_fact_tokens:
+                embeds, mask = fact_token_embeddings(lm, [record_text(r, "fact") for r in edited],
+                                                     editor_config.read_max_tokens)
+                fact_tokens = (embeds.to(device), mask.to(device))
+            prompts = editor.prompts(enc["fact"][torch.tensor(picked[:b])].to(device), fact_tokens)  # (B, n, H)
             as_question = [random.random() < config.question_share for _ in range(b)]
             batch = {k: v.to(lm.device)
-                     for k, v in build_edit_batch(lm, [records[i] for i in picked[:b]], as_question).items()}
-            row_prompts = prompts[:b].repeat(3, 1, 1).to(lm.device)  # (3B, n, H): each row gets its record's prompt
+                     for k, v in build_edit_batch(lm, edited, as_question).items()}
+            row_prompts = prompts.repeat(3, 1, 1).to(lm.device)  # (3B, n, H): each row gets its record's prompt
             keep = int(batch["keep"][0])
             with lm.autocast():
                 logits = prompted_logits(lm, batch["ids"], batch["mask"], row_prompts,
