@@ -226,6 +226,7 @@ def test_report_only_writes_what_the_log_holds_and_runs_nothing(squad, golds, tm
     assert (out / "config.json").read_text() == config_before  # the run's own command is kept
     md = paths["summary_md"].read_text()
     assert "report only" in md and "## Not finished yet" in md and "## Failures" not in md
+    assert "- `selfparam`: 2 injections and 6 questions logged; the rest is not run yet" in md
     # the run goes on from where it stopped, with the same command
     rest = Counting("selfparam", golds)
     done, _ = evaluate(EvalSettings("single", squad, out, methods=methods, n=4, progress=False),

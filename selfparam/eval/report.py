@@ -58,8 +58,15 @@ def _not_ok(result: TaskResult) -> list[str]:
     for status, heading in (("failed", "Failures"), ("partial", "Not finished yet (partial: the units logged so far)")):
         outcomes = [o for o in result.outcomes if o.status == status]
         if outcomes:
-            lines += ["", f"## {heading}", "", *(f"- `{o.name}`: {o.error}" for o in outcomes)]
+            lines += ["", f"## {heading}", "", *(f"- `{o.name}`: {_logged(o)}{o.error}" for o in outcomes)]
     return lines
+
+
+def _logged(o: MethodOutcome) -> str:
+    """How much of a partial method the run log holds, so its row's figures can be read (failed: nothing)."""
+    if o.status != "partial":
+        return ""
+    return f"{o.n_injections} injections and {o.n_questions} questions logged; "
 
 
 def outcome_dict(o: MethodOutcome, statistics: dict[str, Any] | None = None) -> dict[str, Any]:

@@ -63,8 +63,8 @@ class LoggedOnly:
         self.name = name
 
     def inject(self, contexts: Sequence[Context]) -> None:
-        raise NotRunYet("not run yet: the figures cover the units in the run log (the same command without "
-                        "--report-only goes on)")
+        raise NotRunYet("the rest is not run yet: the figures cover the units in the run log (the same command "
+                        "without --report-only goes on)")
 
     answer = score = logprob = save = load = inject  # none of them can be answered from the log
 
