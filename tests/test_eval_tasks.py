@@ -271,19 +271,23 @@ def test_recommendation_recall_by_hand():
 def test_recommendation_scores_the_gold_titles_log_probability_with_intervals(tmp_path):
     """A model too small to list titles still moves the gold titles' likelihood: each turn records the best gold
     title's log-probability, and the report gives its recovery and difference from SELF-PARAM over turns."""
+    # t1 twice: the datasets' turn ids repeat across dialogues, and every turn counts
     turns = (RecTurn("t1", "User: hi", ("Up",), ()), RecTurn("t2", "User: I loved Up", ("Deadpool",), ()),
-             RecTurn("t3", "User: funny ones", ("Deadpool", "Up"), ()), RecTurn("t4", "User: no", (), ()))
+             RecTurn("t3", "User: funny ones", ("Deadpool", "Up"), ()), RecTurn("t4", "User: no", (), ()),
+             RecTurn("t1", "User: I loved Up again", ("Deadpool",), ()))
     data = RecData("toy", turns, ("Up", "Deadpool", "Casablanca"))
     m = {"base": Recommender("base", learns=False), "base-cq": Recommender("base-cq", in_prompt=True, learns=False),
          "selfparam": Recommender("selfparam")}
     result = run_recommendation(list(m), lambda n: m[n], data, list(data.turns), progress=False)
-    by_turn = {r["turn_id"]: r["logprob"] for r in result.records if r["method"] == "selfparam"}
-    assert by_turn == {"t1": -0.5, "t2": -1.0, "t3": -0.5, "t4": None}  # the best gold title; no gold, no figure
+    by_turn = [(r["turn_id"], r["logprob"]) for r in result.records if r["method"] == "selfparam"]
+    # the best gold title; no gold, no figure
+    assert by_turn == [("t1", -0.5), ("t2", -1.0), ("t3", -0.5), ("t4", None), ("t1", -1.0)]
     paths = write_report(tmp_path, result, plots=False)
     summary = json.loads(paths["summary_json"].read_text())["methods"]
     assert summary["base"]["logprob"] == pytest.approx(-3.0)
+    assert summary["selfparam"]["logprob"] == pytest.approx(-3.0 / 4)  # all four scored turns, both t1 among them
     assert summary["selfparam"]["logprob_recovery"] == pytest.approx(1.0)
-    assert summary["base"]["diff_logprob_vs_selfparam"] == pytest.approx(-3.0 + 2.0 / 3)
+    assert summary["base"]["diff_logprob_vs_selfparam"] == pytest.approx(-3.0 + 3.0 / 4)
     assert summary["base"]["diff_logprob_vs_selfparam_ci"] is not None
     assert "f1" not in summary["selfparam"]  # recall is the task's own figure
     assert "gold-title log-prob" in paths["summary_md"].read_text()

@@ -106,8 +106,10 @@ def report_statistics(task: str, records: Sequence[dict], methods: Sequence[str]
     log-prob statistics of the gold titles, turns in the place of questions (each its own context); {} for
     other tasks."""
     if task == "recommendation":
-        turns = {m: [{"context_id": r["turn_id"], "question": "", "logprob": r.get("logprob")}
-                     for r in records if r.get("method") == m] for m in methods}
+        # keyed by the turn's place in the draw as well as its id: the datasets' turn ids repeat across
+        # dialogues (INSPIRED's "test_4" is turn 4 of many a dialogue), and each method logs the draw in order
+        turns = {m: [{"context_id": f"{i}: {r['turn_id']}", "question": "", "logprob": r.get("logprob")}
+                     for i, r in enumerate(r for r in records if r.get("method") == m)] for m in methods}
         return statistics(turns, reference=reference, logprob_only=True)
     if task not in QA_TASKS:
         return {}
