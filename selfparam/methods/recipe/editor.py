@@ -72,16 +72,20 @@ class RecipeEditor(nn.Module):
         """(N, encoder_dim) -> continuous prompts (N, n_prompt_tokens, llm_hidden). An editor that reads the
         fact's tokens needs `fact_tokens`: (embeddings (N, T, llm_hidden), mask (N, T)), right-aligned (the
         fact's last token at T-1), as `prompting.fact_token_embeddings` gives them."""
-        raw = self.prompt_generator(self.knowledge_head(enc)) * self.prompt_scale  # (N, n * H)
-        prompts = raw.view(enc.shape[0], self.config.n_prompt_tokens, self.llm_hidden)
+        return self._prompts(self.knowledge_head(enc), fact_tokens)
+
+    def _prompts(self, raw: torch.Tensor, fact_tokens: tuple[torch.Tensor, torch.Tensor] | None) -> torch.Tensor:
+        """`prompts` from the knowledge head's output `raw` (N, repr_dim), which `knowledge` shares with the keys."""
+        prompts = (self.prompt_generator(raw) * self.prompt_scale).view(raw.shape[0], self.config.n_prompt_tokens,
+                                                                         self.llm_hidden)
         if not self.config.read_fact_tokens:
             return prompts
         if fact_tokens is None:
             raise ValueError("this RECIPE editor reads the fact's tokens (read_fact_tokens): pass fact_tokens")
         embeds, mask = fact_tokens
-        if embeds.shape[0] != enc.shape[0] or embeds.shape[:2] != mask.shape or embeds.shape[-1] != self.llm_hidden:
+        if embeds.shape[0] != raw.shape[0] or embeds.shape[:2] != mask.shape or embeds.shape[-1] != self.llm_hidden:
             raise ValueError(f"fact_tokens: embeddings {tuple(embeds.shape)} and mask {tuple(mask.shape)} do not "
-                             f"fit {enc.shape[0]} facts of hidden size {self.llm_hidden}")
+                             f"fit {raw.shape[0]} facts of hidden size {self.llm_hidden}")
         t = embeds.shape[1]
         if t > self.config.read_max_tokens:
             raise ValueError(f"fact_tokens: {t} tokens, more than read_max_tokens {self.config.read_max_tokens}")
@@ -95,7 +99,8 @@ class RecipeEditor(nn.Module):
     def knowledge(self, enc: torch.Tensor, fact_tokens: tuple[torch.Tensor, torch.Tensor] | None = None
                   ) -> tuple[torch.Tensor, torch.Tensor]:
         """(N, encoder_dim) -> (unit keys (N, repr_dim), prompts (N, n_prompt_tokens, llm_hidden))."""
-        return self.keys(enc), self.prompts(enc, fact_tokens)
+        raw = self.knowledge_head(enc)  # one pass for both
+        return F.normalize(raw, dim=-1), self._prompts(raw, fact_tokens)
 
     def query(self, enc: torch.Tensor) -> torch.Tensor:
         """(N, encoder_dim) -> unit query representations (N, repr_dim)."""
