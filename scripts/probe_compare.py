@@ -1,8 +1,11 @@
-"""Paired differences between recorded conflicts/boundary runs (`selfparam.eval.probe_compare`), as a table.
+"""Paired differences between recorded conflicts/boundary/lifelong runs (`selfparam.eval.probe_compare`), as
+a table.
 
     PYTHONPATH=. python scripts/probe_compare.py --figure later_wins \
         --reference docs/results/conflicts-counterfact:selfparam \
         docs/results/conflicts-counterfact-reask:selfparam docs/results/conflicts-counterfact:ft-c
+    PYTHONPATH=. python scripts/probe_compare.py --figure reliability --edits 100 \
+        --reference docs/results/lifelong-counterfact-shipped:recipe docs/results/lifelong-recipe-read:recipe
 
 Each RUN:METHOD names a run folder and a method in it; the difference is that method minus the
 reference, on the questions both answered, with a 95% bootstrap interval over those answers.
@@ -15,16 +18,17 @@ import argparse
 from selfparam.eval.probe_compare import FIGURES, compare, figure_values, load_predictions
 
 
-def values(spec: str, figure: str) -> dict:
+def values(spec: str, figure: str, edits: int | None = None) -> dict:
     run, sep, method = spec.rpartition(":")
     if not sep or not run or not method:
         raise SystemExit(f"{spec!r}: expected RUN:METHOD, e.g. docs/results/conflicts-counterfact:selfparam")
-    return figure_values(load_predictions(run), method, figure)
+    return figure_values(load_predictions(run), method, figure, edits)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--figure", required=True, choices=sorted(FIGURES))
+    parser.add_argument("--edits", type=int, help="lifelong figures: compare after this many edits")
     parser.add_argument("--reference", required=True, help="RUN:METHOD the others are compared with")
     parser.add_argument("others", nargs="+", help="RUN:METHOD")
     args = parser.parse_args()
@@ -35,9 +39,11 @@ def main() -> None:
 
 
 def table(args: argparse.Namespace) -> None:
-    reference = values(args.reference, args.figure)
-    rows = [(spec, compare(reference, values(spec, args.figure))) for spec in args.others]  # all, before printing
-    print(f"| {args.figure}: RUN:METHOD | questions | value [95% CI] | reference | difference [95% CI] |")
+    reference = values(args.reference, args.figure, args.edits)
+    # every comparison before printing, so a bad RUN:METHOD fails before half a table
+    rows = [(spec, compare(reference, values(spec, args.figure, args.edits))) for spec in args.others]
+    figure = args.figure if args.edits is None else f"{args.figure} after {args.edits} edits"
+    print(f"| {figure}: RUN:METHOD | questions | value [95% CI] | reference | difference [95% CI] |")
     print("|---|---|---|---|---|")
     for spec, c in rows:
         lo, hi = c["value_ci"]

@@ -355,3 +355,27 @@ def test_paired_comparison_of_two_recorded_runs(cf_file, tmp_path):
         figure_values(load_predictions(tmp_path / "a"), "m", "pollution")
     with pytest.raises(ValueError, match="share no question"):
         compare(later, {("x", "y", "z"): 1.0})
+
+
+def test_lifelong_runs_are_compared_edit_by_edit_at_one_count(tmp_path):
+    from selfparam.eval.probe_compare import compare, figure_values, load_predictions
+
+    def run(name, hits_at_2):  # edits a, b scored after 1 and 2 edits; greedy scored only on a
+        rows = [{"method": "m", "edits": 1, "id": "a", "reliability": 0.0, "greedy_reliability": False},
+                *({"method": "m", "edits": 2, "id": i, "reliability": h, "greedy_reliability": bool(h) if i == "a"
+                   else None} for i, h in zip("ab", hits_at_2))]
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "predictions.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+        return load_predictions(tmp_path / name)
+
+    old, new = run("old", (0.0, 0.5)), run("new", (1.0, 1.0))
+    assert figure_values(new, "m", "reliability", edits=2) == {("a", 2): 1.0, ("b", 2): 1.0}
+    c = compare(figure_values(old, "m", "reliability", edits=2), figure_values(new, "m", "reliability", edits=2))
+    assert c["questions"] == 2 and c["reference"] == 0.25 and c["difference"] == 0.75
+    assert figure_values(new, "m", "greedy_reliability", edits=2) == {("a", 2): 1.0}  # b has no greedy score
+    with pytest.raises(ValueError, match="one edit count"):
+        figure_values(new, "m", "reliability")
+    with pytest.raises(ValueError, match="only to lifelong"):
+        figure_values(new, "m", "later_wins", edits=2)
+    with pytest.raises(ValueError, match="after 5 edits"):
+        figure_values(new, "m", "reliability", edits=5)
