@@ -70,6 +70,48 @@ def test_sentinel_rule_on_hand_made_vectors():
     assert empty.tolist() == [-1, -1, -1]
 
 
+def test_recency_retrieves_the_latest_of_the_nearly_best_keys():
+    sentinel = torch.tensor([0.0, 0.0, 1.0])
+    keys = F.normalize(torch.tensor([[1.0, 0.00, 0.0],    # earlier fact
+                                     [1.0, 0.05, 0.0],    # the same fact restated later (nearly the same key)
+                                     [0.0, 1.00, 0.0]]), dim=1)  # another fact, stored last
+    queries = F.normalize(torch.tensor([[1.0, 0.0, 0.1], [0.1, 1.0, 0.0], [0.0, 0.0, 1.0]]), dim=1)
+    assert sentinel_retrieve(queries, keys, sentinel)[0].tolist() == [0, 2, -1]  # the paper's rule: the best
+    index, best, _ = sentinel_retrieve(queries, keys, sentinel, recency=0.01)
+    # query 0: keys 0 and 1 within 0.01, key 1 is later; key 2 is far, though stored last
+    assert index.tolist() == [1, 2, -1]
+    assert torch.allclose(best, sentinel_retrieve(queries, keys, sentinel)[1])  # the sentinel sees the best
+    assert sentinel_retrieve(queries, keys, sentinel, recency=2.0)[0].tolist() == [2, 2, -1]  # all near: last
+    # stored order is edit order through delete and rollback: the restored earlier fact stays earlier
+    repo = KnowledgeRepository(hidden_size=2, n_prompt_tokens=1, repr_dim=3)
+    repo.add(["early", "late", "other"], ["f a", "f b", "g"], keys, torch.zeros(3, 1, 2))
+    repo.delete("early")
+    repo.rollback()
+    assert repo.ids == ["early", "late", "other"]
+    assert repo.retrieve(queries[:1], sentinel, recency=0.01)[1].tolist() == [1]
+    with pytest.raises(ValueError, match="recency_tolerance"):
+        RecipeConfig(recency_tolerance=-0.1)
+    with pytest.raises(ValueError, match="recency_tolerance"):
+        RecipeConfig(recency_tolerance=True)
+
+
+def test_recipe_retrieves_with_its_configured_recency(tiny):
+    enc = tiny_encoder()
+    facts = [Context("a", "The Eiffel Tower is in Paris"), Context("b", "Hamlet was written by Shakespeare"),
+             Context("c", "The Eiffel Tower is in Rome")]
+    questions = ["Where is the Eiffel Tower?", "Who wrote Hamlet?"]
+    retrieved = {}
+    for tolerance in (0.0, 2.0):  # margin 2: the sentinel never wins; tolerance 2: every key is near the best
+        r = Recipe(tiny, RecipeConfig(sentinel_margin=2.0, recency_tolerance=tolerance),
+                   editor=tiny_editor(tiny, enc), encoder=enc)
+        r.inject(facts)
+        retrieved[tolerance] = r.retrieved_ids(questions)
+    with torch.no_grad():
+        best = (r.editor.query(enc.encode(questions)) @ r.repository.keys.T).argmax(dim=1)
+    assert retrieved[0.0] == [facts[i].id for i in best.tolist()]  # the best key
+    assert retrieved[2.0] == ["c", "c"]  # the latest
+
+
 def test_repository_retrieve_returns_zero_prompts_for_misses():
     repo = KnowledgeRepository(hidden_size=4, n_prompt_tokens=2, repr_dim=2)
     repo.add(["a"], ["fact a"], torch.tensor([[1.0, 0.0]]), torch.ones(1, 2, 4))

@@ -120,8 +120,16 @@ class RecipeConfig:
                 "margin calibrated with the editor on held-out records (`selfparam recipe calibrate`; with "
                 "--sizes, the margin at the number of edits stored, interpolated in log size; 0 for an editor "
                 "never calibrated); 0: the paper's rule"})
+    recency_tolerance: float = field(default=0.0, metadata={
+        "help": "of the stored edits whose keys are within this similarity of the best, retrieve the latest: a "
+                "later edit of the same fact with another object (keys nearly equal) answers instead of the "
+                "earlier; 0: the best key only, the paper's rule"})
 
     def __post_init__(self):
+        if (isinstance(self.recency_tolerance, bool) or not isinstance(self.recency_tolerance, (int, float))
+                or not 0.0 <= self.recency_tolerance <= 2.0):
+            raise ValueError(f"recency_tolerance: must be a number in [0, 2] (similarities lie in [-1, 1]), "
+                             f"got {self.recency_tolerance!r}")
         if self.sentinel_margin is not None and (isinstance(self.sentinel_margin, bool)
                                                  or not isinstance(self.sentinel_margin, (int, float))
                                                  or not -2.0 <= self.sentinel_margin <= 2.0):

@@ -121,7 +121,8 @@ class Recipe:
         """prompts (Q, n, H) and index (Q,) of the retrieved edit (-1: the sentinel won, no prompt)."""
         with torch.no_grad():
             reprs = self.editor.query(self.encoder.encode(list(questions)))
-            return self.repository.retrieve(reprs, self.editor.sentinel_repr(), self.sentinel_margin)
+            return self.repository.retrieve(reprs, self.editor.sentinel_repr(), self.sentinel_margin,
+                                            self.config.recency_tolerance)
 
     @property
     def sentinel_margin(self) -> float:

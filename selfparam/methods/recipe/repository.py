@@ -27,20 +27,28 @@ def normalize_fact(text: str) -> str:
     return " ".join(text.lower().split())
 
 
-def sentinel_retrieve(queries: torch.Tensor, keys: torch.Tensor, sentinel: torch.Tensor,
-                      margin: float = 0.0) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """The knowledge-sentinel rule, with a calibrated margin.
+def sentinel_retrieve(queries: torch.Tensor, keys: torch.Tensor, sentinel: torch.Tensor, margin: float = 0.0,
+                      recency: float = 0.0) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The knowledge-sentinel rule, with a calibrated margin and an optional preference for later edits.
 
-    queries (Q, R), keys (K, R), sentinel (R,) -> index (Q,) of the best key, or -1 where the best key is not
-    closer than the sentinel's similarity minus `margin` (or the repository is empty); best similarity (Q,);
-    sentinel similarity (Q,). Similarities are dot products (the inputs are unit vectors). `margin` 0 is the
-    paper's rule (the best key must beat the sentinel); a positive margin retrieves more (calibration.py).
+    queries (Q, R), keys (K, R) in the order they were stored, sentinel (R,) -> index (Q,) of the retrieved
+    key, or -1 where the best key is not closer than the sentinel's similarity minus `margin` (or the
+    repository is empty); best similarity (Q,); sentinel similarity (Q,). Similarities are dot products (the
+    inputs are unit vectors). `margin` 0 is the paper's rule (the best key must beat the sentinel); a positive
+    margin retrieves more (calibration.py). `recency` > 0: of the keys within `recency` of the best
+    similarity, the one stored last is retrieved, so a later edit that restates an earlier one with another
+    object (nearly the same key) answers in its place; 0 is the paper's rule (the best key).
     """
     sentinel_sim = queries @ sentinel  # (Q,)
     if keys.shape[0] == 0:
         nothing = torch.full((queries.shape[0],), -1, dtype=torch.long)
         return nothing, torch.full_like(sentinel_sim, float("-inf")), sentinel_sim
-    best_sim, best = (queries @ keys.T).max(dim=1)  # (Q,)
+    sims = queries @ keys.T  # (Q, K)
+    best_sim, best = sims.max(dim=1)  # (Q,)
+    if recency > 0:
+        near = sims >= (best_sim - recency)[:, None]
+        positions = torch.arange(keys.shape[0]).expand_as(sims)
+        best = torch.where(near, positions, torch.full_like(positions, -1)).max(dim=1).values
     return torch.where(best_sim > sentinel_sim - margin, best, torch.full_like(best, -1)), best_sim, sentinel_sim
 
 
@@ -187,10 +195,12 @@ class KnowledgeRepository:
         self.__init__(self.hidden_size, self.n_prompt_tokens, self.repr_dim)
 
     # --- retrieval --------------------------------------------------------------------------------
-    def retrieve(self, queries: torch.Tensor, sentinel: torch.Tensor,
-                 margin: float = 0.0) -> tuple[torch.Tensor, torch.Tensor]:
-        """queries (Q, R) -> prompts (Q, n, H) (zeros where nothing is retrieved) and index (Q,) (-1: none)."""
-        index, _, _ = sentinel_retrieve(queries.float().cpu(), self.keys, sentinel.float().cpu(), margin)
+    def retrieve(self, queries: torch.Tensor, sentinel: torch.Tensor, margin: float = 0.0,
+                 recency: float = 0.0) -> tuple[torch.Tensor, torch.Tensor]:
+        """queries (Q, R) -> prompts (Q, n, H) (zeros where nothing is retrieved) and index (Q,) (-1: none);
+        `margin` and `recency` as in `sentinel_retrieve` (stored order is edit order: a restored delete goes
+        back to its place)."""
+        index, _, _ = sentinel_retrieve(queries.float().cpu(), self.keys, sentinel.float().cpu(), margin, recency)
         prompts = torch.zeros(queries.shape[0], self.n_prompt_tokens, self.hidden_size)
         hit = index >= 0
         prompts[hit] = self.prompts[index[hit]]
