@@ -24,7 +24,6 @@ import torch
 
 from selfparam.eval.conflicts import load_fact_cases
 from selfparam.lm import load_lm
-from selfparam.methods.base import Context
 from selfparam.methods.recipe import Recipe, RecipeConfig
 
 
@@ -43,10 +42,8 @@ def main() -> None:
     recipe = Recipe(load_lm(args.model, device="cpu"), RecipeConfig(checkpoint=args.editor))
     cases = load_fact_cases(args.data)[-args.records:]
 
-    def stored_keys(texts: list[str]) -> torch.Tensor:
-        recipe.repository.clear()
-        recipe.inject([Context(str(i), t) for i, t in enumerate(texts)])
-        return recipe.repository.keys.float()
+    def stored_keys(texts: list[str]) -> torch.Tensor:  # the keys `inject` stores; retrieval needs no prompts
+        return recipe.editor.keys(recipe.encoder.encode(texts)).float()
 
     questions = [q for c in cases for q in c.questions()]
     owner = torch.tensor([i for i, c in enumerate(cases) for _ in c.questions()])
