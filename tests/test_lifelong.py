@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 import typer
@@ -60,6 +61,9 @@ def test_lifelong_summary_per_method_and_count(tiny, tmp_path, recipe_ready):
     # the base model never changes: its locality against its own answers is (about) perfect
     assert saved["methods"]["base"]["4"]["greedy_locality"] == 1.0
     assert saved["methods"]["recipe"]["10"]["storage_bytes"] > saved["methods"]["recipe"]["1"]["storage_bytes"]
+    # RECIPE retrieves (`RetrievingMethod`), so it says where its misses come from; the base model does not
+    assert 0.0 <= saved["methods"]["recipe"]["10"]["retrieval_reliability"] <= 1.0
+    assert "retrieval_reliability" not in saved["methods"]["base"]["4"]
     assert (tmp_path / "out" / "summary.md").is_file() and (tmp_path / "out" / "lifelong.png").is_file()
 
 
@@ -270,6 +274,55 @@ def test_a_failing_method_is_isolated_and_timed_by_the_shared_harness(tiny, tmp_
     assert LifelongConfig().max_new_tokens == 16
     md = (saved / "summary.md").read_text()
     assert "| greedy_reliability | greedy_generality | greedy_locality |" in md
+
+
+class HalfRetriever(BatchSensitive):
+    """Retrieves its own edit for even-numbered persons only (the first edit for the odd ones, nothing for a
+    locality prompt, whose person number is 100 or more) and is right exactly when it retrieved its own edit."""
+
+    name = "half"
+
+    def reset(self):
+        self.ids = []
+
+    def inject(self, contexts):
+        self.ids += [c.id for c in contexts]
+
+    def retrieved_ids(self, questions):
+        numbers = [int(re.search(r"\d+", q).group()) for q in questions]
+        return [None if n >= 100 else f"cf-{n}" if f"cf-{n}" in self.ids and n % 2 == 0 else self.ids[0]
+                for n in numbers]
+
+    def score(self, queries, targets):
+        own = ["cf-" + re.search(r"\d+", q.question).group() for q in queries]
+        return [1.0 if got in (mine, None) else 0.0
+                for mine, got in zip(own, self.retrieved_ids([q.question for q in queries]))]
+
+
+def test_retrieving_methods_say_whether_a_miss_was_retrieval_or_reading(tiny, tmp_path, monkeypatch):
+    from selfparam.eval import lifelong as lifelong_module
+    from selfparam.eval.editing_data import load_edits
+    from selfparam.methods.base import RetrievingMethod
+
+    made = {"half": HalfRetriever, "sensitive": BatchSensitive}
+    monkeypatch.setattr(lifelong_module, "build_method", lambda name, *a, **k: made[name]())
+    _write_data(tmp_path / "cf.json", n=4)
+    cfg = LifelongConfig(edits=(1, 4), eval_sample=4, gen_sample=2, max_new_tokens=2, latency_queries=1)
+    summary = lifelong_module.run_lifelong(tiny, {"half": None, "sensitive": None}, load_edits(tmp_path / "cf.json"),
+                                           cfg, tmp_path / "out", progress=False)
+    assert isinstance(HalfRetriever(), RetrievingMethod) and not isinstance(BatchSensitive(), RetrievingMethod)
+    half = summary["methods"]["half"]
+    assert half["1"]["retrieval_reliability"] == 1.0 and half["1"]["reliability_when_missed"] is None  # person 0
+    at4 = half["4"]  # persons 0 and 2 retrieve their own edit, 1 and 3 the first edit
+    assert (at4["retrieval_reliability"], at4["retrieval_generality"], at4["retrieval_locality"]) == (0.5, 0.5, 1.0)
+    assert (at4["reliability"], at4["reliability_when_retrieved"], at4["reliability_when_missed"]) == (0.5, 1.0, 0.0)
+    assert "retrieval_reliability" not in summary["methods"]["sensitive"]["4"]  # no retrieval to report
+    rows = [json.loads(line) for line in (tmp_path / "out" / "predictions.jsonl").read_text().splitlines()]
+    assert [r["retrieved_own"] for r in rows if r["method"] == "half" and r["edits"] == 4] == [True, False, True, False]
+    assert not any("retrieved_own" in r for r in rows if r["method"] == "sensitive")
+    md = (tmp_path / "out" / "summary.md").read_text()
+    assert "| half | 4 | 0.500 | 0.500 | 1.000 | 1.000 | 0.000 |" in md and "| sensitive | 4 | 0." not in md.split(
+        "Where a retrieving method")[1]
 
 
 def test_old_lifelong_reports_are_refused_with_a_reason(tmp_path):

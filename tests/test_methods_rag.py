@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from selfparam.methods.base import Context, Query
+from selfparam.methods.base import Context, Query, RetrievingMethod
 from selfparam.methods.rag import BM25RAG, DenseRAG, RAGConfig, chunk_text
 from selfparam.methods.registry import build_method
 from selfparam.prompts import answer_prompt
@@ -40,7 +40,9 @@ def test_config_rejects_bad_values(field, value):
 
 
 def _check_retrieval(method):
+    assert isinstance(method, RetrievingMethod)
     assert method.retrieve(QUESTIONS) == [[], [], []]  # nothing stored: the question alone, as Base(Q)
+    assert method.retrieved_ids(QUESTIONS) == [None, None, None]
     assert method.prompt_for(Query(QUESTIONS[0])) == answer_prompt(method.lm.tokenizer, QUESTIONS[0])
     assert method.storage_bytes() == 0
     method.inject(CONTEXTS[:1])
@@ -49,6 +51,7 @@ def _check_retrieval(method):
     assert method.storage_bytes() > one > 0
     retrieved = method.retrieve(QUESTIONS)
     assert [r[0] for r in retrieved] == [c.text for c in CONTEXTS]
+    assert method.retrieved_ids(QUESTIONS[::-1]) == [c.id for c in CONTEXTS[::-1]]  # the best passage's context
     # the retrieved passage stands where Base(C+Q) puts the gold context
     assert method.prompt_for(Query(QUESTIONS[1], context="ignored gold")) == \
         answer_prompt(method.lm.tokenizer, QUESTIONS[1], CONTEXTS[1].text)

@@ -8,7 +8,10 @@ Per method and edit count T:
 - locality: teacher-forced agreement with the unedited method on the locality prompt: the target is the
   method's own greedy answer before any edit, so the unedited model scores (about) 1; `greedy_locality`:
   the share of greedy answers unchanged from the unedited method's;
-- edit_ms: mean wall time of one `inject` over the first T edits; storage_bytes after T edits.
+- edit_ms: mean wall time of one `inject` over the first T edits; storage_bytes after T edits;
+- for a method that retrieves (`RetrievingMethod`: RAG, RECIPE), where its shortfall lies
+  (`retrieval_figures`): how often the edit prompt / its rephrase retrieves its own edit first, how often a
+  locality prompt retrieves nothing, and reliability among the prompts that did and did not retrieve their edit.
 Beyond T = `eval_sample` the scores are over a seeded sample of the edits so far (all T are injected).
 Methods are built with `build_method` and run by the shared harness (`tasks.run_methods`: failure isolation,
 timing) and reported by the shared writer (`report.write_report`), so `selfparam eval merge` merges
@@ -26,7 +29,7 @@ from typing import Any, Sequence
 from tqdm.auto import tqdm
 
 from ..lm import LM
-from ..methods.base import Context, Query, Resources
+from ..methods.base import Context, Query, Resources, RetrievingMethod
 from ..methods.registry import build_method
 from . import tasks
 from .editing_data import EditRecord
@@ -69,6 +72,30 @@ def contains_answer(answer: str, target: str) -> bool:
 
     a, t = f" {normalize_answer(answer)} ", f" {normalize_answer(target)} "
     return t.strip() != "" and t in a
+
+
+def retrieval_figures(reliability: Sequence[float], own_prompt: Sequence[bool], own_rephrase: Sequence[bool],
+                      locality_none: Sequence[bool]) -> dict[str, float | None]:
+    """Where a retrieving method's reliability is lost, from per-edit figures over the same scored edits:
+    `retrieval_reliability` / `retrieval_generality`, the share of edit prompts / rephrases whose first
+    retrieval is their own edit; `retrieval_locality`, the share of locality prompts that retrieve nothing;
+    `reliability_when_retrieved` / `reliability_when_missed`, mean reliability over the edit prompts that did /
+    did not retrieve their own edit (None where there are none).
+
+    >>> retrieval_figures([1.0, 0.5, 0.0], [True, True, False], [True, False, False], [True, True, True])
+    ... # doctest: +NORMALIZE_WHITESPACE
+    {'retrieval_reliability': 0.666..., 'retrieval_generality': 0.333..., 'retrieval_locality': 1.0,
+     'reliability_when_retrieved': 0.75, 'reliability_when_missed': 0.0}
+    """
+    if not len(reliability) == len(own_prompt) == len(own_rephrase) == len(locality_none):
+        raise ValueError("retrieval_figures: the per-edit lists differ in length")
+    hit = [r for r, own in zip(reliability, own_prompt) if own]
+    miss = [r for r, own in zip(reliability, own_prompt) if not own]
+    return {"retrieval_reliability": _mean([float(x) for x in own_prompt]),
+            "retrieval_generality": _mean([float(x) for x in own_rephrase]),
+            "retrieval_locality": _mean([float(x) for x in locality_none]),
+            "reliability_when_retrieved": _mean(hit) if hit else None,
+            "reliability_when_missed": _mean(miss) if miss else None}
 
 
 def _sample(n: int, k: int, seed: int) -> list[int]:
@@ -175,12 +202,22 @@ def lifelong_body(lm: LM, records: Sequence[EditRecord], cfg: LifelongConfig, pr
                 "examples": [{"id": records[i].id, "target": records[i].target, "answer": a}
                              for a, i in list(zip(ans_rel, gen_idx))[:3]],
             }
+            retrieved: dict[int, dict[str, bool]] = {}
+            if isinstance(method, RetrievingMethod):
+                ids = [records[i].id for i in idx]
+                own_rel = [r == e for r, e in zip(method.retrieved_ids([records[i].prompt for i in idx]), ids)]
+                own_gen = [r == e for r, e in zip(method.retrieved_ids([records[i].rephrase for i in idx]), ids)]
+                loc_none = [r is None for r in method.retrieved_ids([records[i].locality_prompt for i in idx])]
+                extra[str(t)].update(retrieval_figures(rel, own_rel, own_gen, loc_none))
+                retrieved = {i: {"retrieved_own": a, "retrieved_own_rephrase": b, "locality_retrieved_none": c}
+                             for i, a, b, c in zip(idx, own_rel, own_gen, loc_none)}
             greedy = {i: {"greedy_reliability": contains_answer(a, records[i].target),
                           "greedy_generality": contains_answer(b, records[i].target),
                           "greedy_locality": c == base_answers[i]}
                       for a, b, c, i in zip(ans_rel, ans_gen, ans_loc, gen_idx)}
             out_records += [{"method": name, "edits": t, "id": records[i].id, "reliability": r, "generality": g,
-                             "locality": lo, **greedy.get(i, {})} for i, r, g, lo in zip(idx, rel, gen, loc)]
+                             "locality": lo, **greedy.get(i, {}), **retrieved.get(i, {})}
+                            for i, r, g, lo in zip(idx, rel, gen, loc)]
             outcome.metrics = {k: extra[str(t)][k] for k in METRICS}  # the latest count's figures
             bar.set_postfix(T=t, rel=f"{extra[str(t)]['reliability']:.2f}", loc=f"{extra[str(t)]['locality']:.2f}")
         bar.close()

@@ -143,6 +143,9 @@ def _stat_cells(row: dict[str, Any], suffix: str = "", columns=_STAT_COLUMNS) ->
 
 LIFELONG_COLUMNS = ("reliability", "generality", "locality",  # teacher-forced, then by greedy generation
                     "greedy_reliability", "greedy_generality", "greedy_locality")
+# lifelong.retrieval_figures, for methods that retrieve
+RETRIEVAL_COLUMNS = ("retrieval_reliability", "retrieval_generality", "retrieval_locality",
+                     "reliability_when_retrieved", "reliability_when_missed")
 
 
 def lifelong_markdown(result: TaskResult, title: str | None = None) -> str:
@@ -165,6 +168,16 @@ def lifelong_markdown(result: TaskResult, title: str | None = None) -> str:
                          + (f"; MMLU {o.extra['mmlu_before']:.3f} before, {o.extra['mmlu_after']:.3f} after "
                             f"{o.extra['mmlu_after_edits']} edits" if "mmlu_after" in o.extra else ""))
     lines += ["", *notes]
+    retrieval = [(o.name, t, o.extra[t]) for o in result.outcomes
+                 for t in sorted((k for k in o.extra if k.isdigit()), key=int) if "retrieval_reliability" in o.extra[t]]
+    if retrieval:
+        lines += ["", "Where a retrieving method's reliability goes (`retrieval_*`: the edit prompt / rephrase "
+                  "retrieves its own edit first, a locality prompt retrieves nothing; reliability among the edit "
+                  "prompts that did and did not retrieve their edit):", "",
+                  "| method | edits | " + " | ".join(RETRIEVAL_COLUMNS) + " |",
+                  "|" + "---|" * (len(RETRIEVAL_COLUMNS) + 2)]
+        lines += [f"| {name} | {t} | " + " | ".join(_fmt(m.get(k)) for k in RETRIEVAL_COLUMNS) + " |"
+                  for name, t, m in retrieval]
     return "\n".join(lines + _not_ok(result)) + "\n"
 
 

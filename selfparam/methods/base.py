@@ -91,3 +91,14 @@ class KnowledgeMethod(Protocol):
     def storage_bytes(self) -> int:
         """Bytes kept beside the base model's weights at inference time."""
         ...
+
+
+@runtime_checkable
+class RetrievingMethod(Protocol):
+    """Optional, beside `KnowledgeMethod`: a method that answers from stored knowledge it retrieves (RAG, RECIPE)
+    says which stored context each question retrieves, so an evaluation can tell a retrieval miss from a
+    retrieved fact the model did not use. The harness checks it with `isinstance`, never by name."""
+
+    def retrieved_ids(self, questions: Sequence[str]) -> list[str | None]:
+        """The id of the context each question retrieves first (None where it retrieves nothing)."""
+        ...

@@ -61,6 +61,12 @@ class RetrievalMethod(PromptedMethod):
         k = min(self.config.top_k, len(self.passages))
         return [[self.passages[i] for i in hits] for hits in self._search(questions, k)]
 
+    def retrieved_ids(self, questions: Sequence[str]) -> list[str | None]:
+        """The context id of each question's best passage (`RetrievingMethod`; None while nothing is stored)."""
+        if not self.passages:
+            return [None for _ in questions]
+        return [self.sources[hits[0]] if hits else None for hits in self._search(questions, 1)]
+
     def prompts_for(self, queries: Sequence[Query]) -> list[str]:
         retrieved = self.retrieve([q.question for q in queries])
         return [answer_prompt(self.lm.tokenizer, q.question, "\n\n".join(passages) or None)
