@@ -125,8 +125,20 @@ class RecipeConfig:
                 "later edit of the same fact with another object (keys nearly equal) answers instead of the "
                 "earlier (0.05: chosen on held-out training records, docs/recipe.md); 0: the best key only, "
                 "the paper's rule"})
+    refine_steps: int = field(default=0, metadata={
+        "help": "beyond the paper: Adam steps that fit each new edit's prompt to the edit's own completion, "
+                "starting from the editor's (refine.py; seconds per edit on a CPU instead of milliseconds); 0: the "
+                "editor's prompt as written, the paper's method"})
+    refine_lr: float = field(default=0.01, metadata={"help": "learning rate of those steps"})
+    refine_splits: int = field(default=4, metadata={
+        "help": "the fact's last words used as split points of the completion loss (refine.py)"})
 
     def __post_init__(self):
+        if isinstance(self.refine_steps, bool) or not isinstance(self.refine_steps, int) or self.refine_steps < 0:
+            raise ValueError(f"refine_steps: must be a whole number >= 0, got {self.refine_steps!r}")
+        _positive(self, "refine_lr", "refine_splits")
+        if isinstance(self.refine_splits, float):
+            raise ValueError(f"refine_splits: must be a whole number, got {self.refine_splits!r}")
         if (isinstance(self.recency_tolerance, bool) or not isinstance(self.recency_tolerance, (int, float))
                 or not 0.0 <= self.recency_tolerance <= 2.0):
             raise ValueError(f"recency_tolerance: must be a number in [0, 2] (similarities lie in [-1, 1]), "

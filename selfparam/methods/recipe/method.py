@@ -21,6 +21,7 @@ from .config import RecipeConfig, default_checkpoint, shipped_checkpoint
 from .editor import RecipeEditor
 from .encoder import TextEncoder, load_encoder
 from .prompting import fact_token_embeddings, prompted_generate
+from .refine import refine_prompt
 from .repository import KnowledgeRepository
 
 REPOSITORY_DIR = "repository"
@@ -102,6 +103,11 @@ class Recipe:
                 device = next(self.editor.parameters()).device
                 fact_tokens = (embeds.to(device), mask.to(device))
             keys, prompts = self.editor.knowledge(self.encoder.encode(texts), fact_tokens)
+        if self.config.refine_steps:  # beyond the paper: fit each prompt to its edit (refine.py)
+            self.repository.check_new(ids, texts, keys, prompts)  # refuse duplicates before seconds of work
+            prompts = torch.stack([refine_prompt(self.lm, text, prompt, self.config.refine_steps,
+                                                 self.config.refine_lr, self.config.refine_splits)
+                                   for text, prompt in zip(texts, prompts)])
         self.repository.add(ids, texts, keys, prompts)
 
     def edit(self, prompt: str, target: str, edit_id: str | None = None) -> str:
