@@ -40,6 +40,7 @@ from selfparam.generation import encode_with_target, target_logprob, target_toke
 from selfparam.lm import LM, load_lm
 from selfparam.methods.base import Context
 from selfparam.methods.recipe import RecipeConfig
+from selfparam.methods.recipe.refine import frozen
 from selfparam.methods.registry import build_method
 from selfparam.padding import pad_tokens
 from selfparam.prompt_vectors import prompted_logits
@@ -103,14 +104,8 @@ def run(lm: LM, records: list[EditRecord], steps: int, lr: float, extra_tokens: 
     """Every record's rows, the means with 95% bootstrap intervals over edits and the fitted-minus-editor
     differences (paired). The LLM's weights are frozen while it runs and their flags restored after."""
     torch.manual_seed(seed)
-    flags = [p.requires_grad for p in lm.model.parameters()]
-    for p in lm.model.parameters():
-        p.requires_grad_(False)
-    try:
+    with frozen(lm.model):
         rows = edit_rows(lm, records, steps, lr, extra_tokens, checkpoint)
-    finally:
-        for p, flag in zip(lm.model.parameters(), flags):
-            p.requires_grad_(flag)
     figures = {}
     for key in ("editor_reliability", "editor_generality", "editor_logprob", "fitted_reliability", "fitted_generality",
                 "fitted_logprob"):
