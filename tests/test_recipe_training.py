@@ -11,7 +11,7 @@ from typer.testing import CliRunner
 
 from selfparam.eval.editing_data import EditRecord
 from selfparam.methods.base import Context
-from selfparam.methods.recipe import EditorConfig, Recipe, RecipeConfig, RecipeEditor, TrainConfig
+from selfparam.methods.recipe import EditorConfig, KnowledgeRepository, Recipe, RecipeConfig, RecipeEditor, TrainConfig
 from selfparam.methods.recipe.calibration import retrieval_accuracy
 from selfparam.methods.recipe.training import build_edit_batch, encode_records, train_recipe
 
@@ -207,3 +207,16 @@ def test_edit_cli_adds_deletes_and_rolls_back(tiny, tmp_path, monkeypatch):
     assert r.exit_code == 0 and '"edits": 0' in r.output
     r = runner.invoke(app, ["recipe", "edit", *common, "--rollback", "1"])
     assert r.exit_code == 0 and '"edits": 1' in r.output
+    # --refine-steps fits the new edit's prompt (refine.py): same editor and fact, another stored prompt, same key
+    stored = {}
+    for steps in ("0", "3"):
+        folder = tmp_path / f"refined-{steps}"
+        r = runner.invoke(app, ["recipe", "edit", "--repo", str(folder), "--checkpoint", str(tmp_path / "editor"),
+                                "--prompt", "Carol lives in", "--target", "Rome", "--id", "c", "--refine-steps", steps])
+        assert r.exit_code == 0, r.output
+        stored[steps] = KnowledgeRepository.load(folder / "repository")
+    assert torch.equal(stored["0"].keys, stored["3"].keys)
+    assert not torch.allclose(stored["0"].prompts, stored["3"].prompts)
+    r = runner.invoke(app, ["recipe", "edit", *common, "--prompt", "Dan lives in", "--target", "Oslo",
+                            "--refine-steps", "-1"])
+    assert r.exit_code == 2 and "refine_steps" in r.stderr

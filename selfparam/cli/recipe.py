@@ -179,6 +179,9 @@ def edit(
     model: Annotated[str, typer.Option(help="the LLM the editor was trained for")] = "smollm2-135m",
     checkpoint: Annotated[Optional[Path], typer.Option(help="trained editor folder (default location if "
                                                             "omitted)")] = None,
+    refine_steps: Annotated[int, typer.Option(help="beyond the paper: fit the new edit's prompt to it for N Adam "
+                                                   "steps (seconds on a CPU; docs/recipe.md); 0: the editor's "
+                                                   "one-pass prompt")] = 0,
     device: Annotated[str, typer.Option()] = "cpu",
 ) -> None:
     """Add, delete or roll back edits in a RECIPE repository, and optionally ask a question."""
@@ -188,9 +191,10 @@ def edit(
 
     if (prompt is None) != (target is None):
         raise typer.BadParameter("give both --prompt and --target for an edit")
+    config = RecipeConfig(checkpoint=str(checkpoint) if checkpoint else None, refine_steps=refine_steps)
     editor = RecipeEditor.load(checkpoint or default_checkpoint(model))  # a missing editor fails before the LLM loads
     lm = load_lm(model, device=device)
-    recipe = Recipe(lm, RecipeConfig(checkpoint=str(checkpoint) if checkpoint else None), editor=editor)
+    recipe = Recipe(lm, config, editor=editor)
     if (repo / "recipe.json").is_file():
         recipe.load(repo)
     if rollback:
