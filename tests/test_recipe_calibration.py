@@ -16,6 +16,7 @@ from selfparam.methods.recipe import calibration as calibration_module
 from selfparam.methods.recipe.calibration import (
     calibrate_editor,
     calibrate_sentinel,
+    locality_gaps,
     margin_at,
     margin_for_locality,
     retrieval_accuracy,
@@ -217,12 +218,26 @@ def test_the_schedule_calibrates_each_size_and_never_lets_a_larger_repository_re
     assert calibration["sentinel_margin"] == margins[-1] and calibration["stored"] == 312
     assert calibration["distractors"] == 300 and calibration["records"] == 12
     # sizes out of range, or repeated: refused
-    for sizes, match in (([11, 50], "12..312"), ([313], "12..312"), ([50, 50], "once"), ([], "at least one"),
+    for sizes, match in (([0, 50], "1..312"), ([313], "1..312"), ([50, 50], "once"), ([], "at least one"),
                          ([12.5], "integers")):
         with pytest.raises(ValueError, match=match):
             calibrate_sentinel(editor, held_out, 0.75, others, sizes=sizes)
-    with pytest.raises(ValueError, match="12..12"):
-        calibrate_sentinel(editor, held_out, 0.75, None, sizes=[12, 13])  # no distractors: only the held-out size
+    with pytest.raises(ValueError, match="1..12"):
+        calibrate_sentinel(editor, held_out, 0.75, None, sizes=[12, 13])  # no distractors: at most the held-out size
+
+
+def test_a_size_below_the_held_out_count_stores_that_many_held_out_facts_and_asks_every_locality_prompt(tiny):
+    enc = HashingEncoder()
+    editor = _random_editor(tiny, enc)
+    held_out = encode_records(enc, records(), None, progress=False)  # 12 held-out facts
+    schedule = calibrate_sentinel(editor, held_out, 0.75, None, sizes=[4, 12])["schedule"]
+    four = {k: (v if k == "locality_prompt" else v[:4]) for k, v in held_out.items()}
+    assert four["locality_prompt"].shape[0] == 12 and four["fact"].shape[0] == 4
+    assert schedule[0]["stored"] == 4
+    assert schedule[0]["raw_sentinel_margin"] == pytest.approx(margin_for_locality(locality_gaps(editor, four), 0.75))
+    assert schedule[0]["retrieval"] == pytest.approx(retrieval_accuracy(editor, four, schedule[0]["sentinel_margin"]))
+    # fewer stored keys sit near an unrelated prompt, so the smaller repository's own margin is at least as large
+    assert schedule[0]["raw_sentinel_margin"] >= schedule[1]["raw_sentinel_margin"]
 
 
 def test_the_running_minimum_keeps_the_raw_margins(tiny, monkeypatch):
@@ -321,7 +336,7 @@ def test_calibrate_cli_with_sizes_writes_a_schedule_and_refuses_bad_sizes(tiny, 
 
     before = (folder / "editor.json").read_text()
     for sizes, expected in (("4,x", "comma-separated integers"), (",", "comma-separated integers"),
-                            ("3,8", "4..12"), ("4,13", "4..12"), ("6,6", "once")):
+                            ("0,8", "1..12"), ("4,13", "1..12"), ("6,6", "once")):
         r = calibrate("--sizes", sizes)
         assert r.exit_code == 2 and "sizes" in r.output and expected in r.output, r.output
     r = calibrate("--sizes", "4,8", "--distractors", "4")

@@ -106,9 +106,10 @@ def calibrate(
                                                   "edits), so the margin holds in a repository of N + "
                                                   "--validation facts")] = 0,
     sizes: Annotated[Optional[str], typer.Option(help="calibrate at each of these repository sizes, e.g. "
-                                                      "500,1000,2500,8000: the --validation held-out facts plus "
-                                                      "the first N - --validation records' facts stored; RECIPE "
-                                                      "then interpolates the margin at the number of edits "
+                                                      "100,500,1000,2500,8000: the --validation held-out facts plus "
+                                                      "the first N - --validation records' facts stored (below "
+                                                      "--validation: the first N held-out facts); RECIPE then "
+                                                      "interpolates the margin at the number of edits "
                                                       "stored")] = None,
     model: Annotated[str, typer.Option(help="the LLM the editor serves (for the default editor)")] = "smollm2-135m",
 ) -> None:

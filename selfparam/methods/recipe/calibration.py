@@ -87,20 +87,21 @@ def margin_for_locality(gaps: torch.Tensor, locality: float) -> float:
 
 
 def check_sizes(sizes: Sequence[int], records: int, available: int) -> list[int]:
-    """`sizes` (repository sizes to calibrate at) sorted, or a ValueError naming the bad one: each must hold
-    the `records` held-out facts and at most `available` distractors beside them, and appear once.
+    """`sizes` (repository sizes to calibrate at) sorted, or a ValueError naming the bad one: each must be at
+    least 1 and at most the `records` held-out facts plus `available` distractors, and appear once (a size below
+    `records` stores that many of the held-out facts: `calibrate_sentinel`).
 
-    >>> check_sizes([2000, 500], records=500, available=7500)
-    [500, 2000]
+    >>> check_sizes([2000, 100, 500], records=500, available=7500)
+    [100, 500, 2000]
     """
     if isinstance(sizes, (str, bytes)) or not sizes:
         raise ValueError(f"sizes: give at least one repository size, got {sizes!r}")
     for n in sizes:
         if isinstance(n, bool) or not isinstance(n, int):
             raise ValueError(f"sizes: repository sizes must be integers, got {n!r}")
-        if not records <= n <= records + available:
-            raise ValueError(f"sizes: {n} facts stored must be in {records}..{records + available} (the {records} "
-                             f"held-out facts plus up to {available} distractors)")
+        if not 1 <= n <= records + available:
+            raise ValueError(f"sizes: {n} facts stored must be in 1..{records + available} (some or all of the "
+                             f"{records} held-out facts, plus up to {available} distractors)")
     if len(set(sizes)) != len(sizes):
         raise ValueError(f"sizes: each size once, got {list(sizes)}")
     return sorted(sizes)
@@ -138,6 +139,13 @@ def margin_at(schedule: Sequence[dict], n_stored: int) -> float:
     return points[-1][1]
 
 
+def first_facts(enc: dict[str, torch.Tensor], n: int) -> dict[str, torch.Tensor]:
+    """`enc` with only its first `n` records' facts and fact queries (their own-fact retrieval is what is
+    measured), every record's locality prompt kept: a repository of `n` held-out facts, asked all the unrelated
+    prompts."""
+    return {k: (v if k == "locality_prompt" else v[:n]) for k, v in enc.items()}
+
+
 def _single_size(editor: RecipeEditor, enc: dict[str, torch.Tensor], locality: float,
                  distractors: torch.Tensor | None) -> dict:
     margin = margin_for_locality(locality_gaps(editor, enc, distractors), locality)
@@ -157,9 +165,10 @@ def calibrate_sentinel(editor: RecipeEditor, enc: dict[str, torch.Tensor], local
     of them near an unrelated prompt, and a margin calibrated on a small repository retrieves too often in
     a large one (docs/recipe.md).
 
-    With `sizes` (e.g. [500, 1000, 2500, 8000]), the margin is calibrated at each repository size N, with the
-    held-out facts and the first N - len(held-out) distractors stored (a size below the held-out count or
-    above held-out + distractors is a ValueError), into `schedule`: [{"stored": N, "sentinel_margin": m,
+    With `sizes` (e.g. [100, 500, 1000, 2500, 8000]), the margin is calibrated at each repository size N, with the
+    held-out facts and the first N - len(held-out) distractors stored, or, for N below the held-out count, the
+    first N held-out facts alone, every held-out locality prompt still asked (a size above held-out +
+    distractors is a ValueError), into `schedule`: [{"stored": N, "sentinel_margin": m,
     "raw_sentinel_margin": ..., "retrieval": {...}, "retrieval_without_margin": {...}}, ...] sorted by N, for
     `margin_at`. A margin can only shrink as keys are added (a prompt's best key only gets closer), so the
     margins are made non-increasing in N by a running minimum: the locality gaps are sampled on a few
@@ -173,11 +182,12 @@ def calibrate_sentinel(editor: RecipeEditor, enc: dict[str, torch.Tensor], local
     schedule, floor = [], math.inf
     for n in check_sizes(sizes, records, available):
         extra = distractors[:n - records] if n > records else None
-        raw = margin_for_locality(locality_gaps(editor, enc, extra), locality)
+        stored = enc if n >= records else first_facts(enc, n)
+        raw = margin_for_locality(locality_gaps(editor, stored, extra), locality)
         floor = min(floor, raw)
         schedule.append({"stored": n, "sentinel_margin": floor, "raw_sentinel_margin": raw,
-                         "retrieval": retrieval_accuracy(editor, enc, floor, extra),
-                         "retrieval_without_margin": retrieval_accuracy(editor, enc, 0.0, extra)})
+                         "retrieval": retrieval_accuracy(editor, stored, floor, extra),
+                         "retrieval_without_margin": retrieval_accuracy(editor, stored, 0.0, extra)})
     last = schedule[-1]
     return {"sentinel_margin": last["sentinel_margin"], "locality_target": locality, "records": records,
             "distractors": last["stored"] - records, "stored": last["stored"], "retrieval": last["retrieval"],
