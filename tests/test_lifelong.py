@@ -245,16 +245,20 @@ class Explodes(BatchSensitive):
             raise RuntimeError("editor blew up at edit 3")
 
 
-def test_a_failing_method_is_isolated_and_timed_by_the_shared_harness(tiny, tmp_path, monkeypatch):
+def _run_fakes(tiny, tmp_path, monkeypatch, made: dict) -> dict:
+    """The lifelong task at 1 and 4 edits (4 records, 2 of them also greedy) on the fake methods `made`."""
     from selfparam.eval import lifelong as lifelong_module
     from selfparam.eval.editing_data import load_edits
 
-    made = {"boom": Explodes, "sensitive": BatchSensitive}
     monkeypatch.setattr(lifelong_module, "build_method", lambda name, *a, **k: made[name]())
     _write_data(tmp_path / "cf.json", n=4)
     cfg = LifelongConfig(edits=(1, 4), eval_sample=4, gen_sample=2, max_new_tokens=2, latency_queries=1)
-    summary = lifelong_module.run_lifelong(tiny, {"boom": None, "sensitive": None}, load_edits(tmp_path / "cf.json"),
-                                           cfg, tmp_path / "out", progress=False)
+    return lifelong_module.run_lifelong(tiny, {name: None for name in made}, load_edits(tmp_path / "cf.json"), cfg,
+                                        tmp_path / "out", progress=False)
+
+
+def test_a_failing_method_is_isolated_and_timed_by_the_shared_harness(tiny, tmp_path, monkeypatch):
+    summary = _run_fakes(tiny, tmp_path, monkeypatch, {"boom": Explodes, "sensitive": BatchSensitive})
     boom, ok = summary["methods"]["boom"], summary["methods"]["sensitive"]
     assert boom["status"] == "failed" and "editor blew up at edit 3" in boom["error"]
     assert boom["1"]["reliability"] == 1.0 and "4" not in boom  # the finished count is kept
@@ -300,16 +304,9 @@ class HalfRetriever(BatchSensitive):
 
 
 def test_retrieving_methods_say_whether_a_miss_was_retrieval_or_reading(tiny, tmp_path, monkeypatch):
-    from selfparam.eval import lifelong as lifelong_module
-    from selfparam.eval.editing_data import load_edits
     from selfparam.methods.base import RetrievingMethod
 
-    made = {"half": HalfRetriever, "sensitive": BatchSensitive}
-    monkeypatch.setattr(lifelong_module, "build_method", lambda name, *a, **k: made[name]())
-    _write_data(tmp_path / "cf.json", n=4)
-    cfg = LifelongConfig(edits=(1, 4), eval_sample=4, gen_sample=2, max_new_tokens=2, latency_queries=1)
-    summary = lifelong_module.run_lifelong(tiny, {"half": None, "sensitive": None}, load_edits(tmp_path / "cf.json"),
-                                           cfg, tmp_path / "out", progress=False)
+    summary = _run_fakes(tiny, tmp_path, monkeypatch, {"half": HalfRetriever, "sensitive": BatchSensitive})
     assert isinstance(HalfRetriever(), RetrievingMethod) and not isinstance(BatchSensitive(), RetrievingMethod)
     half = summary["methods"]["half"]
     assert half["1"]["retrieval_reliability"] == 1.0 and half["1"]["reliability_when_missed"] is None  # person 0
