@@ -31,19 +31,16 @@ import time
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 
 from selfparam.atomic import atomic_write_text
 from selfparam.eval.editing_data import EditRecord, load_edits
 from selfparam.eval.stats import mean_ci, paired_difference
-from selfparam.generation import encode_with_target, target_logprob, target_token_accuracy
+from selfparam.generation import target_logprob, target_token_accuracy
 from selfparam.lm import LM, load_lm
 from selfparam.methods.base import Context
 from selfparam.methods.recipe import RecipeConfig
-from selfparam.methods.recipe.refine import frozen
+from selfparam.methods.recipe.refine import fit_prompt, frozen
 from selfparam.methods.registry import build_method
-from selfparam.padding import pad_tokens
-from selfparam.prompt_vectors import prompted_logits
 from selfparam.prompts import answer_prompt
 
 
@@ -52,26 +49,6 @@ def scored(figure, lm: LM, question: str, target: str, prompt: torch.Tensor) -> 
     `prompt` (n, H) in front."""
     return figure(lm, [answer_prompt(lm.tokenizer, question)], [target.strip()],
                   prompts=prompt.detach().unsqueeze(0), has_prompt=torch.tensor([True]))[0]
-
-
-def fit_prompt(lm: LM, question: str, target: str, init: torch.Tensor, steps: int, lr: float) -> torch.Tensor:
-    """`init` (n, H) optimised by Adam for `steps` steps on the cross-entropy of `target`'s tokens after
-    `question`'s answer prompt; the LLM stays frozen."""
-    ids, start = encode_with_target(lm, answer_prompt(lm.tokenizer, question), target.strip())
-    batch = pad_tokens([ids], lm.tokenizer.pad_token_id, side="right")
-    input_ids, mask = batch["input_ids"].to(lm.device), batch["attention_mask"].to(lm.device)
-    labels = input_ids[0, start:]
-    prompt = init.detach().clone().float().to(lm.device).requires_grad_(True)
-    opt = torch.optim.Adam([prompt], lr=lr)
-    lm.model.eval()
-    for _ in range(steps):
-        with lm.autocast():
-            logits = prompted_logits(lm, input_ids, mask, prompt.unsqueeze(0), torch.tensor([True], device=lm.device))
-        loss = F.cross_entropy(logits[0, start - 1:len(ids) - 1].float(), labels)
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-    return prompt.detach()
 
 
 def edit_rows(lm: LM, records: list[EditRecord], steps: int, lr: float, extra_tokens: int,
@@ -88,7 +65,7 @@ def edit_rows(lm: LM, records: list[EditRecord], steps: int, lr: float, extra_to
         if extra_tokens:
             extra = editor_prompt.mean(0, keepdim=True).expand(extra_tokens, -1)
             init = torch.cat([editor_prompt, extra + 0.01 * torch.randn_like(extra) * editor_prompt.std()])
-        fitted = fit_prompt(lm, rec.prompt, rec.target, init, steps, lr)
+        fitted = fit_prompt(lm, [(rec.prompt, rec.target.strip())], init, steps, lr)
         row = {"id": rec.id, "target": rec.target, "prompt_tokens": int(fitted.shape[0])}
         for name, prompt in (("editor", editor_prompt), ("fitted", fitted)):
             row[f"{name}_reliability"] = scored(target_token_accuracy, lm, rec.prompt, rec.target, prompt)

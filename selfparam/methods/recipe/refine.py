@@ -61,7 +61,13 @@ def refine_prompt(lm: LM, fact: str, prompt: torch.Tensor, steps: int, lr: float
     splits = fact_splits(fact, max_splits)
     if steps <= 0 or not splits:
         return prompt
-    encoded = [encode_with_target(lm, answer_prompt(lm.tokenizer, q), a) for q, a in splits]
+    return fit_prompt(lm, splits, prompt, steps, lr)
+
+
+def fit_prompt(lm: LM, pairs: list[tuple[str, str]], prompt: torch.Tensor, steps: int, lr: float) -> torch.Tensor:
+    """`prompt` (n, H) after `steps` Adam steps on the mean over `pairs` of each answer's mean token
+    cross-entropy after its question's answer prompt, with the prompt in front; the LLM frozen."""
+    encoded = [encode_with_target(lm, answer_prompt(lm.tokenizer, q), a) for q, a in pairs]
     batch = pad_tokens([ids for ids, _ in encoded], lm.tokenizer.pad_token_id, side="right")
     input_ids, mask = batch["input_ids"].to(lm.device), batch["attention_mask"].to(lm.device)
     labels = torch.full_like(input_ids, IGNORE)
@@ -77,7 +83,7 @@ def refine_prompt(lm: LM, fact: str, prompt: torch.Tensor, steps: int, lr: float
             for _ in range(steps):
                 with lm.autocast():
                     logits = prompted_logits(lm, input_ids, mask, vectors.expand(len(encoded), -1, -1), has_prompt)
-                # position t predicts token t+1; mean over each split's answer tokens, then over the splits
+                # position t predicts token t+1; mean over each pair's answer tokens, then over the pairs
                 nll = F.cross_entropy(logits[:, :-1].float().transpose(1, 2), labels[:, 1:], ignore_index=IGNORE,
                                       reduction="none")
                 counted = (labels[:, 1:] != IGNORE).float()
