@@ -123,6 +123,43 @@ def test_conflict_shares_from_fake_methods(cf_file, tmp_path):
     assert f"| latest | 12 | 0.500 [{lo:.2f}, {hi:.2f}] | 0.000 [0.00, 0.00] |" in summary_md
 
 
+class Reading(Memo):
+    """A Memo whose model can read a context (`ReadsContext`): with a fact sentence in the prompt it answers that
+    sentence's object to the question the sentence starts with, "no idea" to any other."""
+
+    def answer_in_context(self, queries, max_new_tokens=32):
+        return [q.context[len(q.question):].strip(" .") if q.context.startswith(q.question) else "no idea"
+                for q in queries]
+
+
+def test_conflicts_compare_each_method_with_its_own_reading_of_the_later_fact(cf_file, tmp_path):
+    from selfparam.methods.base import ReadsContext
+
+    cases = load_fact_cases(cf_file)
+    methods = {"learns": Reading("learns", latest=True), "keeps": Reading("keeps", latest=False), "plain": Memo()}
+    assert isinstance(methods["learns"], ReadsContext) and not isinstance(methods["plain"], ReadsContext)
+    summary = run_conflicts(cases, list(methods), methods.__getitem__, ConflictConfig(), tmp_path / "out",
+                            progress=False)
+    learns, keeps = summary["methods"]["learns"], summary["methods"]["keeps"]
+    # read between the updates: the prompt (6 of 12 answers) gets the later object, the rephrase "no idea"
+    assert learns["read_answers"] == 12 and learns["reading_later_wins"] == 0.5
+    assert learns["reading"] == {"later_wins": 0.5, "earlier_kept": 0.0, "both": 0.0, "neither": 0.5}
+    # "learns" answers the later object exactly where its reading did; "keeps" never does
+    assert (learns["later_wins_minus_reading"], learns["later_wins_minus_reading_ci"]) == (0.0, [0.0, 0.0])
+    assert (learns["read_later_answers"], learns["later_wins_if_read"]) == (6, 1.0)
+    assert keeps["later_wins_minus_reading"] == -0.5 and keeps["later_wins_if_read"] == 0.0
+    lo, hi = keeps["later_wins_minus_reading_ci"]
+    assert -1.0 < lo < -0.5 < hi < 0.0
+    assert "reading_later_wins" not in summary["methods"]["plain"]
+    rows = [json.loads(x) for x in (tmp_path / "out" / "predictions.jsonl").read_text().splitlines()]
+    first = next(r for r in rows if r["method"] == "keeps" and r["order"] == "true_then_new")
+    assert (first["reading"], first["reading_outcome"], first["outcome"]) == ("English", "later_wins", "earlier_kept")
+    assert not any("reading" in r for r in rows if r["method"] == "plain")
+    md = (tmp_path / "out" / "summary.md").read_text()
+    assert "## With the later fact in the prompt" in md and "| plain |" not in md.split("## With the later")[1]
+    assert "| keeps | 12 | 0.500 [" in md and f"| -0.500 [{lo:+.2f}, {hi:+.2f}] | 0.000 (6) |" in md
+
+
 class Replaying(Memo):
     """A Memo that keeps update records as the weight methods do: each update after the first replays the
     earlier facts' two pairs, and leaves out one of them when the new fact contradicts an earlier one."""
@@ -276,6 +313,8 @@ def test_cli_conflicts_and_boundary_on_the_tiny_model(tiny_dir, cf_file, tmp_pat
     for name in ("base", "rag-bm25"):
         r = summary["methods"][name]
         assert r["answers"] == 8 and sum(r[o] for o in ("later_wins", "earlier_kept", "both", "neither")) == 1.0
+    # the unchanged model reads the later fact in its prompt; a retriever has no model of its own to ask
+    assert summary["methods"]["base"]["read_answers"] == 8 and "reading" not in summary["methods"]["rag-bm25"]
 
     squad = tmp_path / "squad.json"
     squad.write_text(json.dumps({"data": [{"title": "sb", "paragraphs": [
@@ -320,6 +359,9 @@ def test_cli_conflicts_builds_fact_questions_when_asked(cf_file, tmp_path):
     assert result.exit_code == 0, result.output
     sets = [json.loads(f.read_text()) for f in (out / "targets").glob("targets-*/*.json") if f.name != "key.json"]
     assert len(sets) == 2 and all(s["generator"].startswith("facts") for s in sets)  # both facts of the case
+    # a weight method's model read the later fact between the two updates, on every answer
+    ft_s = json.loads((out / "summary.json").read_text())["methods"]["ft-s"]
+    assert ft_s["read_answers"] == ft_s["answers"] == 4 and 0.0 <= ft_s["reading_later_wins"] <= 1.0
     assert "step/s" not in result.output and "train:" not in result.output  # --no-progress reaches the method
 
 

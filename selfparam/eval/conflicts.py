@@ -16,6 +16,12 @@ earlier object: a method that never learned the first fact cannot show whether t
 it, so `later_wins_if_learned` counts `later_wins` among those answers only. "Carries" is `contains_answer`
 (normalised containment), as in the lifelong evaluation.
 
+A method whose model can read a context (`ReadsContext`) is also asked, between the two updates, with the
+later sentence in the prompt: what it says then (`reading_outcome`) is, for SELF-PARAM, what the teacher of
+the contradicting update says, what that update distils. `reading_later_wins` is that share,
+`later_wins_minus_reading` the paired difference (the same answers resampled together), and
+`later_wins_if_read` counts `later_wins` among the answers whose reading carried the later fact alone.
+
     >>> classify("It is English.", earlier="French", later="English")
     'later_wins'
 """
@@ -33,11 +39,11 @@ from tqdm.auto import tqdm
 
 from ..atomic import atomic_write_text
 from ..jsonl import read_json, read_jsonl
-from ..methods.base import Context, Query
+from ..methods.base import Context, Query, ReadsContext
 from ..provenance import provenance
 from .editing_data import counterfact_record
 from .lifelong import contains_answer
-from .stats import mean_ci
+from .stats import mean_ci, paired_difference
 
 OUTCOMES = ("later_wins", "earlier_kept", "both", "neither")
 ORDERS = ("true_then_new", "new_then_true")
@@ -140,6 +146,14 @@ def ask(method: Any, questions: Sequence[str], max_new_tokens: int) -> list[str]
     return [method.answer([Query(q)], max_new_tokens)[0] for q in questions]
 
 
+def read_in_context(method: Any, questions: Sequence[str], context: str, max_new_tokens: int) -> list[str] | None:
+    """The method's current model answering each question with `context` in the prompt, one per call (as `ask`);
+    None for a method that cannot read one (not `ReadsContext`)."""
+    if not isinstance(method, ReadsContext):
+        return None
+    return [method.answer_in_context([Query(q, context)], max_new_tokens)[0] for q in questions]
+
+
 def last_replay(method: Any) -> dict | None:
     """What the method's latest update replayed of earlier ones (the `rehearsal` part of its manifest:
     `replayed_pairs`, `superseded_pairs`, `replaced_by_reask`, ...), for methods that keep update records (the
@@ -159,13 +173,16 @@ def run_method(method: Any, cases: Sequence[FactCase], cfg: ConflictConfig, prog
             method.reset()
             method.inject([Context(f"{case.id}/earlier", case.sentence(earlier))])
             first = ask(method, case.questions(), cfg.max_new_tokens)
+            reading = read_in_context(method, case.questions(), case.sentence(later), cfg.max_new_tokens)
             method.inject([Context(f"{case.id}/later", case.sentence(later))])
             second = ask(method, case.questions(), cfg.max_new_tokens)
             replay = last_replay(method)
-            for question, a1, a2 in zip(case.questions(), first, second):
+            for i, (question, a1, a2) in enumerate(zip(case.questions(), first, second)):
                 rows.append({"id": case.id, "order": order, "question": question, "earlier": earlier, "later": later,
                              "answer_after_first": a1, "answer_after_second": a2,
                              "first_learned": contains_answer(a1, earlier), "outcome": classify(a2, earlier, later),
+                             **({"reading": reading[i], "reading_outcome": classify(reading[i], earlier, later)}
+                                if reading is not None else {}),
                              **({"replay": replay} if replay is not None else {})})
     method.reset()
     return summarize(rows)
@@ -183,6 +200,18 @@ def summarize(rows: Sequence[dict]) -> dict:
                                        if learned else float("nan"))
     result["by_order"] = {o: shares([r["outcome"] for r in rows if r["order"] == o])
                           for o in ORDERS if any(r["order"] == o for r in rows)}
+    read = [r for r in rows if "reading_outcome" in r]
+    if read:  # the method's model with the later fact in view, before the update that injects it
+        wins = [float(r["outcome"] == "later_wins") for r in read]
+        said = [float(r["reading_outcome"] == "later_wins") for r in read]
+        difference = paired_difference(wins, said)
+        taught = [r for r in read if r["reading_outcome"] == "later_wins"]
+        result.update({"read_answers": len(read), "reading": shares([r["reading_outcome"] for r in read]),
+                       "reading_later_wins": sum(said) / len(said), "reading_later_wins_ci": mean_ci(said).ci,
+                       "later_wins_minus_reading": difference.value, "later_wins_minus_reading_ci": difference.ci,
+                       "read_later_answers": len(taught),
+                       "later_wins_if_read": (sum(r["outcome"] == "later_wins" for r in taught) / len(taught)
+                                              if taught else float("nan"))})
     updates = {(r["id"], r["order"]): r["replay"] for r in rows if "replay" in r}  # one per second update
     if updates:  # earlier pairs replayed by the contradicting updates, and how many a lever left out
         result["replayed_pairs"] = sum(u.get("replayed_pairs", 0) for u in updates.values())
@@ -271,8 +300,29 @@ def write_report(summary: dict, out: Path) -> None:
           "Shares of the answers after the second (contradicting) update; first_learned: answers after the "
           "first update that carry its object; later_wins if first learned: the share among those answers whose "
           "question had been answered with the earlier object after the first update (their number in brackets): "
-          "whether a fact that was written in is overwritten.", "", *failure_lines(summary)]
+          "whether a fact that was written in is overwritten.", "", *reading_lines(methods), *failure_lines(summary)]
     atomic_write_text(out / "summary.md", "\n".join(md))
+
+
+def reading_lines(methods: dict[str, dict]) -> list[str]:
+    """The table of what each method's model said with the later fact in the prompt (methods that read one)."""
+    read = {name: r for name, r in methods.items() if "reading_later_wins" in r}
+    if not read:
+        return []
+    lines = ["## With the later fact in the prompt, before the update that injects it", "",
+             "| method | answers | reading: later / earlier / neither | later_wins after the update | "
+             "later_wins − reading | later_wins where the reading said the later fact |", "|---|---|---|---|---|---|"]
+    for name, r in read.items():
+        shares_read = r["reading"]
+        lines.append(f"| {name} | {r['read_answers']} | {with_ci(r['reading_later_wins'], r['reading_later_wins_ci'])}"
+                     f" / {shares_read['earlier_kept']:.3f} / {shares_read['neither']:.3f} | {r['later_wins']:.3f} | "
+                     f"{r['later_wins_minus_reading']:+.3f} [{r['later_wins_minus_reading_ci'][0]:+.2f}, "
+                     f"{r['later_wins_minus_reading_ci'][1]:+.2f}] | {r['later_wins_if_read']:.3f} "
+                     f"({r['read_later_answers']}) |")
+    return [*lines, "", "The method's own model (for SELF-PARAM: the teacher of the contradicting update) asked the "
+            "same questions with the later sentence before them, between the two updates; the difference is paired "
+            "over answers. SELF-PARAM's contradicting update distils these answers' distributions: where its "
+            "reading keeps the earlier fact, that is what the update teaches.", ""]
 
 
 def run_conflicts(cases: Sequence[FactCase], names: Sequence[str], build: Callable[[str], Any], cfg: ConflictConfig,

@@ -102,3 +102,17 @@ class RetrievingMethod(Protocol):
     def retrieved_ids(self, questions: Sequence[str]) -> list[str | None]:
         """The id of the context each question retrieves first (None where it retrieves nothing)."""
         ...
+
+
+@runtime_checkable
+class ReadsContext(Protocol):
+    """Optional, beside `KnowledgeMethod`: a method whose own model can also read a context in the prompt says
+    what it answers then. For SELF-PARAM that is its teacher: its next update distils the answers its current
+    model gives with the new context in view (through this same prompt), so an evaluation can tell a fact the
+    method failed to learn from one its teacher never said. The harness checks it with `isinstance`."""
+
+    def answer_in_context(self, queries: Sequence[Query], max_new_tokens: int = 32) -> list[str]:
+        """Greedy answers of the method's current model with each query's `context` before its question (every
+        query must carry one)."""
+        ...
+

@@ -21,6 +21,16 @@ def answer_questions(lm: LM, queries: Sequence[Query], max_new_tokens: int = 32,
                     batch_size=batch_size)
 
 
+def answer_in_context(lm: LM, queries: Sequence[Query], max_new_tokens: int = 32, batch_size: int = 16) -> list[str]:
+    """Greedy answers of `lm` with each query's context before its question: the prompt Base(C+Q) answers with and
+    SELF-PARAM's teacher writes its answers with (`training.teacher`)."""
+    missing = [q.question for q in queries if not q.context]
+    if missing:
+        raise ValueError(f"answer_in_context: {len(missing)} queries carry no context, e.g. {missing[0]!r}")
+    return generate(lm, [answer_prompt(lm.tokenizer, q.question, q.context) for q in queries],
+                    max_new_tokens=max_new_tokens, batch_size=batch_size)
+
+
 def score_questions(lm: LM, queries: Sequence[Query], targets: Sequence[str], batch_size: int = 16) -> list[float]:
     """Teacher-forced token accuracy of each target after its question's answer prompt."""
     return target_token_accuracy(lm, [answer_prompt(lm.tokenizer, q.question) for q in queries],

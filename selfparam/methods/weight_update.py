@@ -35,7 +35,7 @@ from ..targets.types import TargetSet
 from ..training.adapters import UpdateRecord, replay
 from ..training.trainer import UpdateStats
 from .base import Context, Query, Resources
-from .prompted import answer_questions, logprob_questions, score_questions
+from .prompted import answer_in_context, answer_questions, logprob_questions, score_questions
 
 
 class WeightUpdates:
@@ -239,6 +239,11 @@ class WeightMethod:
 
     def answer(self, queries: Sequence[Query], max_new_tokens: int = 32) -> list[str]:
         return answer_questions(self.lm, queries, max_new_tokens)
+
+    def answer_in_context(self, queries: Sequence[Query], max_new_tokens: int = 32) -> list[str]:
+        """The current model with each query's context in the prompt (`ReadsContext`): for SELF-PARAM, the
+        teacher of its next update."""
+        return answer_in_context(self.lm, queries, max_new_tokens)
 
     def score(self, queries: Sequence[Query], targets: Sequence[str]) -> list[float]:
         return score_questions(self.lm, queries, targets)

@@ -14,7 +14,7 @@ from ...atomic import atomic_folder
 from ...lm import LM
 from ...prompts import answer_prompt
 from ..base import Context, Query, Resources
-from ..prompted import PromptedMethod
+from ..prompted import PromptedMethod, answer_in_context
 
 
 class BaseQ(PromptedMethod):
@@ -32,6 +32,10 @@ class BaseQ(PromptedMethod):
     def inject(self, contexts: Sequence[Context]) -> None:
         """Nothing to learn: the base model stays as it is."""
         self.n_injected += len(contexts)
+
+    def answer_in_context(self, queries: Sequence[Query], max_new_tokens: int = 32) -> list[str]:
+        """The unchanged model with each query's context in the prompt (`ReadsContext`)."""
+        return answer_in_context(self.lm, queries, max_new_tokens, self.batch_size)
 
     def reset(self) -> None:
         self.n_injected = 0
