@@ -263,6 +263,34 @@ def tiny_dir(tmp_path_factory) -> Path:
     return folder
 
 
+class Gullible(Memo):
+    """A Memo whose model, reading a fact sentence, answers every question with that sentence's object."""
+
+    def answer_in_context(self, queries, max_new_tokens=32):
+        return [q.context.rsplit(" ", 1)[-1].strip(".") for q in queries]
+
+
+def test_boundary_compares_each_method_with_its_own_reading_of_the_fact(cf_file, tmp_path):
+    pool = load_fact_cases(cf_file)
+    items = counterfact_items(pool, pool, per_kind=2, seed=0)
+    methods = {"careful": Reading("careful"), "gullible": Gullible("gullible"), "plain": Memo("plain")}
+    summary = run_boundary(items, list(methods), methods.__getitem__, BoundaryConfig(), tmp_path / "b",
+                           progress=False)
+    careful, gullible = summary["methods"]["careful"], summary["methods"]["gullible"]
+    # reading the fact, "careful" answers the prompt (1 of each item's 2 true questions) and no probe;
+    # "gullible" answers everything with the injected object; after injection both answer as the exact Memo
+    assert (careful["reading_efficacy"], careful["reading_pollution"]) == (0.5, 0.0)
+    assert (careful["efficacy_minus_reading"], careful["pollution_minus_reading"]) == (0.0, 0.0)
+    assert (gullible["reading_efficacy"], gullible["reading_pollution"]) == (1.0, 1.0)
+    assert (gullible["efficacy_minus_reading"], gullible["pollution_minus_reading"]) == (-0.5, -1.0)
+    assert gullible["pollution_minus_reading_ci"] == [-1.0, -1.0]
+    assert "reading_pollution" not in summary["methods"]["plain"]
+    rows = [json.loads(x) for x in (tmp_path / "b" / "predictions.jsonl").read_text().splitlines()]
+    assert all(r["reading"] == r["objects"][0] and r["reading_carries"] for r in rows if r["method"] == "gullible")
+    md = (tmp_path / "b" / "summary.md").read_text().split("## With the fact in the prompt")[1]
+    assert "| gullible | 1.000 [1.00, 1.00] | 1.000 [1.00, 1.00] | -0.500 [" in md and "| plain |" not in md
+
+
 def test_report_only_writes_the_report_again_from_the_predictions(cf_file, tmp_path):
     from selfparam.cli import app
 
@@ -330,6 +358,7 @@ def test_cli_conflicts_and_boundary_on_the_tiny_model(tiny_dir, cf_file, tmp_pat
         summary = json.loads((out / "summary.json").read_text())
         assert summary["items"] == 2 and summary["methods"]["base"]["probes"] > 0
         assert 0.0 <= summary["methods"]["rag-bm25"]["pollution"] <= 1.0
+        assert 0.0 <= summary["methods"]["base"]["reading_pollution"] <= 1.0  # the unchanged model read the fact
 
     result = runner.invoke(app, ["eval", "conflicts", "--data", str(cf_file), "--out", str(tmp_path / "x"),
                                  *common[:2], "--n", "9"])

@@ -16,6 +16,11 @@ object (`contains_answer`), beside `efficacy`, the share of the true questions (
 rephrase; SQuAD: the context's questions) answered with it. `pollution_before` is the same share before
 injection: the base rate the injection adds to.
 
+A method whose model can read a context (`ReadsContext`) is also asked every question and probe before the
+injection with the fact in the prompt: `reading_efficacy` and `reading_pollution` are what its model says with
+the fact in view, for SELF-PARAM what the teacher of the injection says (the answers it distils), and
+`pollution_minus_reading` / `efficacy_minus_reading` the paired differences.
+
     >>> pollution_share(["It is English.", "French"], [("English",), ("English",)])
     0.5
 """
@@ -34,11 +39,20 @@ from ..atomic import atomic_write_text
 from ..methods.base import Context
 from ..provenance import provenance
 from ..targets.entities import entities, other_entity_questions
-from .conflicts import FactCase, ask, failure_lines, run_each, with_ci, write_rows_and_summary
+from .conflicts import (
+    FactCase,
+    ask,
+    failure_lines,
+    read_in_context,
+    run_each,
+    signed_with_ci,
+    with_ci,
+    write_rows_and_summary,
+)
 from .lifelong import contains_answer
 from .loaders import ContextQA
 from .metrics import normalize_answer
-from .stats import mean_ci
+from .stats import mean_ci, paired_difference
 
 PROBE_KINDS = ("other_entity", "other_relation", "neighbourhood")
 
@@ -180,16 +194,21 @@ def run_method(method: Any, items: Sequence[BoundaryItem], cfg: BoundaryConfig, 
     for item in tqdm(items, desc=f"{getattr(method, 'name', 'method')}: boundary", disable=not progress):
         method.reset()
         before = ask(method, [p.question for p in item.probes], cfg.max_new_tokens)
+        questions = [q for q, _ in item.questions] + [p.question for p in item.probes]
+        read = read_in_context(method, questions, item.context.text, cfg.max_new_tokens)  # the teacher's view
         method.inject([item.context])
         true_answers = ask(method, [q for q, _ in item.questions], cfg.max_new_tokens)
         after = ask(method, [p.question for p in item.probes], cfg.max_new_tokens)
-        for (question, answers), a in zip(item.questions, true_answers):
+        objects = [answers for _, answers in item.questions] + [p.carried for p in item.probes]
+        readings = ([{"reading": r, "reading_carries": any_carries(r, o)} for r, o in zip(read, objects)]
+                    if read is not None else [{} for _ in objects])
+        for (question, answers), a, r in zip(item.questions, true_answers, readings):
             rows.append({"id": item.id, "kind": "true", "question": question, "objects": list(answers), "answer": a,
-                         "carries": any_carries(a, answers)})
-        for probe, b, a in zip(item.probes, before, after):
+                         "carries": any_carries(a, answers), **r})
+        for probe, b, a, r in zip(item.probes, before, after, readings[len(item.questions):]):
             rows.append({"id": item.id, "kind": probe.kind, "question": probe.question, "objects": list(probe.carried),
                          "answer_before": b, "answer": a, "carried_before": any_carries(b, probe.carried),
-                         "carries": any_carries(a, probe.carried)})
+                         "carries": any_carries(a, probe.carried), **r})
     method.reset()
     return summarize(rows)
 
@@ -202,7 +221,7 @@ def summarize(rows: Sequence[dict]) -> dict:
     """efficacy, pollution (and before injection), pollution per probe kind, counts; the rows kept."""
     true = [r for r in rows if r["kind"] == "true"]
     probes = [r for r in rows if r["kind"] != "true"]
-    return {"efficacy": _share([r["carries"] for r in true]),
+    return {**reading_figures(true, probes), "efficacy": _share([r["carries"] for r in true]),
             "efficacy_ci": mean_ci([float(r["carries"]) for r in true]).ci if true else None,
             "pollution": _share([r["carries"] for r in probes]),
             "pollution_ci": mean_ci([float(r["carries"]) for r in probes]).ci if probes else None,
@@ -212,6 +231,38 @@ def summarize(rows: Sequence[dict]) -> dict:
                             "pollution_before": _share([r["carried_before"] for r in probes if r["kind"] == k])}
                         for k in PROBE_KINDS if any(r["kind"] == k for r in probes)},
             "questions": len(true), "probes": len(probes), "rows": list(rows)}
+
+
+def reading_figures(true: Sequence[dict], probes: Sequence[dict]) -> dict:
+    """Efficacy and pollution of the method's model reading the fact (rows that carry a reading), and the paired
+    differences of the injected method from them; {} when no row does."""
+    figures: dict[str, Any] = {}
+    for name, group in (("efficacy", true), ("pollution", probes)):
+        read = [r for r in group if "reading_carries" in r]
+        if read:
+            said, after = [float(r["reading_carries"]) for r in read], [float(r["carries"]) for r in read]
+            difference = paired_difference(after, said)
+            figures.update({f"reading_{name}": sum(said) / len(said), f"reading_{name}_ci": mean_ci(said).ci,
+                            f"{name}_minus_reading": difference.value, f"{name}_minus_reading_ci": difference.ci})
+    return figures
+
+
+def reading_lines(methods: dict[str, dict]) -> list[str]:
+    """The table of what each method's model said with the fact in the prompt (methods that read one)."""
+    read = {name: r for name, r in methods.items() if "reading_pollution" in r}
+    if not read:
+        return []
+    lines = ["## With the fact in the prompt, before it is injected", "",
+             "| method | reading: efficacy | reading: pollution | efficacy − reading | pollution − reading |",
+             "|---|---|---|---|---|"]
+    for name, r in read.items():
+        lines.append(f"| {name} | {with_ci(r['reading_efficacy'], r.get('reading_efficacy_ci'))} | "
+                     f"{with_ci(r['reading_pollution'], r.get('reading_pollution_ci'))} | "
+                     f"{signed_with_ci(r['efficacy_minus_reading'], r.get('efficacy_minus_reading_ci'))} | "
+                     f"{signed_with_ci(r['pollution_minus_reading'], r.get('pollution_minus_reading_ci'))} |")
+    return [*lines, "", "The method's own model asked the true questions and the probes with the injected fact "
+            "before them, before the injection: for SELF-PARAM, the teacher of that injection, whose answers it "
+            "distils. The differences are paired over questions and over probes.", ""]
 
 
 def write_report(summary: dict, out: Path) -> None:
@@ -229,7 +280,7 @@ def write_report(summary: dict, out: Path) -> None:
           f"Model {summary['model']}; {summary['items']} injected contexts; command: `{summary['command']}`", "",
           *lines, "", "efficacy: true questions answered with the injected object; pollution: near-miss probes "
           "answered with it after injection (before: the same probes before injection); per-kind columns: "
-          "pollution after injection.", "", *failure_lines(summary)]
+          "pollution after injection.", "", *reading_lines(methods), *failure_lines(summary)]
     atomic_write_text(out / "summary.md", "\n".join(md))
 
 

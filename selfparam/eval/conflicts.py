@@ -225,6 +225,11 @@ def with_ci(value: float, ci: list[float] | None) -> str:
     return f"{value:.3f} [{ci[0]:.2f}, {ci[1]:.2f}]" if ci else f"{value:.3f}"
 
 
+def signed_with_ci(value: float, ci: list[float] | None) -> str:
+    """A difference with its interval, signs shown: "-0.500 [-0.83, -0.17]"."""
+    return f"{value:+.3f} [{ci[0]:+.2f}, {ci[1]:+.2f}]" if ci else f"{value:+.3f}"
+
+
 def write_rows_and_summary(summary: dict, out: Path) -> dict[str, dict]:
     """summary.json (each method without its per-answer rows) and predictions.jsonl (the rows), each
     written atomically; returns the methods' figures without the rows, for the table."""
@@ -316,8 +321,8 @@ def reading_lines(methods: dict[str, dict]) -> list[str]:
         shares_read = r["reading"]
         lines.append(f"| {name} | {r['read_answers']} | {with_ci(r['reading_later_wins'], r['reading_later_wins_ci'])}"
                      f" / {shares_read['earlier_kept']:.3f} / {shares_read['neither']:.3f} | {r['later_wins']:.3f} | "
-                     f"{r['later_wins_minus_reading']:+.3f} [{r['later_wins_minus_reading_ci'][0]:+.2f}, "
-                     f"{r['later_wins_minus_reading_ci'][1]:+.2f}] | {r['later_wins_if_read']:.3f} "
+                     f"{signed_with_ci(r['later_wins_minus_reading'], r['later_wins_minus_reading_ci'])} | "
+                     f"{r['later_wins_if_read']:.3f} "
                      f"({r['read_later_answers']}) |")
     return [*lines, "", "The method's own model (for SELF-PARAM: the teacher of the contradicting update) asked the "
             "same questions with the later sentence before them, between the two updates; the difference is paired "
