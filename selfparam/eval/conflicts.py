@@ -322,8 +322,7 @@ def reading_lines(methods: dict[str, dict]) -> list[str]:
         lines.append(f"| {name} | {r['read_answers']} | {with_ci(r['reading_later_wins'], r['reading_later_wins_ci'])}"
                      f" / {shares_read['earlier_kept']:.3f} / {shares_read['neither']:.3f} | {r['later_wins']:.3f} | "
                      f"{signed_with_ci(r['later_wins_minus_reading'], r['later_wins_minus_reading_ci'])} | "
-                     f"{r['later_wins_if_read']:.3f} "
-                     f"({r['read_later_answers']}) |")
+                     f"{r['later_wins_if_read']:.3f} ({r['read_later_answers']}) |")
     return [*lines, "", "The method's own model (for SELF-PARAM: the teacher of the contradicting update) asked the "
             "same questions with the later sentence before them, between the two updates; the difference is paired "
             "over answers. SELF-PARAM's contradicting update distils these answers' distributions: where its "

@@ -115,4 +115,3 @@ class ReadsContext(Protocol):
         """Greedy answers of the method's current model with each query's `context` before its question (every
         query must carry one)."""
         ...
-
