@@ -7,7 +7,6 @@ the tiny random model to answer "Quenby": the answer really changes when the job
 from __future__ import annotations
 
 import httpx
-import openai
 import pytest
 from server_util import ANSWER, DOCUMENT, QUESTION, ThreadServer, teaching_config, wait_job, write_pairs
 
@@ -53,6 +52,8 @@ def activate(client, n: int) -> None:
 
 
 def test_openai_client_lists_models_chats_and_streams(server):
+    import openai  # here, not at the top: importing it takes about a second, and every xdist worker collects this file
+
     api = openai.OpenAI(base_url=f"{server.url}/v1", api_key=KEY)
     ids = [m.id for m in api.models.list().data]
     assert ids[0] == "current" and "v0" in ids
