@@ -8,7 +8,12 @@ a table.
         --reference docs/results/lifelong-counterfact-shipped:recipe docs/results/lifelong-recipe-read:recipe
 
 Each RUN:METHOD names a run folder and a method in it; the difference is that method minus the
-reference, on the questions both answered, with a 95% bootstrap interval over those answers.
+reference, on the questions both answered, with a 95% bootstrap interval over those answers. `--reference-figure`
+takes the reference's value from another figure of its rows, e.g. SELF-PARAM's pollution against what the
+unchanged model (its teacher) said reading the fact:
+
+    PYTHONPATH=. python scripts/probe_compare.py --figure pollution --reference-figure reading_pollution \
+        --reference runs/boundary-base-reading:base docs/results/boundary-counterfact:selfparam
 """
 
 from __future__ import annotations
@@ -30,6 +35,8 @@ def main() -> None:
     parser.add_argument("--figure", required=True, choices=sorted(FIGURES))
     parser.add_argument("--edits", type=int, help="lifelong figures: compare after this many edits")
     parser.add_argument("--reference", required=True, help="RUN:METHOD the others are compared with")
+    parser.add_argument("--reference-figure", choices=sorted(FIGURES),
+                        help="the reference's figure, when not --figure (e.g. reading_pollution)")
     parser.add_argument("others", nargs="+", help="RUN:METHOD")
     args = parser.parse_args()
     try:
@@ -39,10 +46,13 @@ def main() -> None:
 
 
 def table(args: argparse.Namespace) -> None:
-    reference = values(args.reference, args.figure, args.edits)
+    reference_figure = args.reference_figure or args.figure
+    reference = values(args.reference, reference_figure, args.edits)
     # every comparison before printing, so a bad RUN:METHOD fails before half a table
     rows = [(spec, compare(reference, values(spec, args.figure, args.edits))) for spec in args.others]
     figure = args.figure if args.edits is None else f"{args.figure} after {args.edits} edits"
+    if reference_figure != args.figure:
+        figure += f" (reference: {reference_figure})"
     print(f"| {figure}: RUN:METHOD | questions | value [95% CI] | reference | difference [95% CI] |")
     print("|---|---|---|---|---|")
     for spec, c in rows:

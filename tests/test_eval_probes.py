@@ -426,6 +426,39 @@ def test_paired_comparison_of_two_recorded_runs(cf_file, tmp_path):
         figure_values(load_predictions(tmp_path / "a"), "m", "pollution")
     with pytest.raises(ValueError, match="share no question"):
         compare(later, {("x", "y", "z"): 1.0})
+    # a method's answers against what another method's model said reading the later fact, question by question
+    methods = {"keeps": Reading("keeps", latest=False)}
+    run_conflicts(cases, ["keeps"], methods.__getitem__, ConflictConfig(), tmp_path / "c", progress=False)
+    reading = figure_values(load_predictions(tmp_path / "c"), "keeps", "reading_later_wins")
+    c = compare(reading, later)  # "latest" wins exactly where "keeps"'s reading said the later fact
+    assert (c["questions"], c["reference"], c["difference"], c["difference_ci"]) == (12, 0.5, 0.0, [0.0, 0.0])
+    with pytest.raises(ValueError, match="no reading_later_wins answers"):
+        figure_values(load_predictions(tmp_path / "a"), "m", "reading_later_wins")  # Memo reads nothing
+
+
+def test_the_compare_script_takes_the_references_value_from_another_figure(cf_file, tmp_path, capsys):
+    import argparse
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("probe_compare_script",
+                                                  Path(__file__).parents[1] / "scripts" / "probe_compare.py")
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    pool = load_fact_cases(cf_file)
+    items = counterfact_items(pool, pool, per_kind=2, seed=0)
+    methods = {"gullible": Gullible("gullible"), "exact": Memo("exact")}
+    run_boundary(items, list(methods), methods.__getitem__, BoundaryConfig(), tmp_path / "b", progress=False)
+    run = tmp_path / "b"
+    # the exact Memo's pollution (none) against what the gullible model said reading each fact (every probe)
+    script.table(argparse.Namespace(figure="pollution", reference_figure="reading_pollution", edits=None,
+                                    reference=f"{run}:gullible", others=[f"{run}:exact"]))
+    out = capsys.readouterr().out
+    assert "| pollution (reference: reading_pollution): RUN:METHOD |" in out
+    assert f"| {run}:exact | {summary_probes(run)} | 0.000 [0.00, 0.00] | 1.000 | -1.000 [-1.00, -1.00] |" in out
+
+
+def summary_probes(run: Path) -> int:
+    return json.loads((run / "summary.json").read_text())["methods"]["exact"]["probes"]
 
 
 def test_lifelong_runs_are_compared_edit_by_edit_at_one_count(tmp_path):

@@ -26,6 +26,13 @@ FIGURES: dict[str, tuple[Callable[[dict], bool], Callable[[dict], float]]] = {
     "earlier_kept": (lambda r: "outcome" in r, lambda r: float(r["outcome"] == "earlier_kept")),
     "efficacy": (lambda r: r.get("kind") == "true", lambda r: float(r["carries"])),
     "pollution": (lambda r: "kind" in r and r["kind"] != "true", lambda r: float(r["carries"])),
+    # what the method's own model said with the fact in the prompt (methods that read a context): compared with
+    # another method's figure on the same questions, e.g. SELF-PARAM's pollution against its teacher's reading
+    "reading_later_wins": (lambda r: "reading_outcome" in r, lambda r: float(r["reading_outcome"] == "later_wins")),
+    "reading_efficacy": (lambda r: r.get("kind") == "true" and "reading_carries" in r,
+                         lambda r: float(r["reading_carries"])),
+    "reading_pollution": (lambda r: "kind" in r and r["kind"] != "true" and "reading_carries" in r,
+                          lambda r: float(r["reading_carries"])),
 }
 # lifelong runs: a row per edit and edit count, teacher-forced accuracies and greedy hits (bools)
 LIFELONG_FIGURES = ("reliability", "generality", "locality",
