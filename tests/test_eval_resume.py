@@ -158,6 +158,30 @@ def test_a_single_run_grows_by_a_larger_n_without_rerunning_its_items(squad, gol
                  build=lambda n: Counting(n, golds))
 
 
+def test_a_growth_interrupted_and_resumed_with_the_larger_n_runs_the_missing_items(squad, golds, tmp_path):
+    """The config of an interrupted growth already says the larger n, so resuming it is not a growth any more; a
+    method that finished at the smaller n must still run its new items (it once counted as finished: a report of
+    50 contexts held one method's 41 and another's 40)."""
+    methods = ("base", "selfparam")
+    whole = {n: Counting(n, golds) for n in methods}
+    reference, _ = evaluate(EvalSettings("single", squad, tmp_path / "whole", methods=methods, n=4, progress=False),
+                            build=lambda n: whole[n])
+    out = tmp_path / "run"
+    evaluate(EvalSettings("single", squad, out, methods=methods, n=2, progress=False),
+             build=lambda n: Counting(n, golds))
+    growing = {"base": Counting("base", golds), "selfparam": Counting("selfparam", golds, interrupt_after=1)}
+    with pytest.raises(Interrupted):  # base grows to 4; selfparam runs its third context and is stopped
+        evaluate(EvalSettings("single", squad, out, methods=methods, n=4, progress=False), build=lambda n: growing[n])
+    assert json.loads((out / "config.json").read_text())["settings"]["n"] == 4
+    resumed, built = {n: Counting(n, golds) for n in methods}, []
+    result, _ = evaluate(EvalSettings("single", squad, out, methods=methods, n=4, progress=False),
+                         build=lambda n: built.append(n) or resumed[n])
+    assert built == ["selfparam"] and resumed["selfparam"].injections == 1  # only its fourth context
+    for name in methods:
+        assert result.outcome(name).metrics == reference.outcome(name).metrics
+        assert result.outcome(name).n_questions == 12
+
+
 def test_recommendation_resumes_turn_by_turn(tmp_path):
     """Recall is computed from the records, so turns taken from the log count exactly as turns run now."""
     from test_eval_tasks import Recommender

@@ -40,16 +40,20 @@ RESUMABLE = ("progress", "command", "method_config", "out", "targets_dir", "meth
 class RunLog:
     """The finished units of one run, read from and appended to `path` (None: kept in memory only)."""
 
-    def __init__(self, path: Path | None = None, reopen_methods: bool = False):
-        """`reopen_methods`: forget which methods finished (their units stay logged), so each one runs the
-        units it has not logged yet; a grown run (more items of the same draw) is resumed this way."""
+    def __init__(self, path: Path | None = None, n_items: int | None = None):
+        """`n_items`: the number of items the run draws, for runs that grow (single, recommendation). A method's
+        finished row records it, and a row written over another number (a smaller `--n`, or before rows recorded
+        it) is forgotten, so the method runs the units it has not logged and finishes again over all of them.
+        That holds however the run got there: grown in one command, or grown, interrupted and resumed with the
+        larger `--n` (whose config already says it)."""
         self.path = Path(path) if path is not None else None
+        self.n_items = n_items
         self.units: dict[tuple[str, str], dict] = {}
         self.methods: dict[str, dict] = {}
         if self.path is not None and self.path.is_file():
             self._read()
-        if reopen_methods:
-            self.methods = {}
+        if n_items is not None:
+            self.methods = {m: e for m, e in self.methods.items() if e.get("n_items") == n_items}
 
     def _read(self) -> None:
         lines = self.path.read_text(encoding="utf-8").splitlines()
@@ -91,6 +95,8 @@ class RunLog:
     def finish(self, outcome: "MethodOutcome") -> None:
         row = {k: v for k, v in dataclasses.asdict(outcome).items() if k != "traceback"}
         entry = {"kind": "method", "method": outcome.name, "outcome": row}
+        if self.n_items is not None:
+            entry["n_items"] = self.n_items
         self.methods[outcome.name] = entry
         self._append(entry)
 

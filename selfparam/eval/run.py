@@ -158,6 +158,9 @@ def shared_target_resources(lm: LM, *, seed: int, unrelated: Path | None, n_pair
                      targets=config, seed=seed)
 
 
+GROWABLE = ("single", "recommendation")  # tasks whose run grows by a larger --n (draws are prefixes of one order)
+
+
 def open_run_log(out: Path, config: dict[str, Any]) -> RunLog:
     """The run log in `out`, after checking that the run it logs had the same settings, method configs and
     drawn items as `config` (a changed setting would mix two runs' figures in one report).
@@ -167,8 +170,10 @@ def open_run_log(out: Path, config: dict[str, Any]) -> RunLog:
     figures are computed again over all of them. Long recorded runs are grown this way in steps, with a
     complete table for every method after each step."""
     path = Path(out) / LOG_NAME
+    growable = config["settings"].get("task") in GROWABLE
+    n_items = len(config.get("items") or ()) if growable else None
     if not path.is_file():
-        return RunLog(path)
+        return RunLog(path, n_items)
     previous = Path(out) / "config.json"
     if not previous.is_file():
         raise ValueError(f"{out} has a run log but no config.json; move {path} away to start afresh")
@@ -195,7 +200,7 @@ def open_run_log(out: Path, config: dict[str, Any]) -> RunLog:
     added += added_settings({"method_configs": old["method_configs"]}, {"method_configs": config["method_configs"]})
     if added:
         print(f"selfparam: resuming {out}, whose run predates the settings {', '.join(added)}", file=sys.stderr)
-    return RunLog(path, reopen_methods=grows)
+    return RunLog(path, n_items)  # a method finished over fewer items than the run now draws goes on
 
 
 def _methods_of(config: dict[str, Any]) -> set[str]:
@@ -224,7 +229,7 @@ def _grows(old: dict[str, Any], new: dict[str, Any]) -> bool:
     """Whether `new` extends the logged run `old` by more items of the same draw (single/recommendation)."""
     old_settings, new_settings = old.get("settings", {}), new["settings"]
     old_items, new_items = old.get("items") or [], new.get("items") or []
-    return (new_settings.get("task") in ("single", "recommendation")
+    return (new_settings.get("task") in GROWABLE
             and isinstance(old_settings.get("n"), int) and new_settings["n"] > old_settings["n"]
             and len(new_items) > len(old_items) and new_items[:len(old_items)] == old_items)
 
