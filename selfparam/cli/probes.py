@@ -87,7 +87,9 @@ def conflicts(
     method_config: MethodConfig = None, pair_samples: PairSamples = None, pair_tokens: PairTokens = None,
     questions: Questions = PROBE_QUESTIONS, progress: Progress = True, report_only: ReportOnly = False,
 ) -> None:
-    """Inject a fact, then a context contradicting it (both orders); share of answers where the later wins."""
+    """Inject a fact, then a context contradicting it (both orders); share of answers where the later wins.
+
+    Methods whose model reads a context are also asked, between the updates, with the later fact in the prompt."""
     from ..eval.conflicts import (
         ConflictConfig,
         draw,
@@ -123,7 +125,9 @@ def boundary(
     method_config: MethodConfig = None, pair_samples: PairSamples = None, pair_tokens: PairTokens = None,
     questions: Questions = PROBE_QUESTIONS, progress: Progress = True, report_only: ReportOnly = False,
 ) -> None:
-    """Near-miss pollution: after injecting a fact, how often look-alike questions get its object."""
+    """Near-miss pollution: after injecting a fact, how often look-alike questions get its object.
+
+    Methods whose model reads a context are also asked with the fact in the prompt (SELF-PARAM: its teacher's view)."""
     from ..eval.boundary import BoundaryConfig, load_items, run_boundary, summarize, write_report
     from ..eval.loaders import parse_articles
 
