@@ -160,6 +160,14 @@ def test_conflicts_compare_each_method_with_its_own_reading_of_the_later_fact(cf
     assert "| keeps | 12 | 0.500 [" in md and f"| -0.500 [{lo:+.2f}, {hi:+.2f}] | 0.000 (6) |" in md
 
 
+def test_reading_in_context_refuses_a_query_without_one():
+    from selfparam.methods.base import Query
+    from selfparam.methods.prompted import answer_in_context
+
+    with pytest.raises(ValueError, match="1 queries carry no context, e.g. 'Who?'"):
+        answer_in_context(None, [Query("Where?", "It is here."), Query("Who?")])  # refused before the model is used
+
+
 class Replaying(Memo):
     """A Memo that keeps update records as the weight methods do: each update after the first replays the
     earlier facts' two pairs, and leaves out one of them when the new fact contradicts an earlier one."""
@@ -453,12 +461,9 @@ def test_the_compare_script_takes_the_references_value_from_another_figure(cf_fi
     script.table(argparse.Namespace(figure="pollution", reference_figure="reading_pollution", edits=None,
                                     reference=f"{run}:gullible", others=[f"{run}:exact"]))
     out = capsys.readouterr().out
+    probes = json.loads((run / "summary.json").read_text())["methods"]["exact"]["probes"]
     assert "| pollution (reference: reading_pollution): RUN:METHOD |" in out
-    assert f"| {run}:exact | {summary_probes(run)} | 0.000 [0.00, 0.00] | 1.000 | -1.000 [-1.00, -1.00] |" in out
-
-
-def summary_probes(run: Path) -> int:
-    return json.loads((run / "summary.json").read_text())["methods"]["exact"]["probes"]
+    assert f"| {run}:exact | {probes} | 0.000 [0.00, 0.00] | 1.000 | -1.000 [-1.00, -1.00] |" in out
 
 
 def test_lifelong_runs_are_compared_edit_by_edit_at_one_count(tmp_path):
