@@ -164,7 +164,7 @@ def test_reading_in_context_refuses_a_query_without_one():
     from selfparam.methods.base import Query
     from selfparam.methods.prompted import answer_in_context
 
-    with pytest.raises(ValueError, match="1 queries carry no context, e.g. 'Who?'"):
+    with pytest.raises(ValueError, match=r"1 queries carry no context, e\.g\. 'Who\?'"):
         answer_in_context(None, [Query("Where?", "It is here."), Query("Who?")])  # refused before the model is used
 
 
