@@ -18,9 +18,10 @@ import selfparam.methods.selfparam.method as sp_method
 import selfparam.training.teacher as teacher_module
 import selfparam.training.trainer as trainer_module
 from selfparam.eval.configs import method_configs
-from selfparam.methods.base import Context, Resources
+from selfparam.methods.base import Context, Query, Resources
 from selfparam.methods.selfparam import SelfParam, SelfParamConfig, TargetConfig
 from selfparam.prompts import after_question, question_turn
+from selfparam.targets.demonstrations import context_demonstrations, teacher_prompt
 from selfparam.targets.entities import other_entity_questions
 from selfparam.targets.near_miss import near_miss_questions, other_relation_questions
 from selfparam.targets.reask import reask_questions
@@ -761,7 +762,7 @@ def test_inject_flags_reach_the_method_and_a_bad_value_changes_nothing(tmp_path)
     out = tmp_path / "run"
     result = inject(out, "--rehearsal", "2", "--reask", "3", "--near-misses", "1", "--near-miss-teacher", "base",
                     "--rehearsal-unrelated", "1", "--unrelated-teacher", "base", "--pull-back", "0.1",
-                    "--hidden-weight", "0.5", "--nll-weight", "0.25", "--no-reask-replaces")
+                    "--hidden-weight", "0.5", "--nll-weight", "0.25", "--no-reask-replaces", "--teacher-shots", "2")
     assert result.exit_code == 0, result.output
     second = json.loads((out / "updates" / "0002" / "manifest.json").read_text())
     assert (second["config"]["rehearsal"], second["config"]["reask"], second["config"]["near_misses"]) == (2, 3, 1)
@@ -769,7 +770,54 @@ def test_inject_flags_reach_the_method_and_a_bad_value_changes_nothing(tmp_path)
     assert second["config"]["near_miss_teacher"] == "base" and second["pulled_back"] == 0.1
     assert second["config"]["hidden_weight"] == 0.5 and second["config"]["nll_weight"] == 0.25
     assert second["config"]["reask_replaces"] is False and second["rehearsal"]["replaced_by_reask"] == 0
+    assert second["config"]["teacher_shots"] == 2
     assert second["rehearsal"]["replayed_pairs"] == 2 and (out / "updates" / "0001" / TEACHER_FILE).is_file()
+
+
+# -- worked examples for the teacher (issue 9: the student learns to answer with the words that answer) -----
+TWO = "Ann came in 1990. Bo left Rome."  # two short sentences (the tiny model reads 512 bytes): a cloze each
+
+
+def test_teacher_shots_show_the_teacher_the_contexts_facts_and_the_student_the_question_alone(lively, monkeypatch):
+    written = capture_teacher_prompts(monkeypatch)
+    seen = capture_training(monkeypatch)
+    # the paper's questions, re-answered by the teacher at inject time (fact sets carry answers from their building)
+    cfg = SelfParamConfig(targets=TargetConfig(answers="teacher", questions="paper"),
+                          train=TrainConfig(epochs=1, batch_size=2), rehearsal=0, context_copies=0, kl_span="pair",
+                          teacher_shots=2)
+    m = SelfParam(lively, cfg, Resources(target_builder=pairs_about), progress=False)
+    m.inject([Context("two", TWO)])
+    tok, shown = lively.tokenizer, context_demonstrations(TWO, 2)
+    questions = [p.question for p in pairs_about(TWO).pairs]
+    assert len(shown) == 2
+    assert set(written) == {teacher_prompt(tok, q, TWO, 2) for q in questions}  # it wrote every answer after them
+    encoded, _ = seen[0]
+    pairs = encoded[:len(m.last_targets[0].pairs)]
+    assert pairs and len(m.last_targets[0].pairs) == len(questions)
+    for e in pairs:
+        teacher_text, student_text = tok.decode(e.teacher_ids), tok.decode(e.student_ids)
+        assert shown[0][0] in teacher_text and shown[1][1] in teacher_text and TWO in teacher_text
+        assert TWO not in student_text and shown[0][0] not in student_text
+    assert m.records[-1].manifest["config"]["teacher_shots"] == 2
+    with pytest.raises(ValueError, match="teacher_shots"):
+        SelfParamConfig(teacher_shots=-1)
+
+
+def test_reading_a_context_is_what_the_next_updates_teacher_would_say(lively, monkeypatch):
+    """`answer_in_context` (the conflict and boundary evaluations' reading) asks the model that would teach the
+    next update, with the prompt it would teach with."""
+    asked = []
+    monkeypatch.setattr(sp_method, "generate", lambda lm, prompts, **kw: (asked.append((lm, list(prompts))),
+                                                                          ["x"] * len(prompts))[1])
+    for which, shots in (("current", 0), ("original", 2)):
+        m = method(lively, epochs=1, context_teacher=which, teacher_shots=shots)
+        m.inject([Context("a", A)])
+        assert m.answer_in_context([Query("Where?", TWO)]) == ["x"]
+        lm, prompts = asked[-1]
+        assert (lm is lively) == (which == "original") and (lm is m.lm) == (which == "current")
+        assert prompts == [teacher_prompt(lively.tokenizer, "Where?", TWO, shots)]
+        with pytest.raises(ValueError, match="no context"):
+            m.answer_in_context([Query("Where?")])
 
 
 # -- the context read (issue 9, lever 1 beside the pairs: the facts stated as well as asked) ---------------

@@ -250,7 +250,7 @@ def test_the_teacher_of_each_update_reanswers_on_both_routes(tiny, tmp_path, mon
     def run(resources):
         seen = []
 
-        def reanswer(teacher, ts, top_k):
+        def reanswer(teacher, ts, top_k, shots=0):
             seen.append(model_fingerprint(teacher.model))
             return TargetSet(ts.context, [QAPair(p.question, "Taught.", p.answer) for p in ts.pairs]), {}
 

@@ -112,6 +112,10 @@ def inject(
                                                       "and teaches (the paper); original: the unchanged model "
                                                       "does, so earlier updates cannot colour it")]
     = SelfParamConfig.context_teacher,
+    teacher_shots: Annotated[int, typer.Option(help="worked examples the teacher is shown first: that many of the "
+                                                    "context's own facts answered with their span (0: off; "
+                                                    "docs/tuning.md)")]
+    = SelfParamConfig.teacher_shots,
     device: DeviceOpt = "auto",
     dtype: DtypeOpt = "auto",
 ) -> None:
@@ -133,7 +137,7 @@ def inject(
         reask=reask, reask_replaces=reask_replaces, nll_weight=nll_weight, nll_on=nll_on,
         unrelated_weight=unrelated_weight, anchor_per_step=anchor_per_step,
         near_misses=near_misses, near_miss_teacher=near_miss_teacher, context_teacher=context_teacher,
-        pull_back=pull_back,
+        teacher_shots=teacher_shots, pull_back=pull_back,
         context_copies=context_copies, kl_span=kl_span, hidden_weight=hidden_weight,
     )
     lm = load_lm(model, device=device, dtype=dtype)

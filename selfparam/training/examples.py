@@ -17,6 +17,7 @@ from typing import Mapping
 from transformers import PreTrainedTokenizerBase
 
 from ..prompts import answer_prompt
+from ..targets.demonstrations import teacher_prompt
 from ..targets.types import TargetSet
 from .losses import CompactTeacher
 
@@ -93,7 +94,7 @@ def split_at_question(prompt: str, question: str) -> tuple[str, str]:
 def distillation_examples(tokenizer: PreTrainedTokenizerBase, targets: TargetSet,
                           unrelated_teacher: str = "context",
                           written: Mapping[tuple[str, str, str], CompactTeacher] | None = None,
-                          kl_span: str = "answer") -> list[Example]:
+                          kl_span: str = "answer", teacher_shots: int = 0) -> list[Example]:
     """SELF-PARAM's examples for one context: every pair asked with the context in view (teacher) and
     without it (student), and every unrelated sentence read by the student alone.
 
@@ -110,6 +111,10 @@ def distillation_examples(tokenizer: PreTrainedTokenizerBase, targets: TargetSet
     prompt, what is asked at test time); "pair" the question, the rest of the prompt and the answer (the
     paper's KL over the whole target sentence), so the student also learns what the teacher, context in
     view, expects to be asked. Under "pair" no written distributions apply (they cover the answer alone).
+
+    `teacher_shots`: the teacher reads the context and first that many of its own facts asked and answered with
+    their span (`targets.demonstrations.teacher_prompt`); the question is then its last turn, in the student's
+    words. 0 = the shared answer prompt with the context (the paper).
     """
     if unrelated_teacher not in UNRELATED_TEACHERS:
         raise ValueError(f"unrelated_teacher: {unrelated_teacher!r} is not one of {', '.join(UNRELATED_TEACHERS)}")
@@ -119,7 +124,8 @@ def distillation_examples(tokenizer: PreTrainedTokenizerBase, targets: TargetSet
     examples = []
     for p in targets.pairs:
         answer = p.answer.strip() + eos
-        student, teacher = answer_prompt(tokenizer, p.question), answer_prompt(tokenizer, p.question, targets.context)
+        student = answer_prompt(tokenizer, p.question)
+        teacher = teacher_prompt(tokenizer, p.question, targets.context, teacher_shots)
         if kl_span == "pair":
             (student, asked), (teacher, asked_too) = split_at_question(student, p.question), \
                 split_at_question(teacher, p.question)

@@ -19,9 +19,9 @@ import torch
 from tqdm.auto import tqdm
 
 from ..lm import LM, inference_mode
-from ..prompts import answer_prompt
 from ..targets import answer_in_context
 from ..targets.builder import TEACHER_ANSWER_TOKENS
+from ..targets.demonstrations import teacher_prompt
 from ..targets.types import TargetSet
 from .batching import fp32_output_layer, scored_outputs
 from .examples import Encoded
@@ -140,21 +140,22 @@ def teacher_answers(lm: LM, prompts: Sequence[str], max_new_tokens: int, top_k: 
     return out
 
 
-def teacher_writes_answers(teacher: LM, ts: TargetSet, top_k: int, batch_size: int = 16,
-                           require: bool = True) -> tuple[TargetSet, dict[tuple[str, str, str], CompactTeacher]]:
+def teacher_writes_answers(teacher: LM, ts: TargetSet, top_k: int, batch_size: int = 16, require: bool = True,
+                           shots: int = 0) -> tuple[TargetSet, dict[tuple[str, str, str], CompactTeacher]]:
     """`ts` with every question re-answered by `teacher` with the context in view (as `targets.reanswer`),
     and the teacher's distributions over each answer as written, keyed by (context, question, answer + EOS).
 
     An answer is kept only when the text the student will learn tokenizes back to exactly the generated
     ids (no stripped whitespace, the EOS reached); other answers go through the teacher pass as before.
     `require=False` accepts a set whose every answer came back empty (extra questions it can do without).
+    `shots`: worked examples of the context's own facts shown first (`targets.demonstrations.teacher_prompt`).
     """
     tok = teacher.tokenizer
     eos = tok.eos_token or ""
     written: dict[tuple[str, str, str], CompactTeacher] = {}
 
     def answer(questions: list[str], context: str) -> list[str]:
-        results = teacher_answers(teacher, [answer_prompt(tok, q, context) for q in questions],
+        results = teacher_answers(teacher, [teacher_prompt(tok, q, context, shots) for q in questions],
                                   TEACHER_ANSWER_TOKENS, top_k, batch_size)
         for q, (text, ids, compact) in zip(questions, results):
             if text and tok(text + eos, add_special_tokens=False)["input_ids"] == ids:

@@ -61,6 +61,12 @@ class SelfParamConfig:
                 "paper) = the model as it is before this update, with every earlier update in it; original = the "
                 "unchanged model, so that a fact an earlier update wrote in cannot colour what the new context "
                 "teaches (a later contradicting fact is taught as the context says it)"})
+    teacher_shots: int = field(default=0, metadata={ABSENT: 0,
+        "help": "worked examples the teacher is shown before each question: that many of the context's own facts, "
+                "asked as cloze questions and answered with their bare span (targets/demonstrations.py), so it "
+                "answers with the words that answer the question rather than a sentence restating it, and the "
+                "student learns that as well; applies where the teacher answers and teaches the pairs (the "
+                "context read, the anchor and the target set's building are unchanged); 0 = off (the paper)"})
     rehearsal: int = field(default=10, metadata={
         "help": "pairs of every earlier context replayed at each update with the teacher distributions stored at "
                 "their own injection (a sample seeded by train.seed and the update's step); 0 = off (the "
@@ -144,7 +150,7 @@ class SelfParamConfig:
 
     def __post_init__(self) -> None:
         for name in ("rehearsal", "rehearsal_context", "rehearsal_unrelated", "reask", "near_misses",
-                     "context_copies", "anchor_per_step"):
+                     "context_copies", "anchor_per_step", "teacher_shots"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name}: must be >= 0 (0 = off), got {getattr(self, name)}")
         if self.rehearsal_superseded < 0:

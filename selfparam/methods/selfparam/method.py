@@ -46,10 +46,11 @@ from typing import Any, Sequence
 import torch
 from accelerate import PartialState
 
-from ...generation import target_token_logprobs
+from ...generation import generate, target_token_logprobs
 from ...lm import LM
 from ...prompts import after_question
 from ...targets import make_generator, make_target_builder, target_set_to_dict  # noqa: F401 (re-exported)
+from ...targets.demonstrations import teacher_prompt
 from ...targets.near_miss import near_miss_questions
 from ...targets.reask import reask_questions
 from ...targets.types import QAPair, TargetSet
@@ -65,7 +66,7 @@ from ...training.rehearsal import (
 )
 from ...training.teacher import teacher_outputs, teacher_writes_answers
 from ...training.trainer import encode_share, process_share, train_and_merge
-from ..base import Context, Resources
+from ..base import Context, Query, Resources
 from ..weight_update import WeightMethod, WeightUpdates, target_source, with_run_seed
 from .config import CONTEXT_CHUNK_TOKENS, SelfParamConfig
 
@@ -79,7 +80,8 @@ def context_examples(tokenizer, ts: TargetSet, config: SelfParamConfig,
     """One context's examples as SELF-PARAM trains on them: its pairs, then its unrelated sentences
     (`distillation_examples`), then the context read (`context_read_examples`, taught by the update's teacher
     with the context in view). `written`: distributions kept while the teacher wrote answers."""
-    return distillation_examples(tokenizer, ts, config.unrelated_teacher, written, kl_span=config.kl_span) \
+    return distillation_examples(tokenizer, ts, config.unrelated_teacher, written, kl_span=config.kl_span,
+                                 teacher_shots=config.teacher_shots) \
         + context_read_examples(tokenizer, ts.context, CONTEXT_CHUNK_TOKENS, config.context_copies)
 
 
@@ -213,13 +215,13 @@ class SelfParam(WeightMethod):
         out = []
         for ts, questions in zip(target_sets, extra):
             if self.targets.teacher_rewrites_answers:
-                ts, kept = teacher_writes_answers(teacher, ts, top_k)
+                ts, kept = teacher_writes_answers(teacher, ts, top_k, shots=self.config.teacher_shots)
                 written.update(kept)
             asked = {p.question for p in ts.pairs}
             questions = [e["question"] for e in questions if e["question"] not in asked]
             if questions:
                 more, kept = teacher_writes_answers(teacher, TargetSet(ts.context, [QAPair(q, "") for q in questions]),
-                                                    top_k, require=False)
+                                                    top_k, require=False, shots=self.config.teacher_shots)
                 written.update(kept)
                 dropped = {**ts.dropped, "empty_extra_answer": len(questions) - len(more.pairs)}
                 ts = dataclasses.replace(ts, pairs=ts.pairs + [QAPair(p.question, p.answer) for p in more.pairs],
@@ -384,6 +386,17 @@ class SelfParam(WeightMethod):
 
     def config_dict(self) -> dict[str, Any]:
         return {**dataclasses.asdict(self.config), "targets": dataclasses.asdict(self.targets)}
+
+    def answer_in_context(self, queries: Sequence[Query], max_new_tokens: int = 32) -> list[str]:
+        """The teacher of the next update reading each query's context (`ReadsContext`): the model it would be
+        (the current one, or the unchanged one under `context_teacher="original"`) with the prompt it would
+        answer with (`teacher_shots` worked examples first)."""
+        missing = [q.question for q in queries if not q.context]
+        if missing:
+            raise ValueError(f"answer_in_context: {len(missing)} queries carry no context, e.g. {missing[0]!r}")
+        reader = self.weights.base_lm if self.config.context_teacher == "original" else self.lm
+        return generate(reader, [teacher_prompt(reader.tokenizer, q.question, q.context, self.config.teacher_shots)
+                                 for q in queries], max_new_tokens=max_new_tokens)
 
     def reset(self) -> None:
         super().reset()
