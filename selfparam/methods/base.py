@@ -107,11 +107,11 @@ class RetrievingMethod(Protocol):
 @runtime_checkable
 class ReadsContext(Protocol):
     """Optional, beside `KnowledgeMethod`: a method whose own model can also read a context in the prompt says
-    what it answers then. For SELF-PARAM that is its teacher: its next update distils the answers its current
-    model gives with the new context in view (through this same prompt), so an evaluation can tell a fact the
-    method failed to learn from one its teacher never said. The harness checks it with `isinstance`."""
+    what it answers then. For SELF-PARAM that is its teacher: its next update distils the answers the model
+    that teaches it gives with the new context in view (the same model and prompt), so an evaluation can tell a
+    fact the method failed to learn from one its teacher never said. The harness checks it with `isinstance`."""
 
     def answer_in_context(self, queries: Sequence[Query], max_new_tokens: int = 32) -> list[str]:
-        """Greedy answers of the method's current model with each query's `context` before its question (every
-        query must carry one)."""
+        """Greedy answers of the method's reading model (its current model; for SELF-PARAM the teacher of its
+        next update) with each query's `context` in view (every query must carry one)."""
         ...

@@ -241,8 +241,8 @@ class WeightMethod:
         return answer_questions(self.lm, queries, max_new_tokens)
 
     def answer_in_context(self, queries: Sequence[Query], max_new_tokens: int = 32) -> list[str]:
-        """The current model with each query's context in the prompt (`ReadsContext`): for SELF-PARAM, the
-        teacher of its next update."""
+        """The current model with each query's context in the prompt (`ReadsContext`; SELF-PARAM overrides it
+        with the teacher of its next update)."""
         return answer_in_context(self.lm, queries, max_new_tokens)
 
     def score(self, queries: Sequence[Query], targets: Sequence[str]) -> list[float]:
