@@ -14,6 +14,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
+import selfparam.methods.prompted as prompted
 import selfparam.methods.selfparam.method as sp_method
 import selfparam.training.teacher as teacher_module
 import selfparam.training.trainer as trainer_module
@@ -807,8 +808,8 @@ def test_reading_a_context_is_what_the_next_updates_teacher_would_say(lively, mo
     """`answer_in_context` (the conflict and boundary evaluations' reading) asks the model that would teach the
     next update, with the prompt it would teach with."""
     asked = []
-    monkeypatch.setattr(sp_method, "generate", lambda lm, prompts, **kw: (asked.append((lm, list(prompts))),
-                                                                          ["x"] * len(prompts))[1])
+    monkeypatch.setattr(prompted, "generate", lambda lm, prompts, **kw: (asked.append((lm, list(prompts))),
+                                                                         ["x"] * len(prompts))[1])
     for which, shots in (("current", 0), ("original", 2)):
         m = method(lively, epochs=1, context_teacher=which, teacher_shots=shots)
         m.inject([Context("a", A)])

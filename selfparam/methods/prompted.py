@@ -7,7 +7,9 @@ weights calls with its own model; `PromptedMethod` is the shared half of methods
 
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Callable, Sequence
+
+from transformers import PreTrainedTokenizerBase
 
 from ..generation import generate, target_logprob, target_token_accuracy
 from ..lm import LM
@@ -21,13 +23,15 @@ def answer_questions(lm: LM, queries: Sequence[Query], max_new_tokens: int = 32,
                     batch_size=batch_size)
 
 
-def answer_in_context(lm: LM, queries: Sequence[Query], max_new_tokens: int = 32, batch_size: int = 16) -> list[str]:
-    """Greedy answers of `lm` with each query's context before its question: the prompt Base(C+Q) answers with and
-    SELF-PARAM's teacher writes its answers with (`training.teacher`)."""
+def answer_in_context(lm: LM, queries: Sequence[Query], max_new_tokens: int = 32, batch_size: int = 16,
+                      prompt: Callable[[PreTrainedTokenizerBase, str, str], str] = answer_prompt) -> list[str]:
+    """Greedy answers of `lm` with each query's context in view: by default the prompt Base(C+Q) answers with and
+    SELF-PARAM's teacher writes its answers with (`training.teacher`); `prompt(tokenizer, question, context)`
+    renders another (SELF-PARAM's teacher with worked examples, `targets.demonstrations.teacher_prompt`)."""
     missing = [q.question for q in queries if not q.context]
     if missing:
         raise ValueError(f"answer_in_context: {len(missing)} queries carry no context, e.g. {missing[0]!r}")
-    return generate(lm, [answer_prompt(lm.tokenizer, q.question, q.context) for q in queries],
+    return generate(lm, [prompt(lm.tokenizer, q.question, q.context) for q in queries],
                     max_new_tokens=max_new_tokens, batch_size=batch_size)
 
 

@@ -46,7 +46,7 @@ from typing import Any, Sequence
 import torch
 from accelerate import PartialState
 
-from ...generation import generate, target_token_logprobs
+from ...generation import target_token_logprobs
 from ...lm import LM
 from ...prompts import after_question
 from ...targets import make_generator, make_target_builder, target_set_to_dict  # noqa: F401 (re-exported)
@@ -67,6 +67,7 @@ from ...training.rehearsal import (
 from ...training.teacher import teacher_outputs, teacher_writes_answers
 from ...training.trainer import encode_share, process_share, train_and_merge
 from ..base import Context, Query, Resources
+from ..prompted import answer_in_context
 from ..weight_update import WeightMethod, WeightUpdates, target_source, with_run_seed
 from .config import CONTEXT_CHUNK_TOKENS, SelfParamConfig
 
@@ -132,8 +133,7 @@ class SelfParam(WeightMethod):
             near = [self.near_misses(ts) for ts in target_sets]                                         #    levers
             in_context = self.config.near_miss_teacher == "context"
             extra = [self.reasked(ts.context) + (n if in_context else []) for ts, n in zip(target_sets, near)]
-            reader = self.weights.base_lm if self.config.context_teacher == "original" else teacher  # reads contexts
-            target_sets, written = self.write_answers(reader, target_sets, extra)                      #    answers
+            target_sets, written = self.write_answers(self.reader(teacher), target_sets, extra)  # answers
             anchors, anchored = ([], []) if in_context else self.near_miss_anchors(teacher, near)
             marks.append(time.perf_counter())
             examples, own, kinds, anchored_now = self.examples(target_sets, written)                   # 2. examples
@@ -391,12 +391,14 @@ class SelfParam(WeightMethod):
         """The teacher of the next update reading each query's context (`ReadsContext`): the model it would be
         (the current one, or the unchanged one under `context_teacher="original"`) with the prompt it would
         answer with (`teacher_shots` worked examples first)."""
-        missing = [q.question for q in queries if not q.context]
-        if missing:
-            raise ValueError(f"answer_in_context: {len(missing)} queries carry no context, e.g. {missing[0]!r}")
-        reader = self.weights.base_lm if self.config.context_teacher == "original" else self.lm
-        return generate(reader, [teacher_prompt(reader.tokenizer, q.question, q.context, self.config.teacher_shots)
-                                 for q in queries], max_new_tokens=max_new_tokens)
+        shots = self.config.teacher_shots
+        return answer_in_context(self.reader(self.lm), queries, max_new_tokens,
+                                 prompt=lambda tok, question, context: teacher_prompt(tok, question, context, shots))
+
+    def reader(self, current: LM) -> LM:
+        """The model that reads a new context and teaches from it: `current` (the model before the update), or
+        the unchanged one under `context_teacher="original"`."""
+        return self.weights.base_lm if self.config.context_teacher == "original" else current
 
     def reset(self) -> None:
         super().reset()
