@@ -15,11 +15,14 @@ from selfparam.training.batching import (
     packs_sequences,
     scored_logprobs,
     scored_outputs,
+    scored_slots,
     spread_rows,
+    unflatten_slots,
     use_packing,
 )
 from selfparam.training.examples import Example, encode
-from selfparam.training.trainer import encode_share, train_and_merge
+from selfparam.training.losses import compact_teacher, kl_compact, next_token_nll
+from selfparam.training.trainer import encode_share, token_losses, train_and_merge
 
 SEQUENCES = [[3, 4, 5, 6, 7, 8, 9], [10, 11, 12], [13, 14, 15, 16, 17], [20, 21]]
 N_SCORED = [3, 2, 4, 1]
@@ -92,6 +95,53 @@ def test_packed_output_layer_runs_on_the_real_slots_alone(monkeypatch):
     assert torch.allclose(logp[mask].exp().sum(-1), torch.ones(10), atol=1e-5)
     spread = spread_rows(torch.tensor([[0.0, -1.0], [-2.0, -3.0]]), torch.tensor([False, True, False, True]))
     assert torch.allclose(spread, torch.tensor([[-math.log(2)] * 2, [0.0, -1.0], [-math.log(2)] * 2, [-2.0, -3.0]]))
+
+
+@pytest.mark.parametrize("pack", [True, False])
+def test_slots_are_the_real_rows_of_the_spread_scores(pack):
+    """`scored_slots` gives the real slots' log-probabilities alone, (M, V) in the mask's row-major order: the
+    rows `scored_logprobs` spreads into every slot, packed or padded."""
+    tiny = tiny_lm(seed=0, initializer_range=0.3)
+    with torch.no_grad():
+        flat, mask, _ = scored_slots(tiny.model, tiny, SEQUENCES, N_SCORED, pack=pack)
+        spread, spread_mask = scored_logprobs(tiny.model, tiny, SEQUENCES, N_SCORED, pack=pack)
+    assert torch.equal(mask, spread_mask) and flat.shape == (sum(N_SCORED), spread.shape[-1])
+    assert torch.equal(flat, spread[mask])
+    back = unflatten_slots(flat[:, 0], mask)
+    assert torch.equal(back[mask], flat[:, 0]) and not back[~mask].any()
+
+
+def test_training_losses_on_the_slots_equal_the_losses_on_the_spread_scores():
+    """The trainer's per-token KL and NLL, computed on the real slots alone and placed into (B, N), are the
+    losses of the full (B, N, V) scores at the real slots, 0 elsewhere, with the same gradient."""
+    tiny = tiny_lm(seed=0, initializer_range=0.3)
+    encoded = encode_share(tiny, [Example(student_prefix="Q: ", text=t, teacher_prefix="C. Q: ")
+                                  for t in ("Quenby hosts the Zorblat festival every May.", "Rivers flow.",
+                                            "Seven.")])
+    with torch.no_grad():
+        teachers = [compact_teacher(scored_logprobs(tiny.model, tiny, [e.teacher_ids], [e.n_scored])[0][0], 4)
+                    for e in encoded]
+    sequences, n_scored = [e.student_ids for e in encoded], [e.n_scored for e in encoded]
+    for nll_weight, hard in ((0.0, None), (0.5, [True, False, True])):
+        per_token, mask = token_losses(tiny.model, tiny, encoded, teachers, nll_weight=nll_weight, hard=hard)
+        logp, _ = scored_logprobs(tiny.model, tiny, sequences, n_scored)
+        width = mask.shape[1]
+        t = [torch.nn.functional.pad(x, (0, 0) * (x.dim() - 1) + (width - len(x), 0))
+             for tt in teachers for x in (tt.topk_logp, tt.topk_ids, tt.rest_logp)]
+        expected = kl_compact(torch.stack(t[0::3]), torch.stack(t[1::3]), torch.stack(t[2::3]), logp)
+        if nll_weight:
+            gold = torch.stack([torch.nn.functional.pad(torch.tensor(s[len(s) - n:]), (width - n, 0))
+                                for s, n in zip(sequences, n_scored)])
+            expected = expected + nll_weight * torch.where(torch.tensor(hard).unsqueeze(1),
+                                                           next_token_nll(logp, gold), 0.0)
+        assert torch.allclose(per_token[mask], expected[mask], atol=1e-5) and not per_token[~mask].any()
+        grad = torch.autograd.grad(per_token[mask].sum(), tiny.model.model.norm.weight)[0]
+        expected_grad = torch.autograd.grad(expected[mask].sum(), tiny.model.model.norm.weight)[0]
+        assert torch.allclose(grad, expected_grad, atol=1e-5)
+    nll, nll_mask = token_losses(tiny.model, tiny, encoded, None)
+    gold = torch.stack([torch.nn.functional.pad(torch.tensor(s[len(s) - n:]), (width - n, 0))
+                        for s, n in zip(sequences, n_scored)])
+    assert torch.allclose(nll[nll_mask], next_token_nll(logp, gold)[nll_mask], atol=1e-5)
 
 
 def test_packing_is_used_only_where_it_computes_fewer_tokens(tiny, monkeypatch):

@@ -392,13 +392,13 @@ def test_with_the_hidden_term_the_teacher_reads_each_example_once(tiny, monkeypa
                kl_span="pair")
     m.inject([Context("a", A)])
     reads = []
-    real = teacher_module.scored_outputs
+    real = teacher_module.scored_slots
 
     def spy(model, lm, sequences, *args, **kwargs):
         reads.extend((model, tuple(s)) for s in sequences)
         return real(model, lm, sequences, *args, **kwargs)
 
-    monkeypatch.setattr(teacher_module, "scored_outputs", spy)
+    monkeypatch.setattr(teacher_module, "scored_slots", spy)
     seen = capture_training(monkeypatch)
     m.inject([Context("b", B)])
     encoded, _ = seen[0]
@@ -420,7 +420,7 @@ def test_context_teacher_original_has_the_unchanged_model_read_every_context(liv
         m.inject([Context("old", OLD_FACT)])
         before = m.lm.model
         reads, writers = [], []
-        real_outputs, real_answers = teacher_module.scored_outputs, teacher_module.teacher_answers
+        real_outputs, real_answers = teacher_module.scored_slots, teacher_module.teacher_answers
 
         def spy(model, lm, sequences, *args, **kwargs):
             reads.extend((model, tuple(s)) for s in sequences)
@@ -430,7 +430,7 @@ def test_context_teacher_original_has_the_unchanged_model_read_every_context(liv
             writers.append(lm.model)
             return real_answers(lm, prompts, *args, **kwargs)
 
-        monkeypatch.setattr(teacher_module, "scored_outputs", spy)
+        monkeypatch.setattr(teacher_module, "scored_slots", spy)
         monkeypatch.setattr(teacher_module, "teacher_answers", spy_answers)
         m.inject([Context("new", NEW_FACT)])
         monkeypatch.undo()

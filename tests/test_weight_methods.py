@@ -403,8 +403,8 @@ def test_examples_that_carry_their_teacher_skip_the_teacher_pass(tiny, monkeypat
     with_teacher = encode(tiny.tokenizer, Example("Q: where?", text, "C. Q: where?", teacher=kept), tiny.max_length)
     without = encode(tiny.tokenizer, Example("", "Cats sit on mats.", "C.\n\n"), tiny.max_length)
     calls = []
-    real = teacher_module.scored_outputs
-    monkeypatch.setattr(teacher_module, "scored_outputs",
+    real = teacher_module.scored_slots
+    monkeypatch.setattr(teacher_module, "scored_slots",
                         lambda m, lm, seqs, ns, **kw: calls.append(seqs) or real(m, lm, seqs, ns, **kw))
     out = teacher_pass(tiny, [with_teacher, without], top_k=2, progress=False)
     assert out[0] is kept and len(out[1]) == without.n_scored

@@ -126,7 +126,20 @@ def scored_outputs(model: torch.nn.Module, lm: LM, sequences: Sequence[Sequence[
     """`scored_logprobs`, and with `hidden` the hidden states at the same positions: every layer's output
     (the model's `hidden_states[1:]`; in transformers the last is after the final norm), (L, B, N, D) in the
     dtype the body computes them in, packed or padded alike; arbitrary where the mask is false. Without
-    `hidden`, None and the model is run exactly as `scored_logprobs` runs it."""
+    `hidden`, None and the model is run exactly as `scored_logprobs` runs it. The (B, N, V) log-probabilities
+    are `scored_slots`' spread into every slot: for a loss, use `scored_slots` and leave the empty slots out."""
+    logp, mask, states = scored_slots(model, lm, sequences, n_scored, pack, hidden)
+    return spread_rows(logp, mask.flatten()).reshape(*mask.shape, -1), mask, states
+
+
+def scored_slots(model: torch.nn.Module, lm: LM, sequences: Sequence[Sequence[int]], n_scored: Sequence[int],
+                 pack: bool | None = None,
+                 hidden: bool = False) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+    """The fp32 log-probabilities of the real scored slots alone, (M, V) in the row-major order of the
+    (B, N) mask (`logp[j]` is the j-th true slot of `mask`), the mask, and with `hidden` the states of
+    `scored_outputs`. What a loss needs: spreading M rows into B x N full-vocabulary slots (`spread_rows`)
+    filled and copied about 230 MB per training step of the embedded model (4 sequences, 170 scored tokens in
+    100-token-wide rows), a third of the step on a 2-core Xeon (`docs/benchmarks.md`)."""
     mask = span_mask(n_scored)
     width = mask.shape[1]
     extra = {"output_hidden_states": True} if hidden else {}
@@ -140,7 +153,8 @@ def scored_outputs(model: torch.nn.Module, lm: LM, sequences: Sequence[Sequence[
         with lm.autocast(), fp32_output_layer(model):
             out = model(**batch, logits_to_keep=width + 1, use_cache=False, **extra)
         states = torch.stack([h[:, -width - 1:-1] for h in out.hidden_states[1:]]) if hidden else None
-        return log_softmax_fp32(out.logits[:, :-1]), mask.to(lm.device), states   # (B, N, V), (B, N), (L, B, N, D)
+        mask = mask.to(lm.device)
+        return log_softmax_fp32(out.logits[:, :-1][mask]), mask, states     # (M, V), (B, N), (L, B, N, D)
     # slot j of sequence i predicts its token at end - width + j from the position before it
     at = ends.unsqueeze(1) - width - 1 + torch.arange(width).unsqueeze(0)            # (B, N)
     starts = (ends - torch.tensor([len(s) for s in sequences])).unsqueeze(1)
@@ -154,8 +168,17 @@ def scored_outputs(model: torch.nn.Module, lm: LM, sequences: Sequence[Sequence[
         flat = at.flatten().to(lm.device)
         states = torch.stack([h.reshape(-1, h.shape[-1])[flat].reshape(len(sequences), width, -1)
                               for h in out.hidden_states[1:]])                           # (L, B, N, D)
-    return spread_rows(log_softmax_fp32(out.logits), real.to(lm.device)).reshape(len(sequences), width, -1), \
-        mask.to(lm.device), states
+    return log_softmax_fp32(out.logits), mask.to(lm.device), states
+
+
+def unflatten_slots(values: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Per-slot values of the real slots, (M,) in the row-major order of the (B, N) `mask`, placed into
+    (B, N) with 0 in the empty slots (differentiable in `values`).
+
+        >>> unflatten_slots(torch.tensor([1.0, 2.0, 3.0]), torch.tensor([[False, True], [True, True]])).tolist()
+        [[0.0, 1.0], [2.0, 3.0]]
+    """
+    return values.new_zeros(mask.shape).masked_scatter(mask, values)
 
 
 def spread_rows(logp: torch.Tensor, real: torch.Tensor) -> torch.Tensor:

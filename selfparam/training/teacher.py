@@ -23,7 +23,7 @@ from ..targets import answer_in_context
 from ..targets.builder import TEACHER_ANSWER_TOKENS
 from ..targets.demonstrations import teacher_prompt
 from ..targets.types import TargetSet
-from .batching import fp32_output_layer, scored_outputs
+from .batching import fp32_output_layer, scored_slots
 from .examples import Encoded
 from .losses import CompactTeacher, compact_teacher, log_softmax_fp32
 
@@ -70,10 +70,10 @@ def teacher_outputs(lm: LM, encoded: Sequence[Encoded], top_k: int, hidden: Sequ
     with inference_mode(lm), tqdm(total=len(order), desc=desc, unit="seq", disable=not progress, leave=False) as bar:
         for start in range(0, len(order), batch_size):
             idx = order[start:start + batch_size]
-            logp, mask, h = scored_outputs(lm.model, lm, [encoded[i].teacher_ids for i in idx],
-                                           [encoded[i].n_scored for i in idx], hidden=any(want[i] for i in idx))
+            logp, mask, h = scored_slots(lm.model, lm, [encoded[i].teacher_ids for i in idx],
+                                         [encoded[i].n_scored for i in idx], hidden=any(want[i] for i in idx))
             # the top-k of the scored slots alone (M, k), row after row; not for states alone
-            compact = compact_teacher(logp[mask], top_k) \
+            compact = compact_teacher(logp, top_k) \
                 if distributions and any(teachers[i] is None for i in idx) else None
             ends = mask.sum(1).cumsum(0).tolist()
             for row, i in enumerate(idx):

@@ -23,7 +23,7 @@ from tqdm.auto import tqdm
 
 from ..lm import LM
 from .adapters import AdapterConfig, UpdateRecord, _is_mlp_param, attach, finalize
-from .batching import scored_logprobs, scored_outputs, scored_targets
+from .batching import scored_slots, scored_targets, unflatten_slots
 from .examples import Encoded, Example, encode
 from .losses import CompactTeacher, hidden_l1, kl_compact, masked_mean, next_token_nll
 from .teacher import stack_hidden, stack_right_aligned, teacher_pass
@@ -149,21 +149,21 @@ def token_losses(model: torch.nn.Module, lm: LM, batch: Sequence[Encoded],
     n_scored = [e.n_scored for e in batch]
     use_hidden = teachers is not None and hidden_weight > 0 and hidden is not None \
         and any(h is not None for h in hidden)
-    if use_hidden:
-        student_logp, mask, student_hidden = scored_outputs(model, lm, sequences, n_scored, hidden=True)
-    else:
-        student_logp, mask = scored_logprobs(model, lm, sequences, n_scored)      # (B, N, V), (B, N)
+    # the loss of the real scored slots alone, (M,), then placed into (B, N): no full-vocabulary empty slots
+    student_logp, mask, student_hidden = scored_slots(model, lm, sequences, n_scored, hidden=use_hidden)  # (M, V)
     if teachers is None:
-        gold = scored_targets(sequences, n_scored).to(lm.device)
-        return next_token_nll(student_logp, gold), mask
-    t_logp, t_ids, t_rest = (x.to(lm.device) for x in stack_right_aligned(teachers))
-    per_token = kl_compact(t_logp, t_ids, t_rest, student_logp)                      # (B, N)
+        gold = scored_targets(sequences, n_scored).to(lm.device)[mask]
+        return unflatten_slots(next_token_nll(student_logp, gold), mask), mask
+    t_logp, t_ids, t_rest = (x.to(lm.device)[mask] for x in stack_right_aligned(teachers))
+    per_token = kl_compact(t_logp, t_ids, t_rest, student_logp)                      # (M,)
     if nll_weight > 0 and (hard is None or any(hard)):
-        gold = scored_targets(sequences, n_scored).to(lm.device)
+        gold = scored_targets(sequences, n_scored).to(lm.device)[mask]
         nll = next_token_nll(student_logp, gold)
         if hard is not None:
-            nll = torch.where(torch.tensor(list(hard), device=nll.device).unsqueeze(1), nll, 0.0)
+            rows = torch.tensor(list(hard), device=mask.device).unsqueeze(1).expand_as(mask)[mask]
+            nll = torch.where(rows, nll, 0.0)
         per_token = per_token + nll_weight * nll
+    per_token = unflatten_slots(per_token, mask)                                     # (B, N)
     if use_hidden:
         t_hidden, has = stack_hidden(hidden, like=student_hidden)                    # (L, B, N, D), (B,)
         term = hidden_l1(t_hidden, student_hidden)                                   # (B, N)
