@@ -134,3 +134,42 @@ def test_inference_leaves_every_grad_flag_as_it_was_even_when_the_block_fails():
     fp32.model.requires_grad_(False)
     with inference_mode(fp32):
         assert not any(p.requires_grad for p in fp32.model.parameters())
+
+
+def test_training_keeps_frozen_linears_cast_once_with_the_same_update(monkeypatch):
+    """Under bf16 autocast an update trains with the frozen Linear weights cast to bf16 once for the update
+    (`frozen_linears_in`) and gives the same merged weights as autocast casting them at every step; the fp32
+    tensors are back afterwards, also when training fails."""
+    import copy
+
+    from selfparam.lm import frozen_linears_in
+    from selfparam.testing import tiny_lm
+    from selfparam.training import AdapterConfig, TrainConfig
+    from selfparam.training import trainer as trainer_module
+    from selfparam.training.examples import Example
+    from selfparam.training.trainer import encode_share, train_and_merge
+
+    base = _bf16(tiny_lm(seed=0))
+    examples = [Example(student_prefix="Q: ", text=t) for t in ("Quenby hosts a festival.", "Rivers flow.")]
+
+    def update(lm):
+        encoded = encode_share(lm, examples)
+        casts = _weight_casts(lm, lambda: train_and_merge(lm, encoded, None, AdapterConfig(r=2), TrainConfig(
+            epochs=2, batch_size=2, lr=1e-2), progress=False))
+        return {n: p.detach().clone() for n, p in lm.model.named_parameters()}, casts
+
+    once, once_casts = update(copy.deepcopy(base))
+    with monkeypatch.context() as m:      # autocast casting every frozen weight at every step, as before
+        m.setattr(trainer_module, "frozen_linears_in", lambda *a, **k: contextlib.nullcontext())
+        every, every_casts = update(copy.deepcopy(base))
+    assert once.keys() == every.keys() and all(torch.equal(once[n], every[n]) for n in once)
+    assert all(p.dtype == torch.float32 for p in once.values())
+    linears = sum(isinstance(m, torch.nn.Linear) for m in base.model.modules()) - 1   # less the output layer
+    assert every_casts - once_casts >= linears, (once_casts, every_casts, linears)   # 2 steps: 1 cast, not 2
+    model = base.model
+    weights = {n: (p.data_ptr(), p.dtype) for n, p in model.named_parameters()}
+    with pytest.raises(RuntimeError, match="inside"), frozen_linears_in(model, torch.bfloat16):
+        assert model.model.layers[0].mlp.up_proj.weight.dtype == torch.bfloat16
+        assert model.lm_head.weight.dtype == model.model.embed_tokens.weight.dtype == torch.float32
+        raise RuntimeError("inside")
+    assert {n: (p.data_ptr(), p.dtype) for n, p in model.named_parameters()} == weights   # the fp32 tensors back

@@ -21,7 +21,7 @@ import torch
 from accelerate import Accelerator, PartialState
 from tqdm.auto import tqdm
 
-from ..lm import LM
+from ..lm import LM, frozen_linears_in
 from .adapters import AdapterConfig, UpdateRecord, _is_mlp_param, attach, finalize
 from .batching import scored_slots, scored_targets, unflatten_slots
 from .examples import Encoded, Example, encode
@@ -246,7 +246,8 @@ def train_and_merge(lm: LM, encoded: Sequence[Encoded], teachers: Sequence[Compa
         group_sums: dict[str, list[float]] = {}  # group -> [loss summed over its scored tokens, tokens]
         t0 = time.perf_counter()
         try:
-            with tqdm(total=total, desc="train", unit="step", disable=not show, leave=False) as bar:
+            with tqdm(total=total, desc="train", unit="step", disable=not show, leave=False) as bar, \
+                    frozen_linears_in(lm.model, lm.compute_dtype, lm.autocasts):
                 for epoch, steps in enumerate(plan):
                     for idx in steps:
                         per_token, mask = token_losses(
