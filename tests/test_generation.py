@@ -1,4 +1,5 @@
-"""Sampling many continuations of one prompt on its cached KV state (tiny random model)."""
+"""Sampling many continuations of one prompt on its cached KV state, and one of each of many prompts in a batch
+(tiny random model)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from selfparam.generation import (
     encode_prompt,
     generate,
     sample_continuations,
+    sample_each,
     target_logprob,
     target_token_logprobs,
     top_p_filter,
@@ -62,6 +64,24 @@ def test_retired_rows_leave_the_batch_cut_and_the_others_run_on():
     assert rows[1:] == plain[1:] and rows[0].ids == plain[0].ids[:8]  # greedy rows do not depend on the batch
     everyone = sample_continuations(lm, encoded, n=2, max_new_tokens=24, do_sample=False, retire=lambda t: True)
     assert [len(r.ids) for r in everyone] == [8, 8]
+
+
+def test_one_sample_of_each_prompt_is_seeded_stops_at_its_stop_string_and_leaves_the_global_rng_alone():
+    lm = tiny_lm(seed=0, initializer_range=0.3)
+    prompts = [PROMPT, PROMPT.replace("Tromso", "Oslo"), PROMPT] * 3
+    torch.manual_seed(7)
+    expected_next = torch.rand(1)
+    torch.manual_seed(7)
+    free = sample_each(lm, prompts, max_new_tokens=30, temperature=1.5, seed=3, batch_size=4)
+    assert torch.equal(torch.rand(1), expected_next)  # the global stream is where it was
+    assert sample_each(lm, prompts, max_new_tokens=30, temperature=1.5, seed=3, batch_size=4) == free
+    assert sample_each(lm, prompts, max_new_tokens=30, temperature=1.5, seed=4, batch_size=4) != free
+    stop = next(c for text in free for c in text if c.isalpha())  # a letter some free row writes
+    cut = sample_each(lm, prompts, max_new_tokens=30, temperature=1.5, seed=3, batch_size=4, stop=(stop,))
+    assert any(stop in text for text in cut)
+    for text, whole in zip(cut, free):
+        if stop in text:  # a row ends at its first stop string; before it, the free row's own draw
+            assert text.endswith(stop) and text.count(stop) == 1 and whole.startswith(text)
 
 
 def test_top_p_filter_equals_transformers_warper():

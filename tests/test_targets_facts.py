@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import pytest
 
-from selfparam.generation import Completion
 from selfparam.targets import fact_questions
 from selfparam.targets.fact_questions import FactGenerator, cloze_question, first_question, holds_span, question_problem
 from selfparam.targets.facts import Fact, context_sentences, coverage, extract_facts, pair_sentence, sentence_spans
@@ -83,16 +82,23 @@ def tiny_long():
     return tiny_lm(seed=0, max_position_embeddings=2048)
 
 
-def _fake_sampler(prompts_seen):
-    """For each fact prompt: the fact's sentence turned into a question, then one with a pronoun."""
+def _fake_sampler(prompts_seen, calls=None):
+    """For each fact prompt: the fact's sentence turned into a question, then one with a pronoun, then the first
+    again (a prompt's k-th row gets the k-th of these)."""
 
-    def sample(lm, encoded, n, max_new_tokens, temperature, top_p, seed):
-        text = lm.tokenizer.decode(encoded.ids)
-        prompts_seen.append(text)
-        window, answer = text.rsplit("Text: ", 1)[1].split("<|im_end|>")[0].split("\nAnswer: ")
-        good = " Say: " + context_sentences(window)[-1].replace(answer, "what").rstrip(".") + "?\nmore"
-        return [Completion(good, (), True), Completion(" When did it happen?", (), True),
-                Completion(good, (), True)][:n]
+    def sample(lm, prompts, max_new_tokens, temperature, top_p, seed, stop, batch_size):
+        assert stop == ("?",)
+        if calls is not None:
+            calls.append(len(prompts))
+        texts, rows = [], {}
+        for prompt in prompts:
+            if prompt not in rows:
+                prompts_seen.append(prompt)
+            k = rows[prompt] = rows.get(prompt, -1) + 1
+            window, answer = prompt.rsplit("Text: ", 1)[1].split("<|im_end|>")[0].split("\nAnswer: ")
+            good = " Say: " + context_sentences(window)[-1].replace(answer, "what").rstrip(".") + "?\nmore"
+            texts.append([good, " When did it happen?", good][k])
+        return texts
 
     return sample
 
@@ -136,12 +142,14 @@ def test_fact_generator_returns_questions_whose_answers_are_spans(tiny_long, mon
         return [next((f"It is {f.answer}." for f in facts if (cloze_question(f) or "\0") in p
                       or f.sentence.replace(f.answer, "what").rstrip(".") + "?" in p), "No idea.") for p in ps]
 
-    monkeypatch.setattr(fact_questions, "sample_continuations", _fake_sampler(prompts))
+    calls = []
+    monkeypatch.setattr(fact_questions, "sample_each", _fake_sampler(prompts, calls))
     monkeypatch.setattr(fact_questions, "generate", teacher)
     gen = FactGenerator(tiny_long, phrasings=3, teacher_answers=False)
     pairs = gen.generate(CTX, n=100, seed=0)
     in_second = sum(f.sentence_index == 1 for f in facts)  # "Its best seller ...": every question has a pronoun
     assert len(prompts) == len(facts)  # every fact's model phrasings from one prompt
+    assert calls == [2 * (len(facts) - in_second) + 3 * in_second]  # all in one batch: 2 rows a fact, 3 without cloze
     assert pairs[0] == QAPair("Who opened the Blue Heron bakery in Tromsø in 2019?", "Mara Lindqvist")  # cloze first
     assert all(p.answer in CTX for p in pairs)  # teacher_answers=False: the spans themselves
     assert {p.answer for p in pairs} == {f.answer for f in facts if f.sentence_index != 1}
@@ -159,7 +167,7 @@ def test_fact_generator_returns_questions_whose_answers_are_spans(tiny_long, mon
 
 def test_a_paragraph_whose_clozes_all_have_a_pronoun_keeps_them_rather_than_none(tiny_long, monkeypatch):
     ctx = "It lies 60 km from Warsaw. Its river was bridged in 1745."  # every sentence leans on "it"
-    monkeypatch.setattr(fact_questions, "sample_continuations", _fake_sampler([]))
+    monkeypatch.setattr(fact_questions, "sample_each", _fake_sampler([]))
     monkeypatch.setattr(fact_questions, "generate", lambda lm, ps, max_new_tokens, **_: ["No idea."] * len(ps))
     gen = FactGenerator(tiny_long, phrasings=2, teacher_answers=True)
     pairs = gen.generate(ctx, n=10, seed=0)
@@ -188,36 +196,60 @@ def test_fact_generator_stops_when_enough_and_keeps_the_teachers_answer_with_the
 
 
 def test_model_written_questions_the_teacher_does_not_answer_with_the_span_are_dropped(tiny_long, monkeypatch):
-    monkeypatch.setattr(fact_questions, "sample_continuations", _fake_sampler([]))
+    monkeypatch.setattr(fact_questions, "sample_each", _fake_sampler([]))
     monkeypatch.setattr(fact_questions, "generate", lambda lm, ps, max_new_tokens, **_: ["No idea."] * len(ps))
     gen = FactGenerator(tiny_long, phrasings=2)
     pairs = gen.generate(CTX3, n=100, seed=0)
     assert all(not p.question.startswith("Say:") for p in pairs) and gen.dropped["teacher_disagrees"] == len(pairs)
 
 
-def test_the_plain_path_reads_every_prompt_whole_and_answers_one_question_at_a_time(tiny_long, monkeypatch):
-    """`reuse_prompt_cache=False`, the bench's naive reference: no shared instruction, no per-fact cache (every
-    sampled phrasing reads its whole prompt) and the teacher answers one question per call; the same pairs."""
-    def no_cache(*args, **kw):
-        raise AssertionError("the plain path encodes no prompt cache")
+def test_the_plain_path_samples_one_fact_at_a_time_and_answers_one_question_at_a_time(tiny_long, monkeypatch):
+    """`reuse_prompt_cache=False`, the bench's naive reference: one fact's phrasings per call, every row to its
+    end (no stop string), and the teacher answers one question per call; the same pairs."""
+    def no_batch(*args, **kw):
+        raise AssertionError("the plain path samples no batch of facts")
 
     calls = []
 
-    def fake_generate(lm, prompts, max_new_tokens, batch_size=16, do_sample=False, **_):
+    def fake_generate(lm, prompts, max_new_tokens, batch_size=16, do_sample=False, **kw):
+        assert "stop" not in kw
         calls.append((len(prompts), batch_size, do_sample, prompts[0]))
         if do_sample:  # the phrasings: one fixed question per row
             return ["Who opened the bakery in Tromsø?"] * len(prompts)
         return ["It is Mara Lindqvist."] * len(prompts)
 
     monkeypatch.setattr(fact_questions, "generate", fake_generate)
-    monkeypatch.setattr(fact_questions, "encode_prompt", no_cache)
-    monkeypatch.setattr(fact_questions, "sample_continuations", no_cache)
+    monkeypatch.setattr(fact_questions, "sample_each", no_batch)
     plain = FactGenerator(tiny_long, phrasings=2, reuse_prompt_cache=False).generate(CTX3, n=100, seed=0)
     sampled = [c for c in calls if c[2]]
     assert sampled and all("Text: " in c[3] and c[3].startswith("<|im_start|>") for c in sampled)  # whole prompts
+    assert len({c[3] for c in sampled}) == len(sampled)  # one fact per call
     answered = [c for c in calls if not c[2]]
     assert len(answered) == 1 and answered[0][1] == 1  # every question, one per forward batch
     assert plain and all(p.answer for p in plain)
+
+
+def test_rounds_ask_no_fact_that_one_at_a_time_would_not(tiny_long, monkeypatch):
+    """Facts are sampled in rounds no larger than could still be needed, so the facts asked are those that asking
+    one at a time and stopping when enough would ask: 5 pairs at 2 phrasings need 3 facts at least (4 rows: the
+    second fact's cloze leans on "Its", so the model writes both its questions); they give 4 pairs (one row writes
+    no question, one a pronoun), so a second round asks 1 more fact."""
+    calls = []
+    sampler = _fake_sampler([], calls)
+    dropped_once = []
+
+    def sample(lm, prompts, *args, **kw):
+        texts = sampler(lm, prompts, *args, **kw)
+        if not dropped_once:  # the first row of the first round writes no question
+            dropped_once.append(True)
+            texts[0] = " no question here"
+        return texts
+
+    monkeypatch.setattr(fact_questions, "sample_each", sample)
+    monkeypatch.setattr(fact_questions, "generate", lambda lm, ps, max_new_tokens, **_: ["No idea."] * len(ps))
+    gen = FactGenerator(tiny_long, phrasings=2, teacher_answers=False)
+    gen.generate(CTX, n=5, seed=0)
+    assert calls == [4, 1] and gen.dropped["no_question"] == 1
 
 
 def test_fact_generator_on_the_tiny_model_and_its_errors(tiny_long):

@@ -14,8 +14,8 @@ Skłodowska-Curie was the first female recipient of what?"), exact by constructi
 phrasings are kept only when the teacher (the model with the whole context in view) answers them with
 the span. The target answer is the teacher's answer where it gives the span (`holds_span`), else the span.
 
-The instruction and its worked example are encoded once and shared by every fact's prompt; each fact's
-phrasings are sampled together on its prompt's cache (`selfparam.generation`).
+The phrasings of many facts are sampled in one batch (`generation.sample_each`), each row stopping at its
+first '?': one decoding step over 32 rows costs about what one over a fact's two rows does.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from __future__ import annotations
 import re
 from typing import Callable
 
-from ..generation import encode_prompt, generate, sample_continuations
+from ..generation import generate, sample_each
 from ..lm import LM
 from ..prompts import answer_prompt, chat_prompt
 from .facts import Fact, context_sentences, extract_facts
@@ -39,6 +39,10 @@ FACT_EXAMPLE = ("Quenby is a harbour town on Varnholm. Its Zorblat Festival was 
                 "named Edda Lunsk.", "1987", "In what year was the Zorblat Festival of Quenby founded?")
 RESPONSE_PREFIX = "Question:"
 # A question that leans on a word only the text in view resolves ("When was it founded?").
+PHRASING_ROWS = 32
+"""Rows of one batch of the model's phrasings: the facts of a round are sampled together, each row to its first
+'?'. On the embedded model and a 2-core Xeon, 16 facts x 2 phrasings took 11 s in batches of 32 rows (12 s in 16)
+against 27 s one fact at a time on its cached prompt (docs/benchmarks.md)."""
 _PRONOUN = re.compile(r"\b(?:it|its|he|she|his|her|hers|they|their|them|this|these|those|there)\b", re.IGNORECASE)
 
 
@@ -195,8 +199,9 @@ class FactGenerator:
         self.lm, self.phrasings, self.window = lm, phrasings, window
         self.temperature, self.top_p, self.max_new_tokens = temperature, top_p, max_new_tokens
         self.teacher_answers, self.filter_config, self.extract = teacher_answers, filter_config, extract
-        # False: the plain path `selfparam bench` compares against: every sampled phrasing reads its whole prompt
-        # (no shared instruction, no per-fact cache) and the teacher answers one question at a time
+        # False: the plain path `selfparam bench` compares against: one fact's phrasings at a time, every row to
+        # max_new_tokens, and the teacher answers one question at a time (True: many facts' rows in one batch,
+        # each to its first '?'; the name is shared with the paper's generator, whose fast path reuses a cache)
         self.reuse_prompt_cache = reuse_prompt_cache
         answers = "the teacher's answer where it contains the span, else the span" if teacher_answers else "the span"
         self.description = (f"facts:{lm.name} phrasings={phrasings} (cloze + model-written, teacher-checked) "
@@ -217,31 +222,40 @@ class FactGenerator:
     def _drop(self, reason: str) -> None:
         self.dropped[reason] = self.dropped.get(reason, 0) + 1
 
-    def _model_questions(self, fact: Fact, sentences: list[str], shared, count: int, seed: int) -> list[str]:
-        """`count` questions the model writes for the fact (the unusable ones dropped and counted)."""
-        head, rest = self._prompt_parts(self._window(fact, sentences), fact.answer)
+    def _model_questions(self, asks: list[tuple[Fact, int]], sentences: list[str], seed: int) -> list[list[str]]:
+        """For each (fact, count): `count` questions the model writes for the fact (the unusable ones dropped
+        and counted). The fast path samples every fact's rows in one batch, each row stopping at its first '?'
+        (`first_question` reads no further); the plain path samples one fact at a time, every row to its end."""
+        prompts: list[str] = []
+        owners: list[int] = []
+        for j, (fact, count) in enumerate(asks):
+            prompt = "".join(self._prompt_parts(self._window(fact, sentences), fact.answer))
+            n_prompt = len(self.lm.tokenizer(prompt, add_special_tokens=False)["input_ids"])
+            if n_prompt + self.max_new_tokens > self.lm.max_length:
+                raise GeneratorError(f"a fact prompt is {n_prompt} tokens, too long for {self.lm.name}'s "
+                                     f"window of {self.lm.max_length}: lower `window`")
+            prompts += [prompt] * count
+            owners += [j] * count
+        if not prompts:
+            return [[] for _ in asks]
         if self.reuse_prompt_cache:
-            encoded = encode_prompt(self.lm, rest, prefix=shared)
-            n_prompt = len(encoded.ids)
+            texts = sample_each(self.lm, prompts, self.max_new_tokens, temperature=self.temperature,
+                                top_p=self.top_p, seed=seed, stop=("?",), batch_size=PHRASING_ROWS)
         else:
-            n_prompt = len(self.lm.tokenizer(head + rest, add_special_tokens=False)["input_ids"])
-        if n_prompt + self.max_new_tokens > self.lm.max_length:
-            raise GeneratorError(f"a fact prompt is {n_prompt} tokens, too long for {self.lm.name}'s "
-                                 f"window of {self.lm.max_length}: lower `window`")
-        if self.reuse_prompt_cache:
-            texts = [c.text for c in sample_continuations(self.lm, encoded, count, self.max_new_tokens,
-                                                          temperature=self.temperature, top_p=self.top_p, seed=seed)]
-        else:
-            texts = generate(self.lm, [head + rest] * count, max_new_tokens=self.max_new_tokens, batch_size=count,
-                             do_sample=True, temperature=self.temperature, top_p=self.top_p, seed=seed)
-        questions = []
-        for text in texts:
+            texts = []
+            for j, (_, count) in enumerate(asks):
+                mine = [p for p, o in zip(prompts, owners) if o == j]
+                texts += generate(self.lm, mine, max_new_tokens=self.max_new_tokens, batch_size=count,
+                                  do_sample=True, temperature=self.temperature, top_p=self.top_p,
+                                  seed=seed + j) if mine else []
+        questions: list[list[str]] = [[] for _ in asks]
+        for j, text in zip(owners, texts):
             question = first_question(text)
-            reason = question_problem(question, fact.answer)
+            reason = question_problem(question, asks[j][0].answer)
             if reason:
                 self._drop(reason)
             else:
-                questions.append(question)
+                questions[j].append(question)
         return questions
 
     def generate(self, context: str, n: int, seed: int) -> list[QAPair]:
@@ -250,25 +264,31 @@ class FactGenerator:
             raise GeneratorError(f"no facts (names, numbers, dates, definitions, objects) found in the context to ask "
                                  f"about: {context[:80]!r}; use the paper's questions instead (questions='paper')")
         sentences = context_sentences(context)
-        shared = encode_prompt(self.lm, self._prompt_parts("", "")[0]) \
-            if self.phrasings > 1 and self.reuse_prompt_cache else None
         self.dropped = {}
         per_fact: list[tuple[Fact, str | None, list[str]]] = []  # (fact, cloze question, model questions)
         vague: list[tuple[Fact, str | None, list[str]]] = []  # clozes dropped only for an unresolved pronoun
-        for index, fact in enumerate(facts):
-            cloze = cloze_question(fact)
-            problem = question_problem(cloze, fact.answer) if cloze is not None else None
-            if problem:
-                self._drop(f"cloze_{problem}")
-                if problem == "pronoun":
-                    vague.append((fact, cloze, []))
-                cloze = None
-            wanted = self.phrasings - (cloze is not None)
-            written = self._model_questions(fact, sentences, shared, wanted, seed * 100_003 + index) if wanted else []
-            per_fact.append((fact, cloze, written))
+        start, have = 0, 0
+        while start < len(facts) and have < n:
+            # a round: as many facts as could still be needed if every phrasing were kept (so no fact is asked
+            # that asking them one at a time, stopping when enough, would not have asked), at most a batch's worth
+            size = min(-(-(n - have) // self.phrasings), max(1, PHRASING_ROWS // max(1, self.phrasings - 1)))
+            round_facts = facts[start:start + size]
+            clozes = []
+            for fact in round_facts:
+                cloze = cloze_question(fact)
+                problem = question_problem(cloze, fact.answer) if cloze is not None else None
+                if problem:
+                    self._drop(f"cloze_{problem}")
+                    if problem == "pronoun":
+                        vague.append((fact, cloze, []))
+                    cloze = None
+                clozes.append(cloze)
+            asks = [(fact, self.phrasings - (cloze is not None)) for fact, cloze in zip(round_facts, clozes)]
+            written = self._model_questions(asks, sentences, seed * 100_003 + start)
+            per_fact += list(zip(round_facts, clozes, written))
+            start += len(round_facts)
             candidates = [QAPair(q, f.answer) for f, c, w in per_fact for q in ([c] if c else []) + w]
-            if len(select_pairs(candidates, context, self.filter_config)[0]) >= n:
-                break
+            have = len(select_pairs(candidates, context, self.filter_config)[0])
         pairs = self._answer(per_fact, context)
         if not pairs and vague:  # rather a vague cloze ("It lies how many km from Warsaw?") than no pair at all
             self.dropped["vague_clozes_kept"] = len(vague)
