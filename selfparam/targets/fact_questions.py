@@ -38,11 +38,11 @@ FACT_INSTRUCTION = (
 FACT_EXAMPLE = ("Quenby is a harbour town on Varnholm. Its Zorblat Festival was founded in 1987 by a fisherwoman "
                 "named Edda Lunsk.", "1987", "In what year was the Zorblat Festival of Quenby founded?")
 RESPONSE_PREFIX = "Question:"
-# A question that leans on a word only the text in view resolves ("When was it founded?").
 PHRASING_ROWS = 32
 """Rows of one batch of the model's phrasings: the facts of a round are sampled together, each row to its first
 '?'. On the embedded model and a 2-core Xeon, 16 facts x 2 phrasings took 11 s in batches of 32 rows (12 s in 16)
 against 27 s one fact at a time on its cached prompt (docs/benchmarks.md)."""
+# A question that leans on a word only the text in view resolves ("When was it founded?").
 _PRONOUN = re.compile(r"\b(?:it|its|he|she|his|her|hers|they|their|them|this|these|those|there)\b", re.IGNORECASE)
 
 
