@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from typing import Callable, Iterator, Sequence
 
 import torch
-from transformers import DynamicCache
+from transformers import DynamicCache, StoppingCriteria, StoppingCriteriaList
 
 from .lm import LM, inference_mode
 from .padding import pad_tokens
@@ -22,12 +22,18 @@ def _batches(items: Sequence, size: int):
 
 def generate(lm: LM, prompts: Sequence[str], max_new_tokens: int = 32, batch_size: int = 16,
              do_sample: bool = False, temperature: float = 1.0, top_p: float = 1.0,
-             seed: int | None = None, stop: Sequence[str] = ()) -> list[str]:
+             seed: int | None = None, stop: Sequence[str] = (),
+             max_words: Sequence[int] | None = None) -> list[str]:
     """Continue each prompt (left-padded batches, KV cache) and return only the new text, stripped.
 
     Greedy by default; with `do_sample` the draw is seeded by `seed` for reproducibility. With `stop`, a row
     ends once its text ends with one of those strings (transformers' stop strings; the rest of its batch goes on).
+    With `max_words` (one limit per prompt), a row ends once its text has more words than its limit: for callers
+    that cannot use a longer text, which must treat a text over its limit as cut. The other rows of its batch
+    run exactly as they would have (a finished row is padded, not removed), so they come out the same.
     """
+    if max_words is not None and len(max_words) != len(prompts):
+        raise ValueError(f"max_words: one limit per prompt, got {len(max_words)} for {len(prompts)} prompts")
     if not prompts:
         return []
     tok = lm.tokenizer
@@ -38,13 +44,26 @@ def generate(lm: LM, prompts: Sequence[str], max_new_tokens: int = 32, batch_siz
         dict(do_sample=False, temperature=None, top_p=None, top_k=None)
     stopping = dict(stop_strings=list(stop), tokenizer=tok) if stop else {}
     with inference_mode(lm):
-        for _, batch in _batches(list(prompts), batch_size):
+        for start, batch in _batches(list(prompts), batch_size):
             enc = tok(batch, return_tensors="pt", padding=True, add_special_tokens=False).to(lm.device)
+            limits = {} if max_words is None else {"stopping_criteria": StoppingCriteriaList([_WordLimit(
+                tok, enc["input_ids"].shape[1], max_words[start:start + len(batch)])])}
             out = lm.model.generate(**enc, max_new_tokens=max_new_tokens, pad_token_id=tok.pad_token_id,
-                                    eos_token_id=tok.eos_token_id, **sampling, **stopping)
+                                    eos_token_id=tok.eos_token_id, **sampling, **stopping, **limits)
             new = out[:, enc["input_ids"].shape[1]:]
             outputs.extend(text.strip() for text in tok.batch_decode(new, skip_special_tokens=True))
     return outputs
+
+
+class _WordLimit(StoppingCriteria):
+    """Ends each row of a `generate` batch once its new text has more words than its limit."""
+
+    def __init__(self, tokenizer, prompt_width: int, limits: Sequence[int]):
+        self.tokenizer, self.prompt_width, self.limits = tokenizer, prompt_width, list(limits)
+
+    def __call__(self, input_ids: torch.LongTensor, scores, **kwargs) -> torch.BoolTensor:
+        texts = self.tokenizer.batch_decode(input_ids[:, self.prompt_width:], skip_special_tokens=True)
+        return torch.tensor([len(t.split()) > n for t, n in zip(texts, self.limits)], device=input_ids.device)
 
 
 def sample_each(lm: LM, prompts: Sequence[str], max_new_tokens: int, temperature: float = 1.0, top_p: float = 1.0,

@@ -84,6 +84,25 @@ def test_one_sample_of_each_prompt_is_seeded_stops_at_its_stop_string_and_leaves
             assert text.endswith(stop) and text.count(stop) == 1 and whole.startswith(text)
 
 
+def test_a_row_over_its_word_limit_stops_and_the_others_come_out_the_same():
+    """`max_words`: a row ends once its text has more words than its limit (callers discard such texts); every
+    other row of the batch is exactly what it would have been without limits."""
+    lm = tiny_lm(seed=0, initializer_range=0.3)
+    prompts = [PROMPT, PROMPT.replace("Tromso", "Oslo"), PROMPT.replace("bakery", "mill"), PROMPT[:-10]]
+    free = generate(lm, prompts, max_new_tokens=40, batch_size=4)
+    words = [len(t.split()) for t in free]
+    assert max(words) >= 2, free   # some row writes words to cut
+    limits = [max(0, n - 1) if i % 2 == 0 else n for i, n in enumerate(words)]  # rows 0 and 2 one word short
+    cut = generate(lm, prompts, max_new_tokens=40, batch_size=4, max_words=limits)
+    for i, (c, f, n) in enumerate(zip(cut, free, limits)):
+        if len(f.split()) <= n:
+            assert c == f                                              # within its limit: the same text
+        else:
+            assert len(c.split()) > n and f.startswith(c.rstrip())     # over it: cut, still over, a prefix
+    with pytest.raises(ValueError, match="one limit per prompt"):
+        generate(lm, prompts, max_words=[3])
+
+
 def test_top_p_filter_equals_transformers_warper():
     torch.manual_seed(0)
     logits = torch.randn(5, 50) * 3

@@ -85,7 +85,11 @@ def question_problem(question: str, answer: str) -> str | None:
     return None
 
 
-def holds_span(answer: str, span: str, slack: int = 6) -> bool:
+SPAN_SLACK = 6
+"""Words an answer may have beyond its span and still give it (`holds_span`)."""
+
+
+def holds_span(answer: str, span: str, slack: int = SPAN_SLACK) -> bool:
     """Whether a teacher's answer gives the span: it contains it and is at most `slack` words longer (a long
     answer that merely mentions the span, "Władysław Szpilman, a Polish general ..." for "Polish", does not).
 
@@ -305,7 +309,10 @@ class FactGenerator:
         if not asked:
             return []
         prompts = [answer_prompt(self.lm.tokenizer, question, context) for _, _, question, _ in asked]
-        answers = generate(self.lm, prompts, max_new_tokens=48, batch_size=16 if self.reuse_prompt_cache else 1)
+        # an answer longer than its span and SPAN_SLACK words cannot give it: its row stops there (fast path)
+        limits = [len(fact.answer.split()) + SPAN_SLACK for _, fact, _, _ in asked] if self.reuse_prompt_cache else None
+        answers = generate(self.lm, prompts, max_new_tokens=48, batch_size=16 if self.reuse_prompt_cache else 1,
+                           max_words=limits)
         kept: list[tuple[int, QAPair]] = []
         for (k, fact, question, is_cloze), answer in zip(asked, answers):
             contains = holds_span(answer, fact.answer)
