@@ -45,6 +45,16 @@ def test_rows_are_filled_first_fit_by_decreasing_length():
         pack_rows(SEQUENCES, pad_id=0, capacity=6)
 
 
+def test_default_rows_are_the_narrower_packing_unless_the_wider_computes_fewer_slots(monkeypatch):
+    one_row, _ = pack_rows(SEQUENCES, pad_id=0)        # PACK_WIDTH 256: 17 slots in one row against 3 x 7
+    assert one_row["input_ids"].shape == (1, 17)
+    monkeypatch.setattr(batching, "PACK_WIDTH", 16)
+    narrow, _ = pack_rows(SEQUENCES, pad_id=0)          # 16 wide: 2 x 15 (7 + 5 + 3, then 2) against 3 x 7
+    assert narrow["input_ids"].shape == (3, 7)
+    tie, _ = pack_rows([[1] * 8, [2] * 8, [3] * 8, [4] * 3], pad_id=0)   # 2 x 16 against 4 x 8: the narrower
+    assert tie["input_ids"].shape == (4, 8)
+
+
 @pytest.mark.parametrize("capacity", [8, None])
 def test_packed_rows_score_like_left_padding(capacity, monkeypatch):
     tiny = tiny_lm(seed=0, initializer_range=0.3)  # large weights: a sequence seeing another would show
