@@ -39,12 +39,14 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=5, help="timed steps (after 2 to warm up)")
     parser.add_argument("--top", type=int, default=20, help="rows of the profiler's table")
     parser.add_argument("--shapes", action="store_true", help="also the heaviest input shapes of the top 3 ops")
+    parser.add_argument("--copies", type=int, default=1, help="the batch's sequences this many times (a wider step)")
     args = parser.parse_args()
 
     lm = load_lm(args.model, dtype=args.dtype)
     generator = torch.Generator().manual_seed(0)
     vocab = int(lm.model.config.vocab_size)
-    batch = [Encoded(torch.randint(100, vocab - 1, (n,), generator=generator).tolist(), None, k) for n, k in SHAPE]
+    batch = [Encoded(torch.randint(100, vocab - 1, (n,), generator=generator).tolist(), None, k)
+             for n, k in SHAPE * args.copies]
     model = attach(lm.model, AdapterConfig())     # the defaults' LoRA, wrapping lm.model in place as training does
     model.train()
     params = [p for p in model.parameters() if p.requires_grad]
@@ -75,8 +77,8 @@ def main() -> None:
             for e in rows:
                 print(f"{name}: {e.count} calls, {e.self_cpu_time_total / 2e3:.1f} ms per step, {e.input_shapes}")
     print(json.dumps({"model": lm.name, "compute_dtype": str(lm.compute_dtype).removeprefix("torch."),
-                      "threads": torch.get_num_threads(), "tokens": sum(n for n, _ in SHAPE),
-                      "scored": sum(k for _, k in SHAPE), "seconds_per_step": round(seconds, 3)}))
+                      "threads": torch.get_num_threads(), "tokens": args.copies * sum(n for n, _ in SHAPE),
+                      "scored": args.copies * sum(k for _, k in SHAPE), "seconds_per_step": round(seconds, 3)}))
 
 
 if __name__ == "__main__":
