@@ -63,4 +63,3 @@ def answer_within(new: str, old: str) -> bool:
     """
     words = normalize_question(new)
     return bool(words) and f" {words} " in f" {normalize_question(old)} "
-

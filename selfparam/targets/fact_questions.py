@@ -15,7 +15,7 @@ phrasings are kept only when the teacher (the model with the whole context in vi
 the span. The target answer is the teacher's answer where it gives the span (`holds_span`), else the span.
 
 The phrasings of many facts are sampled in one batch (`generation.sample_each`), each row stopping at its
-first '?': one decoding step over 32 rows costs about what one over a fact's two rows does.
+first '?' (`PHRASING_ROWS`: 16 facts x 2 phrasings in 11 s, against 27 s one fact at a time).
 """
 
 from __future__ import annotations
@@ -245,13 +245,13 @@ class FactGenerator:
         if self.reuse_prompt_cache:
             texts = sample_each(self.lm, prompts, self.max_new_tokens, temperature=self.temperature,
                                 top_p=self.top_p, seed=seed, stop=("?",), batch_size=PHRASING_ROWS)
-        else:
-            texts = []
+        else:  # a fact's rows are consecutive in `prompts`
+            texts, at = [], 0
             for j, (_, count) in enumerate(asks):
-                mine = [p for p, o in zip(prompts, owners) if o == j]
-                texts += generate(self.lm, mine, max_new_tokens=self.max_new_tokens, batch_size=count,
-                                  do_sample=True, temperature=self.temperature, top_p=self.top_p,
-                                  seed=seed + j) if mine else []
+                texts += generate(self.lm, prompts[at:at + count], max_new_tokens=self.max_new_tokens,
+                                  batch_size=count, do_sample=True, temperature=self.temperature, top_p=self.top_p,
+                                  seed=seed + j) if count else []
+                at += count
         questions: list[list[str]] = [[] for _ in asks]
         for j, text in zip(owners, texts):
             question = first_question(text)
