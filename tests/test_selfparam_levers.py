@@ -763,8 +763,7 @@ def test_inject_flags_reach_the_method_and_a_bad_value_changes_nothing(tmp_path)
     out = tmp_path / "run"
     result = inject(out, "--rehearsal", "2", "--reask", "3", "--near-misses", "1", "--near-miss-teacher", "base",
                     "--rehearsal-unrelated", "1", "--unrelated-teacher", "base", "--pull-back", "0.1",
-                    "--hidden-weight", "0.5", "--nll-weight", "0.25", "--no-reask-replaces", "--teacher-shots", "2",
-                    "--shots-answers")
+                    "--hidden-weight", "0.5", "--nll-weight", "0.25", "--no-reask-replaces", "--teacher-shots", "2")
     assert result.exit_code == 0, result.output
     second = json.loads((out / "updates" / "0002" / "manifest.json").read_text())
     assert (second["config"]["rehearsal"], second["config"]["reask"], second["config"]["near_misses"]) == (2, 3, 1)
@@ -772,7 +771,7 @@ def test_inject_flags_reach_the_method_and_a_bad_value_changes_nothing(tmp_path)
     assert second["config"]["near_miss_teacher"] == "base" and second["pulled_back"] == 0.1
     assert second["config"]["hidden_weight"] == 0.5 and second["config"]["nll_weight"] == 0.25
     assert second["config"]["reask_replaces"] is False and second["rehearsal"]["replaced_by_reask"] == 0
-    assert second["config"]["teacher_shots"] == 2 and second["config"]["shots_answers"] is True
+    assert second["config"]["teacher_shots"] == 2
     assert second["rehearsal"]["replayed_pairs"] == 2 and (out / "updates" / "0001" / TEACHER_FILE).is_file()
 
 
@@ -803,39 +802,6 @@ def test_teacher_shots_show_the_teacher_the_contexts_facts_and_the_student_the_q
     assert m.records[-1].manifest["config"]["teacher_shots"] == 2
     with pytest.raises(ValueError, match="teacher_shots"):
         SelfParamConfig(teacher_shots=-1)
-
-
-def test_shots_answers_replace_a_sets_answers_with_the_teachers_where_they_lie_within_them(lively, monkeypatch):
-    """`shots_answers`: the teacher re-writes every answer after its worked examples; the set's answer (written
-    without them, holding the fact's span) gives way to the new one where the new one is a piece of it, and stays
-    where the teacher says something else; the student is taught the answers kept."""
-    from selfparam.targets.demonstrations import answer_within
-
-    def answers(lm, prompts, *args, **kwargs):  # the teacher with examples: a piece of the answer, or news
-        return [("was said" if "said of Ann?" in p else "Rome, in 1990", [], None) for p in prompts]
-
-    monkeypatch.setattr(teacher_module, "teacher_answers",
-                        lambda lm, prompts, *a, **k: [(t, lm.tokenizer(t)["input_ids"], None)
-                                                      for t, _, _ in answers(lm, prompts)])
-    seen = capture_training(monkeypatch)
-
-    def said(context):  # "What is said of Ann?" -> "Ann was said." and the like: the span is the whole answer
-        words = context.rstrip(".").split()
-        return TargetSet(context, [QAPair(f"What is said of {w}?", f"{w} was said.") for w in words[:3]],
-                         unrelated=["The cat sat on the mat."])
-
-    m = method(lively, builder=said, epochs=1, teacher_shots=2, shots_answers=True)
-    m.inject([Context("two", TWO)])
-    kept = m.last_targets[0]
-    assert [p.answer for p in kept.pairs] == ["was said", "came was said.", "in was said."]
-    assert kept.dropped["shots_answer_not_within"] == 2
-    encoded, _ = seen[0]
-    tok = lively.tokenizer
-    assert tok.decode(encoded[0].student_ids).endswith("was said" + tok.eos_token)  # taught as kept
-    assert answer_within("1745", "He was born in 1745.") and not answer_within("In 1746.", "He was born in 1745.")
-    assert not answer_within("", "anything") and not answer_within("born in", "reborn in 1745")  # whole words
-    with pytest.raises(ValueError, match="teacher_shots is 0"):
-        SelfParamConfig(shots_answers=True)
 
 
 def test_reading_a_context_is_what_the_next_updates_teacher_would_say(lively, monkeypatch):

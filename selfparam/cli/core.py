@@ -116,10 +116,6 @@ def inject(
                                                     "context's own facts answered with their span (0: off; "
                                                     "docs/tuning.md)")]
     = SelfParamConfig.teacher_shots,
-    shots_answers: Annotated[bool, typer.Option(help="with --teacher-shots: the teacher also re-writes the fact "
-                                                     "questions' answers after its examples, kept where they lie "
-                                                     "within the set's answers (docs/tuning.md)")]
-    = SelfParamConfig.shots_answers,
     device: DeviceOpt = "auto",
     dtype: DtypeOpt = "auto",
 ) -> None:
@@ -141,7 +137,7 @@ def inject(
         reask=reask, reask_replaces=reask_replaces, nll_weight=nll_weight, nll_on=nll_on,
         unrelated_weight=unrelated_weight, anchor_per_step=anchor_per_step,
         near_misses=near_misses, near_miss_teacher=near_miss_teacher, context_teacher=context_teacher,
-        teacher_shots=teacher_shots, shots_answers=shots_answers, pull_back=pull_back,
+        teacher_shots=teacher_shots, pull_back=pull_back,
         context_copies=context_copies, kl_span=kl_span, hidden_weight=hidden_weight,
     )
     lm = load_lm(model, device=device, dtype=dtype)

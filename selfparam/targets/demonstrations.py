@@ -23,7 +23,6 @@ from transformers import PreTrainedTokenizerBase
 from ..prompts import answer_prompt, answer_prompt_after_examples
 from .fact_questions import cloze_question
 from .facts import extract_facts
-from .qa import normalize_question
 
 
 @lru_cache(maxsize=256)
@@ -50,16 +49,3 @@ def teacher_prompt(tokenizer: PreTrainedTokenizerBase, question: str, context: s
     if not shots or not context:
         return answer_prompt(tokenizer, question, context)
     return answer_prompt_after_examples(tokenizer, question, context, context_demonstrations(context, shots))
-
-
-def answer_within(new: str, old: str) -> bool:
-    """Whether `new` says part of `old` and nothing else: its words (normalised: lower case, no punctuation or
-    articles) are a non-empty run of `old`'s. A fact set's answer holds the fact's span (`holds_span`), so an
-    answer the teacher writes after worked examples that lies within it is the span or a piece of the same
-    sentence, never a new claim (`SelfParamConfig.shots_answers`).
-
-        >>> answer_within("1745", "He was born in 1745."), answer_within("In 1746.", "He was born in 1745.")
-        (True, False)
-    """
-    words = normalize_question(new)
-    return bool(words) and f" {words} " in f" {normalize_question(old)} "

@@ -67,12 +67,6 @@ class SelfParamConfig:
                 "answers with the words that answer the question rather than a sentence restating it, and the "
                 "student learns that as well; applies where the teacher answers and teaches the pairs (the "
                 "context read, the anchor and the target set's building are unchanged); 0 = off (the paper)"})
-    shots_answers: bool = field(default=False, metadata={ABSENT: False,
-        "help": "with teacher_shots on fact questions: the teacher also re-writes each pair's answer after its worked "
-                "examples, and the new answer replaces the set's where it lies within it (targets/demonstrations."
-                "answer_within: the span or a piece of the set's answer, which holds the span), so the student is "
-                "taught the words the teacher answers with as text as well as distributions; off = the set's "
-                "answers (written without examples) with the shots teacher's distributions over them"})
     rehearsal: int = field(default=10, metadata={
         "help": "pairs of every earlier context replayed at each update with the teacher distributions stored at "
                 "their own injection (a sample seeded by train.seed and the update's step); 0 = off (the "
@@ -159,9 +153,6 @@ class SelfParamConfig:
                      "context_copies", "anchor_per_step", "teacher_shots"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name}: must be >= 0 (0 = off), got {getattr(self, name)}")
-        if self.shots_answers and not self.teacher_shots:
-            raise ValueError("shots_answers: re-writes the answers after the teacher's worked examples, but "
-                             "teacher_shots is 0 (set it to the number of examples, e.g. 3)")
         if self.rehearsal_superseded < 0:
             raise ValueError(f"rehearsal_superseded: must be >= 0 nats (0 = off), got {self.rehearsal_superseded}")
         if not self.hidden_weight >= 0:  # NaN too

@@ -50,7 +50,7 @@ from ...generation import target_token_logprobs
 from ...lm import LM
 from ...prompts import after_question
 from ...targets import make_generator, make_target_builder, target_set_to_dict  # noqa: F401 (re-exported)
-from ...targets.demonstrations import answer_within, teacher_prompt
+from ...targets.demonstrations import teacher_prompt
 from ...targets.near_miss import near_miss_questions
 from ...targets.reask import reask_questions
 from ...targets.types import QAPair, TargetSet
@@ -217,9 +217,6 @@ class SelfParam(WeightMethod):
             if self.targets.teacher_rewrites_answers:
                 ts, kept = teacher_writes_answers(teacher, ts, top_k, shots=self.config.teacher_shots)
                 written.update(kept)
-            elif self.config.shots_answers:
-                ts, kept = self.shots_answers(teacher, ts)
-                written.update(kept)
             asked = {p.question for p in ts.pairs}
             questions = [e["question"] for e in questions if e["question"] not in asked]
             if questions:
@@ -231,24 +228,6 @@ class SelfParam(WeightMethod):
                                          dropped={k: v for k, v in dropped.items() if v})
             out.append(ts)
         return out, written
-
-    def shots_answers(self, teacher: LM, ts: TargetSet) -> tuple[TargetSet, Written]:
-        """`shots_answers`: the teacher re-writes every pair's answer after its worked examples; a new answer
-        replaces the set's where it lies within it (`answer_within`), else the set's stays (counted in
-        `dropped["shots_answer_not_within"]`). The distributions kept while it wrote go with the answers kept."""
-        new, kept = teacher_writes_answers(teacher, ts, self.config.train.top_k, require=False,
-                                           shots=self.config.teacher_shots)
-        by_question = {p.question: p.answer for p in new.pairs}
-        pairs, refused = [], 0
-        for p in ts.pairs:
-            answer = by_question.get(p.question, "")
-            if answer_within(answer, p.answer):
-                pairs.append(dataclasses.replace(p, answer=answer))
-            else:
-                pairs.append(p)
-                refused += 1
-        dropped = {**ts.dropped, "shots_answer_not_within": refused}
-        return dataclasses.replace(ts, pairs=pairs, dropped={k: v for k, v in dropped.items() if v}), kept
 
     def examples(self, target_sets: list[TargetSet],
                  written: Written) -> tuple[list[Example], list[str | None], list[str], list[bool]]:
