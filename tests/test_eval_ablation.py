@@ -4,6 +4,7 @@ methods (see test_eval_tasks and test_eval_report_stats)."""
 from __future__ import annotations
 
 import json
+import math
 
 import pytest
 from test_cli import assert_one_error_line
@@ -242,3 +243,38 @@ def test_a_method_that_failed_part_way_is_compared_on_the_questions_it_scored(tm
     assert rows["selfparam[facts]"]["diff_vs_reference"] == pytest.approx(0.0)  # both know c0-c2
     assert rows["selfparam[paper]"]["recovery"] == pytest.approx(1.0)
     assert "6 questions every method scored (2 left out" in paths["ablation_md"].read_text()
+
+
+def _with_general(folder, before, after):
+    """The run's summary as `--general` writes it: the base model's figures and SELF-PARAM's after injection."""
+    path = folder / "summary.json"
+    summary = json.loads(path.read_text())
+    summary["general_before"] = before
+    summary["methods"]["selfparam"].update(after)
+    path.write_text(json.dumps(summary))
+
+
+def _figures(hits, nll):
+    return {"mmlu_acc": sum(hits) / len(hits), "wikitext_ppl": math.exp(sum(nll) / 8), "mmlu_hits": hits,
+            "wikitext_block_nll": nll, "wikitext_block_tokens": [4, 4]}
+
+
+def test_general_ability_against_the_base_model_and_the_reference_paired(runs, tmp_path):
+    paper, facts = runs
+    base = _figures([1.0, 1.0, 0.0, 0.0], [8.0, 8.0])
+    _with_general(paper, base, _figures([1.0, 0.0, 0.0, 0.0], [8.4, 8.4]))  # one question lost, +0.1 nats/token
+    _with_general(facts, base, _figures([1.0, 1.0, 0.0, 0.0], [8.0, 8.0]))  # nothing moved
+    table = json.loads(ablate([(paper, "paper"), (facts, "facts")], tmp_path / "out",
+                              reference="selfparam[paper]")["ablation_json"].read_text())
+    rows = table["methods"]
+    paper_row, facts_row = rows["selfparam[paper]"]["general"], rows["selfparam[facts]"]["general"]
+    assert paper_row["vs_base"]["mmlu_change"] == pytest.approx(-0.25)
+    assert paper_row["vs_base"]["wikitext_ppl_change"] == pytest.approx(math.exp(0.1) - 1)
+    assert "vs_reference" not in paper_row  # the reference itself
+    assert facts_row["vs_base"]["mmlu_change"] == 0 and facts_row["vs_base"]["wikitext_ppl_change"] == 0
+    assert facts_row["vs_reference"]["mmlu_change"] == pytest.approx(0.25)  # paired on the same questions
+    assert facts_row["vs_reference"]["wikitext_ppl_change"] == pytest.approx(math.exp(-0.1) - 1)
+    assert "general" not in table["methods"]["base"]  # measured for SELF-PARAM alone here
+    md = (tmp_path / "out" / "ablation.md").read_text()
+    assert "## General ability after the last injection" in md
+    assert "| selfparam[facts] | 7.39 | level (+0.000 [+0.000, +0.000]) | -0.095 [-0.095, -0.095] | 0.500 |" in md

@@ -207,11 +207,18 @@ def test_general_ability_before_and_after(tiny_folder, squad, shared_data, tmp_p
     assert result.exit_code == 0, result.output
     summary = json.loads((out / "summary.json").read_text())
     before = summary["general_before"]
-    assert set(before) == {"mmlu_acc", "mmlu/anatomy", "wikitext_ppl"}
+    assert set(before) == {"mmlu_acc", "mmlu/anatomy", "wikitext_ppl", "mmlu_hits", "wikitext_block_nll",
+                           "wikitext_block_tokens"}
+    assert len(before["mmlu_hits"]) == 3 and sum(before["wikitext_block_tokens"]) == 63  # 64 tokens, one window
     for name in ("base", "rag-bm25"):  # neither changes the weights: the same figures after injection
-        assert summary["methods"][name]["mmlu_acc"] == before["mmlu_acc"]
-        assert summary["methods"][name]["wikitext_ppl"] == pytest.approx(before["wikitext_ppl"])
-    assert "wikitext_ppl" in (out / "summary.md").read_text()
+        row = summary["methods"][name]
+        assert row["mmlu_acc"] == before["mmlu_acc"]
+        assert row["wikitext_ppl"] == pytest.approx(before["wikitext_ppl"])
+        change = row["general_change"]  # against the base model, paired: nothing moved
+        assert change["mmlu_change"] == 0 and change["mmlu_change_ci"] == [0, 0]
+        assert change["wikitext_ppl_change"] == pytest.approx(0, abs=1e-4)
+    table = (out / "summary.md").read_text()
+    assert "wikitext_ppl" in table and "| base | level (+0.000 [+0.000, +0.000]) | level (+0.000" in table
 
 
 def test_articles_split_is_drawn_from_and_recorded(squad, tmp_path):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import math
 import random
 
 import pytest
@@ -11,10 +12,12 @@ import torch
 from selfparam.eval.general import (
     GeneralConfig,
     general_ability,
+    general_change,
     letter_token_ids,
     load_mmlu,
     mmlu_accuracy,
     mmlu_prompt,
+    nll_blocks,
     perplexity,
 )
 from selfparam.testing import tiny_lm
@@ -73,7 +76,38 @@ def test_general_ability_keys(shared_data, tiny):
     cfg = GeneralConfig(mmlu_dir=shared_data / "mmlu", subjects=("anatomy",), per_subject=4,
                         wikitext=shared_data / "wikitext2/wiki.test.raw", ppl_tokens=64, ppl_window=32)
     out = general_ability(tiny, cfg)
-    assert set(out) == {"mmlu_acc", "mmlu/anatomy", "wikitext_ppl"}
+    assert set(out) == {"mmlu_acc", "mmlu/anatomy", "wikitext_ppl", "mmlu_hits", "wikitext_block_nll",
+                        "wikitext_block_tokens"}
     assert 0 <= out["mmlu_acc"] <= 1 and out["wikitext_ppl"] > 1
+    # the per-item figures the paired intervals are computed from give the figures themselves
+    assert len(out["mmlu_hits"]) == 4 and set(out["mmlu_hits"]) <= {0.0, 1.0}
+    assert out["mmlu_acc"] == sum(out["mmlu_hits"]) / 4
+    assert out["wikitext_block_tokens"] == [31, 31]  # two windows of 32 tokens, each a block of 31 scored
+    assert math.exp(sum(out["wikitext_block_nll"]) / 62) == pytest.approx(out["wikitext_ppl"])
     with pytest.raises(ValueError, match="give an MMLU folder"):
         GeneralConfig()
+
+
+def test_nll_blocks_split_each_window_and_sum_to_the_perplexity(tiny):
+    text = "The quick brown fox jumps over the lazy dog. " * 8
+    sums, counts = nll_blocks(tiny, text, max_tokens=64, window=32, block=8)
+    assert counts == [8, 8, 8, 7] * 2  # each window of 32 tokens scores 31, in blocks of 8 from its start
+    assert math.exp(sum(sums) / sum(counts)) == pytest.approx(perplexity(tiny, text, max_tokens=64, window=32))
+    with pytest.raises(ValueError, match="block must be >= 1"):
+        nll_blocks(tiny, text, block=0)
+
+
+def test_general_change_is_paired_and_needs_the_same_items():
+    before = {"mmlu_hits": [1.0, 0.0, 1.0, 0.0], "wikitext_block_nll": [10.0, 20.0], "wikitext_block_tokens": [5, 5]}
+    after = {"mmlu_hits": [1.0, 1.0, 1.0, 0.0], "wikitext_block_nll": [11.0, 22.0], "wikitext_block_tokens": [5, 5]}
+    change = general_change(before, after, resamples=500)
+    assert change["mmlu_change"] == pytest.approx(0.25)  # one question of four gained
+    lo, hi = change["mmlu_change_ci"]
+    assert 0 <= lo <= 0.25 <= hi <= 1  # never below 0: no question was lost
+    assert change["wikitext_ppl_change"] == pytest.approx(math.exp(3 / 10) - 1)  # 0.3 nats/token more
+    lo, hi = change["wikitext_ppl_change_ci"]
+    assert math.exp(1 / 5) - 1 - 1e-9 <= lo <= hi <= math.exp(2 / 5) - 1 + 1e-9  # between the blocks' own changes
+    assert general_change(before, before)["wikitext_ppl_change_ci"] == [0.0, 0.0]
+    # other items (another MMLU draw, another text or window) or figures recorded without them: left out
+    assert general_change(before, {**after, "mmlu_hits": [1.0], "wikitext_block_tokens": [4, 6]}) == {}
+    assert general_change({"mmlu_acc": 0.5, "wikitext_ppl": 20.0}, after) == {}

@@ -4,6 +4,7 @@ resumed run keeps the figures of its replayed steps instead of measuring them ag
 from __future__ import annotations
 
 import json
+import math
 
 import pytest
 from test_eval_resume import Counting, Interrupted
@@ -206,3 +207,31 @@ def test_real_weights_real_figures(tiny, shared_data):
     assert len(set(ppl)) == 3  # every measured point saw other weights
     assert outcome.extra["wikitext_ppl"] == ppl[2]
     assert log.figures("ft-c", "step 1") == {"after": steps["2"]} and log.figures("ft-c", "step 0") == {}
+
+
+def test_each_measured_step_against_the_base_model_with_paired_intervals(monkeypatch, squad, golds, tmp_path):
+    """With the per-item figures (`mmlu_hits`, WikiText-2 blocks) each step's change from the base model comes
+    with a paired interval, in summary.json and in the by-step table."""
+
+    def fake(lm, config):  # each injection costs one of ten MMLU questions and 0.1 nats/token on every block
+        k = lm.injections
+        return {"mmlu_acc": (10 - k) / 10, "wikitext_ppl": 10.0, "mmlu_hits": [1.0] * (10 - k) + [0.0] * k,
+                "wikitext_block_nll": [0.1 * k * 4] * 3, "wikitext_block_tokens": [4, 4, 4]}
+
+    monkeypatch.setattr(run_module, "general_ability", fake)
+    method = WithLM("selfparam", golds)
+    _, paths = evaluate(_settings(squad, tmp_path / "run", methods=("selfparam",)), lm=Injected(),
+                        build=lambda n: method)
+    change = json.loads(paths["summary_json"].read_text())["methods"]["selfparam"]["general_change"]
+    assert change["mmlu_change"] == pytest.approx(-0.5) and change["wikitext_ppl_change"] == pytest.approx(
+        math.exp(0.5) - 1)  # after the last (fifth) injection
+    assert list(change["by_step"]) == ["2", "4", "5"]
+    assert change["by_step"]["2"]["mmlu_change"] == pytest.approx(-0.2)
+    lo, hi = change["by_step"]["2"]["mmlu_change_ci"]
+    assert -1 <= lo < -0.2 < hi <= 0  # the two lost questions drawn more or less often, never a gain
+    assert change["by_step"]["4"]["wikitext_ppl_change_ci"] == pytest.approx([math.exp(0.4) - 1] * 2)
+    table = (tmp_path / "run" / "summary.md").read_text()
+    assert "| method | injections | wikitext_ppl | mmlu_acc | perplexity change vs base [95% CI] | MMLU − base" in table
+    assert "| selfparam | 4 | 10.000 | 0.600 | +0.492 [+0.492, +0.492] | -0.400 [" in table
+    assert "| selfparam | 0 | 10.000 | 1.000 | – | – |" in table  # the base model itself
+    assert "| selfparam | +0.649 [+0.649, +0.649] | -0.500 [" in table  # after the last injection

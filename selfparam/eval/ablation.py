@@ -29,8 +29,9 @@ from ..atomic import atomic_write_text
 from ..provenance import provenance
 from .comparison import BASE, QA_TASKS, UPPER, level, report_statistics
 from .configs import recorded_method_configs
+from .general import general_change
 from .report import SAME, with_ci, write_json
-from .tasks import MethodOutcome, TaskResult, retention_from_records
+from .tasks import GENERAL_FIGURES, MethodOutcome, TaskResult, retention_from_records
 
 BASELINES = (BASE, UPPER)
 # settings that differ between any two runs without being a lever (where the run went, how it was shown)
@@ -190,7 +191,8 @@ def ablate(runs: Sequence[tuple[Path, str]], out: Path, reference: str, title: s
                 continue
             if method in BASELINES:
                 baseline_from[method] = (folder, own)
-            rows[name] = {"row": row, "label": None if method in BASELINES else label, "folder": folder}
+            rows[name] = {"row": row, "label": None if method in BASELINES else label, "folder": folder,
+                          "before": run["summary"].get("general_before")}
             records_of[name] = own
             records += [{**r, "method": name} for r in own]
     # a method that failed part-way keeps the contexts it finished (a generator that could not write enough
@@ -234,6 +236,9 @@ def ablate(runs: Sequence[tuple[Path, str]], out: Path, reference: str, title: s
                 entry[key] = s.get(key)
             entry["retention"] = retention_from_records(records_of[name], "f1")
             entry["retention_logprob"] = retention_from_records(records_of[name], "logprob")
+        general = _general_entry(rows[name], rows[reference], at_step, is_reference=name == reference)
+        if general:
+            entry["general"] = general
         entry["inject_seconds_per_context"] = _inject_seconds_per_context(row, asked[name])
         entry["n_questions"] = len(final) if name in statistics else 0
         if row.get("error"):
@@ -253,6 +258,58 @@ def ablate(runs: Sequence[tuple[Path, str]], out: Path, reference: str, title: s
     if task == "sequential":
         paths.update(_plot_retention(methods, out))
     return paths
+
+
+def _general_figures(row: dict[str, Any], at_step: int | None) -> dict[str, Any] | None:
+    """A summary row's general ability after its last injection, or after update `at_step` where measured."""
+    figures = row if at_step is None else (row.get("general_by_step") or {}).get(str(at_step))
+    if isinstance(figures, dict) and any(k in figures for k, _ in GENERAL_FIGURES):
+        return figures
+    return None
+
+
+def _general_entry(this: dict[str, Any], ref: dict[str, Any], at_step: int | None,
+                   is_reference: bool) -> dict[str, Any] | None:
+    """A row's perplexity and MMLU with their paired changes against the base model of its run (`vs_base`) and
+    against the reference row (`vs_reference`, the same items; `general.general_change`)."""
+    figures = _general_figures(this["row"], at_step)
+    if figures is None:
+        return None
+    out: dict[str, Any] = {k: figures.get(k) for k, _ in GENERAL_FIGURES}
+    if isinstance(this["before"], dict):
+        out["vs_base"] = general_change(this["before"], figures)
+    reference = _general_figures(ref["row"], at_step)
+    if reference is not None and not is_reference:
+        out["vs_reference"] = general_change(reference, figures)
+    return out
+
+
+def _general_markdown(ablation: dict[str, Any]) -> list[str]:
+    """Each row's general ability with paired intervals, where the runs measured it (`--general`)."""
+    rows = [(name, m["general"]) for name, m in ablation["methods"].items() if m.get("general")]
+    if not rows:
+        return []
+    lines = [f"## General ability after {_after(ablation)}", "",
+             "| method | WikiText-2 perplexity | change vs base | change vs reference | MMLU | − base | − reference |",
+             "|" + "---|" * 7]
+    for name, g in rows:
+        base, ref = g.get("vs_base") or {}, g.get("vs_reference") or {}
+        is_ref = name == ablation["reference"]
+
+        def cell(change: dict[str, Any], key: str, is_ref: bool = False) -> str:
+            return "reference" if is_ref else with_ci(change.get(key), change.get(key + "_ci"), signed=True)
+
+        lines.append(f"| {name} | {_fmt(g.get('wikitext_ppl'), 2)} | {cell(base, 'wikitext_ppl_change')} | "
+                     f"{cell(ref, 'wikitext_ppl_change', is_ref)} | {_fmt(g.get('mmlu_acc'), 3)} | "
+                     f"{cell(base, 'mmlu_change')} | {cell(ref, 'mmlu_change', is_ref)} |")
+    return lines + ["", "Paired 95% bootstrap intervals: perplexity as a relative change (+0.050 = 5% higher) with "
+                    "the WikiText-2 blocks of 64 tokens resampled together; MMLU as accuracy minus accuracy on the "
+                    "same questions. – where a run predates the per-item figures (recorded since 2026-12-07) or "
+                    "measured other items.", ""]
+
+
+def _fmt(value: Any, digits: int) -> str:
+    return "–" if value is None else f"{value:.{digits}f}"
 
 
 def _plot_retention(methods: dict[str, dict[str, Any]], out: Path) -> dict[str, Path]:
@@ -333,6 +390,7 @@ def ablation_markdown(ablation: dict[str, Any], title: str | None = None) -> str
               ""]
     if ablation["task"] == "sequential":
         lines += _kept_markdown(ablation)
+    lines += _general_markdown(ablation)
     lines += ["## Runs and what differs between them", ""]
     for label, run in ablation["runs"].items():
         differs = ", ".join(f"`{k}` = {json.dumps(v, default=str)}" for k, v in run["differs"].items())

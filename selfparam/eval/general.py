@@ -17,13 +17,15 @@ import math
 import random
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Sequence
+from typing import Any, Sequence
 
 import torch
 
 from ..lm import LM, inference_mode
+from .stats import RESAMPLES, SEED, paired_difference, perplexity_change
 
 LETTERS = ("A", "B", "C", "D")
+PPL_BLOCK = 64  # scored tokens per block: the unit a perplexity interval resamples (64 blocks in 4,096 tokens)
 DEFAULT_SUBJECTS = ("high_school_geography", "high_school_us_history", "college_biology",
                     "miscellaneous", "nutrition")
 
@@ -101,19 +103,20 @@ def letter_token_ids(lm: LM) -> list[int]:
     return ids
 
 
-def mmlu_accuracy(lm: LM, folder: Path, subjects: Sequence[str], per_subject: int = 20, shots: int = 0,
-                  seed: int = 0, batch_size: int = 8) -> dict[str, float]:
-    """Accuracy per subject and overall (`"all"`, over questions) on `per_subject` seeded questions each."""
+def mmlu_hits(lm: LM, folder: Path, subjects: Sequence[str], per_subject: int = 20, shots: int = 0,
+              seed: int = 0, batch_size: int = 8) -> dict[str, list[float]]:
+    """Per subject, 1.0 or 0.0 for each of its `per_subject` seeded questions (in the order drawn): whether the
+    best of the four letters was the answer. The same questions for the same arguments, so two models' hits
+    pair up question by question (`general_change`)."""
     letters = letter_token_ids(lm)
     tok = lm.tokenizer
-    per: dict[str, float] = {}
-    hits_all: list[float] = []
+    out: dict[str, list[float]] = {}
     for subject in subjects:
         questions = load_mmlu(folder, subject, "test")
         drawn = random.Random(seed).sample(questions, min(per_subject, len(questions)))
         examples = load_mmlu(folder, subject, "dev")[:shots] if shots else []
         prompts = [mmlu_prompt(q, examples) for q in drawn]
-        hits = []
+        hits: list[float] = []
         with inference_mode(lm):
             for start in range(0, len(prompts), batch_size):
                 batch = prompts[start:start + batch_size]
@@ -123,49 +126,98 @@ def mmlu_accuracy(lm: LM, folder: Path, subjects: Sequence[str], per_subject: in
                 logits = lm.model(**enc, position_ids=positions).logits[:, -1, :]  # (B, V) next-token logits
                 predicted = logits[:, letters].argmax(-1).tolist()
                 hits += [float(p == q.answer) for p, q in zip(predicted, drawn[start:start + batch_size])]
-        per[subject] = sum(hits) / len(hits)
-        hits_all += hits
-    per["all"] = sum(hits_all) / len(hits_all)
-    return per
+        out[subject] = hits
+    return out
 
 
-def perplexity(lm: LM, text: str, max_tokens: int = 4096, window: int = 512) -> float:
-    """exp(mean NLL) of the first `max_tokens` tokens of `text`, in non-overlapping windows of `window`."""
+def mmlu_accuracy(lm: LM, folder: Path, subjects: Sequence[str], per_subject: int = 20, shots: int = 0,
+                  seed: int = 0, batch_size: int = 8) -> dict[str, float]:
+    """Accuracy per subject and overall (`"all"`, over questions) on `per_subject` seeded questions each."""
+    hits = mmlu_hits(lm, folder, subjects, per_subject, shots, seed, batch_size)
+    every = [h for subject in subjects for h in hits[subject]]
+    return {**{s: sum(h) / len(h) for s, h in hits.items()}, "all": sum(every) / len(every)}
+
+
+def nll_blocks(lm: LM, text: str, max_tokens: int = 4096, window: int = 512,
+               block: int = PPL_BLOCK) -> tuple[list[float], list[int]]:
+    """The summed NLL and the number of scored tokens of each block of `block` consecutive scored tokens, over
+    the first `max_tokens` tokens of `text` read in non-overlapping windows of `window` (a window's blocks
+    start at its first scored token; its last block may be shorter). The blocks are the same for the same text,
+    tokenizer and arguments, so two models' perplexities pair up block by block (`general_change`)."""
     # tokenize only a prefix that surely holds the budget (no tokenizer averages > 12 chars per token)
     prefix = text[: max_tokens * 12]
     ids = lm.tokenizer(prefix, add_special_tokens=False, return_tensors="pt")["input_ids"][0][:max_tokens]
     window = min(window, lm.max_length)
     if len(ids) < 2:
         raise ValueError("perplexity: the text has fewer than 2 tokens")
-    total_nll, total_tokens = 0.0, 0
+    if block < 1:
+        raise ValueError(f"perplexity: block must be >= 1 token, got {block}")
+    sums: list[float] = []
+    counts: list[int] = []
     with inference_mode(lm):
         for start in range(0, len(ids), window):
             chunk = ids[start:start + window].unsqueeze(0).to(lm.device)  # (1, T)
             if chunk.shape[1] < 2:
                 break
             logits = lm.model(input_ids=chunk).logits.float()  # (1, T, V)
-            nll = torch.nn.functional.cross_entropy(logits[0, :-1], chunk[0, 1:], reduction="sum")
-            total_nll += nll.item()
-            total_tokens += chunk.shape[1] - 1
-    return math.exp(total_nll / total_tokens)
+            nll = torch.nn.functional.cross_entropy(logits[0, :-1], chunk[0, 1:], reduction="none")  # (T-1,)
+            for piece in nll.split(block):
+                sums.append(piece.sum().item())
+                counts.append(piece.numel())
+    return sums, counts
+
+
+def perplexity(lm: LM, text: str, max_tokens: int = 4096, window: int = 512) -> float:
+    """exp(mean NLL) of the first `max_tokens` tokens of `text`, in non-overlapping windows of `window`."""
+    sums, counts = nll_blocks(lm, text, max_tokens, window)
+    return math.exp(sum(sums) / sum(counts))
+
+
+def _wikitext(path: Path) -> str:
+    path = Path(path)
+    if not path.is_file():
+        raise ValueError(f"WikiText file {path} does not exist")
+    return "\n".join(line.strip() for line in path.read_text(encoding="utf-8").splitlines() if line.strip())
 
 
 def wikitext_perplexity(lm: LM, path: Path, max_tokens: int = 4096, window: int = 512) -> float:
     """Perplexity on a WikiText-2 raw file (lines joined as they stand)."""
-    path = Path(path)
-    if not path.is_file():
-        raise ValueError(f"WikiText file {path} does not exist")
-    text = "\n".join(line.strip() for line in path.read_text(encoding="utf-8").splitlines() if line.strip())
-    return perplexity(lm, text, max_tokens, window)
+    return perplexity(lm, _wikitext(path), max_tokens, window)
 
 
-def general_ability(lm: LM, config: GeneralConfig) -> dict[str, float]:
-    """`mmlu_acc` (+ per subject) and/or `wikitext_ppl` of `lm`'s current weights."""
-    out: dict[str, float] = {}
+def general_ability(lm: LM, config: GeneralConfig) -> dict[str, Any]:
+    """`mmlu_acc` (+ per subject) and/or `wikitext_ppl` of `lm`'s current weights, with what they were computed
+    from for paired comparisons (`general_change`): `mmlu_hits` (each question right or not, subject by subject)
+    and `wikitext_block_nll` / `wikitext_block_tokens` (per block of `PPL_BLOCK` scored tokens)."""
+    out: dict[str, Any] = {}
     if config.mmlu_dir is not None:
-        acc = mmlu_accuracy(lm, config.mmlu_dir, config.subjects, config.per_subject, config.shots, config.seed)
-        out["mmlu_acc"] = acc.pop("all")
-        out.update({f"mmlu/{s}": v for s, v in acc.items()})
+        hits = mmlu_hits(lm, config.mmlu_dir, config.subjects, config.per_subject, config.shots, config.seed)
+        every = [h for subject in config.subjects for h in hits[subject]]
+        out["mmlu_acc"] = sum(every) / len(every)
+        out.update({f"mmlu/{s}": sum(h) / len(h) for s, h in hits.items()})
+        out["mmlu_hits"] = every
     if config.wikitext is not None:
-        out["wikitext_ppl"] = wikitext_perplexity(lm, config.wikitext, config.ppl_tokens, config.ppl_window)
+        sums, counts = nll_blocks(lm, _wikitext(config.wikitext), config.ppl_tokens, config.ppl_window)
+        out["wikitext_ppl"] = math.exp(sum(sums) / sum(counts))
+        out["wikitext_block_nll"], out["wikitext_block_tokens"] = sums, counts
+    return out
+
+
+def general_change(before: dict[str, Any], after: dict[str, Any], resamples: int = RESAMPLES,
+                   seed: int = SEED) -> dict[str, Any]:
+    """How general ability moved from `before` (e.g. the base model) to `after`, each figure with a paired 95%
+    bootstrap interval: `wikitext_ppl_change` (relative: 0.05 = 5% higher perplexity; the WikiText-2 blocks
+    resampled together) and `mmlu_change` (accuracy after minus before; the MMLU questions resampled together).
+    A figure is left out where either side lacks its per-item data (runs recorded before 2026-12-07) or the
+    two were measured on other items."""
+    out: dict[str, Any] = {}
+    a, b = after.get("mmlu_hits"), before.get("mmlu_hits")
+    if a and b and len(a) == len(b):
+        est = paired_difference(a, b, resamples, seed)
+        out["mmlu_change"], out["mmlu_change_ci"] = est.value, est.ci
+    na, ta = after.get("wikitext_block_nll"), after.get("wikitext_block_tokens")
+    nb, tb = before.get("wikitext_block_nll"), before.get("wikitext_block_tokens")
+    if na and nb and ta == tb and len(na) == len(nb):
+        est = perplexity_change(na, nb, ta, resamples, seed)
+        out["wikitext_ppl_change"], out["wikitext_ppl_change_ci"] = est.value, est.ci
     return out

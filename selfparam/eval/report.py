@@ -19,6 +19,7 @@ from typing import Any
 from ..atomic import atomic_write_text
 from ..provenance import provenance
 from .comparison import BOOTSTRAP, QA_TASKS, is_statistic, level, report_statistics
+from .general import general_change
 from .progress import LOG_NAME, RESUMABLE
 from .tasks import GENERAL_FIGURES, MethodOutcome, TaskResult
 
@@ -91,12 +92,34 @@ def result_statistics(result: TaskResult) -> dict[str, dict[str, Any]]:
     return report_statistics(result.task, result.records, names)
 
 
+def general_changes(result: TaskResult) -> dict[str, dict[str, Any]]:
+    """Per method, how its general ability moved from the base model's (`general_before`), with paired
+    intervals (`general.general_change`): after its last injection at the top level, and with `--general-every`
+    per measured step under `by_step`. Empty where the run measured none or lacks the per-item figures."""
+    before = result.extra.get("general_before")
+    if not isinstance(before, dict):
+        return {}
+    out: dict[str, dict[str, Any]] = {}
+    for o in result.outcomes:
+        change: dict[str, Any] = general_change(before, o.extra)
+        by_step = {step: general_change(before, figures)
+                   for step, figures in (o.extra.get("general_by_step") or {}).items()
+                   if step != "0" and isinstance(figures, dict)}
+        if any(by_step.values()):
+            change["by_step"] = by_step
+        if change:
+            out[o.name] = change
+    return out
+
+
 def summary_dict(result: TaskResult) -> dict[str, Any]:
     statistics = result_statistics(result)
     summary = {"task": result.task, **result.extra}
     if result.task in QA_TASKS or result.task == "recommendation":
         summary["bootstrap"] = BOOTSTRAP
     summary["methods"] = {o.name: outcome_dict(o, statistics.get(o.name)) for o in result.outcomes}
+    for name, change in general_changes(result).items():  # recomputed on every write (a merge carries none over)
+        summary["methods"][name]["general_change"] = change
     return summary
 
 
@@ -223,7 +246,8 @@ def summary_markdown(result: TaskResult, title: str | None = None) -> str:
     before = result.extra.get("general_before")
     if isinstance(before, dict):
         lines += ["", "General ability of the base model before any injection: "
-                  + ", ".join(f"{k} {_fmt(v, 3)}" for k, v in before.items() if "/" not in k)]
+                  + ", ".join(f"{k} {_fmt(before[k], 3)}" for k, _ in GENERAL_FIGURES if k in before)]
+        lines += _general_change_lines(general_changes(result))
     if result.task == "sequential":
         lines += ["", "Columns above: after the last injection, over all contexts; `f1_all` every cell of the "
                   "retention matrix.", "", "## Right after each context's own injection (the diagonal)", "",
@@ -272,13 +296,42 @@ def _general_by_step_lines(result: TaskResult) -> list[str]:
     if not rows:
         return []
     keys = [k for k, _ in GENERAL_FIGURES if any(k in figures for _, _, figures in rows)] or ["general"]
+    changes = {name: change.get("by_step", {}) for name, change in general_changes(result).items()}
+    shown = [(key, head) for key, head in _CHANGE_COLUMNS
+             if any(key in step for by_step in changes.values() for step in by_step.values())]
+    header = [*keys, *(head for _, head in shown)]
     lines = ["", "## General ability by number of injections (0: the base model)", "",
-             "| method | injections | " + " | ".join(keys) + " |", "|" + "---|" * (len(keys) + 2)]
+             "| method | injections | " + " | ".join(header) + " |", "|" + "---|" * (len(header) + 2)]
     for name, steps, figures in rows:
+        change = changes.get(name, {}).get(steps, {})
         cells = [_fmt(figures.get(k), 3) for k in keys] if "general_error" not in figures \
             else [str(figures["general_error"])] + [""] * (len(keys) - 1)
+        cells += [with_ci(change.get(key), change.get(key + "_ci"), signed=True) for key, _ in shown]
         lines.append(f"| {name} | {steps} | " + " | ".join(cells) + " |")
+    if shown:
+        lines += ["", _CHANGE_NOTE]
     return lines
+
+
+_CHANGE_COLUMNS = (("wikitext_ppl_change", "perplexity change vs base [95% CI]"),
+                   ("mmlu_change", "MMLU − base [95% CI]"))
+_CHANGE_NOTE = ("Changes against the base model, paired: perplexity as a relative change (+0.050 = 5% higher) with "
+                "the WikiText-2 blocks of 64 tokens resampled together, MMLU as accuracy after minus before with the "
+                "same questions resampled together (`general_change` in summary.json).")
+
+
+def _general_change_lines(changes: dict[str, dict[str, Any]]) -> list[str]:
+    """After the last injection, each method's general ability against the base model, with paired intervals."""
+    rows = [(name, change) for name, change in changes.items()
+            if any(key in change for key, _ in _CHANGE_COLUMNS)]
+    if not rows:
+        return []
+    lines = ["", "| method (after its last injection) | " + " | ".join(h for _, h in _CHANGE_COLUMNS) + " |",
+             "|" + "---|" * (len(_CHANGE_COLUMNS) + 1)]
+    for name, change in rows:
+        lines.append(f"| {name} | " + " | ".join(with_ci(change.get(key), change.get(key + "_ci"), signed=True)
+                                                 for key, _ in _CHANGE_COLUMNS) + " |")
+    return lines + ["", _CHANGE_NOTE]
 
 
 def _matrix_lines(heading: str, matrix: list[list[float | None]]) -> list[str]:

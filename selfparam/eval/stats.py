@@ -110,6 +110,23 @@ def paired_difference(a: Sequence[float], b: Sequence[float], resamples: int = R
     return mean_ci(x - y, resamples, seed, level, groups)
 
 
+def perplexity_change(nll: Sequence[float], nll_ref: Sequence[float], tokens: Sequence[float],
+                      resamples: int = RESAMPLES, seed: int = SEED, level: float = LEVEL) -> Estimate:
+    """The relative change of perplexity against a reference on the same text, `ppl / ppl_ref - 1`, from the
+    summed NLL of each block of tokens (aligned: block j is the same tokens for both) and the blocks' token
+    counts; the blocks are resampled together, so the interval is over the text, paired.
+
+        >>> round(perplexity_change([2.0, 2.0], [1.0, 1.0], [1, 1]).value, 4)   # e**1 - 1
+        1.7183
+    """
+    a, b, n = _aligned(nll=nll, nll_ref=nll_ref, tokens=tokens)
+    if a.size == 0 or n.sum() <= 0:
+        return Estimate(None, None)
+    value = float(np.exp((a.sum() - b.sum()) / n.sum()) - 1)
+    ma, mb, mn = _resampled_means([a, b, n], None, resamples, seed)
+    return Estimate(value, _interval(np.exp((ma - mb) / mn) - 1, level))
+
+
 def _ratio(num: np.ndarray, den: np.ndarray) -> np.ndarray:
     with np.errstate(divide="ignore", invalid="ignore"):
         return np.where(den > 0, num / np.where(den > 0, den, 1.0), np.nan)
