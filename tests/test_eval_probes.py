@@ -23,6 +23,7 @@ from selfparam.eval.boundary import (
 from selfparam.eval.conflicts import ConflictConfig, classify, draw, load_fact_cases, run_conflicts, shares
 from selfparam.eval.loaders import ContextQA, QuestionAnswers
 from selfparam.methods.base import Context
+from selfparam.methods.rag.config import RAGConfig
 
 RECORDS = [
     {"case_id": 0, "prompt": "The mother tongue of Danielle Darrieux is", "target_new": "English",
@@ -351,6 +352,9 @@ def test_cli_conflicts_and_boundary_on_the_tiny_model(tiny_dir, cf_file, tmp_pat
         assert r["answers"] == 8 and sum(r[o] for o in ("later_wins", "earlier_kept", "both", "neither")) == 1.0
     # the unchanged model reads the later fact in its prompt; a retriever has no model of its own to ask
     assert summary["methods"]["base"]["read_answers"] == 8 and "reading" not in summary["methods"]["rag-bm25"]
+    # each method's settings are recorded with its figures (the retriever's defaults here; base has none)
+    assert summary["methods"]["rag-bm25"]["config"]["top_k"] == RAGConfig().top_k
+    assert "config" not in summary["methods"]["base"]
 
     squad = tmp_path / "squad.json"
     squad.write_text(json.dumps({"data": [{"title": "sb", "paragraphs": [

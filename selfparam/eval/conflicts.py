@@ -31,7 +31,7 @@ from __future__ import annotations
 import json
 import random
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, is_dataclass
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
@@ -241,6 +241,16 @@ def write_rows_and_summary(summary: dict, out: Path) -> dict[str, dict]:
     return methods
 
 
+def method_settings(method: Any) -> dict[str, Any] | None:
+    """The settings a method ran with (its `config` dataclass, defaults and `--method-config` alike, as JSON
+    values), without the target settings the run sets for every method; None for a method without one."""
+    config = getattr(method, "config", None)
+    if config is None or not is_dataclass(config):
+        return None
+    values = json.loads(json.dumps(asdict(config), default=str))  # paths and the like as text
+    return {k: v for k, v in values.items() if k != "targets"}
+
+
 def run_each(task: str, names: Sequence[str], build: Callable[[str], Any], run: Callable[[Any], dict],
              summary: dict, out: Path, write: Callable[[dict, Path], None]) -> dict:
     """Every named method through the shared harness (`tasks.run_methods`: failure isolation, reset): its
@@ -249,13 +259,15 @@ def run_each(task: str, names: Sequence[str], build: Callable[[str], Any], run: 
     from .tasks import run_methods
 
     def body(name, method, meter, records, outcome, log):
+        outcome.extra["config"] = method_settings(method)
         outcome.extra["figures"] = run(method)
 
     for name in names:
         started = time.perf_counter()
         outcome = run_methods(task, [name], build, body).outcomes[0]
         if outcome.status == "ok":
-            summary["methods"][name] = {**outcome.extra["figures"], "seconds": round(time.perf_counter() - started, 1)}
+            summary["methods"][name] = {**outcome.extra["figures"], "seconds": round(time.perf_counter() - started, 1),
+                                        **({"config": outcome.extra["config"]} if outcome.extra["config"] else {})}
         else:
             summary.setdefault("failed", {})[name] = outcome.error
         write(summary, out)
@@ -274,7 +286,8 @@ def rewrite_report(out: Path, summarize: Callable[[Sequence[dict]], dict],
     rows: dict[str, list[dict]] = {}
     for _, row in read_jsonl(out / "predictions.jsonl"):
         rows.setdefault(row.pop("method"), []).append(row)
-    summary["methods"] = {name: {**summarize(rows[name]), "seconds": figures.get("seconds")}
+    summary["methods"] = {name: {**summarize(rows[name]), "seconds": figures.get("seconds"),
+                                 **({"config": figures["config"]} if "config" in figures else {})}
                           for name, figures in summary.get("methods", {}).items() if name in rows}
     write(summary, out)
     return summary
