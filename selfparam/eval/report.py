@@ -118,7 +118,7 @@ def summary_dict(result: TaskResult) -> dict[str, Any]:
     if result.task in QA_TASKS or result.task == "recommendation":
         summary["bootstrap"] = BOOTSTRAP
     summary["methods"] = {o.name: outcome_dict(o, statistics.get(o.name)) for o in result.outcomes}
-    for name, change in general_changes(result).items():  # recomputed on every write (a merge carries none over)
+    for name, change in general_changes(result).items():  # recomputed on every write (a merged row's copy replaced)
         summary["methods"][name]["general_change"] = change
     return summary
 
