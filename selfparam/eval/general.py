@@ -134,8 +134,16 @@ def mmlu_accuracy(lm: LM, folder: Path, subjects: Sequence[str], per_subject: in
                   seed: int = 0, batch_size: int = 8) -> dict[str, float]:
     """Accuracy per subject and overall (`"all"`, over questions) on `per_subject` seeded questions each."""
     hits = mmlu_hits(lm, folder, subjects, per_subject, shots, seed, batch_size)
-    every = [h for subject in subjects for h in hits[subject]]
-    return {**{s: sum(h) / len(h) for s, h in hits.items()}, "all": sum(every) / len(every)}
+    return {**{s: _mean(h) for s, h in hits.items()}, "all": _mean(_every(hits, subjects))}
+
+
+def _every(hits: dict[str, list[float]], subjects: Sequence[str]) -> list[float]:
+    """All subjects' hits in one list, subject by subject: the order `mmlu_hits` pairs two models by."""
+    return [h for subject in subjects for h in hits[subject]]
+
+
+def _mean(values: Sequence[float]) -> float:
+    return sum(values) / len(values)
 
 
 def nll_blocks(lm: LM, text: str, max_tokens: int = 4096, window: int = 512,
@@ -161,16 +169,19 @@ def nll_blocks(lm: LM, text: str, max_tokens: int = 4096, window: int = 512,
                 break
             logits = lm.model(input_ids=chunk).logits.float()  # (1, T, V)
             nll = torch.nn.functional.cross_entropy(logits[0, :-1], chunk[0, 1:], reduction="none")  # (T-1,)
-            for piece in nll.split(block):
-                sums.append(piece.sum().item())
-                counts.append(piece.numel())
+            pieces = nll.split(block)
+            sums += torch.stack([p.sum() for p in pieces]).tolist()  # one transfer per window
+            counts += [p.numel() for p in pieces]
     return sums, counts
+
+
+def _perplexity(sums: Sequence[float], counts: Sequence[int]) -> float:
+    return math.exp(sum(sums) / sum(counts))
 
 
 def perplexity(lm: LM, text: str, max_tokens: int = 4096, window: int = 512) -> float:
     """exp(mean NLL) of the first `max_tokens` tokens of `text`, in non-overlapping windows of `window`."""
-    sums, counts = nll_blocks(lm, text, max_tokens, window)
-    return math.exp(sum(sums) / sum(counts))
+    return _perplexity(*nll_blocks(lm, text, max_tokens, window))
 
 
 def _wikitext(path: Path) -> str:
@@ -192,13 +203,13 @@ def general_ability(lm: LM, config: GeneralConfig) -> dict[str, Any]:
     out: dict[str, Any] = {}
     if config.mmlu_dir is not None:
         hits = mmlu_hits(lm, config.mmlu_dir, config.subjects, config.per_subject, config.shots, config.seed)
-        every = [h for subject in config.subjects for h in hits[subject]]
-        out["mmlu_acc"] = sum(every) / len(every)
-        out.update({f"mmlu/{s}": sum(h) / len(h) for s, h in hits.items()})
+        every = _every(hits, config.subjects)
+        out["mmlu_acc"] = _mean(every)
+        out.update({f"mmlu/{s}": _mean(h) for s, h in hits.items()})
         out["mmlu_hits"] = every
     if config.wikitext is not None:
         sums, counts = nll_blocks(lm, _wikitext(config.wikitext), config.ppl_tokens, config.ppl_window)
-        out["wikitext_ppl"] = math.exp(sum(sums) / sum(counts))
+        out["wikitext_ppl"] = _perplexity(sums, counts)
         out["wikitext_block_nll"], out["wikitext_block_tokens"] = sums, counts
     return out
 

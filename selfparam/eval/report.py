@@ -244,10 +244,11 @@ def summary_markdown(result: TaskResult, title: str | None = None) -> str:
                   "titles; its recovery = (LP − LP Base(Q)) / (LP Base(C+Q) − LP Base(Q)); − SELF-PARAM: paired "
                   "difference on the same turns, `level` when its interval contains 0. r1–r4: the paper's recall."]
     before = result.extra.get("general_before")
+    changes = general_changes(result)  # bootstrap intervals: computed once for both tables below
     if isinstance(before, dict):
         lines += ["", "General ability of the base model before any injection: "
                   + ", ".join(f"{k} {_fmt(before[k], 3)}" for k, _ in GENERAL_FIGURES if k in before)]
-        lines += _general_change_lines(general_changes(result))
+        lines += _general_change_lines(changes)
     if result.task == "sequential":
         lines += ["", "Columns above: after the last injection, over all contexts; `f1_all` every cell of the "
                   "retention matrix.", "", "## Right after each context's own injection (the diagonal)", "",
@@ -256,7 +257,7 @@ def summary_markdown(result: TaskResult, title: str | None = None) -> str:
         for o in result.outcomes:
             if o.name in statistics:
                 lines.append(f"| {o.name} | " + " | ".join(_stat_cells(statistics[o.name], "_diagonal")) + " |")
-        lines += _general_by_step_lines(result)
+        lines += _general_by_step_lines(result, changes)
         for o in result.outcomes:
             if o.retention is not None:
                 lines += _matrix_lines(f"Retention F1[t][i]: {o.name}", o.retention)
@@ -289,21 +290,21 @@ def _by_context_lines(result: TaskResult, statistics: dict[str, dict[str, Any]])
     return lines
 
 
-def _general_by_step_lines(result: TaskResult) -> list[str]:
+def _general_by_step_lines(result: TaskResult, changes: dict[str, dict[str, Any]]) -> list[str]:
     """Sequential runs with `--general-every`: a row per method and measured step (0 = the base model)."""
     rows = [(o.name, steps, figures) for o in result.outcomes
             for steps, figures in (o.extra.get("general_by_step") or {}).items()]
     if not rows:
         return []
     keys = [k for k, _ in GENERAL_FIGURES if any(k in figures for _, _, figures in rows)] or ["general"]
-    changes = {name: change.get("by_step", {}) for name, change in general_changes(result).items()}
+    by_steps = {name: change.get("by_step", {}) for name, change in changes.items()}  # (`general_changes`)
     shown = [(key, head) for key, head in _CHANGE_COLUMNS
-             if any(key in step for by_step in changes.values() for step in by_step.values())]
+             if any(key in step for by_step in by_steps.values() for step in by_step.values())]
     header = [*keys, *(head for _, head in shown)]
     lines = ["", "## General ability by number of injections (0: the base model)", "",
              "| method | injections | " + " | ".join(header) + " |", "|" + "---|" * (len(header) + 2)]
     for name, steps, figures in rows:
-        change = changes.get(name, {}).get(steps, {})
+        change = by_steps.get(name, {}).get(steps, {})
         cells = [_fmt(figures.get(k), 3) for k in keys] if "general_error" not in figures \
             else [str(figures["general_error"])] + [""] * (len(keys) - 1)
         cells += [with_ci(change.get(key), change.get(key + "_ci"), signed=True) for key, _ in shown]
