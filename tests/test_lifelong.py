@@ -78,7 +78,11 @@ def test_lifelong_cli(tiny, tmp_path, recipe_ready, monkeypatch):
     r = CliRunner().invoke(app, ["lifelong", "--data", str(tmp_path / "cf.json"), "--methods", "recipe",
                                  "--edits", "1,3", "--out", str(tmp_path / "o"), "--max-new-tokens", "3"])
     assert r.exit_code == 0, r.output
-    assert "| recipe | 3 |" in r.output
+    assert "| recipe | 3 |" in r.output and "recipe: editing" in r.output  # the progress bar, on by default
+    r = CliRunner().invoke(app, ["lifelong", "--data", str(tmp_path / "cf.json"), "--methods", "recipe",
+                                 "--edits", "1,3", "--out", str(tmp_path / "quiet"), "--max-new-tokens", "3",
+                                 "--no-progress"])
+    assert r.exit_code == 0 and "| recipe | 3 |" in r.output and "recipe: editing" not in r.output, r.output
     r = CliRunner().invoke(app, ["lifelong", "--data", str(tmp_path / "cf.json"), "--methods", "recipe,nope"])
     assert r.exit_code == 2 and "unknown method 'nope'" in r.output and "Traceback" not in r.output
     r = CliRunner().invoke(app, ["lifelong", "--data", str(tmp_path / "cf.json"), "--methods", "selfparam",

@@ -10,7 +10,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from .eval import NPairs, TargetsDir, Unrelated
+from .eval import NPairs, Progress, TargetsDir, Unrelated
 from .probes import PROBE_QUESTIONS
 
 
@@ -52,6 +52,7 @@ def lifelong(
     seed: Annotated[int, typer.Option()] = 0,
     device: Annotated[str, typer.Option()] = "auto",
     dtype: Annotated[str, typer.Option()] = "auto",
+    progress: Progress = True,
 ) -> None:
     """Lifelong knowledge editing: reliability, generality, locality and edit time after each edit count."""
     try:
@@ -69,7 +70,8 @@ def lifelong(
 def _lifelong(data: Path, methods: str, edits: str, out: Path, model: str, max_edits: str | None,
               method_config: Path | None, eval_sample: int, gen_sample: int, max_new_tokens: int, mmlu: Path | None,
               mmlu_questions: int, n_pairs: int | None, unrelated: Path | None, targets_dir: Path | None,
-              pair_samples: int | None, pair_tokens: int | None, seed: int, device: str, dtype: str) -> dict:
+              pair_samples: int | None, pair_tokens: int | None, seed: int, device: str, dtype: str,
+              progress: bool = True) -> dict:
     from ..eval.editing_data import distinct_edits, load_edits
     from ..eval.lifelong import LifelongConfig, run_lifelong
     from ..eval.run import shared_target_resources
@@ -110,4 +112,5 @@ def _lifelong(data: Path, methods: str, edits: str, out: Path, model: str, max_e
                                         generator_samples=pair_samples, generator_max_new_tokens=pair_tokens,
                                         questions=PROBE_QUESTIONS)  # one-sentence edits, as the probes'
     return run_lifelong(lm, {n: configs.get(n) for n in names}, records, cfg, out, data_name=str(data),
-                        command="selfparam eval lifelong " + shlex.join(_own_args(sys.argv)), resources=resources)
+                        command="selfparam eval lifelong " + shlex.join(_own_args(sys.argv)), resources=resources,
+                        progress=progress)
