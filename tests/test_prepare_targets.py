@@ -66,6 +66,36 @@ def test_without_fact_cycle_each_distinct_pair_is_trained_once(squad, tmp_path):
     assert len(short["unrelated"]) == round(0.5 * len(distinct)) and len(full["unrelated"]) == 100
 
 
+def test_unrelated_ratio_sets_the_unrelated_sentences_per_pair_and_is_cached_apart(squad, tmp_path):
+    """--unrelated-ratio: round(ratio * pairs) unrelated sentences in each set (default 0.5), under another key."""
+    lm = tiny_lm(max_position_embeddings=2048)
+    unrelated = tmp_path / "unrelated.txt"
+    unrelated.write_text("\n".join(f"Sentence number {i} is about nothing in particular." for i in range(200)))
+
+    def sets(**kw):
+        settings = EvalSettings("single", squad, tmp_path / "run", methods=("selfparam",), n=1, progress=False,
+                                n_pairs=20, fact_phrasings=1, articles="1-16", unrelated=unrelated,
+                                targets_dir=tmp_path / "targets", **kw)
+        prepare_targets(settings, lm)
+        return {p.parent.name: json.loads(p.read_text()) for p in (tmp_path / "targets").glob("*/*.json")
+                if p.name != "key.json"}
+
+    (folder, default), = sets().items()
+    (doubled,) = [v for k, v in sets(unrelated_ratio=1.0).items() if k != folder]
+    assert (len(default["unrelated"]), len(doubled["unrelated"])) == (10, 20)
+    assert doubled["pairs"] == default["pairs"]
+
+
+@pytest.mark.parametrize("kw, message", [({"unrelated_ratio": -0.5}, "must be >= 0"),
+                                         ({"unrelated_ratio": 1.0, "unrelated": None}, "needs an unrelated corpus")])
+def test_a_bad_unrelated_ratio_is_refused_before_anything_runs(squad, tmp_path, kw, message):
+    unrelated = tmp_path / "unrelated.txt"
+    unrelated.write_text("One sentence about nothing.\n")
+    with pytest.raises(ValueError, match=message):
+        EvalSettings("single", squad, tmp_path / "run", **{"unrelated": unrelated, **kw})
+    assert not (tmp_path / "run").exists()
+
+
 def test_a_context_with_too_few_pairs_is_listed_cached_and_does_not_stop_the_others(squad, tmp_path, monkeypatch):
     from selfparam.targets.generators import LocalGenerator
     from selfparam.targets.types import QAPair

@@ -35,6 +35,9 @@ MaxNew = Annotated[Optional[int], typer.Option("--max-new-tokens",
 NPairs = Annotated[Optional[int], typer.Option("--n-pairs", help="generated QA pairs per context for SELF-PARAM/FT(S)")]
 Unrelated = Annotated[Optional[Path], typer.Option("--unrelated", help="text file of unrelated sentences for the "
                                                                        "target sets (e.g. wikitext2/wiki.test.raw)")]
+UnrelatedRatio = Annotated[Optional[float], typer.Option("--unrelated-ratio", help="unrelated sentences per pair in "
+                                                                           "the target sets (default 0.5); needs "
+                                                                           "--unrelated")]
 TargetsDir = Annotated[Optional[Path], typer.Option("--targets-dir", help="target-set cache (default OUT/targets); "
                                                                           "share it between runs on the same data")]
 MethodConfig = Annotated[Optional[Path], typer.Option("--method-config", help='JSON {"method": {setting: value}}')]
@@ -74,9 +77,9 @@ TargetsOnly = Annotated[bool, typer.Option("--targets-only", help="run no method
 
 def _run(task: str, data: Path, methods: str, n: int, seed: int, out: Path, model: str, device: str, dtype: str,
          questions_per_context: int, max_new_tokens: int | None, n_pairs: int | None, unrelated: Path | None,
-         targets_dir: Path | None, method_config: Path | None, general: bool, mmlu: Path | None,
-         mmlu_subjects: str | None, mmlu_per_subject: int, wikitext: Path | None, ppl_tokens: int, progress: bool,
-         seeds: str | None = None, report_only: bool = False, targets_only: bool = False,
+         unrelated_ratio: float | None, targets_dir: Path | None, method_config: Path | None, general: bool,
+         mmlu: Path | None, mmlu_subjects: str | None, mmlu_per_subject: int, wikitext: Path | None, ppl_tokens: int,
+         progress: bool, seeds: str | None = None, report_only: bool = False, targets_only: bool = False,
          exclude: list[str] | None = None, **task_options) -> None:
     import shlex
     import sys
@@ -94,7 +97,8 @@ def _run(task: str, data: Path, methods: str, n: int, seed: int, out: Path, mode
         settings = EvalSettings(
             task=task, data=data, out=out, methods=tuple(m.strip() for m in methods.split(",") if m.strip()), n=n,
             seed=seed, model=model, device=device, dtype=dtype, questions_per_context=questions_per_context,
-            max_new_tokens=max_new_tokens, n_pairs=n_pairs, unrelated=unrelated, targets_dir=targets_dir,
+            max_new_tokens=max_new_tokens, n_pairs=n_pairs, unrelated=unrelated, unrelated_ratio=unrelated_ratio,
+            targets_dir=targets_dir,
             method_config=method_config, general=general_config, progress=progress,
             exclude=tuple(exclude or ()),
             command=shlex.join(["selfparam", "eval", *sys.argv[sys.argv.index(task):]]) if task in sys.argv
@@ -135,7 +139,8 @@ def single(data: Data, out: Out, methods: Methods = _QA_DEFAULT_METHODS, n: N = 
            seeds: Seeds = None,
            model: Model = "smollm2-135m", device: Device = "auto", dtype: Dtype = "auto",
            questions_per_context: QPC = 3, max_new_tokens: MaxNew = None, n_pairs: NPairs = None,
-           unrelated: Unrelated = None, targets_dir: TargetsDir = None, method_config: MethodConfig = None,
+           unrelated: Unrelated = None, unrelated_ratio: UnrelatedRatio = None,
+           targets_dir: TargetsDir = None, method_config: MethodConfig = None,
            general: General = False, mmlu: MMLU = None, mmlu_subjects: Subjects = None,
            mmlu_per_subject: PerSubject = 20, wikitext: Wikitext = None, ppl_tokens: PplTokens = 4096,
            articles: Articles = None, exclude: Exclude = None, questions: Questions = "facts",
@@ -152,7 +157,8 @@ def batch(data: Data, out: Out, methods: Methods = _QA_DEFAULT_METHODS, n: N = 2
           seed: Seed = 0, seeds: Seeds = None, model: Model = "smollm2-135m", device: Device = "auto",
           dtype: Dtype = "auto",
           questions_per_context: QPC = 3, max_new_tokens: MaxNew = None, n_pairs: NPairs = None,
-          unrelated: Unrelated = None, targets_dir: TargetsDir = None, method_config: MethodConfig = None,
+          unrelated: Unrelated = None, unrelated_ratio: UnrelatedRatio = None,
+          targets_dir: TargetsDir = None, method_config: MethodConfig = None,
           general: General = False, mmlu: MMLU = None, mmlu_subjects: Subjects = None,
           mmlu_per_subject: PerSubject = 20, wikitext: Wikitext = None, ppl_tokens: PplTokens = 4096,
           articles: Articles = None, exclude: Exclude = None, questions: Questions = "facts",
@@ -169,7 +175,8 @@ def sequential(data: Data, out: Out, methods: Methods = "selfparam,ft-s,ft-c",
                seed: Seed = 0, seeds: Seeds = None, model: Model = "smollm2-135m", device: Device = "auto",
                dtype: Dtype = "auto",
                questions_per_context: QPC = 3, max_new_tokens: MaxNew = None, n_pairs: NPairs = None,
-               unrelated: Unrelated = None, targets_dir: TargetsDir = None, method_config: MethodConfig = None,
+               unrelated: Unrelated = None, unrelated_ratio: UnrelatedRatio = None,
+               targets_dir: TargetsDir = None, method_config: MethodConfig = None,
                general: General = False, general_every: GeneralEvery = 0, mmlu: MMLU = None,
                mmlu_subjects: Subjects = None, mmlu_per_subject: PerSubject = 20, wikitext: Wikitext = None,
                ppl_tokens: PplTokens = 4096, articles: Articles = None, exclude: Exclude = None,
@@ -191,7 +198,8 @@ def recommendation(data: Data, out: Out, methods: Methods = "base,base-cq,ft-c,f
                    n: N = 20, seed: Seed = 0, seeds: Seeds = None, model: Model = "smollm2-135m",
                    device: Device = "auto",
                    dtype: Dtype = "auto", max_new_tokens: MaxNew = None, n_pairs: NPairs = None,
-                   unrelated: Unrelated = None, targets_dir: TargetsDir = None, method_config: MethodConfig = None,
+                   unrelated: Unrelated = None, unrelated_ratio: UnrelatedRatio = None,
+                   targets_dir: TargetsDir = None, method_config: MethodConfig = None,
                    general: General = False, mmlu: MMLU = None, mmlu_subjects: Subjects = None,
                    mmlu_per_subject: PerSubject = 20, wikitext: Wikitext = None, ppl_tokens: PplTokens = 4096,
                    report_only: ReportOnly = False, progress: Progress = True) -> None:

@@ -56,6 +56,7 @@ class EvalSettings:
     dataset: str | None = None  # recommendation: inspired | redial (a subfolder of `data`)
     n_pairs: int | None = None  # generated pairs per context (None: the target builder's default)
     unrelated: Path | None = None  # unrelated sentences for the target sets (None: none)
+    unrelated_ratio: float | None = None  # unrelated sentences per pair (None: the target builder's default)
     questions: str = "facts"  # target questions: answer-aware fact-covering ones, or the paper's prompt ("paper")
     fact_phrasings: int = DEFAULT_FACT_PHRASINGS  # questions="facts": questions per fact (1: the cloze alone)
     fact_cycle: bool = True  # questions="facts": sets with fewer than n_pairs distinct pairs repeated up to n_pairs
@@ -112,6 +113,11 @@ class EvalSettings:
             raise ValueError("general_every: measures general ability, so it needs --general (a GeneralConfig)")
         if self.unrelated is not None and not Path(self.unrelated).is_file():
             raise ValueError(f"unrelated corpus {self.unrelated} does not exist")
+        if self.unrelated_ratio is not None:
+            TargetConfig(unrelated_ratio=self.unrelated_ratio)  # its one check: >= 0
+            if self.unrelated is None and self.unrelated_ratio > 0:
+                raise ValueError(f"unrelated_ratio={self.unrelated_ratio} draws unrelated sentences: it needs an "
+                                 "unrelated corpus (--unrelated)")
         if self.targets_dir is None:
             self.targets_dir = self.out / "targets"
 
@@ -136,7 +142,8 @@ def load_task_data(settings: EvalSettings):
 def make_resources(settings: EvalSettings, lm: LM) -> Resources:
     """The run's shared target builder (see `shared_target_resources`)."""
     return shared_target_resources(lm, seed=settings.seed, unrelated=settings.unrelated, n_pairs=settings.n_pairs,
-                                   questions=settings.questions, fact_phrasings=settings.fact_phrasings,
+                                   unrelated_ratio=settings.unrelated_ratio, questions=settings.questions,
+                                   fact_phrasings=settings.fact_phrasings,
                                    fact_cycle=settings.fact_cycle,
                                    targets_dir=settings.targets_dir, progress=settings.progress)
 
