@@ -18,6 +18,19 @@ def _settings(squad, tmp_path, questions="facts", **kw):
                         n_pairs=2, questions=questions, articles="1-16", targets_dir=tmp_path / "targets", **kw)
 
 
+def _one_context_sets(squad, tmp_path, lm, n_pairs, **kw):
+    """Builds the target set of one drawn context with a 200-sentence unrelated corpus; every set in the cache so
+    far, by its key folder."""
+    unrelated = tmp_path / "unrelated.txt"
+    unrelated.write_text("\n".join(f"Sentence number {i} is about nothing in particular." for i in range(200)))
+    settings = EvalSettings("single", squad, tmp_path / "run", methods=("selfparam",), n=1, progress=False,
+                            n_pairs=n_pairs, fact_phrasings=1, articles="1-16", unrelated=unrelated,
+                            targets_dir=tmp_path / "targets", **kw)
+    prepare_targets(settings, lm)
+    return {p.parent.name: json.loads(p.read_text()) for p in (tmp_path / "targets").glob("*/*.json")
+            if p.name != "key.json"}
+
+
 def test_each_drawn_context_is_built_once_then_reused(squad, tmp_path):
     lm = tiny_lm(max_position_embeddings=2048)  # byte tokens: a fact prompt is ~600 of them
     first = prepare_targets(_settings(squad, tmp_path), lm)
@@ -44,20 +57,8 @@ def test_without_fact_cycle_each_distinct_pair_is_trained_once(squad, tmp_path):
     """--no-fact-cycle: a set keeps its distinct pairs (fewer than n_pairs), with unrelated sentences in proportion;
     the default repeats them up to n_pairs. Cached apart (another key)."""
     lm = tiny_lm(max_position_embeddings=2048)
-    unrelated = tmp_path / "unrelated.txt"
-    unrelated.write_text("\n".join(f"Sentence number {i} is about nothing in particular." for i in range(200)))
-
-    def sets(**kw):
-        settings = EvalSettings("single", squad, tmp_path / "run", methods=("selfparam",), n=1, progress=False,
-                                n_pairs=200, fact_phrasings=1, articles="1-16", unrelated=unrelated,
-                                targets_dir=tmp_path / "targets", **kw)
-        prepare_targets(settings, lm)
-        return {p.parent.name: json.loads(p.read_text()) for p in (tmp_path / "targets").glob("*/*.json")
-                if p.name != "key.json"}
-
-    cycled = sets()
-    (folder, full), = cycled.items()
-    once = {k: v for k, v in sets(fact_cycle=False).items() if k != folder}
+    (folder, full), = _one_context_sets(squad, tmp_path, lm, 200).items()
+    once = {k: v for k, v in _one_context_sets(squad, tmp_path, lm, 200, fact_cycle=False).items() if k != folder}
     (short,) = once.values()
     distinct = {(p["question"], p["answer"]) for p in full["pairs"]}
     assert len(full["pairs"]) == 200 and len(distinct) < 200
@@ -69,19 +70,8 @@ def test_without_fact_cycle_each_distinct_pair_is_trained_once(squad, tmp_path):
 def test_unrelated_ratio_sets_the_unrelated_sentences_per_pair_and_is_cached_apart(squad, tmp_path):
     """--unrelated-ratio: round(ratio * pairs) unrelated sentences in each set (default 0.5), under another key."""
     lm = tiny_lm(max_position_embeddings=2048)
-    unrelated = tmp_path / "unrelated.txt"
-    unrelated.write_text("\n".join(f"Sentence number {i} is about nothing in particular." for i in range(200)))
-
-    def sets(**kw):
-        settings = EvalSettings("single", squad, tmp_path / "run", methods=("selfparam",), n=1, progress=False,
-                                n_pairs=20, fact_phrasings=1, articles="1-16", unrelated=unrelated,
-                                targets_dir=tmp_path / "targets", **kw)
-        prepare_targets(settings, lm)
-        return {p.parent.name: json.loads(p.read_text()) for p in (tmp_path / "targets").glob("*/*.json")
-                if p.name != "key.json"}
-
-    (folder, default), = sets().items()
-    (doubled,) = [v for k, v in sets(unrelated_ratio=1.0).items() if k != folder]
+    (folder, default), = _one_context_sets(squad, tmp_path, lm, 20).items()
+    (doubled,) = [v for k, v in _one_context_sets(squad, tmp_path, lm, 20, unrelated_ratio=1.0).items() if k != folder]
     assert (len(default["unrelated"]), len(doubled["unrelated"])) == (10, 20)
     assert doubled["pairs"] == default["pairs"]
 
