@@ -40,6 +40,17 @@ A recorded run started before a setting was added resumes only if that setting n
 run's figures. A setting added without it only gets a warning on resumption."""
 
 
+def retired_values(cls: type) -> dict[str, Any]:
+    """`{"setting": value}`: settings removed from the config class `cls` (its `RETIRED` class attribute), each
+    with the value that behaves as the code does without it. A recorded run whose config holds a removed setting
+    at that value resumes (the setting was off, so nothing it did is missing); at another value it does not.
+
+    >>> retired_values(SelfParamConfig)["shots_answers"]
+    False
+    """
+    return dict(getattr(cls, "RETIRED", {}))
+
+
 def absent_values(cls: type, where: str = "") -> dict[str, Any]:
     """`{"field.path": value}` for every (nested) field of the dataclass `cls` that declares, in its metadata
     under `ABSENT`, the value that behaves as the code before it existed.

@@ -304,6 +304,28 @@ def test_a_setting_added_with_a_value_that_behaves_otherwise_refuses_the_resume(
     assert open_run_log(tmp_path, as_before) is not None
 
 
+def test_a_setting_removed_from_the_code_resumes_only_at_its_value_that_behaves_as_today(tmp_path):
+    """`shots_answers` was removed (off is what the code does without it): a run recorded with it off grows on
+    today's code; one recorded with it on cannot be repeated, and the resume check names it."""
+    import dataclasses as dc
+
+    from selfparam.eval.run import open_run_log
+    from selfparam.methods.selfparam import SelfParamConfig
+
+    def config(**extra) -> dict:
+        return {"settings": {"task": "single", "n": 2, "seed": 0},
+                "method_configs": {"selfparam": {**dc.asdict(SelfParamConfig()), **extra}}, "items": ["a", "b"]}
+
+    (tmp_path / "progress.jsonl").write_text("")
+    for recorded, resumes in ((False, True), (True, False)):
+        (tmp_path / "config.json").write_text(json.dumps(config(shots_answers=recorded)))
+        if resumes:
+            assert open_run_log(tmp_path, config()) is not None
+        else:
+            with pytest.raises(ValueError, match="selfparam.shots_answers"):
+                open_run_log(tmp_path, config())
+
+
 def test_a_methods_own_targets_neither_recorded_nor_compared(squad, golds, tmp_path):
     """The harness trains every method on the run's shared target sets (the run's `questions`, `n_pairs`,
     `unrelated`); a method config's own `targets` is never used. Runs recorded it at its default of the day, so a

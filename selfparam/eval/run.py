@@ -20,7 +20,7 @@ from tqdm.auto import tqdm
 from ..lm import DEFAULT_MODEL, LM, load_lm
 from ..methods.base import KnowledgeMethod, Resources
 from ..methods.registry import METHODS, QA_METHODS, build_method, config_class, preflight
-from ..settings import absent_values
+from ..settings import absent_values, retired_values
 from ..targets import TooFewPairsError
 from ..targets.config import DEFAULT_FACT_PHRASINGS, TargetConfig
 from . import tasks
@@ -188,8 +188,9 @@ def open_run_log(out: Path, config: dict[str, Any]) -> RunLog:
     # which methods run may change (each method's figures are its own): the configs of the methods both the run
     # and this command name are compared; a method added to the run starts its own units
     both = _methods_of(old) & _methods_of(config)
-    old = {**old, "method_configs": {k: v for k, v in recorded_method_configs(old.get("method_configs")).items()
-                                     if k in both}}
+    old = {**old, "method_configs": _without_retired({k: v for k, v in
+                                                       recorded_method_configs(old.get("method_configs")).items()
+                                                       if k in both})}
     config = {**config, "method_configs": {k: v for k, v in config["method_configs"].items() if k in both}}
     grows = _grows(old, config)
     left_out = sorted(set(old.get("settings", {}).get("methods") or ()) - set(config["settings"].get("methods") or ()))
@@ -214,6 +215,18 @@ def _methods_of(config: dict[str, Any]) -> set[str]:
     """The methods a run config names: its settings' `methods` and those it has configs for (a method the run
     ran under an earlier command keeps its config there, `write_config`)."""
     return set(config.get("settings", {}).get("methods") or ()) | set(config.get("method_configs") or ())
+
+
+def _without_retired(configs: dict[str, Any]) -> dict[str, Any]:
+    """Recorded method configs less the settings removed from the code since, where the run had them at the
+    value that behaves as the code does without them (`settings.retired_values`); at another value they stay,
+    and the resume check names them."""
+    out = {}
+    for name, values in configs.items():
+        retired = retired_values(config_class(name)) if isinstance(values, dict) and config_class(name) else {}
+        out[name] = {k: v for k, v in values.items() if not (k in retired and v == retired[k])} if retired \
+            else values
+    return out
 
 
 def _behaves_otherwise(old: dict[str, Any], new: dict[str, Any]) -> list[str]:

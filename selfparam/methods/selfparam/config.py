@@ -8,6 +8,7 @@ target set uses it) and is re-exported here.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any, ClassVar
 
 from ...settings import ABSENT
 from ...targets.config import TargetConfig
@@ -32,6 +33,10 @@ class SelfParamConfig:
     `targets` is used when the method builds its own target sets; under the evaluation harness the run's
     one `TargetConfig` (shared with FT(S)) takes its place and is what the manifest records.
     """
+
+    RETIRED: ClassVar[dict[str, Any]] = {
+        "shots_answers": False,  # removed in 7e77cfc (measured a no-op); off is what the code does without it
+    }
 
     targets: TargetConfig = field(default_factory=TargetConfig)
     adapter: AdapterConfig = field(default_factory=AdapterConfig)
