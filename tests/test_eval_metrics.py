@@ -6,10 +6,12 @@ import pytest
 
 from selfparam.eval.metrics import (
     TitleMatch,
+    best_contains,
     best_em,
     best_f1,
     catalogue_name,
     clean_title,
+    contains_answer,
     edit_distance,
     exact_match,
     f1_score,
@@ -50,6 +52,22 @@ def test_exact_match_and_best_over_golds():
     assert best_f1("Denver", golds) == pytest.approx(2 / 3)
     with pytest.raises(ValueError, match="no gold"):
         best_f1("x", [])
+
+
+def test_contains_answer_takes_whole_words_in_order_after_normalisation():
+    assert contains_answer("The collection was created in the year 1887.", "1887") == 1.0
+    # SQuAD's normalisation deletes the apostrophe, so a possessive is another word ("muybridges"), as in F1
+    assert contains_answer("It was Eadweard Muybridge's work", "Eadweard Muybridge") == 0.0
+    assert contains_answer("It was Eadweard Muybridge, in 1887", "Eadweard Muybridge") == 1.0
+    assert contains_answer("18870 bricks", "1887") == 0.0  # a whole word, not a substring
+    assert contains_answer("Muybridge Eadweard", "Eadweard Muybridge") == 0.0  # in order
+    assert contains_answer("The Denver Broncos won", "the Denver Broncos") == 1.0  # articles dropped on both sides
+    assert contains_answer("anything", "the") == 0.0  # a gold that normalises to nothing is never contained
+    golds = ["the Pax Mongolica (Mongol Peace)", "Pax Mongolica"]
+    assert best_contains("They called it the Pax Mongolica.", golds) == 1.0
+    assert best_contains("The Mongol Peace", golds) == 0.0
+    with pytest.raises(ValueError, match="no gold"):
+        best_contains("x", [])
 
 
 def test_mean_of_nothing_is_none():

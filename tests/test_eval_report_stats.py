@@ -8,6 +8,7 @@ import pytest
 from test_eval_tasks import TableMethod, builder, make_contexts
 
 from selfparam.eval.comparison import is_statistic, report_statistics, statistics
+from selfparam.eval.metrics import best_em, best_f1
 from selfparam.eval.report import summary_dict, summary_markdown, write_report
 from selfparam.eval.tasks import run_sequential, run_single
 
@@ -40,6 +41,9 @@ def test_single_summary_statistics_by_hand():
     assert rows["selfparam"]["f1"] == pytest.approx(2 / 3)
     assert rows["selfparam"]["recovery"] == pytest.approx(0.5)
     assert rows["base"]["recovery"] == pytest.approx(0.0) and rows["base-cq"]["recovery"] == pytest.approx(1.0)
+    # containment: "red" and "green" hold no gold ("red apple", "blue sky"), the gold answers do: 0, 1/2, 1
+    assert [rows[m]["contains"] for m in ("base", "selfparam", "base-cq")] == pytest.approx([0, 0.5, 1])
+    assert rows["selfparam"]["contains_recovery"] == pytest.approx(0.5)
     # Base(C+Q) answers all 8 well; SELF-PARAM the 4 of contexts 0-1 and the two "red" (F1 2/3) of contexts 2-3
     assert rows["selfparam"]["in_context_recall"] == pytest.approx(6 / 8)
     assert rows["base"]["in_context_recall"] == pytest.approx(4 / 8)  # the four "red" answers
@@ -81,9 +85,9 @@ def test_logprob_statistics_by_hand():
     assert rows["base"]["diff_logprob_vs_selfparam_ci"][1] < 0
     md = summary_markdown(result)
     header = next(line for line in md.splitlines() if line.startswith("| method |"))
-    assert header.split(" | ")[7] == "log-prob recovery"
+    column = header.split(" | ").index("log-prob recovery")
     selfparam_row = next(line for line in md.splitlines() if line.startswith("| selfparam |"))
-    assert selfparam_row.split(" | ")[7].startswith("0.500 [")
+    assert selfparam_row.split(" | ")[column].startswith("0.500 [")
 
 
 def record(method: str, question: str, f1: float, **logprob: float | None) -> dict:
@@ -114,6 +118,33 @@ def test_logprob_statistics_use_only_the_questions_every_method_has_it_for():
         assert row["logprob_recovery"] is None and row["logprob_recovery_ci"] is None
         assert row.get("diff_logprob_vs_selfparam") is None
     assert statistics(old)["selfparam"]["f1"] == pytest.approx(1 / 3)
+
+
+def test_contains_credits_an_answer_in_a_sentence_that_f1_marks_down():
+    """SELF-PARAM answers in sentences that hold the gold (F1 1/2 each: "answer is 1887" against "1887"); FT(S) with
+    bare spans, two right and two wrong (F1 1 and 0). F1 is level; containment is 1 against 1/2."""
+    golds = {"q1": "1887", "q2": "781", "q3": "Muybridge", "q4": "Kingston"}
+    bare = {"q1": "1887", "q2": "781", "q3": "Stanford", "q4": "London"}
+
+    def rec(method, q, prediction):
+        return {"method": method, "context_id": f"c{q[1]}", "question": q, "golds": [golds[q]],
+                "prediction": prediction, "f1": best_f1(prediction, [golds[q]]), "em": best_em(prediction, [golds[q]])}
+
+    records = {"selfparam": [rec("selfparam", q, f"The answer is {g}.") for q, g in golds.items()],
+               "ft-s": [rec("ft-s", q, p) for q, p in bare.items()]}
+    rows = statistics(records)
+    assert rows["selfparam"]["f1"] == pytest.approx(0.5) and rows["ft-s"]["f1"] == pytest.approx(0.5)
+    assert rows["ft-s"]["diff_vs_selfparam"] == pytest.approx(0.0)
+    assert rows["selfparam"]["contains"] == 1.0 and rows["ft-s"]["contains"] == pytest.approx(0.5)
+    assert rows["ft-s"]["diff_contains_vs_selfparam"] == pytest.approx(-0.5)
+    assert rows["ft-s"]["diff_contains_vs_selfparam_ci"][1] <= 0
+    assert "contains_recovery" not in rows["selfparam"]  # no Base(Q) and Base(C+Q) to recover between
+    assert len(rows["ft-s"]["diff_contains_vs_selfparam_ci_by_context"]) == 2
+    # a record that logged its own figure keeps it; records without prediction or golds get none
+    records["ft-s"][0] = {**records["ft-s"][0], "contains": 0.0}
+    assert statistics(records)["ft-s"]["contains"] == pytest.approx(0.25)
+    bare_records = {m: [{k: v for k, v in r.items() if k != "prediction"} for r in rs] for m, rs in records.items()}
+    assert "contains" not in statistics(bare_records)["selfparam"]
 
 
 def test_statistics_need_their_reference_methods():
@@ -169,5 +200,6 @@ def test_merge_recomputes_statistics_from_the_merged_records(tmp_path):
 def test_is_statistic():
     assert all(is_statistic(k) for k in ("f1_ci", "recovery", "em_diagonal", "diff_vs_selfparam_diagonal_ci",
                                          "logprob", "logprob_recovery_ci", "diff_logprob_vs_selfparam_diagonal",
-                                         "f1_ci_by_context", "diff_vs_selfparam_diagonal_ci_by_context"))
+                                         "f1_ci_by_context", "diff_vs_selfparam_diagonal_ci_by_context", "contains_ci",
+                                         "diff_contains_vs_selfparam_diagonal"))
     assert not any(is_statistic(k) for k in ("f1_all", "storage_bytes", "curve", "mmlu_acc", "logprob_seconds"))

@@ -2,6 +2,10 @@
 
 Per method (records matched across methods by context id and question):
 - `f1`, `em` with `f1_ci`, `em_ci`: the mean over questions and its 95% bootstrap interval;
+- `contains` (`_ci`): the share of answers that contain a gold answer as whole words (`metrics.contains_answer`),
+  which credits an answer given in a sentence as F1 does not, with `contains_recovery` (the recovered share of
+  the in-context gain on it) and `diff_contains_vs_selfparam` (`_ci`), paired;
+  computed from each record's prediction and golds, so runs logged before the figure existed have it too;
 - `recovery` (`recovery_ci`): the recovered share of the in-context gain, when `base` and `base-cq` ran;
 - `in_context_recall` (`_ci`): among questions Base(C+Q) answers with F1 >= 0.5, the share the method
   answers that well, when `base-cq` ran;
@@ -27,11 +31,12 @@ from __future__ import annotations
 from typing import Any, Callable, Iterable, Sequence
 
 from . import stats
+from .metrics import best_contains
 
 BASE, UPPER, REFERENCE = "base", "base-cq", "selfparam"
 QA_TASKS = ("single", "batch", "sequential")
-_STATISTICS = ("f1", "em", "recovery", "in_context_recall", "diff_vs_selfparam", "logprob", "logprob_recovery",
-               "diff_logprob_vs_selfparam")
+_STATISTICS = ("f1", "em", "contains", "contains_recovery", "recovery", "in_context_recall", "diff_vs_selfparam",
+               "diff_contains_vs_selfparam", "logprob", "logprob_recovery", "diff_logprob_vs_selfparam")
 BOOTSTRAP = {"resamples": stats.RESAMPLES, "level": stats.LEVEL, "seed": stats.SEED, "well_f1": stats.WELL}
 
 
@@ -45,7 +50,16 @@ Key = tuple[str, str]
 
 
 def _table(records: Iterable[dict]) -> dict[Key, dict]:
-    return {(r["context_id"], r["question"]): r for r in records}
+    """Each question's record by (context, question), with `contains` (whether the answer holds a gold one)
+    computed from its prediction and golds where the record has them: runs logged before the figure existed get
+    it too, from what they logged."""
+    return {(r["context_id"], r["question"]): _with_contains(r) for r in records}
+
+
+def _with_contains(record: dict) -> dict:
+    if "contains" in record or record.get("prediction") is None or not record.get("golds"):
+        return record
+    return {**record, "contains": best_contains(record["prediction"], record["golds"])}
 
 
 def _common(*tables: dict[Key, dict], field: str = "f1") -> list[Key]:
@@ -86,12 +100,17 @@ def statistics(records_by_method: dict[str, Sequence[dict]], suffix: str = "",
         if not logprob_only:
             put(row, "f1", every, stats.mean_ci, [table[k]["f1"] for k in every])
             put(row, "em", every, stats.mean_ci, [float(table[k]["em"]) for k in every])
+            contained = [k for k in every if table[k].get("contains") is not None]
+            if contained:
+                put(row, "contains", contained, stats.mean_ci, [table[k]["contains"] for k in contained])
+                put_recovery(row, table, "contains", "contains_recovery")
             put_recovery(row, table, "f1", "recovery")
             if UPPER in tables:
                 keys = _common(table, tables[UPPER])
                 put(row, "in_context_recall", keys, stats.in_context_recall, [table[k]["f1"] for k in keys],
                     [tables[UPPER][k]["f1"] for k in keys])
             put_difference(row, method, table, "f1", "diff_vs_selfparam")
+            put_difference(row, method, table, "contains", "diff_contains_vs_selfparam")
         scored = [k for k in every if table[k].get("logprob") is not None]
         put(row, "logprob", scored, stats.mean_ci, [table[k]["logprob"] for k in scored])
         put_recovery(row, table, "logprob", "logprob_recovery")

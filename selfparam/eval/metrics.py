@@ -63,6 +63,24 @@ def best_em(prediction: str, golds: Sequence[str]) -> float:
     return max(exact_match(prediction, g) for g in golds)
 
 
+def contains_answer(prediction: str, gold: str) -> float:
+    """1.0 when the normalised gold answer occurs, as whole words in order, in the normalised prediction: the
+    lenient "answer containment" that credits an answer given in a sentence as well as a bare span (F1 punishes
+    the sentence's other words). `contains_answer("It was built in the year 1887.", "1887") == 1.0`;
+    `contains_answer("18870 bricks", "1887") == 0.0`; an empty gold is never contained."""
+    pred, wanted = normalize_answer(prediction).split(), normalize_answer(gold).split()
+    if not wanted:
+        return 0.0
+    return float(any(pred[i:i + len(wanted)] == wanted for i in range(len(pred) - len(wanted) + 1)))
+
+
+def best_contains(prediction: str, golds: Sequence[str]) -> float:
+    """Whether the prediction contains any of the gold answers (see `contains_answer`)."""
+    if not golds:
+        raise ValueError("best_contains: no gold answers given")
+    return max(contains_answer(prediction, g) for g in golds)
+
+
 def mean(values: Iterable[float]) -> float | None:
     """Arithmetic mean, or None for no values (an empty cell stays visibly empty in reports)."""
     values = list(values)

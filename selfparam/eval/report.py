@@ -150,8 +150,10 @@ def with_ci(value: Any, ci: list[float] | None, signed: bool = False) -> str:
     return f"level ({text})" if signed and level(ci) else text
 
 
-_STAT_COLUMNS = (("F1 [95% CI]", "f1", False), ("EM [95% CI]", "em", False), ("recovery", "recovery", False),
-                 ("in-context recall", "in_context_recall", False), ("F1 − SELF-PARAM", "diff_vs_selfparam", True),
+_STAT_COLUMNS = (("F1 [95% CI]", "f1", False), ("EM [95% CI]", "em", False), ("contains a gold", "contains", False),
+                 ("recovery", "recovery", False), ("in-context recall", "in_context_recall", False),
+                 ("F1 − SELF-PARAM", "diff_vs_selfparam", True),
+                 ("contains − SELF-PARAM", "diff_contains_vs_selfparam", True),
                  ("log-prob recovery", "logprob_recovery", False))
 
 
@@ -233,10 +235,12 @@ def summary_markdown(result: TaskResult, title: str | None = None) -> str:
     if qa:
         lines += ["", "Intervals: 95% bootstrap over questions. recovery = (F1 − F1 Base(Q)) / (F1 Base(C+Q) − "
                   "F1 Base(Q)); in-context recall: among questions Base(C+Q) answers with F1 >= 0.5, the share the "
-                  "method answers as well; F1 − SELF-PARAM: paired difference on the same questions, `level` when "
-                  "its interval contains 0; log-prob recovery: recovery on the mean per-token log-probability of the "
-                  "best gold answer (teacher-forced), which does not depend on how the model phrases its answers "
-                  "(summary.json also has `logprob` and `diff_logprob_vs_selfparam`)."]
+                  "method answers as well; contains a gold: the share of answers that hold a gold answer as whole "
+                  "words (an answer in a sentence counts as a bare span does); F1 − SELF-PARAM, contains − "
+                  "SELF-PARAM: paired differences on the same questions, `level` when the interval contains 0; "
+                  "log-prob recovery: recovery on the mean per-token log-probability of the best gold answer "
+                  "(teacher-forced), which does not depend on how the model phrases its answers (summary.json also "
+                  "has `logprob`, `diff_logprob_vs_selfparam` and `contains_recovery`)."]
         lines += _by_context_lines(result, statistics)
     if rec:
         lines += ["", "Intervals: 95% bootstrap over turns. gold-title log-prob: the mean per-token log-probability of "
@@ -270,7 +274,9 @@ def summary_markdown(result: TaskResult, title: str | None = None) -> str:
 
 
 _BY_CONTEXT_COLUMNS = (("F1", "f1", False), ("recovery", "recovery", False),
-                       ("F1 − SELF-PARAM", "diff_vs_selfparam", True), ("log-prob recovery", "logprob_recovery", False),
+                       ("F1 − SELF-PARAM", "diff_vs_selfparam", True),
+                       ("contains − SELF-PARAM", "diff_contains_vs_selfparam", True),
+                       ("log-prob recovery", "logprob_recovery", False),
                        ("log-prob − SELF-PARAM (nats/token)", "diff_logprob_vs_selfparam", True))
 
 

@@ -129,8 +129,8 @@ def write_seed_report(out: Path, summary: dict[str, Any], config: dict[str, Any]
     atomic_write_text(paths["config"], json.dumps({**config, **provenance()}, indent=2, default=str) + "\n")
     atomic_write_text(paths["summary_json"], json.dumps(summary, indent=2, default=str) + "\n")
     seeds = summary["seeds"]
-    main = ("f1", "em", "recovery", "in_context_recall", "diff_vs_selfparam", "logprob_recovery", "f1_diagonal", "r1",
-            "r2", "r3", "r4")
+    main = ("f1", "em", "contains", "recovery", "in_context_recall", "diff_vs_selfparam", "logprob_recovery",
+            "f1_diagonal", "r1", "r2", "r3", "r4")
     keys = [k for k in main if any(k in e for e in summary["methods"].values())]
 
     def cell(v: Any) -> str:
