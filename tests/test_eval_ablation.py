@@ -79,10 +79,15 @@ def test_labelled_rows_and_the_difference_against_the_reference(runs, tmp_path):
     md = paths["ablation_md"].read_text()
     lines = [line for line in md.splitlines() if line.startswith("| ")]
     assert lines[1].startswith("| selfparam[paper] |") and "| reference |" in lines[1]
-    cells = lines[2].split(" | ")
-    assert cells[0] == "| selfparam[facts]" and cells[5].startswith("+0.333 [")  # F1 − reference, not level
+    header, cells = lines[0].split(" | "), lines[2].split(" | ")
+    column = {name: header.index(name) for name in ("F1 − reference", "contains − reference",
+                                                     "log-prob − reference", "… over contexts")}
+    assert cells[0] == "| selfparam[facts]" and cells[column["F1 − reference"]].startswith("+0.333 [")  # not level
     # the log-prob difference: beyond the noise over questions, level over the two contexts' clusters
-    assert cells[7].startswith("+0.812 [") and cells[8].startswith("level (+0.812 [")
+    assert cells[column["log-prob − reference"]].startswith("+0.812 [")
+    assert cells[column["… over contexts"]].startswith("level (+0.812 [")
+    contains = table["methods"]["selfparam[facts]"]["diff_contains_vs_reference"]
+    assert cells[column["contains − reference"]].removeprefix("level (").startswith(f"{contains:+.3f} [")
     assert table["methods"]["selfparam[facts]"]["diff_logprob_vs_reference_ci_by_context"][0] <= 0
     assert "`questions` = \"facts\"" in md
 

@@ -36,9 +36,10 @@ from .tasks import GENERAL_FIGURES, MethodOutcome, TaskResult, retention_from_re
 BASELINES = (BASE, UPPER)
 # settings that differ between any two runs without being a lever (where the run went, how it was shown)
 _NOT_LEVERS = ("out", "targets_dir", "command", "progress", "methods")
-_FIGURES = ("f1", "recovery", "in_context_recall", "diff_vs_reference", "logprob_recovery",
-            "diff_logprob_vs_reference")
-_SOURCE = {"diff_vs_reference": "diff_vs_selfparam", "diff_logprob_vs_reference": "diff_logprob_vs_selfparam"}
+_FIGURES = ("f1", "recovery", "in_context_recall", "diff_vs_reference", "contains", "diff_contains_vs_reference",
+            "logprob_recovery", "diff_logprob_vs_reference")
+_SOURCE = {"diff_vs_reference": "diff_vs_selfparam", "diff_contains_vs_reference": "diff_contains_vs_selfparam",
+           "diff_logprob_vs_reference": "diff_logprob_vs_selfparam"}
 
 
 def parse_run_spec(text: str) -> tuple[Path, str]:
@@ -361,13 +362,18 @@ def ablation_markdown(ablation: dict[str, Any], title: str | None = None) -> str
     lines = [f"# {title or 'Ablation: ' + str(ablation['task']) + data}",
              "", "Shared by every run: " + ", ".join(f"{k} {v}" for k, v in settings.items() if v is not None)
              + f". Reference: `{ablation['reference']}`.", "",
-             "| method | status | F1 [95% CI] | recovery | in-context recall | F1 − reference | log-prob recovery "
-             "| log-prob − reference | … over contexts | inject s/context | questions |", "|" + "---|" * 11]
+             "| method | status | F1 [95% CI] | recovery | in-context recall | F1 − reference | contains a gold "
+             "| contains − reference | log-prob recovery | log-prob − reference | … over contexts | inject s/context "
+             "| questions |", "|" + "---|" * 13]
     for name, m in ablation["methods"].items():
         cells = [name, str(m["status"]), with_ci(m["f1"], m["f1_ci"]), with_ci(m["recovery"], m["recovery_ci"]),
                  with_ci(m["in_context_recall"], m["in_context_recall_ci"]),
                  "reference" if name == ablation["reference"] else with_ci(m["diff_vs_reference"],
                                                                           m["diff_vs_reference_ci"], signed=True),
+                 with_ci(m.get("contains"), m.get("contains_ci")),
+                 "reference" if name == ablation["reference"] else with_ci(m.get("diff_contains_vs_reference"),
+                                                                          m.get("diff_contains_vs_reference_ci"),
+                                                                          signed=True),
                  with_ci(m["logprob_recovery"], m["logprob_recovery_ci"]),
                  "reference" if name == ablation["reference"] else with_ci(m["diff_logprob_vs_reference"],
                                                                           m["diff_logprob_vs_reference_ci"],
@@ -379,7 +385,9 @@ def ablation_markdown(ablation: dict[str, Any], title: str | None = None) -> str
     lines += ["", "Intervals: 95% bootstrap over questions. recovery = (F1 − F1 Base(Q)) / (F1 Base(C+Q) − "
               "F1 Base(Q)); in-context recall: among questions Base(C+Q) answers with F1 >= 0.5, the share the method "
               "answers as well; F1 − reference: paired difference on the same questions, `level` when its interval "
-              "contains 0. Log-prob: the mean per-token log-probability of the best gold answer, teacher-forced "
+              "contains 0; contains a gold: the share of answers holding a gold answer as whole words (an answer in "
+              "a sentence counts as a bare span does), with its paired difference. Log-prob: the mean per-token "
+              "log-probability of the best gold answer, teacher-forced "
               "(recovery and paired difference as for F1; – where a run predates it); … over contexts: the same "
               "difference with an interval that resamples contexts with all their questions. "
               "Base(Q) and Base(C+Q) are taken once (identical in every run that has them)."
