@@ -351,7 +351,8 @@ def evaluate(settings: EvalSettings, lm: LM | None = None, build: Callable[[str]
         for outcome in result.outcomes:  # the base model is every method's step 0
             if "general_by_step" in outcome.extra:
                 outcome.extra["general_by_step"] = {"0": general_before, **outcome.extra["general_by_step"]}
-    result.extra["wall_seconds"] = round(time.time() - started, 1)
+    if not report_only:  # nothing ran: a 0 would read as the run's time
+        result.extra["wall_seconds"] = round(time.time() - started, 1)
     if resumed:
         result.extra["resumed_units"] = resumed  # units taken from the run log of an earlier, interrupted run
     result.extra["model"] = settings.model
