@@ -35,9 +35,9 @@ MaxNew = Annotated[Optional[int], typer.Option("--max-new-tokens",
 NPairs = Annotated[Optional[int], typer.Option("--n-pairs", help="generated QA pairs per context for SELF-PARAM/FT(S)")]
 Unrelated = Annotated[Optional[Path], typer.Option("--unrelated", help="text file of unrelated sentences for the "
                                                                        "target sets (e.g. wikitext2/wiki.test.raw)")]
-UnrelatedRatio = Annotated[Optional[float], typer.Option("--unrelated-ratio", help="unrelated sentences per pair in "
-                                                                           "the target sets (default 0.5); needs "
-                                                                           "--unrelated")]
+UnrelatedRatio = Annotated[Optional[float], typer.Option("--unrelated-ratio", help="unrelated sentences per pair "
+                                                                                  "in the target sets (default 0.5); "
+                                                                                  "needs --unrelated")]
 TargetsDir = Annotated[Optional[Path], typer.Option("--targets-dir", help="target-set cache (default OUT/targets); "
                                                                           "share it between runs on the same data")]
 MethodConfig = Annotated[Optional[Path], typer.Option("--method-config", help='JSON {"method": {setting: value}}')]
