@@ -223,9 +223,9 @@ def _without_retired(configs: dict[str, Any]) -> dict[str, Any]:
     and the resume check names them."""
     out = {}
     for name, values in configs.items():
-        retired = retired_values(config_class(name)) if isinstance(values, dict) and config_class(name) else {}
-        out[name] = {k: v for k, v in values.items() if not (k in retired and v == retired[k])} if retired \
-            else values
+        cls = config_class(name)
+        retired = retired_values(cls) if cls is not None and isinstance(values, dict) else {}
+        out[name] = {k: v for k, v in values.items() if k not in retired or v != retired[k]} if retired else values
     return out
 
 
