@@ -1,5 +1,9 @@
 """kill -9 during an injection, restart: the last complete version serves, the job is reported failed,
-and the store has nothing half-written (a new injection then succeeds on it)."""
+and the store has nothing half-written (a new injection then succeeds on it).
+
+The server that is killed is a real `selfparam serve` process; the restart opens the same store folder the way
+`serve` does (`open_or_create_store`, `hold`, `load_lm`, `create_app`), in this process, which saves a second
+interpreter start (about 5 s of imports and model loading)."""
 
 from __future__ import annotations
 
@@ -14,8 +18,11 @@ from pathlib import Path
 
 import httpx
 import pytest
-from server_util import DOCUMENT, QUESTION, wait_job, write_pairs
+from server_util import DOCUMENT, QUESTION, ThreadServer, wait_job, write_pairs
 
+from selfparam.lm import load_lm
+from selfparam.server import Engine, create_app
+from selfparam.server.setup import method_settings, open_or_create_store
 from selfparam.store import KnowledgeStore
 from selfparam.testing import tiny_lm
 
@@ -91,22 +98,25 @@ def test_kill_9_mid_injection_then_restart(tmp_path):
     on_disk = KnowledgeStore.open(store)
     assert [v.number for v in on_disk.versions()] == [0] and on_disk.current == 0
 
-    quick = selfparam_config(write_pairs(tmp_path / "few.jsonl", 8), 8, 1)
-    proc, url = start(model, store, quick, tmp_path)
+    quick = tmp_path / "quick.json"
+    quick.write_text(json.dumps(selfparam_config(write_pairs(tmp_path / "few.jsonl", 8), 8, 1)))
+    knowledge = open_or_create_store(store, "selfparam", str(model))  # as `selfparam serve` opens it
+    knowledge.hold()  # the killed server's lock file is left behind; its pid is dead, so this writer may go on
     try:
-        client = httpx.Client(base_url=url, timeout=30)
-        failed = client.get(f"/v1/jobs/{job_id}").json()
-        assert failed["state"] == "failed"
-        assert "interrupted" in failed["error"] and "version 0 is serving" in failed["error"]
-        assert client.get("/v1/versions").json()["current"] == 0
-        after = answer(url)
-        assert after["model"] == "v0" and after["choices"] == before["choices"]
-        # the store is intact: the next injection writes version 1 and it serves
-        job = wait_job(client, client.post("/v1/knowledge", json={"text": DOCUMENT}).json()["id"])
-        assert job["state"] == "done" and job["version"] == 1, job
-        assert answer(url)["model"] == "v1"
+        engine = Engine(knowledge, load_lm(knowledge.base_model, device="cpu", dtype="fp32"),
+                        method_settings(knowledge.method_name, quick))
+        with ThreadServer(create_app(engine)) as server, httpx.Client(base_url=server.url, timeout=30) as client:
+            failed = client.get(f"/v1/jobs/{job_id}").json()
+            assert failed["state"] == "failed"
+            assert "interrupted" in failed["error"] and "version 0 is serving" in failed["error"]
+            assert client.get("/v1/versions").json()["current"] == 0
+            after = answer(server.url)
+            assert after["model"] == "v0" and after["choices"] == before["choices"]
+            # the store is intact: the next injection writes version 1 and it serves
+            job = wait_job(client, client.post("/v1/knowledge", json={"text": DOCUMENT}).json()["id"])
+            assert job["state"] == "done" and job["version"] == 1, job
+            assert answer(server.url)["model"] == "v1"
     finally:
-        proc.terminate()
-        proc.wait(10)
+        knowledge.close()
     assert [v.number for v in KnowledgeStore.open(store).versions()] == [0, 1]
     assert not list(store.glob(".staging*")), list(store.iterdir())
