@@ -53,6 +53,17 @@ def test_fact_phrasings_reach_the_sets_and_their_cache_key(squad, tmp_path):
     assert sorted(" phrasings=1 " in g for g in folders.values()) == [False, True]
 
 
+def test_fact_spans_reach_the_sets_and_their_cache_key(squad, tmp_path):
+    """--fact-spans wide: sets built with the wider spans, cached apart from the default's (another key)."""
+    lm = tiny_lm(max_position_embeddings=2048)
+    prepare_targets(_settings(squad, tmp_path, fact_spans="wide"), lm)
+    prepare_targets(_settings(squad, tmp_path), lm)
+    folders = {p.parent.name: json.loads(p.read_text())["generator"]
+               for p in (tmp_path / "targets").glob("*/*.json") if p.name != "key.json"}
+    assert len(folders) == 2
+    assert sorted(g.endswith(" spans=wide") for g in folders.values()) == [False, True]
+
+
 def test_without_fact_cycle_each_distinct_pair_is_trained_once(squad, tmp_path):
     """--no-fact-cycle: a set keeps its distinct pairs (fewer than n_pairs), with unrelated sentences in proportion;
     the default repeats them up to n_pairs. Cached apart (another key)."""

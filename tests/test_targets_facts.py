@@ -51,6 +51,24 @@ def test_the_object_that_ends_a_sentence_is_a_span_unless_a_name_covers_it():
         "Pius III, who holds the position of what?"
 
 
+def test_wide_spans_add_counts_in_words_and_a_noun_phrase_and_keep_the_rules_spans():
+    sentence = "Dioxygen forms when two atoms of oxygen bind, which one of the chemists called a simple bond."
+    rules = sentence_spans(sentence)
+    wide = sentence_spans(sentence, wide=True)
+    assert rules == ["a simple bond"]  # no unit after "two": _QUANTITY passes over it
+    # "one" stops before "of"; the noun phrase after "the" ends where the definition starts
+    assert wide == ["two atoms", "one", "chemists called", "a simple bond"]
+    assert sentence_spans("Seven universities in Scotland offer the teacher education program.", wide=True) == [
+        "Seven universities", "Scotland", "teacher education program"]
+    # a noun phrase after an article, beyond the fallback for sentences with no other span
+    assert sentence_spans("Heat leaves in the condenser of Tom's engine.") == ["Tom"]
+    assert sentence_spans("Heat leaves in the condenser of Tom's engine.", wide=True) == ["condenser", "Tom"]
+    assert sentence_spans("Heat is rejected in the condenser.", wide=True) == ["condenser"]  # no duplicate
+    # the default extraction is the rules' (the cached sets were built with it)
+    assert [f.answer for f in extract_facts(CTX)] == [f.answer for f in extract_facts(CTX, wide=False)]
+    assert {f.answer for f in extract_facts(CTX)} <= {f.answer for f in extract_facts(CTX, wide=True)}
+
+
 def test_coverage_counts_sentences_some_pair_is_about():
     pairs = [QAPair("Who opened the Blue Heron bakery in Tromsø?", "Mara Lindqvist"),
              QAPair("In what year did the Blue Heron bakery open?", "2019"),
@@ -291,6 +309,18 @@ def test_questions_facts_is_wired_through_target_config():
     # fact sets also depend on the span rules' version; the paper's sets do not
     assert cache_key(TargetConfig(questions="facts"), lm)["fact_rules"] >= 2 and "fact_rules" not in cache_key(
         paper, lm)
+    # the wide spans: another extractor, named in the sets' description, under another key; refused off facts
+    wide = TargetConfig(questions="facts", fact_spans="wide")
+    assert "fact_spans" not in cache_key(TargetConfig(questions="facts"), lm)["config"]
+    assert cache_key(wide, lm)["config"]["fact_spans"] == "wide"
+    generator = make_generator(wide, lm)
+    assert generator.description.endswith(" spans=wide")
+    assert "spans=" not in make_generator(TargetConfig(), lm).description
+    assert "two atoms" in [f.answer for f in generator.extract("Oxygen binds two atoms of hydrogen in water.")]
+    with pytest.raises(ValueError, match="fact_spans: 'all' is not one of rules, wide"):
+        TargetConfig(fact_spans="all")
+    with pytest.raises(ValueError, match="fact_spans: applies to fact-covering questions"):
+        TargetConfig(questions="paper", fact_spans="wide")
     # fact questions carry the teacher's span-checked answers: no second re-answering
     assert paper.teacher_rewrites_answers and not TargetConfig(questions="facts").teacher_rewrites_answers
     with pytest.raises(ValueError, match="questions"):

@@ -15,6 +15,7 @@ DEFAULT_N_PAIRS = 50  # the paper's setting: 50 pairs x 1 epoch beat 10 pairs x 
 # doubling the training time (each sentence costs about as much as two pairs). Tune per method.
 DEFAULT_UNRELATED_RATIO = 0.5
 QUESTION_KINDS = ("facts", "paper")  # fact-covering questions (the local model's default), the paper's prompt
+FACT_SPANS = ("rules", "wide")  # the answer spans fact questions ask (`targets.facts.sentence_spans`)
 DEFAULT_FACT_PHRASINGS = 3  # questions per fact: the cloze, then two the model writes and the teacher checks
 
 
@@ -51,6 +52,10 @@ class TargetConfig:
                 "better, docs/tuning.md), paper with pairs_file or generator_url"})
     fact_phrasings: int = field(default=DEFAULT_FACT_PHRASINGS, metadata={
         "help": "questions=facts: phrasings per fact (the cloze first; 1: the cloze alone, no model-written ones)"})
+    fact_spans: str = field(default="rules", metadata={
+        "help": "questions=facts: which answer spans are asked: rules (names, numbers with a unit, dates, "
+                "definitions, sentence-final objects; targets/facts.py) or wide (also counts in words with their "
+                "noun and each sentence's longest noun phrase after an article)"})
     fact_cycle: bool = field(default=True, metadata={
         "help": "questions=facts: a set with fewer than n_pairs distinct pairs is repeated in order up to n_pairs (the "
                 "paper's training budget, whatever the context's length); False: each distinct pair once, so a "
@@ -81,7 +86,10 @@ class TargetConfig:
                              "pairs_file or generator_url")
         if self.fact_phrasings < 1:
             raise ValueError(f"fact_phrasings: must be >= 1, got {self.fact_phrasings}")
-        for name, default in (("fact_phrasings", DEFAULT_FACT_PHRASINGS), ("fact_cycle", True)):
+        if self.fact_spans not in FACT_SPANS:
+            raise ValueError(f"fact_spans: {self.fact_spans!r} is not one of {', '.join(FACT_SPANS)}")
+        for name, default in (("fact_phrasings", DEFAULT_FACT_PHRASINGS), ("fact_cycle", True),
+                              ("fact_spans", "rules")):
             if getattr(self, name) != default and self.questions != "facts":
                 raise ValueError(f"{name}: applies to fact-covering questions (questions='facts'), not to "
                                  f"{self.questions!r}")

@@ -20,6 +20,7 @@ first '?' (`PHRASING_ROWS`: 16 facts x 2 phrasings in 11 s, against 27 s one fac
 
 from __future__ import annotations
 
+import functools
 import re
 from typing import Callable
 
@@ -194,7 +195,8 @@ class FactGenerator:
 
     def __init__(self, lm: LM, phrasings: int = 3, window: int = 1, temperature: float = 0.7, top_p: float = 0.95,
                  max_new_tokens: int = 40, teacher_answers: bool = True, filter_config: FilterConfig | None = None,
-                 extract: Callable[[str], list[Fact]] = extract_facts, reuse_prompt_cache: bool = True):
+                 extract: Callable[[str], list[Fact]] | None = None, reuse_prompt_cache: bool = True,
+                 spans: str = "rules"):
         if phrasings < 1 or max_new_tokens < 1 or window < 0:
             raise ValueError(f"phrasings and max_new_tokens must be >= 1 and window >= 0, got {phrasings}, "
                              f"{max_new_tokens} and {window}")
@@ -202,14 +204,19 @@ class FactGenerator:
             raise ValueError(f"temperature must be > 0 and top_p in (0, 1], got {temperature} and {top_p}")
         self.lm, self.phrasings, self.window = lm, phrasings, window
         self.temperature, self.top_p, self.max_new_tokens = temperature, top_p, max_new_tokens
-        self.teacher_answers, self.filter_config, self.extract = teacher_answers, filter_config, extract
+        if spans not in ("rules", "wide"):
+            raise ValueError(f"spans: {spans!r} is not 'rules' or 'wide'")
+        # `extract` (tests: any extractor) or the span rules `spans` names (`facts.sentence_spans`)
+        self.extract = extract or functools.partial(extract_facts, wide=spans == "wide")
+        self.teacher_answers, self.filter_config = teacher_answers, filter_config
         # False: the plain path `selfparam bench` compares against: one fact's phrasings at a time, every row to
         # max_new_tokens, and the teacher answers one question at a time (True: many facts' rows in one batch,
         # each to its first '?'; the name is shared with the paper's generator, whose fast path reuses a cache)
         self.reuse_prompt_cache = reuse_prompt_cache
         answers = "the teacher's answer where it contains the span, else the span" if teacher_answers else "the span"
         self.description = (f"facts:{lm.name} phrasings={phrasings} (cloze + model-written, teacher-checked) "
-                            f"window={window} temperature={temperature} top_p={top_p} answers={answers}")
+                            f"window={window} temperature={temperature} top_p={top_p} answers={answers}"
+                            + (f" spans={spans}" if spans != "rules" else ""))
         self.dropped: dict[str, int] = {}
 
     def _window(self, fact: Fact, sentences: list[str]) -> str:
