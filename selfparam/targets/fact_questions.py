@@ -27,6 +27,7 @@ from typing import Callable
 from ..generation import generate, sample_each
 from ..lm import LM
 from ..prompts import answer_prompt, chat_prompt
+from .config import FACT_SPANS
 from .facts import Fact, context_sentences, extract_facts
 from .qa import FilterConfig, normalize_question, select_pairs
 from .types import GeneratorError, QAPair
@@ -204,8 +205,8 @@ class FactGenerator:
             raise ValueError(f"temperature must be > 0 and top_p in (0, 1], got {temperature} and {top_p}")
         self.lm, self.phrasings, self.window = lm, phrasings, window
         self.temperature, self.top_p, self.max_new_tokens = temperature, top_p, max_new_tokens
-        if spans not in ("rules", "wide"):
-            raise ValueError(f"spans: {spans!r} is not 'rules' or 'wide'")
+        if spans not in FACT_SPANS:
+            raise ValueError(f"spans: {spans!r} is not one of {', '.join(FACT_SPANS)}")
         # `extract` (tests: any extractor) or the span rules `spans` names (`facts.sentence_spans`)
         self.extract = extract or functools.partial(extract_facts, wide=spans == "wide")
         self.teacher_answers, self.filter_config = teacher_answers, filter_config
