@@ -7,7 +7,7 @@ from selfparam.eval.coverage import coverage_split, is_covered, markdown
 
 def record(method, cid, question, golds, prediction, f1, logprob):
     return {"method": method, "step": None, "context_id": cid, "question": question, "golds": golds,
-            "prediction": prediction, "f1": f1, "logprob": logprob}
+            "prediction": prediction, "f1": f1, "em": float(f1 == 1.0), "logprob": logprob}
 
 
 def test_a_question_is_covered_when_a_trained_answer_holds_a_gold():
@@ -29,13 +29,13 @@ def test_split_puts_each_question_in_one_stratum_with_its_methods_figures():
     split = coverage_split(rows, trained)
     covered, uncovered = split["strata"]["covered"], split["strata"]["uncovered"]
     assert (covered["n_questions"], uncovered["n_questions"], split["n_questions"]) == (2, 1, 3)
-    assert covered["methods"]["ft-s"]["contains"]["mean"] == 1.0
-    assert covered["methods"]["selfparam"]["contains"]["mean"] == 0.0
-    assert covered["methods"]["ft-s"]["contains"]["minus_reference"]["mean"] == 1.0
-    assert covered["methods"]["ft-s"]["logprob"]["minus_reference"]["mean"] == pytest.approx(1.0)
-    assert uncovered["methods"]["selfparam"]["contains"]["mean"] == 1.0
-    assert uncovered["methods"]["ft-s"]["logprob"]["minus_reference"]["mean"] == pytest.approx(-6.0)
-    assert "minus_reference" not in uncovered["methods"]["selfparam"]["f1"]
+    assert covered["methods"]["ft-s"]["contains"] == 1.0
+    assert covered["methods"]["selfparam"]["contains"] == 0.0
+    assert covered["methods"]["ft-s"]["diff_contains_vs_selfparam"] == 1.0
+    assert covered["methods"]["ft-s"]["diff_logprob_vs_selfparam"] == pytest.approx(1.0)
+    assert uncovered["methods"]["selfparam"]["contains"] == 1.0
+    assert uncovered["methods"]["ft-s"]["diff_logprob_vs_selfparam"] == pytest.approx(-6.0)
+    assert "diff_vs_selfparam" not in uncovered["methods"]["selfparam"]
     table = markdown(split)
     assert "| covered (2 q) | ft-s |" in table and "| uncovered (1 q) | selfparam |" in table
 
