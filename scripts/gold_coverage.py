@@ -32,11 +32,8 @@ def trained_answers(run: Path, sets: Path) -> dict[str, list[str]]:
     settings = json.loads((run / "config.json").read_text(encoding="utf-8"))["settings"]
     if settings.get("task") != "single":
         raise SystemExit(f"{run}: a single-injection run is expected, this one is {settings.get('task')!r}")
-    data = Path(settings["data"])
-    if not data.is_absolute() and not data.exists():
-        data = run / data
     answers = {}
-    for item in load_squad(data, tuple(settings["articles"]) if settings.get("articles") else None):
+    for item in load_squad(Path(settings["data"]), tuple(settings["articles"]) if settings.get("articles") else None):
         path = sets / f"{context_key(item.context.text)}.json"
         if path.is_file():
             answers[item.context.id] = [pair.answer for pair in load_target_set(path).pairs]
