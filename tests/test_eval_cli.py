@@ -89,6 +89,8 @@ def test_single_run_writes_the_report(tiny_folder, squad, tmp_path):
       "--out", "{out}"], "fact_cycle: applies to fact-covering questions"),
     (["single", "--data", "{squad}", "--methods", "selfparam", "--fact-spans", "all", "--out", "{out}"],
      "fact_spans: 'all' is not one of rules, wide"),
+    (["sequential", "--data", "{squad}", "--methods", "selfparam", "--questions", "paper", "--fact-pronouns", "name",
+      "--out", "{out}"], "fact_pronouns: applies to fact-covering questions"),
 ])
 def test_bad_input_fails_fast_and_writes_nothing(args, message, squad, tmp_path):
     out = tmp_path / "out"

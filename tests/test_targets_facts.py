@@ -5,8 +5,23 @@ from __future__ import annotations
 import pytest
 
 from selfparam.targets import fact_questions
-from selfparam.targets.fact_questions import FactGenerator, cloze_question, first_question, holds_span, question_problem
-from selfparam.targets.facts import Fact, context_sentences, coverage, extract_facts, pair_sentence, sentence_spans
+from selfparam.targets.fact_questions import (
+    FactGenerator,
+    cloze_question,
+    first_question,
+    holds_span,
+    name_pronoun,
+    question_problem,
+)
+from selfparam.targets.facts import (
+    Fact,
+    context_sentences,
+    coverage,
+    extract_facts,
+    opening_names,
+    pair_sentence,
+    sentence_spans,
+)
 from selfparam.targets.qa import FilterConfig, select_pairs
 from selfparam.targets.types import GeneratorError, QAPair
 from selfparam.testing import tiny_lm
@@ -194,6 +209,46 @@ def test_a_paragraph_whose_clozes_all_have_a_pronoun_keeps_them_rather_than_none
     assert gen.dropped["vague_clozes_kept"] == len(pairs) and gen.dropped["cloze_pronoun"] == len(pairs)
 
 
+def test_a_pronoun_is_named_by_the_nearest_opening_name_that_fits_it():
+    ctx = ("Fresno lies in the valley of Fresno County. The Tower Theatre opened in 1939. Mara Lindqvist sang there. "
+           "It seats 700 people. Its stage is 9 m wide. She was born in Tromsø. They left in 1950.")
+    openings = opening_names(ctx)
+    assert openings == ["Fresno", "the Tower Theatre", "Mara Lindqvist", None, None, None, None]
+    # "it": the nearest thing (a person is skipped); "its": its genitive; "she": the nearest person
+    assert name_pronoun("It seats how many people?", openings, 3) == "The Tower Theatre seats how many people?"
+    assert name_pronoun("Its stage is how many m wide?", openings, 4) == "The Tower Theatre's stage is how many m wide?"
+    assert name_pronoun("She was born in what?", openings, 5) == "Mara Lindqvist was born in what?"
+    assert name_pronoun("In what year did it open?", openings, 3) == "In what year did the Tower Theatre open?"
+    # a one-word name may stand for either; "they" and a sentence before any name are left alone (None)
+    assert name_pronoun("He was born in what year?", ["Chopin", None], 1) == "Chopin was born in what year?"
+    assert name_pronoun("They left in what year?", openings, 6) is None
+    assert name_pronoun("It lies how many km away?", [None, None], 1) is None
+    assert name_pronoun("Mara Lindqvist sang where?", openings, 2) == "Mara Lindqvist sang where?"  # nothing to name
+    # kept as they are: the pronoun follows the name its sentence opens with, or a wh-word of its kind; "there is"
+    assert name_pronoun("CBS broadcast its shows when?", ["CBS"], 0) == "CBS broadcast its shows when?"
+    assert name_pronoun("Parachutes slowed its descent to what?", [None], 0) is None  # a capital is not a name
+    assert name_pronoun("Who won in his first season?", [None], 0) == "Who won in his first season?"
+    assert name_pronoun("What kept its shape?", [None], 0) == "What kept its shape?"
+    assert name_pronoun("Who returned it how many yards?", [None], 0) is None  # "who" is not an "it"
+    assert name_pronoun("There were how many casualties?", [None], 0) == "There were how many casualties?"
+
+
+def test_fact_generator_names_pronouns_only_when_asked(tiny_long, monkeypatch):
+    ctx = "Fresno lies in the valley of Fresno County. It lies 60 km from Warsaw."
+    monkeypatch.setattr(fact_questions, "sample_each", _fake_sampler([]))
+    monkeypatch.setattr(fact_questions, "generate", lambda lm, ps, max_new_tokens, **_: ["No idea."] * len(ps))
+    named = FactGenerator(tiny_long, phrasings=1, teacher_answers=True, pronouns="name")
+    pairs = named.generate(ctx, n=10, seed=0)
+    assert QAPair("Fresno lies how many km from Warsaw?", "60 km") in pairs
+    assert named.dropped["cloze_pronoun_resolved"] == 2 and "cloze_pronoun" not in named.dropped  # 60 km and Warsaw
+    dropped = FactGenerator(tiny_long, phrasings=1, teacher_answers=True)
+    pairs = dropped.generate(ctx, n=10, seed=0)
+    assert pairs and all(not p.question.startswith(("It ", "Fresno lies how")) for p in pairs)
+    assert dropped.dropped["cloze_pronoun"] == 2 and "cloze_pronoun_resolved" not in dropped.dropped
+    with pytest.raises(ValueError, match="pronouns: 'guess' is not one of drop, name"):
+        FactGenerator(tiny_long, pronouns="guess")
+
+
 CTX3 = ("Mara Lindqvist opened the Blue Heron bakery in Tromsø in 2019. The Blue Heron bakery sells a cardamom bun. "
         "Dr. Lindqvist trained in Paris for 3 years.")
 
@@ -321,6 +376,15 @@ def test_questions_facts_is_wired_through_target_config():
         TargetConfig(fact_spans="all")
     with pytest.raises(ValueError, match="fact_spans: applies to fact-covering questions"):
         TargetConfig(questions="paper", fact_spans="wide")
+    # naming pronouns: the same extractor, other clozes, so another key and description; refused off facts
+    named = TargetConfig(questions="facts", fact_pronouns="name")
+    assert "fact_pronouns" not in cache_key(TargetConfig(questions="facts"), lm)["config"]
+    assert cache_key(named, lm)["config"]["fact_pronouns"] == "name"
+    assert make_generator(named, lm).description.endswith(" pronouns=name")
+    with pytest.raises(ValueError, match="fact_pronouns: 'guess' is not one of drop, name"):
+        TargetConfig(fact_pronouns="guess")
+    with pytest.raises(ValueError, match="fact_pronouns: applies to fact-covering questions"):
+        TargetConfig(questions="paper", fact_pronouns="name")
     # fact questions carry the teacher's span-checked answers: no second re-answering
     assert paper.teacher_rewrites_answers and not TargetConfig(questions="facts").teacher_rewrites_answers
     with pytest.raises(ValueError, match="questions"):

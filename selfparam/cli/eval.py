@@ -71,6 +71,9 @@ FactSpans = Annotated[str, typer.Option("--fact-spans", help="--questions facts:
                                                                "(names, numbers with a unit, dates, definitions, "
                                                                "objects) or wide (also counts in words and noun "
                                                                "phrases after an article)")]
+FactPronouns = Annotated[str, typer.Option("--fact-pronouns", help="--questions facts: a cloze question whose pronoun "
+                                                                   "has no name before it: drop it, or name: ask it "
+                                                                   "with the name the pronoun most likely stands for")]
 ReportOnly = Annotated[bool, typer.Option("--report-only", help="run nothing: write the report of what OUT's run "
                                                                 "log holds so far (unfinished methods: partial)")]
 Progress = Annotated[bool, typer.Option("--progress/--no-progress", help="progress bars over contexts")]
@@ -149,7 +152,7 @@ def single(data: Data, out: Out, methods: Methods = _QA_DEFAULT_METHODS, n: N = 
            mmlu_per_subject: PerSubject = 20, wikitext: Wikitext = None, ppl_tokens: PplTokens = 4096,
            articles: Articles = None, exclude: Exclude = None, questions: Questions = "facts",
            fact_phrasings: FactPhrasings = DEFAULT_FACT_PHRASINGS,
-           fact_cycle: FactCycle = True, fact_spans: FactSpans = "rules",
+           fact_cycle: FactCycle = True, fact_spans: FactSpans = "rules", fact_pronouns: FactPronouns = "drop",
            report_only: ReportOnly = False, targets_only: TargetsOnly = False, progress: Progress = True) -> None:
     """Single-context injection: each context alone into a fresh model, then its questions (QA-F1, EM)."""
     _run("single", **locals())
@@ -167,7 +170,7 @@ def batch(data: Data, out: Out, methods: Methods = _QA_DEFAULT_METHODS, n: N = 2
           mmlu_per_subject: PerSubject = 20, wikitext: Wikitext = None, ppl_tokens: PplTokens = 4096,
           articles: Articles = None, exclude: Exclude = None, questions: Questions = "facts",
           fact_phrasings: FactPhrasings = DEFAULT_FACT_PHRASINGS,
-          fact_cycle: FactCycle = True, fact_spans: FactSpans = "rules",
+          fact_cycle: FactCycle = True, fact_spans: FactSpans = "rules", fact_pronouns: FactPronouns = "drop",
           report_only: ReportOnly = False, targets_only: TargetsOnly = False, progress: Progress = True) -> None:
     """Batch injection: K contexts in one update, then all their questions."""
     _run("batch", **locals())
@@ -185,7 +188,7 @@ def sequential(data: Data, out: Out, methods: Methods = "selfparam,ft-s,ft-c",
                mmlu_subjects: Subjects = None, mmlu_per_subject: PerSubject = 20, wikitext: Wikitext = None,
                ppl_tokens: PplTokens = 4096, articles: Articles = None, exclude: Exclude = None,
                questions: Questions = "facts", fact_phrasings: FactPhrasings = DEFAULT_FACT_PHRASINGS,
-               fact_cycle: FactCycle = True, fact_spans: FactSpans = "rules",
+               fact_cycle: FactCycle = True, fact_spans: FactSpans = "rules", fact_pronouns: FactPronouns = "drop",
                report_only: ReportOnly = False, targets_only: TargetsOnly = False,
                progress: Progress = True) -> None:
     """Sequential injection of T contexts; after each step every earlier context is asked (retention matrix).

@@ -61,6 +61,7 @@ class EvalSettings:
     fact_phrasings: int = DEFAULT_FACT_PHRASINGS  # questions="facts": questions per fact (1: the cloze alone)
     fact_cycle: bool = True  # questions="facts": sets with fewer than n_pairs distinct pairs repeated up to n_pairs
     fact_spans: str = "rules"  # questions="facts": the answer spans asked (rules; wide: also counts, noun phrases)
+    fact_pronouns: str = "drop"  # questions="facts": a cloze with an unresolved pronoun dropped, or asked with a name
     targets_dir: Path | None = None  # cache of target sets (None: <out>/targets)
     method_config: Path | None = None  # JSON of per-method settings
     general: GeneralConfig | None = None
@@ -108,7 +109,7 @@ class EvalSettings:
         # the run's target settings, checked by the one config that holds them, before config.json is written or
         # the model loads
         TargetConfig(questions=self.questions, fact_phrasings=self.fact_phrasings, fact_cycle=self.fact_cycle,
-                     fact_spans=self.fact_spans)
+                     fact_spans=self.fact_spans, fact_pronouns=self.fact_pronouns)
         if self.general_every and self.task != "sequential":
             raise ValueError(f"general_every: applies to the sequential task only, not to {self.task}")
         if self.general_every and self.general is None:
@@ -147,6 +148,7 @@ def make_resources(settings: EvalSettings, lm: LM) -> Resources:
                                    unrelated_ratio=settings.unrelated_ratio, questions=settings.questions,
                                    fact_phrasings=settings.fact_phrasings,
                                    fact_cycle=settings.fact_cycle, fact_spans=settings.fact_spans,
+                                   fact_pronouns=settings.fact_pronouns,
                                    targets_dir=settings.targets_dir, progress=settings.progress)
 
 

@@ -32,7 +32,8 @@ TEACHER_ANSWER_TOKENS = 48
 # earlier behaviour (for `questions`, no longer the default), so adding a setting never invalidates the sets
 # already built (they are expensive).
 KEY_OMITTED_AT_DEFAULT = {"questions": "paper", "fact_phrasings": DEFAULT_FACT_PHRASINGS, "fact_cycle": True,
-                          "fact_spans": "rules", "generator_retire_after": 0}
+                          "fact_spans": "rules", "fact_pronouns": "drop",
+                          "generator_retire_after": 0}
 
 
 def make_generator(config: TargetConfig, generator_lm: LM, progress: bool = False) -> PairGenerator:
@@ -42,7 +43,8 @@ def make_generator(config: TargetConfig, generator_lm: LM, progress: bool = Fals
         return JsonlGenerator(config.pairs_file)
     if config.questions == "facts":
         return FactGenerator(generator_lm, phrasings=config.fact_phrasings, teacher_answers=config.answers == "teacher",
-                             filter_config=pair_filter(config), spans=config.fact_spans)
+                             filter_config=pair_filter(config), spans=config.fact_spans,
+                             pronouns=config.fact_pronouns)
     if config.generator_url:
         return OpenAIGenerator(config.generator_url, config.generator_model, api_key_env=config.generator_api_key_env,
                                filter_config=pair_filter(config))

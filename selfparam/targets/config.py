@@ -16,6 +16,7 @@ DEFAULT_N_PAIRS = 50  # the paper's setting: 50 pairs x 1 epoch beat 10 pairs x 
 DEFAULT_UNRELATED_RATIO = 0.5
 QUESTION_KINDS = ("facts", "paper")  # fact-covering questions (the local model's default), the paper's prompt
 FACT_SPANS = ("rules", "wide")  # the answer spans fact questions ask (`targets.facts.sentence_spans`)
+FACT_PRONOUNS = ("drop", "name")  # a cloze whose pronoun has no name before it (`targets.fact_questions.name_pronoun`)
 DEFAULT_FACT_PHRASINGS = 3  # questions per fact: the cloze, then two the model writes and the teacher checks
 
 
@@ -56,6 +57,11 @@ class TargetConfig:
         "help": "questions=facts: which answer spans are asked: rules (names, numbers with a unit, dates, "
                 "definitions, sentence-final objects; targets/facts.py) or wide (also counts in words with their "
                 "noun and each sentence's longest noun phrase after an article)"})
+    fact_pronouns: str = field(default="drop", metadata={
+        "help": "questions=facts: a cloze question whose pronoun has no name before it (\"It lies how many km from "
+                "Warsaw?\"): drop it (unless a context has no other), or name: ask it with the name the pronoun "
+                "most likely stands for (the nearest name a sentence opens with that fits it; "
+                "targets/fact_questions.py)"})
     fact_cycle: bool = field(default=True, metadata={
         "help": "questions=facts: a set with fewer than n_pairs distinct pairs is repeated in order up to n_pairs (the "
                 "paper's training budget, whatever the context's length); False: each distinct pair once, so a "
@@ -88,8 +94,10 @@ class TargetConfig:
             raise ValueError(f"fact_phrasings: must be >= 1, got {self.fact_phrasings}")
         if self.fact_spans not in FACT_SPANS:
             raise ValueError(f"fact_spans: {self.fact_spans!r} is not one of {', '.join(FACT_SPANS)}")
+        if self.fact_pronouns not in FACT_PRONOUNS:
+            raise ValueError(f"fact_pronouns: {self.fact_pronouns!r} is not one of {', '.join(FACT_PRONOUNS)}")
         for name, default in (("fact_phrasings", DEFAULT_FACT_PHRASINGS), ("fact_cycle", True),
-                              ("fact_spans", "rules")):
+                              ("fact_spans", "rules"), ("fact_pronouns", "drop")):
             if getattr(self, name) != default and self.questions != "facts":
                 raise ValueError(f"{name}: applies to fact-covering questions (questions='facts'), not to "
                                  f"{self.questions!r}")

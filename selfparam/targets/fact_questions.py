@@ -27,8 +27,8 @@ from typing import Callable
 from ..generation import generate, sample_each
 from ..lm import LM
 from ..prompts import answer_prompt, chat_prompt
-from .config import FACT_SPANS
-from .facts import Fact, context_sentences, extract_facts
+from .config import FACT_PRONOUNS, FACT_SPANS
+from .facts import Fact, context_sentences, extract_facts, opening_names
 from .qa import FilterConfig, normalize_question, select_pairs
 from .types import GeneratorError, QAPair
 
@@ -72,15 +72,82 @@ def _unresolved_pronoun(question: str) -> bool:
     return not any(w[:1].isupper() for w in words_before)
 
 
-def question_problem(question: str, answer: str) -> str | None:
-    """Why a question written for `answer` is unusable (a short reason name), or None.
+# The pronouns a cloze may name, and what they stand for: a person's name or a thing's (a one-word name may be either).
+_NAMEABLE = {"it": "thing", "its": "thing", "he": "person", "she": "person", "his": "person"}
+
+
+def _kind_fits(name: str, kind: str) -> bool:
+    """Whether `name` may stand for a pronoun of `kind`: two or three capitalised words without a word of an
+    institution or place ("Mara Lindqvist") name a person, a name with such a word or an article a thing, and one
+    word either ("Fresno ... It", "Chopin ... He")."""
+    words = name.split()
+    if len(words) == 1:
+        return True
+    person = (name[:1].isupper() and len(words) <= 3 and all(w[:1].isupper() for w in words)
+              and not _NAME_WORDS.search(name))
+    return person == (kind == "person")
+
+
+# "there" that only says something exists ("There were how many ..."): it stands for nothing.
+_EXISTENTIAL = re.compile(r"there (?:is|are|was|were|has been|have been|had been)\b", re.IGNORECASE)
+# Words that ask for what a later pronoun of that kind stands for ("Who won in his first season?").
+_WH_OF_KIND = {"person": ("who", "whom", "whose"), "thing": ("what", "which")}
+
+
+def _antecedent_before(before: str, kind: str, opening: str | None) -> bool:
+    """Whether the words before a pronoun of `kind` give what it stands for: the name its sentence opens with
+    (`opening`; "CBS broadcast its shows when?": `_unresolved_pronoun` does not look at the first word), or a wh-word
+    of its kind that asks for it ("What broadcast its shows?", "Who won in his first season?")."""
+    if opening and before.startswith(opening[:1].upper() + opening[1:]):
+        return True
+    words = [w.strip(".,;:'’\"“”()").lower() for w in before.split()] + [""]
+    # a cloze's "what year", "what date", "what percentage" (`_wh_phrase`) asks for a figure, not the pronoun's thing
+    return any(w in _WH_OF_KIND[kind] and nxt not in ("year", "date", "percentage") for w, nxt in zip(words, words[1:]))
+
+
+def name_pronoun(question: str, openings: list[str | None], index: int) -> str | None:
+    """A cloze whose first pronoun has no name after the first word before it, made to say what the pronoun stands
+    for: kept as it is when the words before it give that (`_antecedent_before`: "CBS broadcast its shows when?",
+    where the sentence opens with CBS; "Who won in his first season?"); else asked with the nearest name a sentence
+    opens with, this fact's sentence (index) or an earlier one (`facts.opening_names`), that fits the pronoun ("it":
+    a thing, "he": a person), with "its"/"his" as the name's genitive ("It lies how many km from Warsaw?": "Fresno
+    lies ..."). None when the pronoun is not one of it/its/he/she/his or no name fits; the question itself when it
+    has no unresolved pronoun (an existential "there" is none).
+
+    >>> name_pronoun("It lies how many km from Warsaw?", ["Fresno", None], 1)
+    'Fresno lies how many km from Warsaw?'
+    >>> name_pronoun("Its best seller is what?", ["Mara Lindqvist", None], 1) is None  # a person is not an "it"
+    True
+    """
+    if not _unresolved_pronoun(question):
+        return question
+    pronoun = _PRONOUN.search(question)
+    if _EXISTENTIAL.match(question, pronoun.start()):  # "There were how many casualties in the Battle of Wagram?"
+        return question
+    kind = _NAMEABLE.get(pronoun.group().lower())
+    if kind is None:
+        return None
+    if _antecedent_before(question[:pronoun.start()], kind, openings[index]):
+        return question
+    name = next((n for n in reversed(openings[:index + 1]) if n and _kind_fits(n, kind)), None)
+    if name is None:
+        return None
+    if pronoun.start() == 0:
+        name = name[:1].upper() + name[1:]
+    named = question[:pronoun.start()] + name + ("'s" if pronoun.group().lower() in ("its", "his") else "")
+    return named + question[pronoun.end():]
+
+
+def question_problem(question: str, answer: str, pronoun_checked: bool = False) -> str | None:
+    """Why a question written for `answer` is unusable (a short reason name), or None (`pronoun_checked`: its
+    pronouns are known to be resolved, by `name_pronoun`).
 
     >>> question_problem("When was it founded?", "1987")
     'pronoun'
     """
     if not question:
         return "no_question"
-    if _unresolved_pronoun(question):
+    if not pronoun_checked and _unresolved_pronoun(question):
         return "pronoun"
     if normalize_question(answer) and normalize_question(answer) in normalize_question(question):
         return "answer_in_question"
@@ -170,6 +237,19 @@ def cloze_question(fact: Fact, max_words: int = CLOZE_MAX_WORDS) -> str | None:
     return question[:1].upper() + question[1:]
 
 
+def fact_cloze(fact: Fact, openings: list[str | None] | None = None) -> tuple[str | None, str | None, bool]:
+    """A fact's cloze question, why it is unusable (`question_problem`; None: usable) and whether its pronoun was
+    resolved. With `openings` (`facts.opening_names` of the fact's context: `pronouns="name"`), a cloze whose pronoun
+    has no name before it is kept or asked with a name instead (`name_pronoun`), where that gives a usable question."""
+    cloze = cloze_question(fact)
+    problem = question_problem(cloze, fact.answer) if cloze is not None else None
+    if problem == "pronoun" and openings is not None:
+        named = name_pronoun(cloze, openings, fact.sentence_index)
+        if named is not None and question_problem(named, fact.answer, pronoun_checked=True) is None:
+            return named, None, True
+    return cloze, problem, False
+
+
 def _round_robin(facts: list[Fact]) -> list[Fact]:
     """Facts reordered so every sentence's first fact comes before any sentence's second: when only some
     facts are needed, each sentence still gets its questions."""
@@ -191,13 +271,16 @@ class FactGenerator:
     be passed, indexing sentences as `context_sentences` does). With `teacher_answers` the target is the
     teacher's answer where it contains the span; otherwise the span. Pairs come back ordered phrasing by
     phrasing over the facts, so truncating to `n` keeps the coverage. `dropped` counts, per reason, the
-    questions this generator threw away in its last call.
+    questions this generator threw away in its last call (and, kept instead: `cloze_pronoun_resolved`, clozes whose
+    pronoun `name_pronoun` resolved; `vague_clozes_kept`). `pronouns="name"` keeps a cloze whose pronoun has no name
+    before it where the words before it say what it stands for, or asks it with the name instead (`name_pronoun`);
+    "drop" drops it (unless the context has no other).
     """
 
     def __init__(self, lm: LM, phrasings: int = 3, window: int = 1, temperature: float = 0.7, top_p: float = 0.95,
                  max_new_tokens: int = 40, teacher_answers: bool = True, filter_config: FilterConfig | None = None,
                  extract: Callable[[str], list[Fact]] | None = None, reuse_prompt_cache: bool = True,
-                 spans: str = "rules"):
+                 spans: str = "rules", pronouns: str = "drop"):
         if phrasings < 1 or max_new_tokens < 1 or window < 0:
             raise ValueError(f"phrasings and max_new_tokens must be >= 1 and window >= 0, got {phrasings}, "
                              f"{max_new_tokens} and {window}")
@@ -207,6 +290,9 @@ class FactGenerator:
         self.temperature, self.top_p, self.max_new_tokens = temperature, top_p, max_new_tokens
         if spans not in FACT_SPANS:
             raise ValueError(f"spans: {spans!r} is not one of {', '.join(FACT_SPANS)}")
+        if pronouns not in FACT_PRONOUNS:
+            raise ValueError(f"pronouns: {pronouns!r} is not one of {', '.join(FACT_PRONOUNS)}")
+        self.pronouns = pronouns
         # `extract` (tests: any extractor) or the span rules `spans` names (`facts.sentence_spans`)
         self.extract = extract or functools.partial(extract_facts, wide=spans == "wide")
         self.teacher_answers, self.filter_config = teacher_answers, filter_config
@@ -217,7 +303,8 @@ class FactGenerator:
         answers = "the teacher's answer where it contains the span, else the span" if teacher_answers else "the span"
         self.description = (f"facts:{lm.name} phrasings={phrasings} (cloze + model-written, teacher-checked) "
                             f"window={window} temperature={temperature} top_p={top_p} answers={answers}"
-                            + (f" spans={spans}" if spans != "rules" else ""))
+                            + (f" spans={spans}" if spans != "rules" else "")
+                            + (f" pronouns={pronouns}" if pronouns != "drop" else ""))
         self.dropped: dict[str, int] = {}
 
     def _window(self, fact: Fact, sentences: list[str]) -> str:
@@ -276,6 +363,7 @@ class FactGenerator:
             raise GeneratorError(f"no facts (names, numbers, dates, definitions, objects) found in the context to ask "
                                  f"about: {context[:80]!r}; use the paper's questions instead (questions='paper')")
         sentences = context_sentences(context)
+        openings = opening_names(context) if self.pronouns == "name" else None
         self.dropped = {}
         per_fact: list[tuple[Fact, str | None, list[str]]] = []  # (fact, cloze question, model questions)
         vague: list[tuple[Fact, str | None, list[str]]] = []  # clozes dropped only for an unresolved pronoun
@@ -287,8 +375,9 @@ class FactGenerator:
             round_facts = facts[start:start + size]
             clozes = []
             for fact in round_facts:
-                cloze = cloze_question(fact)
-                problem = question_problem(cloze, fact.answer) if cloze is not None else None
+                cloze, problem, was_named = fact_cloze(fact, openings)
+                if was_named:
+                    self.dropped["cloze_pronoun_resolved"] = self.dropped.get("cloze_pronoun_resolved", 0) + 1
                 if problem:
                     self._drop(f"cloze_{problem}")
                     if problem == "pronoun":

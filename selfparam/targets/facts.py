@@ -256,6 +256,28 @@ def _capitalised_mid_sentence(sentences: list[str]) -> set[str]:
     return words
 
 
+def opening_names(context: str) -> list[str | None]:
+    """The name each sentence of a context opens with ("Fresno is ...": "Fresno"; "The Blue Heron sells ...": "the
+    Blue Heron"), or None: what a pronoun in a later sentence most likely stands for (`fact_questions.name_pronoun`).
+
+    >>> opening_names("Fresno lies in the valley. It grew fast. The Tower Theatre stands in Fresno.")
+    ['Fresno', None, 'the Tower Theatre']
+    """
+    sentences = context_sentences(context)
+    elsewhere = _capitalised_mid_sentence(sentences)
+    openings: list[str | None] = []
+    for sentence in sentences:
+        names = _names(sentence, elsewhere)
+        first = names[0] if names else None
+        if first and sentence.startswith(first):
+            openings.append(first)
+        elif first and re.match(rf"The {re.escape(first)}\b", sentence):
+            openings.append(f"the {first}")
+        else:
+            openings.append(None)
+    return openings
+
+
 @dataclass(frozen=True)
 class Fact:
     """One answer span and the sentence it comes from (its index among the context's sentences)."""
