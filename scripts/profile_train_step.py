@@ -9,7 +9,7 @@ loss on the real scored slots), backward, AdamW, with the frozen weights as `tra
 (`lm.frozen_linears_in`). Prints the seconds per step over `--steps` timed steps, then the profiler's table of
 the ops with the most self CPU time over two more; `--shapes` also lists the heaviest input shapes of the top
 ops, which is how the full-vocabulary spread of empty slots showed itself (docs/benchmarks.md, 2026-12-07).
-The last line is one JSON object: model, compute_dtype, threads, tokens, scored, seconds_per_step.
+The last line is one JSON object: model, compute_dtype, threads, tokens, scored, top_layers, seconds_per_step.
 """
 
 from __future__ import annotations
@@ -40,6 +40,8 @@ def main() -> None:
     parser.add_argument("--top", type=int, default=20, help="rows of the profiler's table")
     parser.add_argument("--shapes", action="store_true", help="also the heaviest input shapes of the top 3 ops")
     parser.add_argument("--copies", type=int, default=1, help="the batch's sequences this many times (a wider step)")
+    parser.add_argument("--top-layers", type=int, default=0, help="LoRA on the top N layers only (adapter "
+                        "top_layers; 0: every layer, the default)")
     args = parser.parse_args()
 
     lm = load_lm(args.model, dtype=args.dtype)
@@ -47,7 +49,8 @@ def main() -> None:
     vocab = int(lm.model.config.vocab_size)
     batch = [Encoded(torch.randint(100, vocab - 1, (n,), generator=generator).tolist(), None, k)
              for n, k in SHAPE * args.copies]
-    model = attach(lm.model, AdapterConfig())     # the defaults' LoRA, wrapping lm.model in place as training does
+    # the defaults' LoRA (or on the top layers only), wrapping lm.model in place as training does
+    model = attach(lm.model, AdapterConfig(top_layers=args.top_layers))
     model.train()
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=1e-4)
@@ -78,7 +81,8 @@ def main() -> None:
                 print(f"{name}: {e.count} calls, {e.self_cpu_time_total / 2e3:.1f} ms per step, {e.input_shapes}")
     print(json.dumps({"model": lm.name, "compute_dtype": str(lm.compute_dtype).removeprefix("torch."),
                       "threads": torch.get_num_threads(), "tokens": args.copies * sum(n for n, _ in SHAPE),
-                      "scored": args.copies * sum(k for _, k in SHAPE), "seconds_per_step": round(seconds, 3)}))
+                      "scored": args.copies * sum(k for _, k in SHAPE), "top_layers": args.top_layers,
+                      "seconds_per_step": round(seconds, 3)}))
 
 
 if __name__ == "__main__":

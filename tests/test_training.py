@@ -219,11 +219,35 @@ def test_bad_contexts_fail_before_any_work(tiny):
     assert built == [] and method.records == []
 
 
+@pytest.mark.parametrize("kind", ["lora", "mlp"])
+def test_top_layers_change_only_the_top_layers_and_replay(tiny, tmp_path, kind):
+    """adapter top_layers=1 on the two-layer tiny model: layer 0 keeps its weights (its activations then need no
+    gradient), layer 1 changes, and the saved update loads back to the same logits."""
+    before = logits(tiny, tiny.tokenizer)
+    cfg = fast_config()
+    cfg.adapter = AdapterConfig(kind=kind, top_layers=1)
+    method = SelfParam(tiny, cfg, Resources(target_builder=fixed_targets), progress=False)
+    method.inject([Context("c", CONTEXT)])
+    base = dict(tiny.model.named_parameters())
+    changed = {n for n, p in method.lm.model.named_parameters() if not torch.equal(p, base[n])}
+    assert changed and all(".layers.1." in n for n in changed), changed
+    method.save(tmp_path / "top")
+    _, loaded = load_injection(tmp_path / "top", lm=tiny)
+    assert torch.allclose(logits(loaded.lm, tiny.tokenizer), logits(method.lm, tiny.tokenizer), atol=1e-5)
+    cfg.adapter = AdapterConfig(kind=kind, top_layers=3)
+    too_many = SelfParam(tiny, cfg, Resources(target_builder=fixed_targets), progress=False)
+    with pytest.raises(ValueError, match="top_layers: 3 is more than the model's 2 layers"):
+        too_many.inject([Context("c", CONTEXT)])
+    assert not too_many.records and torch.equal(logits(too_many.lm, tiny.tokenizer), before)
+
+
 def test_config_rejects_bad_values():
     with pytest.raises(ValueError, match="lr"):
         TrainConfig(lr=0)
     with pytest.raises(ValueError, match="kind"):
         AdapterConfig(kind="prefix")
+    with pytest.raises(ValueError, match="top_layers: must be >= 0"):
+        AdapterConfig(top_layers=-1)
 
 
 def test_target_cache_is_kept_apart_per_target_config(tmp_path, tiny):

@@ -36,6 +36,9 @@ class AdapterConfig:
     alpha: int = 32
     dropout: float = field(default=0.0, metadata={"help": "LoRA dropout (paper: 0.1)"})
     target_modules: tuple[str, ...] = LORA_TARGETS
+    top_layers: int = field(default=0, metadata={
+        "help": "train only the top N decoder layers (LoRA or MLP weights there); 0 = every layer (paper). Below "
+                "the lowest trained layer nothing needs a gradient, so the backward pass stops there"})
 
     def __post_init__(self) -> None:
         if self.kind not in ("lora", "mlp"):
@@ -44,6 +47,8 @@ class AdapterConfig:
             raise ValueError(f"adapter r: must be >= 1, got {self.r}")
         if not 0.0 <= self.dropout < 1.0:
             raise ValueError(f"adapter dropout: must be in [0, 1), got {self.dropout}")
+        if self.top_layers < 0:
+            raise ValueError(f"adapter top_layers: must be >= 0 (0 = every layer), got {self.top_layers}")
         self.target_modules = tuple(self.target_modules)
 
 
@@ -60,16 +65,29 @@ def _is_mlp_param(name: str) -> bool:
     return ".mlp." in name
 
 
+def trained_layers(model: torch.nn.Module, config: AdapterConfig) -> list[int] | None:
+    """The decoder layers an update trains (`config.top_layers`), or None for all of them."""
+    if not config.top_layers:
+        return None
+    n_layers = model.config.num_hidden_layers
+    if config.top_layers > n_layers:
+        raise ValueError(f"adapter top_layers: {config.top_layers} is more than the model's {n_layers} layers")
+    return list(range(n_layers - config.top_layers, n_layers))
+
+
 def attach(model: torch.nn.Module, config: AdapterConfig) -> torch.nn.Module:
-    """Make the update's parameters trainable: wrap in a fresh LoRA, or unfreeze the MLP weights."""
+    """Make the update's parameters trainable: wrap in a fresh LoRA, or unfreeze the MLP weights (of every layer,
+    or of the top `config.top_layers`)."""
+    layers = trained_layers(model, config)
     if config.kind == "lora":
         lora = LoraConfig(task_type="CAUSAL_LM", r=config.r, lora_alpha=config.alpha,
-                          lora_dropout=config.dropout, target_modules=list(config.target_modules))
+                          lora_dropout=config.dropout, target_modules=list(config.target_modules),
+                          layers_to_transform=layers, layers_pattern="layers" if layers else None)
         with _peft_wrapping():
             return get_peft_model(model, lora)
     model.requires_grad_(False)
     for name, param in model.named_parameters():
-        if _is_mlp_param(name):
+        if _is_mlp_param(name) and (layers is None or any(f".layers.{i}." in name for i in layers)):
             param.requires_grad_(True)
     if not any(p.requires_grad for p in model.parameters()):
         raise ValueError("adapter kind 'mlp': this model has no parameters under a '.mlp.' module")
