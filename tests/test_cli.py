@@ -205,6 +205,7 @@ BAD_VALUES = [  # values the commands check themselves
     (["inject", "x.txt", "--out", "{t}/out", "--nll-on", "pairs"], "nll_on: 'pairs' is not one of all, answers"),
     (["inject", "x.txt", "--out", "{t}/out", "--unrelated-weight", "0"], "unrelated_weight: must be > 0"),
     (["inject", "x.txt", "--out", "{t}/out", "--anchor-per-step", "-1"], "anchor_per_step: must be >= 0"),
+    (["inject", "x.txt", "--out", "{t}/out", "--top-layers", "-1"], "top_layers: must be >= 0"),
     (["eval", "lifelong", "--data", "x.json", "--edits", "1,two", "--out", "{t}/out"], "edits"),
     (["recipe", "edit", "--repo", "{t}/out", "--prompt", "The CEO of Amazon is"], "--target"),
     (["recipe", "train", "--data", "x.json", "--validation", "0", "--steps", "0", "--out", "{t}/out"], "steps"),

@@ -54,6 +54,8 @@ def inject(
                                                           "paper's whole-context prompt [default: facts, paper with "
                                                           "--pairs-file or --generator-url]")] = None,
     adapter: Annotated[str, typer.Option(help="lora or mlp")] = "lora",
+    top_layers: Annotated[int, typer.Option(help="train only the top N decoder layers (0: every layer; the "
+                                                 "backward pass stops below them)")] = AdapterConfig.top_layers,
     lr: Annotated[float, typer.Option()] = TrainConfig.lr,
     epochs: Annotated[int, typer.Option()] = TrainConfig.epochs,
     batch_size: Annotated[int, typer.Option()] = TrainConfig.batch_size,
@@ -129,7 +131,7 @@ def inject(
         targets=TargetConfig(n_pairs=n_pairs, unrelated_ratio=unrelated_ratio, unrelated_path=unrelated,
                              pairs_file=pairs_file, generator_url=generator_url, generator_model=generator_model,
                              answers=answers, questions=questions, seed=seed),
-        adapter=AdapterConfig(kind=adapter),
+        adapter=AdapterConfig(kind=adapter, top_layers=top_layers),
         train=TrainConfig(lr=lr, epochs=epochs, batch_size=batch_size, seed=seed),
         rehearsal=rehearsal, rehearsal_context=rehearsal_context, rehearsal_unrelated=rehearsal_unrelated,
         rehearsal_superseded=rehearsal_superseded,
