@@ -32,7 +32,7 @@ from ..provenance import provenance
 from ..redaction import redact
 from ..targets import TargetConfig, make_target_builder
 from ..targets.types import TargetSet
-from ..training.adapters import UpdateRecord, replay
+from ..training.adapters import AdapterConfig, UpdateRecord, replay, trained_layers
 from ..training.trainer import UpdateStats
 from .base import Context, Query, Resources
 from .prompted import answer_in_context, answer_questions, logprob_questions, score_questions
@@ -41,7 +41,9 @@ from .prompted import answer_in_context, answer_questions, logprob_questions, sc
 class WeightUpdates:
     """The base model, the private model updates are merged into, and the record of every update."""
 
-    def __init__(self, base_lm: LM):
+    def __init__(self, base_lm: LM, adapter: AdapterConfig | None = None):
+        if adapter is not None:  # an adapter that does not fit the model fails here, before targets are built
+            trained_layers(base_lm.model, adapter)
         self.base_lm = base_lm
         self.lm = base_lm
         self.records: list[UpdateRecord] = []

@@ -377,7 +377,7 @@ class FactGenerator:
             for fact in round_facts:
                 cloze, problem, was_named = fact_cloze(fact, openings)
                 if was_named:
-                    self.dropped["cloze_pronoun_resolved"] = self.dropped.get("cloze_pronoun_resolved", 0) + 1
+                    self._drop("cloze_pronoun_resolved")  # a count kept beside the drops (class docstring)
                 if problem:
                     self._drop(f"cloze_{problem}")
                     if problem == "pronoun":

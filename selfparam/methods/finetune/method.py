@@ -42,7 +42,7 @@ class FineTuneContext(WeightMethod):
         resources = resources or Resources()
         self.config = with_run_seed(config or FineTuneContextConfig(), resources)
         self.targets = resources.targets or TargetConfig()  # the budget SELF-PARAM gets
-        self.weights = WeightUpdates(lm)
+        self.weights = WeightUpdates(lm, self.config.adapter)
         self.progress = progress
 
     def inject(self, contexts: Sequence[Context]) -> None:
@@ -74,7 +74,7 @@ class FineTuneTargets(WeightMethod):
         resources = resources or Resources()
         self.config = with_run_seed(config or FineTuneTargetsConfig(), resources)
         self.targets = resources.targets or self.config.targets
-        self.weights = WeightUpdates(lm)
+        self.weights = WeightUpdates(lm, self.config.adapter)
         self.build_targets = target_source(resources, self.targets, lm, progress=lambda: self.progress)
         self.progress = progress
 

@@ -118,7 +118,7 @@ class SelfParam(WeightMethod):
         resources = resources or Resources()
         self.config = with_run_seed(config or SelfParamConfig(), resources)
         self.targets = resources.targets or self.config.targets  # the one TargetConfig this method follows
-        self.weights = WeightUpdates(lm)
+        self.weights = WeightUpdates(lm, self.config.adapter)
         self.build_targets = target_source(resources, self.targets, lm, progress=lambda: self.progress)
         self.progress = progress
         self.last_targets: list[TargetSet] = []
